@@ -1,0 +1,440 @@
+"""PostgreSQL persona repository: the source of truth for personas and their versions.
+
+Every write runs in one transaction that locks the persona row, writes the child tables,
+bumps ``version`` and stores a full snapshot in ``persona_versions``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from personas.definitions import PersonaDef, SettingsPatch, apply_patch
+from personas.errors import (
+    InvalidPersonaChange,
+    PersonaExists,
+    PersonaNotFound,
+    PersonaProtected,
+    VersionNotFound,
+)
+from personas.types import (
+    Actor,
+    Belief,
+    ImportResult,
+    Mode,
+    Persona,
+    PersonaPage,
+    PersonaVersion,
+    SearchHit,
+    StyleConfig,
+    Trait,
+)
+
+_COLUMNS = """
+p.id, p.slug, p.name, p.description, p.role, p.system_prompt, p.domains, p.is_real,
+       p.persona_type, p.birth_date, p.avatar_url, p.version, p.active, p.protected,
+       p.created_at, p.updated_at,
+       (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.name), '[]')
+          FROM traits t WHERE t.persona_id = p.id OR t.persona_id IS NULL) AS traits,
+       (SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.position), '[]')
+          FROM beliefs b WHERE b.persona_id = p.id) AS beliefs,
+       (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.position), '[]')
+          FROM modes m WHERE m.persona_id = p.id) AS modes,
+       (SELECT to_jsonb(s) FROM style_config s WHERE s.persona_id = p.id) AS style
+"""
+_PERSONA_SELECT = f"SELECT {_COLUMNS} FROM personas p"
+
+_SEARCH_TSV = """
+UPDATE personas p SET search_tsv =
+    setweight(to_tsvector('english', p.name), 'A')
+ || setweight(to_tsvector('english', array_to_string(p.domains, ' ') || ' ' || p.role), 'A')
+ || setweight(to_tsvector('english', p.description), 'B')
+ || setweight(to_tsvector('english', coalesce(
+        (SELECT string_agg(b.text, ' ') FROM beliefs b WHERE b.persona_id = p.id), '')), 'C')
+ WHERE p.id = %s
+"""
+
+
+class PersonaRepository:
+    """Reads and writes personas in PostgreSQL. Prefer :class:`personas.store.PersonaStore`
+    for reads on the turn path: it caches."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    # reads ------------------------------------------------------------------------------
+
+    async def get(self, key: str | uuid.UUID) -> Persona:
+        """A live persona by id or slug; raises :class:`PersonaNotFound`."""
+        persona = await self.find(key)
+        if persona is None:
+            raise PersonaNotFound(str(key))
+        return persona
+
+    async def find(self, key: str | uuid.UUID) -> Persona | None:
+        where, arg = _key_clause(key)
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                _PERSONA_SELECT + f" WHERE {where} AND p.deleted_at IS NULL", (arg,)
+            )
+            row = await cur.fetchone()
+        return None if row is None else _persona(row)
+
+    async def list(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        domain: str | None = None,
+        persona_type: str | None = None,
+        active: bool | None = None,
+    ) -> PersonaPage:
+        """A page of live personas ordered by name, with the total that match."""
+        clauses = ["p.deleted_at IS NULL"]
+        args: list[object] = []
+        if domain is not None:
+            clauses.append("p.domains @> ARRAY[%s]::text[]")
+            args.append(domain.strip().lower())
+        if persona_type is not None:
+            clauses.append("p.persona_type = %s")
+            args.append(persona_type)
+        if active is not None:
+            clauses.append("p.active = %s")
+            args.append(active)
+        where = " AND ".join(clauses)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(f"SELECT count(*) FROM personas p WHERE {where}", args)
+            total = (await cur.fetchone() or (0,))[0]
+            dcur = await conn.cursor(row_factory=dict_row).execute(
+                _PERSONA_SELECT + f" WHERE {where} ORDER BY p.name, p.slug OFFSET %s LIMIT %s",
+                [*args, offset, limit],
+            )
+            rows = await dcur.fetchall()
+        return PersonaPage(tuple(_persona(r) for r in rows), int(total), offset, limit)
+
+    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+        """Full-text search over name, role, domains, description and beliefs."""
+        if not query.strip():
+            return []
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT ts_rank_cd(p.search_tsv, q.q) AS rank, {_COLUMNS}"
+                " FROM personas p, websearch_to_tsquery('english', %s) AS q(q)"
+                " WHERE p.deleted_at IS NULL AND p.search_tsv @@ q.q"
+                " ORDER BY rank DESC, p.name LIMIT %s",
+                (query, limit),
+            )
+            rows = await cur.fetchall()
+        return [SearchHit(_persona(r), float(r["rank"])) for r in rows]
+
+    async def versions(self, key: str | uuid.UUID) -> list[PersonaVersion]:
+        persona = await self.get(key)
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "SELECT persona_id, version, reason, created_by, created_at, snapshot"
+                " FROM persona_versions WHERE persona_id = %s ORDER BY version",
+                (persona.id,),
+            )
+            rows = await cur.fetchall()
+        return [PersonaVersion(**r) for r in rows]
+
+    async def core_traits(self) -> tuple[Trait, ...]:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "SELECT to_jsonb(t) AS t FROM traits t WHERE persona_id IS NULL ORDER BY name"
+            )
+            rows = await cur.fetchall()
+        return tuple(_trait(r["t"]) for r in rows)
+
+    # writes -----------------------------------------------------------------------------
+
+    async def create(self, definition: PersonaDef, actor: Actor) -> Persona:
+        if definition.protected and not actor.is_admin:
+            raise PersonaProtected(definition.slug)
+        persona_id = uuid.uuid4()
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT 1 FROM personas WHERE slug = %s AND deleted_at IS NULL FOR UPDATE",
+                (definition.slug,),
+            )
+            if await cur.fetchone():
+                raise PersonaExists(definition.slug)
+            await conn.execute(
+                "INSERT INTO personas (id, slug, name) VALUES (%s, %s, %s)",
+                (persona_id, definition.slug, definition.name),
+            )
+            await _write(conn, persona_id, definition, version=1)
+            await _snapshot(conn, persona_id, 1, definition, "created", actor)
+        return await self.get(persona_id)
+
+    async def update(
+        self, key: str | uuid.UUID, definition: PersonaDef, actor: Actor, *, reason: str = "updated"
+    ) -> Persona:
+        """Replace a persona's definition; a new version unless nothing changed."""
+        persona, _ = await self._replace(key, definition, actor, reason)
+        return persona
+
+    async def patch_settings(
+        self, key: str | uuid.UUID, patch: SettingsPatch, actor: Actor, *, reason: str = ""
+    ) -> Persona:
+        """Apply a partial change of traits, modes and style as a new version."""
+        current = await self.get(key)
+        try:
+            definition = apply_patch(to_definition(current), patch)
+        except ValueError as exc:
+            raise InvalidPersonaChange(f"persona {current.slug!r}: {exc}") from None
+        persona, _ = await self._replace(
+            current.id, definition, actor, reason or "settings updated", expect=current.version
+        )
+        return persona
+
+    async def restore(self, key: str | uuid.UUID, version: int, actor: Actor) -> Persona:
+        """Make an old version current again, recorded as a new version."""
+        current = await self.get(key)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT snapshot FROM persona_versions WHERE persona_id = %s AND version = %s",
+                (current.id, version),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise VersionNotFound(current.slug, version)
+        definition = PersonaDef.model_validate({**row[0], "slug": current.slug})
+        persona, _ = await self._replace(
+            current.id, definition, actor, f"restored version {version}", force=True
+        )
+        return persona
+
+    async def delete(self, key: str | uuid.UUID, actor: Actor) -> Persona:
+        """Soft-delete: the row and its versions stay, the persona disappears from reads."""
+        current = await self.get(key)
+        if current.protected and not actor.is_admin:
+            raise PersonaProtected(current.slug)
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE personas SET deleted_at = now(), active = false WHERE id = %s"
+                " AND deleted_at IS NULL",
+                (current.id,),
+            )
+        return current
+
+    async def upsert(self, definition: PersonaDef, actor: Actor) -> ImportResult:
+        """Create or update by slug; an identical definition changes nothing."""
+        current = await self.find(definition.slug)
+        if current is None:
+            try:
+                created = await self.create(definition, actor)
+            except PersonaExists:  # another importer won the race
+                return await self.upsert(definition, actor)
+            return ImportResult(created.slug, "created", created.version)
+        persona, changed = await self._replace(current.id, definition, actor, "imported")
+        return ImportResult(persona.slug, "updated" if changed else "unchanged", persona.version)
+
+    async def _replace(
+        self,
+        key: str | uuid.UUID,
+        definition: PersonaDef,
+        actor: Actor,
+        reason: str,
+        *,
+        force: bool = False,
+        expect: int | None = None,
+    ) -> tuple[Persona, bool]:
+        current = await self.get(key)
+        if definition.slug != current.slug:
+            raise InvalidPersonaChange(f"persona {current.slug!r}: the slug cannot change")
+        if (current.protected or definition.protected) and not actor.is_admin:
+            raise PersonaProtected(current.slug)
+        if not force and to_definition(current).canonical() == definition.canonical():
+            return current, False
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT version FROM personas WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
+                (current.id,),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise PersonaNotFound(str(key))
+            if expect is not None and row[0] != expect:
+                raise InvalidPersonaChange(
+                    f"persona {current.slug!r} changed meanwhile (version {row[0]}); retry"
+                )
+            version = int(row[0]) + 1
+            await _write(conn, current.id, definition, version=version)
+            await _snapshot(conn, current.id, version, definition, reason, actor)
+        return await self.get(current.id), True
+
+
+def to_definition(persona: Persona) -> PersonaDef:
+    """The definition (own traits only) a persona was made from: what versions snapshot."""
+    return PersonaDef.model_validate(
+        {
+            "slug": persona.slug,
+            "name": persona.name,
+            "description": persona.description,
+            "role": persona.role,
+            "system_prompt": persona.system_prompt,
+            "domains": persona.domains,
+            "is_real": persona.is_real,
+            "persona_type": persona.persona_type,
+            "birth_date": persona.birth_date,
+            "avatar_url": persona.avatar_url,
+            "active": persona.active,
+            "protected": persona.protected,
+            "traits": [
+                {
+                    "name": t.name,
+                    "type": t.type,
+                    "value": t.value,
+                    "description": t.description,
+                    "source": t.source,
+                    "evolves": t.evolves,
+                    "locked": t.locked,
+                }
+                for t in persona.own_traits
+            ],
+            "beliefs": [{"text": b.text, "source": b.source} for b in persona.beliefs],
+            "modes": [{"mode": m.mode, "enabled": m.enabled} for m in persona.modes],
+            "style": {
+                "humour_usage": persona.style.humour_usage,
+                "emotional_style": persona.style.emotional_style,
+                "language_style": persona.style.language_style,
+                "voice_enabled": persona.style.voice_enabled,
+                "default_mode": persona.style.default_mode,
+                "temperature": persona.style.temperature,
+                "max_tokens": persona.style.max_tokens,
+            },
+        }
+    )
+
+
+def _key_clause(key: str | uuid.UUID) -> tuple[str, object]:
+    if isinstance(key, uuid.UUID):
+        return "p.id = %s", key
+    try:
+        return "p.id = %s", uuid.UUID(key)
+    except ValueError:
+        return "p.slug = %s", key
+
+
+async def _write(
+    conn: AsyncConnection[Any], persona_id: uuid.UUID, d: PersonaDef, *, version: int
+) -> None:
+    await conn.execute(
+        "UPDATE personas SET name = %s, description = %s, role = %s, system_prompt = %s,"
+        " domains = %s, is_real = %s, persona_type = %s, birth_date = %s, avatar_url = %s,"
+        " active = %s, protected = %s, version = %s, updated_at = now() WHERE id = %s",
+        (
+            d.name, d.description, d.role, d.system_prompt, list(d.domains), d.is_real,
+            d.persona_type, d.birth_date, d.avatar_url, d.active, d.protected, version,
+            persona_id,
+        ),
+    )
+    for table in ("traits", "beliefs", "modes", "style_config"):
+        await conn.execute(f"DELETE FROM {table} WHERE persona_id = %s", (persona_id,))
+    async with conn.cursor() as cur:
+        if d.traits:
+            await cur.executemany(
+                "INSERT INTO traits (persona_id, name, type, value, description, source,"
+                " evolves, locked) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [
+                    (persona_id, t.name, t.type, t.value, t.description, t.source,
+                     t.evolves, t.locked)
+                    for t in d.traits
+                ],
+            )
+        if d.beliefs:
+            await cur.executemany(
+                "INSERT INTO beliefs (persona_id, position, text, source) VALUES (%s, %s, %s, %s)",
+                [(persona_id, i, b.text, b.source) for i, b in enumerate(d.beliefs)],
+            )
+        if d.modes:
+            await cur.executemany(
+                "INSERT INTO modes (persona_id, position, mode, enabled) VALUES (%s, %s, %s, %s)",
+                [(persona_id, i, m.mode, m.enabled) for i, m in enumerate(d.modes)],
+            )
+    s = d.style
+    await conn.execute(
+        "INSERT INTO style_config (persona_id, humour_usage, emotional_style, language_style,"
+        " voice_enabled, default_mode, temperature, max_tokens)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            persona_id, s.humour_usage, s.emotional_style, s.language_style, s.voice_enabled,
+            s.default_mode, s.temperature, s.max_tokens,
+        ),
+    )
+    await conn.execute(_SEARCH_TSV, (persona_id,))
+
+
+async def _snapshot(
+    conn: AsyncConnection[Any],
+    persona_id: uuid.UUID,
+    version: int,
+    d: PersonaDef,
+    reason: str,
+    actor: Actor,
+) -> None:
+    await conn.execute(
+        "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (persona_id, version, Jsonb(d.canonical()), reason, actor.name),
+    )
+
+
+def _trait(t: dict[str, Any]) -> Trait:
+    return Trait(
+        name=t["name"],
+        type=t["type"],
+        value=float(t["value"]),
+        description=t["description"],
+        source=t["source"],
+        inherited=bool(t["inherited"]),
+        evolves=bool(t["evolves"]),
+        locked=bool(t["locked"]),
+    )
+
+
+def _persona(row: dict[str, Any]) -> Persona:
+    merged: dict[str, Trait] = {}
+    for raw in row["traits"]:
+        trait = _trait(raw)
+        if trait.inherited and trait.name in merged:
+            continue
+        merged[trait.name] = trait
+    style = row["style"] or {}
+    created: dt.datetime = row["created_at"]
+    return Persona(
+        id=row["id"],
+        slug=row["slug"],
+        name=row["name"],
+        description=row["description"],
+        role=row["role"],
+        system_prompt=row["system_prompt"],
+        domains=tuple(row["domains"]),
+        is_real=row["is_real"],
+        persona_type=row["persona_type"],
+        birth_date=row["birth_date"],
+        avatar_url=row["avatar_url"],
+        version=row["version"],
+        active=row["active"],
+        protected=row["protected"],
+        traits=tuple(sorted(merged.values(), key=lambda t: (t.inherited, t.name))),
+        beliefs=tuple(Belief(b["text"], b["source"]) for b in row["beliefs"]),
+        modes=tuple(Mode(m["mode"], m["enabled"]) for m in row["modes"]),
+        style=StyleConfig(
+            humour_usage=float(style.get("humour_usage", 0.3)),
+            emotional_style=style.get("emotional_style", "balanced"),
+            language_style=style.get("language_style", "conversational"),
+            voice_enabled=bool(style.get("voice_enabled", False)),
+            default_mode=style.get("default_mode"),
+            temperature=float(style.get("temperature", 0.7)),
+            max_tokens=int(style.get("max_tokens", 512)),
+        ),
+        created_at=created,
+        updated_at=row["updated_at"],
+    )

@@ -1,0 +1,234 @@
+"""The ``personae`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from personas import Actor, Persona, PersonaError, to_definition
+from personas.definitions import load_path, shipped_library
+from runtime.errors import RuntimeLayerError
+from runtime.migrate import migrate_url
+from runtime.services import Services, open_services, resolved_urls
+from runtime.settings import Settings, load_settings
+
+log = logging.getLogger("personae")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``personae`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+    except RuntimeLayerError as exc:
+        print(f"personae: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(asyncio.run(args.run(settings, args)))
+    except (PersonaError, RuntimeLayerError) as exc:
+        print(f"personae: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="personae", description=__doc__)
+    sub = parser.add_subparsers(title="commands")
+
+    serve = sub.add_parser("serve", help="run the chat server")
+    serve.set_defaults(run=_serve)
+
+    mig = sub.add_parser("migrate", help="apply pending database migrations")
+    mig.set_defaults(run=_migrate)
+
+    personas = sub.add_parser("personas", help="manage personas").add_subparsers(title="actions")
+    imp = personas.add_parser("import", help="create or update personas from YAML/JSON files")
+    imp.add_argument("path", nargs="?", type=Path, help="file or folder (default: the library)")
+    imp.set_defaults(run=_import)
+    exp = personas.add_parser("export", help="write personas as a definitions file")
+    exp.add_argument("slugs", nargs="*", help="only these personas (default: all)")
+    exp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    exp.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    exp.set_defaults(run=_export)
+    lst = personas.add_parser("list", help="list personas")
+    lst.add_argument("--domain")
+    lst.add_argument("--type", dest="persona_type", choices=("historical", "fictional", "synthetic"))
+    lst.add_argument("--inactive", action="store_true", help="only inactive personas")
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--offset", type=int, default=0)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(run=_list)
+    show = personas.add_parser("show", help="show one persona with its effective traits")
+    show.add_argument("key", help="slug or id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=_show)
+    search = personas.add_parser("search", help="full-text search")
+    search.add_argument("query")
+    search.add_argument("--limit", type=int, default=10)
+    search.set_defaults(run=_search)
+    return parser
+
+
+async def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from socket_server.app import run_server  # the transport sits above runtime
+
+    await run_server(settings)
+    return 0
+
+
+async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async with resolved_urls(settings) as (database_url, _):
+        applied = await migrate_url(database_url)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    return 0
+
+
+def _with_services(
+    fn: Callable[[Services, argparse.Namespace], Awaitable[int]],
+) -> Callable[[Settings, argparse.Namespace], Awaitable[int]]:
+    async def run(settings: Settings, args: argparse.Namespace) -> int:
+        async with open_services(settings) as services:
+            return await fn(services, args)
+
+    return run
+
+
+@_with_services
+async def _import(services: Services, args: argparse.Namespace) -> int:
+    path = args.path or shipped_library()
+    definitions = load_path(path)  # all files validated before anything is written
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    actor = Actor(name="cli", is_admin=True)
+    with tqdm(definitions, desc="importing", unit="persona", file=sys.stderr) as bar:
+        for definition in bar:
+            result = await services.personas.upsert(definition, actor)
+            counts[result.outcome] += 1
+            bar.set_postfix_str(definition.slug)
+    print(
+        f"{len(definitions)} persona(s) from {path}: {counts['created']} created, "
+        f"{counts['updated']} updated, {counts['unchanged']} unchanged"
+    )
+    return 0
+
+
+@_with_services
+async def _export(services: Services, args: argparse.Namespace) -> int:
+    if args.slugs:
+        personas = [await services.personas.get(s) for s in args.slugs]
+    else:
+        personas = await _all(services)
+    doc = {"personas": [to_definition(p).canonical() for p in personas]}
+    if args.format == "json":
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {len(personas)} persona(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+async def _all(services: Services) -> list[Persona]:
+    out: list[Persona] = []
+    offset = 0
+    while True:
+        page = await services.personas.list(offset=offset, limit=200)
+        out.extend(page.items)
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            return out
+
+
+@_with_services
+async def _list(services: Services, args: argparse.Namespace) -> int:
+    page = await services.personas.list(
+        offset=args.offset,
+        limit=args.limit,
+        domain=args.domain,
+        persona_type=args.persona_type,
+        active=False if args.inactive else None,
+    )
+    if args.json:
+        print(json.dumps([_summary(p) for p in page.items], indent=2))
+        return 0
+    for p in page.items:
+        flags = ("" if p.active else " [inactive]") + (" [protected]" if p.protected else "")
+        print(f"{p.slug:32} {p.name:30} {p.persona_type:10} v{p.version}{flags}")
+    print(f"-- {len(page.items)} of {page.total}", file=sys.stderr)
+    return 0
+
+
+@_with_services
+async def _show(services: Services, args: argparse.Namespace) -> int:
+    p = await services.personas.get(args.key)
+    if args.json:
+        data = to_definition(p).canonical()
+        data |= {"id": str(p.id), "version": p.version}
+        data["effective_traits"] = [
+            {"name": t.name, "type": t.type, "value": t.value, "inherited": t.inherited}
+            for t in p.traits
+        ]
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{p.name} ({p.slug}) — {p.role}  v{p.version}  id {p.id}")
+    print(f"type {p.persona_type}; domains: {', '.join(p.domains)}")
+    print(p.description)
+    print("traits:")
+    for t in p.traits:
+        origin = " (inherited)" if t.inherited else ""
+        print(f"  {t.name:20} {t.type:10} {t.value:.2f}{origin}")
+    print("beliefs:")
+    for b in p.beliefs:
+        print(f"  - {b.text}" + (f"  [{b.source}]" if b.source else ""))
+    print("modes: " + ", ".join(m.mode + ("" if m.enabled else " (off)") for m in p.modes))
+    s = p.style
+    print(
+        f"style: humour {s.humour_usage:.2f}, {s.emotional_style}, {s.language_style}, "
+        f"default mode {s.default_mode}, temperature {s.temperature}"
+    )
+    return 0
+
+
+@_with_services
+async def _search(services: Services, args: argparse.Namespace) -> int:
+    hits = await services.personas.search(args.query, limit=args.limit)
+    for h in hits:
+        print(f"{h.rank:6.3f}  {h.persona.slug:32} {h.persona.name}")
+    if not hits:
+        print(f"no persona matches {args.query!r}", file=sys.stderr)
+    return 0
+
+
+def _summary(p: Persona) -> dict[str, object]:
+    return {
+        "id": str(p.id),
+        "slug": p.slug,
+        "name": p.name,
+        "persona_type": p.persona_type,
+        "domains": list(p.domains),
+        "version": p.version,
+        "active": p.active,
+        "protected": p.protected,
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

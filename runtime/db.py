@@ -1,0 +1,58 @@
+"""Connections: the psycopg 3 async pool and the redis.asyncio client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from runtime.errors import RuntimeLayerError
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceUnavailable(RuntimeLayerError):
+    """A backing service (PostgreSQL, Redis) could not be reached at start-up."""
+
+
+@asynccontextmanager
+async def open_pool(url: str, settings: Settings) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url,
+        min_size=settings.db_pool_min,
+        max_size=max(settings.db_pool_max, settings.db_pool_min),
+        open=False,
+        timeout=10.0,
+        name="personae",
+        kwargs={"autocommit": True},
+    )
+    try:
+        await pool.open(wait=True, timeout=15.0)
+    except PoolTimeout:
+        await pool.close()
+        raise ServiceUnavailable("cannot connect to PostgreSQL (timed out after 15 s)") from None
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def open_redis(url: str) -> AsyncIterator[Redis]:
+    # no socket_timeout: it would also end idle pub/sub reads; callers bound their own waits
+    client: Redis = Redis.from_url(url, socket_connect_timeout=5.0, health_check_interval=30)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        raise ServiceUnavailable(f"cannot connect to Redis: {exc}") from None
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -1,0 +1,101 @@
+"""Settings: the one place that reads the environment (prefix ``PERSONAE_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from runtime.errors import SettingsError
+
+_DB_SCHEMES = ("postgresql://", "postgres://")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_HTTP_SCHEMES = ("http://", "https://")
+
+
+class Settings(BaseSettings):
+    """Everything Personae can be configured with; build once with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PERSONAE_",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    home: Path = Field(default=Path(".personae"), description="folder for embedded data")
+    database_url: str | None = Field(default=None, description="PostgreSQL URL; embedded if unset")
+    redis_url: str | None = Field(default=None, description="Redis URL; embedded if unset")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server URL; embedded if unset")
+    qdrant_api_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    llm: str = Field(default="local", min_length=1, description="'local' or an init_chat_model id")
+    llm_base_url: str | None = None
+    llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+
+    auth_secret: SecretStr | None = None
+
+    db_pool_min: int = Field(default=1, ge=0, le=100)
+    db_pool_max: int = Field(default=10, ge=1, le=500)
+    persona_cache_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
+    persona_l1_ttl_s: float = Field(default=30.0, ge=0, le=3_600)
+    max_message_chars: int = Field(default=8_000, ge=1, le=1_000_000)
+    rate_limit_per_minute: int = Field(default=30, ge=1, le=100_000)
+    max_concurrent_turns: int = Field(default=2, ge=1, le=1_000)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, _DB_SCHEMES)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, _REDIS_SCHEMES)
+
+    @field_validator("qdrant_url", "llm_base_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        return _check_scheme(value, _HTTP_SCHEMES)
+
+    @field_validator("auth_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters for HS256")
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth_secret is not None
+
+
+def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    if value is None or value.strip() == "":
+        return None
+    if not value.startswith(schemes):
+        raise ValueError(f"must start with one of {', '.join(schemes)}")
+    return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and explicit overrides), or raise
+    :class:`SettingsError` naming every bad setting by its environment variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"PERSONAE_{field.upper()}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Personae socket_server."""

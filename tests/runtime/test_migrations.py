@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from runtime.errors import MigrationError
+from tests.conftest import with_dbname
 from runtime.migrate import Migration, migrate, migrate_url, shipped_migrations
 
 
@@ -18,7 +18,7 @@ async def empty_db(server_url: str) -> AsyncIterator[str]:
     name = f"personae_mig_{uuid.uuid4().hex[:8]}"
     async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
         await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_conninfo(server_url, dbname=name)
+    yield with_dbname(server_url, name)
     async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
         await conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))

@@ -1,0 +1,276 @@
+"""Transcripts in PostgreSQL: chat sessions and their messages, the source of truth for
+what was said. User messages are written idempotently by ``(session_id, client_msg_id)``
+and persona replies by ``(reply_to, persona_id)``, so a retried turn never stores twice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from memory.errors import SessionNotFound
+
+Role = Literal["user", "persona", "system"]
+MessageStatus = Literal["complete", "incomplete", "failed"]
+
+_MESSAGE_COLUMNS = (
+    "id, session_id, seq, role, persona_id, user_id, speaker, text, client_msg_id,"
+    " reply_to, status, extracted_traits, timings, created_at"
+)
+_SESSION_COLUMNS = "id, user_id, title, policy, persona_ids, metadata, created_at, updated_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: uuid.UUID
+    user_id: str
+    title: str
+    policy: str
+    persona_ids: tuple[uuid.UUID, ...]
+    metadata: Mapping[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    seq: int
+    role: Role
+    persona_id: uuid.UUID | None
+    user_id: str | None
+    speaker: str
+    text: str
+    client_msg_id: str | None
+    reply_to: uuid.UUID | None
+    status: MessageStatus
+    extracted_traits: Mapping[str, Any]
+    timings: Mapping[str, Any]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """Messages oldest first; ``before`` is the cursor for the page before this one."""
+
+    items: tuple[Message, ...]
+    before: int | None
+
+
+class Transcripts:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def create_session(
+        self,
+        user_id: str,
+        persona_ids: Sequence[uuid.UUID],
+        *,
+        policy: str = "mention",
+        title: str = "",
+        session_id: uuid.UUID | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Session:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO sessions (id, user_id, title, policy, persona_ids, metadata)"
+                f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SESSION_COLUMNS}",
+                (
+                    session_id or uuid.uuid4(), user_id, title, policy, list(persona_ids),
+                    Jsonb(dict(metadata or {})),
+                ),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return _session(row)
+
+    async def get_session(self, session_id: uuid.UUID) -> Session:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = %s AND closed_at IS NULL",
+                (session_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise SessionNotFound(str(session_id))
+        return _session(row)
+
+    async def list_sessions(self, user_id: str, *, limit: int = 50) -> list[Session]:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = %s"
+                " AND closed_at IS NULL ORDER BY updated_at DESC LIMIT %s",
+                (user_id, limit),
+            )
+            rows = await cur.fetchall()
+        return [_session(r) for r in rows]
+
+    async def set_personas(
+        self, session_id: uuid.UUID, persona_ids: Sequence[uuid.UUID], policy: str
+    ) -> Session:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "UPDATE sessions SET persona_ids = %s, policy = %s, updated_at = now()"
+                f" WHERE id = %s AND closed_at IS NULL RETURNING {_SESSION_COLUMNS}",
+                (list(persona_ids), policy, session_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise SessionNotFound(str(session_id))
+        return _session(row)
+
+    async def append_user_message(
+        self,
+        session_id: uuid.UUID,
+        *,
+        user_id: str,
+        speaker: str,
+        text: str,
+        client_msg_id: str,
+    ) -> tuple[Message, bool]:
+        """Store a user message once; a retry with the same ``client_msg_id`` returns the
+        stored message and ``False``."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO messages (id, session_id, role, user_id, speaker, text,"
+                " client_msg_id) SELECT %s, s.id, 'user', %s, %s, %s, %s FROM sessions s"
+                " WHERE s.id = %s AND s.closed_at IS NULL"
+                " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
+                f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
+                (uuid.uuid4(), user_id, speaker, text, client_msg_id, session_id),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                await conn.execute(
+                    "UPDATE sessions SET updated_at = now() WHERE id = %s", (session_id,)
+                )
+                return _message(row), True
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                " WHERE session_id = %s AND client_msg_id = %s",
+                (session_id, client_msg_id),
+            )
+            existing = await cur.fetchone()
+        if existing is None:
+            raise SessionNotFound(str(session_id))
+        return _message(existing), False
+
+    async def append_persona_message(
+        self,
+        session_id: uuid.UUID,
+        *,
+        persona_id: uuid.UUID,
+        speaker: str,
+        text: str,
+        reply_to: uuid.UUID | None,
+        status: MessageStatus = "complete",
+        timings: Mapping[str, Any] | None = None,
+        message_id: uuid.UUID | None = None,
+    ) -> tuple[Message, bool]:
+        """Store a persona's reply once per (``reply_to``, persona)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "INSERT INTO messages (id, session_id, role, persona_id, speaker, text,"
+                " reply_to, status, timings) VALUES (%s, %s, 'persona', %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (reply_to, persona_id) WHERE reply_to IS NOT NULL"
+                f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
+                (
+                    message_id or uuid.uuid4(), session_id, persona_id, speaker, text,
+                    reply_to, status, Jsonb(dict(timings or {})),
+                ),
+            )
+            row = await cur.fetchone()
+            if row is not None:
+                return _message(row), True
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE reply_to = %s AND persona_id = %s",
+                (reply_to, persona_id),
+            )
+            existing = await cur.fetchone()
+        assert existing is not None
+        return _message(existing), False
+
+    async def reply_to(self, message_id: uuid.UUID, persona_id: uuid.UUID) -> Message | None:
+        """The stored reply of a persona to a user message, if any (for retried turns)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE reply_to = %s AND persona_id = %s",
+                (message_id, persona_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _message(row)
+
+    async def set_extracted_traits(
+        self, message_id: uuid.UUID, traits: Mapping[str, Any]
+    ) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE messages SET extracted_traits = %s WHERE id = %s",
+                (Jsonb(dict(traits)), message_id),
+            )
+
+    async def history(
+        self, session_id: uuid.UUID, *, before: int | None = None, limit: int = 50
+    ) -> MessagePage:
+        """Up to ``limit`` messages before the cursor ``before`` (a ``seq``), oldest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = %s"
+                " AND (%s::bigint IS NULL OR seq < %s) ORDER BY seq DESC LIMIT %s",
+                (session_id, before, before, limit + 1),
+            )
+            rows = await cur.fetchall()
+        more = len(rows) > limit
+        items = tuple(_message(r) for r in reversed(rows[:limit]))
+        return MessagePage(items, items[0].seq if more and items else None)
+
+    async def recent(self, session_id: uuid.UUID, limit: int) -> tuple[Message, ...]:
+        return (await self.history(session_id, limit=limit)).items
+
+    async def count(self, session_id: uuid.UUID) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FROM messages WHERE session_id = %s", (session_id,)
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def delete_session(self, session_id: uuid.UUID) -> int:
+        """Delete a session and its messages; returns the number of messages removed."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT count(*) FROM messages WHERE session_id = %s", (session_id,)
+            )
+            row = await cur.fetchone()
+            await conn.execute("DELETE FROM sessions WHERE id = %s", (session_id,))
+        return int(row[0]) if row else 0
+
+    async def delete_user(self, user_id: str) -> int:
+        """Delete every session of a user; returns the number of sessions removed."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
+            return cur.rowcount
+
+
+def _session(row: dict[str, Any]) -> Session:
+    return Session(
+        id=row["id"],
+        user_id=row["user_id"],
+        title=row["title"],
+        policy=row["policy"],
+        persona_ids=tuple(row["persona_ids"]),
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _message(row: dict[str, Any]) -> Message:
+    return Message(**row)

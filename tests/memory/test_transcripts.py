@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from memory.errors import SessionNotFound
+from memory.transcripts import Transcripts
+from personas import Actor, PersonaStore
+from tests.personas.factory import definition
+
+
+@pytest.fixture
+async def setup(store: PersonaStore, db: AsyncConnectionPool[Any]) -> tuple[Transcripts, uuid.UUID]:
+    persona = await store.create(definition(), Actor("t"))
+    return Transcripts(db), persona.id
+
+
+async def test_user_message_is_stored_once_per_client_id(setup: Any) -> None:
+    transcripts, pid = setup
+    session = await transcripts.create_session("alice", [pid])
+    results = await asyncio.gather(
+        *(
+            transcripts.append_user_message(
+                session.id, user_id="alice", speaker="Alice", text="hello", client_msg_id="c1"
+            )
+            for _ in range(5)
+        )
+    )
+    assert sum(created for _, created in results) == 1
+    assert len({m.id for m, _ in results}) == 1
+    assert await transcripts.count(session.id) == 1
+
+
+async def test_reply_is_stored_once_per_user_message_and_persona(setup: Any) -> None:
+    transcripts, pid = setup
+    session = await transcripts.create_session("alice", [pid])
+    user_msg, _ = await transcripts.append_user_message(
+        session.id, user_id="alice", speaker="Alice", text="hi", client_msg_id="c1"
+    )
+    first, created = await transcripts.append_persona_message(
+        session.id, persona_id=pid, speaker="Tutor", text="Hello!", reply_to=user_msg.id
+    )
+    again, created_again = await transcripts.append_persona_message(
+        session.id, persona_id=pid, speaker="Tutor", text="Hello again!", reply_to=user_msg.id
+    )
+    assert created and not created_again and again.id == first.id and again.text == "Hello!"
+    assert (await transcripts.reply_to(user_msg.id, pid)) == first
+
+
+async def test_history_pages_backwards_oldest_first(setup: Any) -> None:
+    transcripts, pid = setup
+    session = await transcripts.create_session("alice", [pid])
+    for i in range(7):
+        await transcripts.append_user_message(
+            session.id, user_id="alice", speaker="Alice", text=f"m{i}", client_msg_id=f"c{i}"
+        )
+    page = await transcripts.history(session.id, limit=3)
+    assert [m.text for m in page.items] == ["m4", "m5", "m6"]
+    page2 = await transcripts.history(session.id, before=page.before, limit=3)
+    assert [m.text for m in page2.items] == ["m1", "m2", "m3"]
+    page3 = await transcripts.history(session.id, before=page2.before, limit=3)
+    assert [m.text for m in page3.items] == ["m0"] and page3.before is None
+
+
+async def test_unknown_session_is_a_clear_error(setup: Any) -> None:
+    transcripts, _ = setup
+    with pytest.raises(SessionNotFound):
+        await transcripts.get_session(uuid.uuid4())
+    with pytest.raises(SessionNotFound):
+        await transcripts.append_user_message(
+            uuid.uuid4(), user_id="a", speaker="A", text="x", client_msg_id="c"
+        )
+
+
+async def test_forget_session_and_user(setup: Any) -> None:
+    transcripts, pid = setup
+    s1 = await transcripts.create_session("alice", [pid])
+    s2 = await transcripts.create_session("alice", [pid])
+    s3 = await transcripts.create_session("bob", [pid])
+    for s in (s1, s2, s3):
+        await transcripts.append_user_message(
+            s.id, user_id=s.user_id, speaker="x", text="t", client_msg_id="c"
+        )
+    assert await transcripts.delete_session(s1.id) == 1
+    assert [s.id for s in await transcripts.list_sessions("alice")] == [s2.id]
+    assert await transcripts.delete_user("alice") == 1
+    assert await transcripts.list_sessions("alice") == []
+    assert await transcripts.count(s3.id) == 1

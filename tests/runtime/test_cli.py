@@ -1,0 +1,80 @@
+"""The `personae` command line, run as a real subprocess against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+
+@pytest.fixture
+def cli(
+    db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path
+) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+    env |= {
+        "PERSONAE_DATABASE_URL": database_url,
+        "PERSONAE_REDIS_URL": redis_url,
+        "PERSONAE_HOME": str(tmp_path / "home"),
+        "PERSONAE_LOG_LEVEL": "WARNING",
+    }
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    return run
+
+
+def test_import_search_show_export_round_trip(cli: Any, tmp_path: Path) -> None:
+    first = cli("personas", "import")
+    assert "created" in first.stdout and "0 unchanged" in first.stdout
+    second = cli("personas", "import")
+    assert " 0 created, 0 updated" in second.stdout
+    assert "importing" in second.stderr, "a progress bar is shown"
+
+    found = cli("personas", "search", "physics").stdout
+    assert "albert-einstein" in found.splitlines()[0]
+
+    shown = json.loads(cli("personas", "show", "albert-einstein", "--json").stdout)
+    assert shown["name"] == "Albert Einstein" and shown["version"] == 1
+    assert any(t["inherited"] for t in shown["effective_traits"])
+
+    listed = json.loads(cli("personas", "list", "--type", "historical", "--json").stdout)
+    assert len(listed) >= 10 and all(p["persona_type"] == "historical" for p in listed)
+
+    out = tmp_path / "export.yaml"
+    cli("personas", "export", "albert-einstein", "socratic-tutor", "-o", str(out))
+    assert "albert-einstein" in out.read_text() and "socratic-tutor" in out.read_text()
+    again = cli("personas", "import", str(out))
+    assert "2 unchanged" in again.stdout, "an export imports back unchanged"
+
+
+def test_errors_are_one_clear_line(cli: Any, tmp_path: Path) -> None:
+    missing = cli("personas", "show", "no-such-persona", ok=False)
+    assert missing.returncode == 1
+    assert "persona 'no-such-persona' not found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("personas: [{slug: ok-one, name: n, description: d, traits: 7}]")
+    failed = cli("personas", "import", str(bad), ok=False)
+    assert failed.returncode == 1 and "bad.yaml, persona 'ok-one', field 'traits'" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_migrate_reports_nothing_pending(cli: Any) -> None:
+    assert "applied 0 migration(s)" in cli("migrate").stdout

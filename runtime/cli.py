@@ -17,7 +17,7 @@ from personas import Actor, Persona, PersonaError, to_definition
 from personas.definitions import load_path, shipped_library
 from runtime.errors import RuntimeLayerError
 from runtime.migrate import migrate_url
-from runtime.services import Services, open_services, resolved_urls
+from runtime.services import Core, open_core, resolved_urls
 from runtime.settings import Settings, load_settings
 
 log = logging.getLogger("personae")
@@ -99,18 +99,18 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_services(
-    fn: Callable[[Services, argparse.Namespace], Awaitable[int]],
+def _with_core(
+    fn: Callable[[Core, argparse.Namespace], Awaitable[int]],
 ) -> Callable[[Settings, argparse.Namespace], Awaitable[int]]:
     async def run(settings: Settings, args: argparse.Namespace) -> int:
-        async with open_services(settings) as services:
-            return await fn(services, args)
+        async with open_core(settings) as core:
+            return await fn(core, args)
 
     return run
 
 
-@_with_services
-async def _import(services: Services, args: argparse.Namespace) -> int:
+@_with_core
+async def _import(services: Core, args: argparse.Namespace) -> int:
     path = args.path or shipped_library()
     definitions = load_path(path)  # all files validated before anything is written
     counts = {"created": 0, "updated": 0, "unchanged": 0}
@@ -127,8 +127,8 @@ async def _import(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
-@_with_services
-async def _export(services: Services, args: argparse.Namespace) -> int:
+@_with_core
+async def _export(services: Core, args: argparse.Namespace) -> int:
     if args.slugs:
         personas = [await services.personas.get(s) for s in args.slugs]
     else:
@@ -146,7 +146,7 @@ async def _export(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _all(services: Services) -> list[Persona]:
+async def _all(services: Core) -> list[Persona]:
     out: list[Persona] = []
     offset = 0
     while True:
@@ -157,8 +157,8 @@ async def _all(services: Services) -> list[Persona]:
             return out
 
 
-@_with_services
-async def _list(services: Services, args: argparse.Namespace) -> int:
+@_with_core
+async def _list(services: Core, args: argparse.Namespace) -> int:
     page = await services.personas.list(
         offset=args.offset,
         limit=args.limit,
@@ -176,8 +176,8 @@ async def _list(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
-@_with_services
-async def _show(services: Services, args: argparse.Namespace) -> int:
+@_with_core
+async def _show(services: Core, args: argparse.Namespace) -> int:
     p = await services.personas.get(args.key)
     if args.json:
         data = to_definition(p).canonical()
@@ -207,8 +207,8 @@ async def _show(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
-@_with_services
-async def _search(services: Services, args: argparse.Namespace) -> int:
+@_with_core
+async def _search(services: Core, args: argparse.Namespace) -> int:
     hits = await services.personas.search(args.query, limit=args.limit)
     for h in hits:
         print(f"{h.rank:6.3f}  {h.persona.slug:32} {h.persona.name}")

@@ -1,18 +1,36 @@
 """The Services container and the one lifespan that opens everything in order and closes
 it in reverse: embedded servers (when no URL is set), migrations, the PostgreSQL pool,
-Redis, the persona cache and store."""
+Redis, the persona cache and store, the embedder, the vector index, the turn graph."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph.state import CompiledStateGraph
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from agents.director import Director
+from agents.graph import build_graph
+from agents.llm import LLMSpec, make_chat_model
+from agents.tracker import TrackerSettings, TraitTracker
+from agents.traits import PrototypeScorer
+from agents.types import AgentServices, TurnConfig
+from memory import (
+    EdgeMemoryIndex,
+    Embedder,
+    ScoringWeights,
+    SentenceTransformerEmbedder,
+    ServerMemoryIndex,
+    VectorIndex,
+)
+from memory.service import MemoryService
+from memory.transcripts import Transcripts
 from personas import PersonaCache, PersonaRepository, PersonaStore
 from runtime.db import open_pool, open_redis
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -20,6 +38,18 @@ from runtime.migrate import migrate_url
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The databases and the persona store: what persona commands need."""
+
+    settings: Settings
+    database_url: str
+    redis_url: str
+    pool: AsyncConnectionPool[Any]
+    redis: Redis
+    personas: PersonaStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +62,20 @@ class Services:
     pool: AsyncConnectionPool[Any]
     redis: Redis
     personas: PersonaStore
+    memory: MemoryService
+    agents: AgentServices
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+    director: Director
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Replacements for the heavy parts, for tests and benchmarks: an embedder (opened
+    by the lifespan) and a chat model factory."""
+
+    embedder: Embedder | None = None
+    chat_model: Callable[[], BaseChatModel] | None = None
+    trait_scorer: bool = True
 
 
 @asynccontextmanager
@@ -51,9 +95,28 @@ async def resolved_urls(settings: Settings) -> AsyncIterator[tuple[str, str]]:
         yield database_url, redis_url
 
 
+def scoring_weights(settings: Settings) -> ScoringWeights:
+    return ScoringWeights(
+        relevance=settings.memory_weight_relevance,
+        keyword=settings.memory_weight_keyword,
+        recency=settings.memory_weight_recency,
+        importance=settings.memory_weight_importance,
+        half_life_hours=settings.memory_half_life_hours,
+    )
+
+
+def vector_index(settings: Settings, dim: int) -> VectorIndex:
+    """Qdrant Edge under ``$PERSONAE_HOME/qdrant``, or the Qdrant server at the URL."""
+    weights = scoring_weights(settings)
+    if settings.qdrant_url:
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return ServerMemoryIndex(settings.qdrant_url, dim=dim, api_key=key, weights=weights)
+    return EdgeMemoryIndex(settings.home / "qdrant", dim=dim, weights=weights)
+
+
 @asynccontextmanager
-async def open_services(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Services]:
-    """Open every service for ``settings``; close them in reverse on exit."""
+async def open_core(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Core]:
+    """Open the databases (embedded when no URL is set, migrated) and the persona store."""
     settings.home.mkdir(parents=True, exist_ok=True)
     async with AsyncExitStack() as stack:
         database_url, redis_url = await stack.enter_async_context(resolved_urls(settings))
@@ -66,11 +129,73 @@ async def open_services(settings: Settings, *, migrate: bool = True) -> AsyncIte
         cache = await stack.enter_async_context(
             PersonaCache(redis, ttl_s=settings.persona_cache_ttl_s, l1_ttl_s=settings.persona_l1_ttl_s)
         )
+        yield Core(
+            settings, database_url, redis_url, pool, redis,
+            PersonaStore(PersonaRepository(pool), cache),
+        )
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, migrate: bool = True, overrides: Overrides | None = None
+) -> AsyncIterator[Services]:
+    """Open every service for ``settings``; close them in reverse on exit."""
+    overrides = overrides or Overrides()
+    async with AsyncExitStack() as stack:
+        core = await stack.enter_async_context(open_core(settings, migrate=migrate))
+        embedder: Embedder = await stack.enter_async_context(
+            overrides.embedder or SentenceTransformerEmbedder(settings.embedding_model)
+        )
+        index = await stack.enter_async_context(vector_index(settings, embedder.dim))
+        memory = MemoryService(
+            index, embedder, Transcripts(core.pool), weights=scoring_weights(settings)
+        )
+        scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
+        agents = AgentServices(
+            personas=core.personas,
+            memory=memory,
+            tracker=TraitTracker(
+                core.pool, core.personas, TrackerSettings(drift_threshold=settings.drift_threshold)
+            ),
+            chat_model=overrides.chat_model or _shared_model(settings),
+            llm_name=settings.llm,
+            scorer=scorer,
+            config=TurnConfig(
+                memory_k=settings.memory_k,
+                transcript_lines=settings.transcript_lines,
+                budget_tokens=settings.prompt_budget_tokens,
+                llm_timeout_s=settings.llm_timeout_s,
+            ),
+        )
+        graph = build_graph(agents)
         yield Services(
             settings=settings,
-            database_url=database_url,
-            redis_url=redis_url,
-            pool=pool,
-            redis=redis,
-            personas=PersonaStore(PersonaRepository(pool), cache),
+            database_url=core.database_url,
+            redis_url=core.redis_url,
+            pool=core.pool,
+            redis=core.redis,
+            personas=core.personas,
+            memory=memory,
+            agents=agents,
+            graph=graph,
+            director=Director(agents, graph),
         )
+
+
+def _shared_model(settings: Settings) -> Callable[[], BaseChatModel]:
+    """One chat model per process, built on first use (so start-up never waits on it)."""
+    model: BaseChatModel | None = None
+    spec = LLMSpec(
+        model=settings.llm,
+        base_url=settings.llm_base_url,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+    )
+
+    def get() -> BaseChatModel:
+        nonlocal model
+        if model is None:
+            model = make_chat_model(spec)
+        return model
+
+    return get

@@ -43,6 +43,16 @@ class Settings(BaseSettings):
 
     auth_secret: SecretStr | None = None
 
+    memory_k: int = Field(default=6, ge=1, le=100)
+    memory_half_life_hours: float = Field(default=72.0, gt=0, le=100_000)
+    memory_weight_relevance: float = Field(default=1.0, ge=0, le=10)
+    memory_weight_keyword: float = Field(default=0.6, ge=0, le=10)
+    memory_weight_recency: float = Field(default=0.3, ge=0, le=10)
+    memory_weight_importance: float = Field(default=0.3, ge=0, le=10)
+    transcript_lines: int = Field(default=12, ge=0, le=200)
+    prompt_budget_tokens: int = Field(default=1536, ge=256, le=200_000)
+    drift_threshold: float = Field(default=0.25, gt=0, le=1)
+
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=500)
     persona_cache_ttl_s: float = Field(default=300.0, gt=0, le=86_400)

@@ -134,3 +134,30 @@ def no_personae_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if key.startswith("PERSONAE_"):
             monkeypatch.delenv(key)
     yield
+
+
+@pytest.fixture
+async def services_factory(
+    db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path
+) -> Any:
+    """Open the full service set on the test databases with a fake embedder and a given
+    chat model: ``async with services_factory(model) as services``."""
+    from contextlib import asynccontextmanager
+
+    from memory import FakeEmbedder
+    from runtime.services import Overrides, open_services
+    from runtime.settings import load_settings
+
+    @asynccontextmanager
+    async def make(model: Any, **settings: Any) -> AsyncIterator[Any]:
+        cfg = load_settings(
+            database_url=database_url,
+            redis_url=redis_url,
+            home=tmp_path / "home",
+            **settings,
+        )
+        overrides = Overrides(embedder=FakeEmbedder(64, seed=3), chat_model=lambda: model)
+        async with open_services(cfg, migrate=False, overrides=overrides) as services:
+            yield services
+
+    return make

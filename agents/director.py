@@ -1,0 +1,189 @@
+"""The multi-persona director: who answers a user message in a session with several
+personas, and autonomous rounds where personas talk among themselves.
+
+Policies: ``mention`` (who is addressed answers; nobody addressed: the next in turn),
+``round_robin``, ``all``, ``selector`` (a heuristic picks the persona whose domains and
+description best match the message) and ``autonomous`` (after answering, personas keep
+talking for a bounded number of turns until the user interrupts)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
+
+from langgraph.graph.state import CompiledStateGraph
+
+from agents.graph import run_turn
+from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult
+from memory.transcripts import Message, Session
+from personas import Persona
+
+Policy = Literal["mention", "round_robin", "all", "selector", "autonomous"]
+POLICIES: tuple[str, ...] = get_args(Policy)
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(
+    "a an the and or but of to in on at for with about what how why who is are was were "
+    "do does did you your i me my we our it this that be can could would should tell".split()
+)
+
+
+class Director:
+    def __init__(
+        self, services: AgentServices, graph: CompiledStateGraph[Any, Any, Any, Any]
+    ) -> None:
+        self._services = services
+        self._graph = graph
+
+    async def participants(self, session: Session) -> list[Persona]:
+        return [await self._services.personas.get(pid) for pid in session.persona_ids]
+
+    async def respond(
+        self,
+        session: Session,
+        message: Message,
+        *,
+        user_name: str,
+        events: TurnEvents,
+        to: Sequence[str] = (),
+        mode: str | None = None,
+    ) -> list[TurnResult]:
+        """Answer a stored user message with the persona(s) the session's policy picks,
+        one after another (each sees the replies before it). A persona that already
+        answered this message (a retried send) is not run again: its stored reply is
+        reported instead."""
+        personas = await self.participants(session)
+        recent = await self._services.memory.transcripts.recent(session.id, 20)
+        chosen = choose(session.policy, personas, message.text, to, _last_speaker(recent))
+        results = []
+        for persona in chosen:
+            results.append(
+                await self._turn(session, persona, personas, message, user_name, events, mode)
+            )
+        return results
+
+    async def autonomous(
+        self,
+        session: Session,
+        *,
+        user_name: str,
+        rounds: int,
+        events: TurnEvents,
+        interrupt: asyncio.Event,
+    ) -> list[TurnResult]:
+        """Let the personas talk among themselves for at most ``rounds`` turns, each
+        answering the latest line; stops early when ``interrupt`` is set (a new user
+        message) or a turn fails."""
+        personas = await self.participants(session)
+        results: list[TurnResult] = []
+        if len(personas) < 2:
+            return results
+        for _ in range(rounds):
+            if interrupt.is_set():
+                break
+            recent = await self._services.memory.transcripts.recent(session.id, 1)
+            if not recent:
+                break
+            last = recent[-1]
+            persona = _next_after(personas, last.persona_id)
+            result = await self._turn(session, persona, personas, last, user_name, events, None)
+            results.append(result)
+            if result.status != "complete":
+                break
+        return results
+
+    async def _turn(
+        self,
+        session: Session,
+        persona: Persona,
+        personas: Sequence[Persona],
+        message: Message,
+        user_name: str,
+        events: TurnEvents,
+        mode: str | None,
+    ) -> TurnResult:
+        existing = await self._services.memory.transcripts.reply_to(message.id, persona.id)
+        if existing is not None:
+            await events.done(persona, existing, dict(existing.timings))
+            return TurnResult(persona, existing, existing.status)
+        request = TurnRequest(
+            session_id=session.id,
+            persona=persona.id,
+            user_id=session.user_id,
+            user_name=user_name,
+            user_message=message,
+            others=tuple(p.name for p in personas if p.id != persona.id),
+            mode=mode,
+        )
+        return await run_turn(self._graph, request, events)
+
+
+def choose(
+    policy: str,
+    personas: Sequence[Persona],
+    text: str,
+    to: Sequence[str] = (),
+    last_speaker: uuid.UUID | None = None,
+) -> list[Persona]:
+    """The personas that answer ``text``, in order."""
+    if not personas:
+        return []
+    if len(personas) == 1:
+        return [personas[0]]
+    addressed = _addressed(personas, text, to)
+    if policy == "all":
+        return list(personas)
+    if policy in ("mention", "autonomous"):
+        return addressed or [_next_after(personas, last_speaker)]
+    if policy == "selector":
+        return addressed or [_select(personas, text, last_speaker)]
+    return addressed[:1] or [_next_after(personas, last_speaker)]  # round_robin
+
+
+def _addressed(personas: Sequence[Persona], text: str, to: Sequence[str]) -> list[Persona]:
+    wanted = {t.strip().lower() for t in to}
+    lowered = text.lower()
+    found = []
+    for p in personas:
+        names = {str(p.id), p.slug, p.name.lower()}
+        if names & wanted:
+            found.append(p)
+            continue
+        first = p.name.split()[0].lower()
+        last = p.name.split()[-1].lower()
+        mention = re.search(
+            rf"@({re.escape(p.slug)}|{re.escape(first)}|{re.escape(last)})\b", lowered
+        )
+        vocative = re.search(rf"^\s*({re.escape(first)}|{re.escape(last)})\s*[,:]", lowered)
+        if mention or vocative or re.search(rf"\b{re.escape(p.name.lower())}\b", lowered):
+            found.append(p)
+    return found
+
+
+def _next_after(personas: Sequence[Persona], last: uuid.UUID | None) -> Persona:
+    ids = [p.id for p in personas]
+    if last in ids:
+        return personas[(ids.index(last) + 1) % len(personas)]  # type: ignore[arg-type]
+    return personas[0]
+
+
+def _select(personas: Sequence[Persona], text: str, last: uuid.UUID | None) -> Persona:
+    words = set(_WORD.findall(text.lower())) - _STOP
+    best, best_score = None, 0.0
+    for p in personas:
+        vocabulary = set(
+            _WORD.findall(" ".join((*p.domains, p.role, p.description, p.name)).lower())
+        )
+        score = len(words & vocabulary) + 2.0 * len(words & set(p.domains))
+        if score > best_score:
+            best, best_score = p, score
+    return best or _next_after(personas, last)
+
+
+def _last_speaker(recent: Sequence[Message]) -> uuid.UUID | None:
+    for m in reversed(recent):
+        if m.persona_id is not None:
+            return m.persona_id
+    return None

@@ -1,0 +1,325 @@
+"""The turn graph: one compiled LangGraph ``StateGraph`` serves every persona.
+
+``load_persona -> retrieve_memories -> compose_prompt -> call_llm -> persist ->
+extract_traits``. The critical path before the first token is the first three nodes;
+``persist`` stores the reply (the transport sends ``message.done`` on its update) and
+``extract_traits`` then embeds the reply once, stores both lines as memories and the
+reply's trait observations."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AIMessageChunk
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from agents.errors import LLMStreamBroken, LLMUnavailable
+from agents.prompt import Line, Prompt, PromptInput, Recollection, compose
+from agents.tracker import TraitUpdate
+from agents.traits import TraitObservation, extract
+from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult, TurnStatus
+from memory.service import NewMemory
+from memory.transcripts import Message
+from memory.types import ScoredMemory, Vector
+from personas import Persona, PersonaError
+
+
+class TurnState(TypedDict, total=False):
+    request: TurnRequest
+    persona: Persona
+    query_vector: Vector
+    memories: list[ScoredMemory]
+    prompt: Prompt
+    reply: str
+    status: TurnStatus
+    error_code: str
+    error: str
+    message: Message
+    observations: list[TraitObservation]
+    traits: TraitUpdate
+    timings: Annotated[dict[str, float], operator.or_]
+
+
+def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """The compiled turn graph for ``services``; build once per process."""
+    cfg = services.config
+
+    async def load_persona(state: TurnState) -> TurnState:
+        t0 = time.perf_counter()
+        request = state["request"]
+        try:
+            persona = await services.personas.get(request.persona)
+        except PersonaError as exc:
+            return {"status": "failed", "error_code": "persona_not_found", "error": str(exc)}
+        return {"persona": persona, "timings": {"load_persona_ms": _ms(t0)}}
+
+    async def retrieve_memories(state: TurnState) -> TurnState:
+        t0 = time.perf_counter()
+        request, persona = state["request"], state["persona"]
+        recall = await services.memory.recall(
+            persona_id=str(persona.id),
+            user_id=request.user_id,
+            text=request.user_message.text,
+            k=cfg.memory_k,
+        )
+        return {
+            "query_vector": recall.vector,
+            "memories": recall.memories,
+            "timings": {"retrieve_ms": _ms(t0)},
+        }
+
+    async def compose_prompt(state: TurnState) -> TurnState:
+        t0 = time.perf_counter()
+        request, persona = state["request"], state["persona"]
+        recent = await services.memory.transcripts.recent(
+            request.session_id, cfg.transcript_lines + 1
+        )
+        lines = [
+            Line(m.speaker, m.text, own=m.persona_id == persona.id)
+            for m in recent
+            if m.id != request.user_message.id and m.status != "failed"
+        ][-cfg.transcript_lines :]
+        prompt = compose(
+            PromptInput(
+                persona=persona,
+                user_name=request.user_name,
+                user_text=request.user_message.text,
+                speaker=request.user_message.speaker,
+                memories=[_recollection(m) for m in state.get("memories", [])],
+                transcript=lines,
+                others=request.others,
+                mode=request.mode,
+                reinforcement=await services.tracker.reinforcement(persona, request.session_id),
+            ),
+            budget_tokens=cfg.budget_tokens,
+        )
+        return {"prompt": prompt, "timings": {"compose_ms": _ms(t0)}}
+
+    async def call_llm(state: TurnState) -> TurnState:
+        t0 = time.perf_counter()
+        persona, prompt = state["persona"], state["prompt"]
+        model = services.chat_model()
+        parts: list[str] = []
+        first: float | None = None
+        try:
+            async with asyncio.timeout(cfg.llm_timeout_s):
+                async for chunk in model.astream(
+                    list(prompt.messages),
+                    stop=list(prompt.stop),
+                    temperature=persona.style.temperature,
+                    max_tokens=persona.style.max_tokens,
+                ):
+                    text = chunk.content if isinstance(chunk.content, str) else ""
+                    if text:
+                        if first is None:
+                            first = time.perf_counter()
+                        parts.append(text)
+        except LLMUnavailable as exc:
+            return _failed("llm_unavailable", str(exc), t0)
+        except LLMStreamBroken as exc:
+            return _incomplete("".join(parts) or exc.partial, str(exc), t0, first)
+        except TimeoutError:
+            reason = f"llm {services.llm_name!r} timed out after {cfg.llm_timeout_s:g} s"
+            if parts:
+                return _incomplete("".join(parts), reason, t0, first)
+            return _failed("llm_unavailable", reason, t0)
+        reply = _trim_reply("".join(parts), persona.name, request_others(state))
+        if not reply:
+            return _failed("llm_empty", f"llm {services.llm_name!r} returned an empty reply", t0)
+        timings = {"llm_ms": _ms(t0)}
+        if first is not None:
+            timings["first_token_ms"] = (first - t0) * 1000
+        return {"reply": reply, "status": "complete", "timings": timings}
+
+    async def persist(state: TurnState) -> TurnState:
+        t0 = time.perf_counter()
+        request, persona = state["request"], state["persona"]
+        message, _ = await services.memory.transcripts.append_persona_message(
+            request.session_id,
+            persona_id=persona.id,
+            speaker=persona.name,
+            text=state["reply"],
+            reply_to=request.user_message.id,
+            status=state["status"],
+            timings={k: round(v, 2) for k, v in state.get("timings", {}).items()},
+            message_id=request.reply_id,
+        )
+        return {"message": message, "timings": {"persist_ms": _ms(t0)}}
+
+    async def extract_traits(state: TurnState) -> TurnState:
+        t0 = time.perf_counter()
+        request, persona, message = state["request"], state["persona"], state["message"]
+        base = {
+            "persona_id": str(persona.id),
+            "user_id": request.user_id,
+            "session_id": str(request.session_id),
+        }
+        reply_vector = await services.memory.embedder.embed_one(message.text)
+        await services.memory.remember(
+            [
+                NewMemory(
+                    **base, speaker_name=request.user_message.speaker,
+                    speaker_role=request.user_message.role,
+                    text=request.user_message.text, vector=state.get("query_vector"),
+                    created_at=request.user_message.created_at,
+                    metadata={"message_id": str(request.user_message.id)},
+                ),
+                NewMemory(
+                    **base, speaker_name=persona.name, speaker_role="persona",
+                    text=message.text, vector=reply_vector, created_at=message.created_at,
+                    metadata={"message_id": str(message.id)},
+                ),
+            ]
+        )
+        observations = extract(
+            message.text, reply_vector, request.user_message.text, scorer=services.scorer
+        )
+        await services.memory.transcripts.set_extracted_traits(
+            message.id, _observed_summary(observations)
+        )
+        update = await services.tracker.record(
+            persona, request.session_id, message.id, observations
+        )
+        return {
+            "observations": observations,
+            "traits": update,
+            "timings": {"extract_ms": _ms(t0)},
+        }
+
+    graph = StateGraph(TurnState)
+    graph.add_node("load_persona", load_persona)
+    graph.add_node("retrieve_memories", retrieve_memories)
+    graph.add_node("compose_prompt", compose_prompt)
+    graph.add_node("call_llm", call_llm)
+    graph.add_node("persist", persist)
+    graph.add_node("extract_traits", extract_traits)
+    graph.add_edge(START, "load_persona")
+    graph.add_conditional_edges("load_persona", _unless_failed("retrieve_memories"))
+    graph.add_edge("retrieve_memories", "compose_prompt")
+    graph.add_edge("compose_prompt", "call_llm")
+    graph.add_conditional_edges("call_llm", _after_llm)
+    graph.add_conditional_edges("persist", _unless_failed("extract_traits", on="incomplete"))
+    graph.add_edge("extract_traits", END)
+    return graph.compile(name="persona-turn")
+
+
+async def run_turn(
+    graph: CompiledStateGraph[Any, Any, Any, Any], request: TurnRequest, events: TurnEvents
+) -> TurnResult:
+    """Run one turn, streaming the LLM node's tokens and reporting ``done`` as soon as
+    the reply is stored; returns after memories and traits are written too."""
+    state: dict[str, Any] = {"request": request, "timings": {}}
+    persona: Persona | None = None
+    t0 = time.perf_counter()
+    async for mode, payload in graph.astream(dict(state), stream_mode=["messages", "updates"]):
+        if mode == "messages":
+            chunk, meta = payload
+            if (
+                persona is not None
+                and meta.get("langgraph_node") == "call_llm"
+                and isinstance(chunk, AIMessageChunk)
+                and isinstance(chunk.content, str)
+                and chunk.content
+            ):
+                await events.token(persona, request.reply_id, chunk.content)
+            continue
+        for node, update in payload.items():
+            if not update:
+                continue
+            timings = update.pop("timings", None)
+            state.update(update)
+            if timings:
+                state["timings"] = {**state["timings"], **timings}
+            if node == "load_persona" and "persona" in update:
+                persona = update["persona"]
+                await events.started(persona, request.reply_id)
+            if node == "persist":
+                state["timings"]["turn_ms"] = _ms(t0)
+                assert persona is not None
+                await events.done(persona, update["message"], state["timings"])
+                if state.get("status") == "incomplete":
+                    await events.failed(persona, state["error_code"], state["error"])
+            if update.get("status") == "failed":
+                await events.failed(persona, update["error_code"], update["error"])
+    return TurnResult(
+        persona=persona,
+        message=state.get("message"),
+        status=state.get("status", "failed"),
+        error_code=state.get("error_code"),
+        error=state.get("error"),
+        timings=state["timings"],
+        observations=tuple(state.get("observations", ())),
+        traits=state.get("traits"),
+    )
+
+
+def request_others(state: TurnState) -> tuple[str, ...]:
+    return state["request"].others + (state["request"].user_name,)
+
+
+def _trim_reply(text: str, own_name: str, others: tuple[str, ...]) -> str:
+    """No persona speaks for another: cut where another speaker's line would begin, and
+    drop the persona's own name if the model prefixed it."""
+    reply = text.strip()
+    for prefix in (f"{own_name}:", f"**{own_name}**:"):
+        if reply.startswith(prefix):
+            reply = reply[len(prefix) :].lstrip()
+    cut = len(reply)
+    for name in others:
+        for marker in (f"\n{name}:", f"\n**{name}**:"):
+            at = reply.find(marker)
+            if at != -1:
+                cut = min(cut, at)
+        if reply.startswith(f"{name}:"):
+            return ""
+    return reply[:cut].strip()
+
+
+def _recollection(m: ScoredMemory) -> Recollection:
+    r = m.record
+    return Recollection(r.text, r.speaker_name, r.created_at, r.kind, m.score.total)
+
+
+def _observed_summary(observations: list[TraitObservation]) -> dict[str, Any]:
+    return {
+        o.trait: {"value": round(o.value, 3), "method": o.method, "confidence": round(o.confidence, 2)}
+        for o in observations
+    }
+
+
+def _failed(code: str, reason: str, t0: float) -> TurnState:
+    return {"status": "failed", "error_code": code, "error": reason,
+            "timings": {"llm_ms": _ms(t0)}}
+
+
+def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> TurnState:
+    timings = {"llm_ms": _ms(t0)}
+    if first is not None:
+        timings["first_token_ms"] = (first - t0) * 1000
+    if not partial.strip():
+        return {"status": "failed", "error_code": "llm_stream_broken", "error": reason,
+                "timings": timings}
+    return {"reply": partial.strip(), "status": "incomplete", "error_code": "llm_stream_broken",
+            "error": reason, "timings": timings}
+
+
+def _unless_failed(next_node: str, *, on: str = "failed") -> Any:
+    def route(state: TurnState) -> str:
+        return END if state.get("status") == on or state.get("status") == "failed" else next_node
+
+    return route
+
+
+def _after_llm(state: TurnState) -> str:
+    return "persist" if state.get("status") in ("complete", "incomplete") else END
+
+
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+__all__ = ["TurnState", "build_graph", "run_turn"]

@@ -1,0 +1,201 @@
+"""MemoryService: what the turn graph, the inspection API and the CLI call.
+
+It owns the embedder, the vector index and the transcripts, so callers never embed or
+filter by hand: recall for a turn, remember a turn's lines, and the inspection
+operations (list, search with score breakdown, get, delete, pin, importance, forget a
+session or a user in both stores)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from memory.errors import MemoryNotFound
+from memory.importance import HeuristicImportance
+from memory.index import VectorIndex
+from memory.scoring import ScoringWeights
+from memory.transcripts import Transcripts
+from memory.types import (
+    Embedder,
+    ImportanceRater,
+    JSONValue,
+    MemoryFilter,
+    MemoryKind,
+    MemoryPage,
+    MemoryQuery,
+    MemoryRecord,
+    ScoredMemory,
+    SpeakerRole,
+    Vector,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """A turn's retrieval: the query embedding (reused to remember the user's line) and
+    the memories found."""
+
+    vector: Vector
+    memories: list[ScoredMemory]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMemory:
+    """A line to remember; ``vector`` when it was already embedded (the user's query)."""
+
+    persona_id: str
+    user_id: str
+    session_id: str | None
+    speaker_name: str
+    speaker_role: SpeakerRole
+    text: str
+    kind: MemoryKind = "turn"
+    vector: Vector | None = None
+    importance: float | None = None
+    created_at: datetime | None = None
+    pinned: bool = False
+    external_id: str | None = None
+    metadata: dict[str, JSONValue] = field(default_factory=dict)
+
+
+class MemoryService:
+    def __init__(
+        self,
+        index: VectorIndex,
+        embedder: Embedder,
+        transcripts: Transcripts,
+        *,
+        weights: ScoringWeights | None = None,
+        importance: ImportanceRater | None = None,
+    ) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.transcripts = transcripts
+        self.weights = weights or ScoringWeights()
+        self.importance = importance or HeuristicImportance()
+
+    # the turn path ------------------------------------------------------------------
+
+    async def recall(
+        self, *, persona_id: str, user_id: str, text: str, k: int, session_id: str | None = None
+    ) -> Recall:
+        """Embed ``text`` once and find what this persona remembers of this user."""
+        vector = await self.embedder.embed_one(text)
+        query = MemoryQuery(
+            persona_id=persona_id, user_id=user_id, text=text, vector=vector, k=k,
+            session_id=session_id,
+        )
+        return Recall(vector, await self.index.search(query, self.weights))
+
+    async def remember(self, items: Sequence[NewMemory]) -> list[MemoryRecord]:
+        """Store lines as memories, embedding (in one batch) those without a vector."""
+        if not items:
+            return []
+        missing = [i for i, m in enumerate(items) if m.vector is None]
+        embedded = await self.embedder.embed([items[i].text for i in missing]) if missing else None
+        vectors = np.empty((len(items), self.embedder.dim), dtype=np.float32)
+        for row, item in enumerate(items):
+            if item.vector is not None:
+                vectors[row] = item.vector
+        if embedded is not None:
+            vectors[missing] = embedded
+        records = []
+        for item in items:
+            importance = item.importance
+            if importance is None:
+                importance = await self.importance.rate(
+                    item.text, kind=item.kind, speaker_role=item.speaker_role
+                )
+            records.append(
+                MemoryRecord.new(
+                    persona_id=item.persona_id,
+                    user_id=item.user_id,
+                    session_id=item.session_id,
+                    speaker_name=item.speaker_name,
+                    speaker_role=item.speaker_role,
+                    text=item.text,
+                    kind=item.kind,
+                    importance=importance,
+                    created_at=item.created_at,
+                    pinned=item.pinned,
+                    external_id=item.external_id,
+                    metadata=item.metadata,
+                )
+            )
+        await self.index.upsert(records, vectors)
+        return records
+
+    # inspection -----------------------------------------------------------------------
+
+    async def list(
+        self, where: MemoryFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> MemoryPage:
+        return await self.index.list_memories(where, limit=limit, cursor=cursor)
+
+    async def search(
+        self,
+        *,
+        persona_id: str,
+        user_id: str | None,
+        text: str,
+        k: int = 10,
+        session_id: str | None = None,
+        kinds: frozenset[MemoryKind] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[ScoredMemory]:
+        """Semantic + keyword search with each result's score breakdown."""
+        vector = await self.embedder.embed_one(text)
+        return await self.index.search(
+            MemoryQuery(
+                persona_id=persona_id, user_id=user_id, text=text, vector=vector, k=k,
+                session_id=session_id, kinds=kinds, since=since, until=until,
+            ),
+            self.weights,
+        )
+
+    async def get(
+        self, memory_id: uuid.UUID, *, persona_id: str, user_id: str | None = None
+    ) -> MemoryRecord:
+        record = await self.index.get(memory_id, persona_id=persona_id, user_id=user_id)
+        if record is None:
+            raise MemoryNotFound(memory_id)
+        return record
+
+    async def delete(
+        self, memory_id: uuid.UUID, *, persona_id: str, user_id: str | None = None
+    ) -> None:
+        await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+        await self.index.delete([memory_id], persona_id=persona_id, user_id=user_id)
+
+    async def set_pinned(
+        self, memory_id: uuid.UUID, pinned: bool, *, persona_id: str, user_id: str | None = None
+    ) -> MemoryRecord:
+        await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+        await self.index.set_pinned(memory_id, pinned, persona_id=persona_id, user_id=user_id)
+        return await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+
+    async def set_importance(
+        self, memory_id: uuid.UUID, importance: float, *, persona_id: str, user_id: str | None = None
+    ) -> MemoryRecord:
+        await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+        await self.index.set_importance(
+            memory_id, importance, persona_id=persona_id, user_id=user_id
+        )
+        return await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+
+    async def forget_session(self, session_id: uuid.UUID) -> tuple[int, int]:
+        """Forget a session in both stores; returns (messages, memories) removed."""
+        memories = await self.index.forget_session(str(session_id))
+        messages = await self.transcripts.delete_session(session_id)
+        return messages, memories
+
+    async def forget_user(self, user_id: str) -> tuple[int, int]:
+        """Forget everything of a user in both stores; returns (sessions, memories)."""
+        memories = await self.index.forget_user(user_id)
+        sessions = await self.transcripts.delete_user(user_id)
+        return sessions, memories

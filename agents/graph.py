@@ -245,6 +245,8 @@ async def run_turn(
                     await events.failed(persona, state["error_code"], state["error"])
             if update.get("status") == "failed":
                 await events.failed(persona, update["error_code"], update["error"])
+            if node == "extract_traits" and persona is not None:
+                await events.traits(persona, update["traits"])
     return TurnResult(
         persona=persona,
         message=state.get("message"),

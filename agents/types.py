@@ -77,6 +77,8 @@ class TurnEvents(Protocol):
 
     async def failed(self, persona: Persona | None, code: str, message: str) -> None: ...
 
+    async def traits(self, persona: Persona, update: TraitUpdate) -> None: ...
+
 
 class NullEvents:
     """Events nobody listens to (CLI, tests of the graph alone)."""
@@ -91,4 +93,7 @@ class NullEvents:
         return None
 
     async def failed(self, persona: Persona | None, code: str, message: str) -> None:
+        return None
+
+    async def traits(self, persona: Persona, update: TraitUpdate) -> None:
         return None

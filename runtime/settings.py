@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=8_000, ge=1, le=1_000_000)
     rate_limit_per_minute: int = Field(default=30, ge=1, le=100_000)
     max_concurrent_turns: int = Field(default=2, ge=1, le=1_000)
+    rate_limit_fail_open: bool = True
+    autonomous_max_rounds: int = Field(default=6, ge=0, le=50)
+    shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
 
     @field_validator("database_url")
     @classmethod

@@ -1,5 +1,5 @@
-"""The aiohttp application: one lifespan owning every service, health routes, and (in
-later modules) the Socket.IO namespace, REST API and web client."""
+"""The aiohttp application: one lifespan owning every service, the Socket.IO namespace,
+the REST API, health and metrics routes, and the web client."""
 
 from __future__ import annotations
 
@@ -7,28 +7,80 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import socketio
 from aiohttp import web
 
-from runtime.services import Services, open_services
+from runtime.chat import ChatService
+from runtime.metrics import Metrics
+from runtime.ratelimit import Limits, RateLimiter
+from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
+from socket_server.manager import RedisManager
+from socket_server.namespace import ChatNamespace
 
 log = logging.getLogger(__name__)
 
 SERVICES = web.AppKey("services", Services)
+CHAT = web.AppKey("chat", ChatService)
+METRICS = web.AppKey("metrics", Metrics)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+STATIC = Path(__file__).resolve().parent / "static"
 
 
-def create_app(settings: Settings) -> web.Application:
-    """An app whose services open on start-up and close on clean-up, in that order."""
+def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web.Application:
+    """An app whose services open on start-up and close on clean-up, in that order.
+    ``settings`` must carry the database and Redis URLs (see :func:`run_server`)."""
+    if settings.redis_url is None or settings.database_url is None:
+        raise ValueError("create_app needs resolved database and Redis URLs")
     app = web.Application(client_max_size=1024**2)
+    metrics = Metrics.create()
+    app[METRICS] = metrics
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        client_manager=RedisManager(settings.redis_url, channel="personae-socketio"),
+        cors_allowed_origins=[],
+        max_http_buffer_size=256 * 1024,
+        ping_interval=25,
+        ping_timeout=20,
+    )
+    app[SIO] = sio
+
+    def chat() -> ChatService:
+        return app[CHAT]
+
+    secret = settings.auth_secret.get_secret_value() if settings.auth_secret else None
+    sio.register_namespace(ChatNamespace(chat, lambda: secret))
+    sio.attach(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings, overrides=overrides) as services:
             app[SERVICES] = services
+            limiter = RateLimiter(
+                services.redis,
+                Limits(
+                    messages_per_minute=settings.rate_limit_per_minute,
+                    concurrent_turns=settings.max_concurrent_turns,
+                    fail_open=settings.rate_limit_fail_open,
+                ),
+            )
+            app[CHAT] = ChatService(services, limiter, metrics)
             yield
+            left = await app[CHAT].drain(settings.shutdown_grace_s)
+            if left:
+                log.warning("cancelled %d turn(s) still running after the grace period", left)
+            await sio.shutdown()
+            await sio.manager.aclose()
 
     app.cleanup_ctx.append(lifespan)
     app.router.add_get("/healthz", healthz)
+    from socket_server.rest import add_routes  # noqa: PLC0415 (routes need the keys above)
+
+    add_routes(app)
+    if STATIC.is_dir():
+        app.router.add_get("/", index)
+        app.router.add_static("/static/", STATIC, name="static")
     return app
 
 
@@ -37,25 +89,36 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
 async def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM, then close every service."""
-    app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    if not settings.auth_enabled:
-        log.warning(
-            "no PERSONAE_AUTH_SECRET set: every client is a local admin; "
-            "set a secret before exposing this server"
+    """Serve until SIGINT/SIGTERM: stop taking turns, let running ones finish within the
+    grace period, then close every connection and service."""
+    async with resolved_urls(settings) as (database_url, redis_url):
+        settings = settings.model_copy(
+            update={"database_url": database_url, "redis_url": redis_url}
         )
-    log.info("personae serving on http://%s:%d/", settings.host, settings.port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        await runner.cleanup()
+        app = create_app(settings)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        if not settings.auth_enabled:
+            log.warning(
+                "no PERSONAE_AUTH_SECRET set: every client is a local admin; "
+                "set a secret before exposing this server"
+            )
+        log.info("personae serving on http://%s:%d/", settings.host, settings.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            app[CHAT].accepting = False
+            await app[CHAT].drain(settings.shutdown_grace_s)
+            await runner.cleanup()

@@ -34,6 +34,9 @@ class Recorder:
     async def failed(self, persona: Persona | None, code: str, message: str) -> None:
         self.events.append(("failed", persona.slug if persona else "-", code))
 
+    async def traits(self, persona: Persona, update: Any) -> None:
+        self.events.append(("traits", persona.slug, f"{update.session_drift.score:.2f}"))
+
     def of(self, kind: str) -> list[tuple[str, str, str]]:
         return [e for e in self.events if e[0] == kind]
 
@@ -74,6 +77,7 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
         first_done = rec.events.index(rec.of("done")[0])
         assert any(e[0] == "token" and e[1] == "ada" for e in rec.events[:first_done])
         assert not rec.of("failed")
+        assert [e[1] for e in rec.of("traits")] == ["ada", "blaise"]
 
         # attribution: nobody speaks for another — the fake's extra line was cut
         for r in results:

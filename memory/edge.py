@@ -1,0 +1,427 @@
+"""Embedded vector memory on Qdrant Edge (``qdrant_edge.EdgeShard``), the default store.
+
+One shard in one folder (``$PERSONAE_HOME/qdrant``) holds every persona's memories;
+``persona_id`` is a tenant keyword index, so a persona's search touches only its points.
+
+Edge calls are synchronous. Writes (upserts, deletes, payload updates, flush, optimize)
+run on one worker thread, which keeps them in order; upserts go in chunks so the event
+loop gets the GIL back between them. Reads release the GIL and take well under a
+millisecond, so by default they run inline: a thread hop would cost more than it saves
+(see docs/memory.md). ``optimize()`` builds the HNSW graphs and holds the GIL while it
+does (minutes at 100k points on 2 cores): run it at start-up or from maintenance, not
+while serving. Unoptimized segments are searched exactly through the payload indexes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import qdrant_edge as qe
+
+from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError, MemoryNotFound
+from memory.index import (
+    DENSE,
+    KEYWORD_INDEXED,
+    KEYWORDS,
+    Conditions,
+    Cursor,
+    FirstPass,
+    Hit,
+    as_uuid,
+    check_query,
+    check_vectors,
+    from_payload,
+    hybrid_search,
+    iso,
+    listing_conditions,
+    make_page,
+    to_payload,
+)
+from memory.keywords import SparseTerms, document_terms
+from memory.scoring import ScoringWeights
+from memory.types import (
+    Matrix,
+    MemoryFilter,
+    MemoryPage,
+    MemoryQuery,
+    MemoryRecord,
+    ScoredMemory,
+    check_importance,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_BACKEND = "qdrant-edge"
+_CONFIG_FILE = "edge_config.json"
+UPSERT_CHUNK = 256
+
+
+class EdgeMemoryIndex:
+    """Vector memory in an embedded Qdrant Edge shard stored under ``path``.
+
+    Use for a single process (the embedded default). Data survives close and reopen;
+    opening with a different ``dim`` fails with :class:`IndexUnavailable` (re-embed
+    into a new folder when the embedding model changes).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        dim: int,
+        weights: ScoringWeights | None = None,
+        offload_reads: bool = False,
+    ) -> None:
+        self._path = Path(path)
+        self._dim = dim
+        self._weights = weights or ScoringWeights()
+        self._offload_reads = offload_reads
+        self._shard: qe.EdgeShard | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    async def __aenter__(self) -> Self:
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant-edge-write")
+        if self._offload_reads:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant-edge-read")
+        try:
+            self._shard = await asyncio.get_running_loop().run_in_executor(self._writer, self._open)
+        except BaseException:
+            self._shutdown_executors()
+            raise
+        log.info("memory index open: backend=%s path=%s dim=%d", _BACKEND, self._path, self._dim)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        shard, self._shard = self._shard, None
+        if shard is not None and self._writer is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer, _close, shard)
+        self._shutdown_executors()
+        log.info("memory index closed: backend=%s path=%s", _BACKEND, self._path)
+
+    def _open(self) -> qe.EdgeShard:
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=self._dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={KEYWORDS: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+        )
+        try:
+            self._path.mkdir(parents=True, exist_ok=True)
+            if (self._path / _CONFIG_FILE).exists():
+                shard = qe.EdgeShard.load(str(self._path), config)
+            else:
+                shard = qe.EdgeShard.create(str(self._path), config)
+        except OSError as exc:
+            raise IndexUnavailable(
+                _BACKEND, f"cannot use folder {str(self._path)!r}: {exc}"
+            ) from exc
+        except Exception as exc:  # qdrant_edge raises bare Exception
+            raise IndexUnavailable(
+                _BACKEND, f"cannot open shard at {str(self._path)!r}: {exc}"
+            ) from exc
+        existing = shard.info().payload_schema
+        wanted: dict[str, Any] = {
+            "persona_id": qe.KeywordIndexParams(is_tenant=True),
+            **{key: qe.PayloadSchemaType.Keyword for key in KEYWORD_INDEXED},
+            "created_at": qe.PayloadSchemaType.Datetime,
+            "pinned": qe.IntegerIndexParams(lookup=True, range=False),
+        }
+        for field, schema in wanted.items():
+            if field not in existing:
+                shard.update(qe.UpdateOperation.create_field_index(field, schema))
+        return shard
+
+    def _shutdown_executors(self) -> None:
+        for pool in (self._writer, self._reader):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._writer = self._reader = None
+
+    # ---- plumbing ---------------------------------------------------------------------
+
+    def _require(self) -> qe.EdgeShard:
+        if self._shard is None:
+            raise IndexNotOpen(_BACKEND)
+        return self._shard
+
+    async def _write(self, op: str, fn: Callable[[qe.EdgeShard], T]) -> T:
+        shard = self._require()
+        assert self._writer is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, _guarded, op, fn, shard
+        )
+
+    async def _read(self, op: str, fn: Callable[[qe.EdgeShard], T]) -> T:
+        shard = self._require()
+        if self._reader is None:
+            return _guarded(op, fn, shard)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader, _guarded, op, fn, shard
+        )
+
+    # ---- writes -----------------------------------------------------------------------
+
+    async def upsert(self, records: Sequence[MemoryRecord], vectors: Matrix) -> None:
+        """Store records with their embeddings (rows of ``vectors``); same id replaces."""
+        matrix = check_vectors(records, vectors, self._dim)
+        for start in range(0, len(records), UPSERT_CHUNK):
+            chunk = records[start : start + UPSERT_CHUNK]
+            rows = matrix[start : start + UPSERT_CHUNK]
+            points = [_point(record, row.tolist()) for record, row in zip(chunk, rows, strict=True)]
+            await self._write("upsert", partial(_apply, qe.UpdateOperation.upsert_points(points)))
+
+    async def delete(
+        self,
+        memory_ids: Sequence[uuid.UUID],
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Delete memories by id; with a scope, ids outside it are left alone."""
+        if not memory_ids:
+            return
+        where = Conditions(persona_id=persona_id, user_id=user_id, ids=frozenset(memory_ids))
+        operation = qe.UpdateOperation.delete_points_by_filter(_filter(where))
+        await self._write("delete", lambda shard: shard.update(operation))
+
+    async def forget_session(self, session_id: str, *, persona_id: str | None = None) -> int:
+        """Delete every memory of a session (of one persona, or of all); returns how many."""
+        return await self._delete_where(Conditions(persona_id=persona_id, session_id=session_id))
+
+    async def forget_user(self, user_id: str, *, persona_id: str | None = None) -> int:
+        """Delete every memory of a user (with one persona, or with all); returns how many."""
+        return await self._delete_where(Conditions(persona_id=persona_id, user_id=user_id))
+
+    async def _delete_where(self, where: Conditions) -> int:
+        flt = _filter(where)
+
+        def run(shard: qe.EdgeShard) -> int:
+            found = shard.count(qe.CountRequest(exact=True, filter=flt))
+            if found:
+                shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+            return found
+
+        return await self._write("forget", run)
+
+    async def set_pinned(
+        self,
+        memory_id: uuid.UUID,
+        pinned: bool,
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Pin (always retrieve) or unpin a memory; :class:`MemoryNotFound` if not in scope."""
+        await self._set(memory_id, {"pinned": int(pinned)}, persona_id, user_id)
+
+    async def set_importance(
+        self,
+        memory_id: uuid.UUID,
+        importance: float,
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        await self._set(
+            memory_id, {"importance": check_importance(importance)}, persona_id, user_id
+        )
+
+    async def _set(
+        self,
+        memory_id: uuid.UUID,
+        values: dict[str, Any],
+        persona_id: str | None,
+        user_id: str | None,
+    ) -> None:
+        if await self.get(memory_id, persona_id=persona_id, user_id=user_id) is None:
+            raise MemoryNotFound(memory_id)
+        operation = qe.UpdateOperation.set_payload([memory_id], values)
+        await self._write("set_payload", lambda shard: shard.update(operation))
+
+    async def optimize(self) -> bool:
+        """Merge segments and build HNSW graphs; returns whether anything changed.
+
+        Blocks this process's Python threads while it runs (the binding keeps the GIL).
+        """
+        return await self._write("optimize", lambda shard: shard.optimize())
+
+    async def flush(self) -> None:
+        await self._write("flush", lambda shard: shard.flush())
+
+    # ---- reads ------------------------------------------------------------------------
+
+    async def search(
+        self, query: MemoryQuery, weights: ScoringWeights | None = None
+    ) -> list[ScoredMemory]:
+        """Hybrid retrieval (meaning + keywords + recency + importance, pinned kept)."""
+        check_query(query, self._dim)
+        return await hybrid_search(self, query, weights or self._weights)
+
+    async def first_pass(
+        self, query: MemoryQuery, terms: SparseTerms, weights: ScoringWeights
+    ) -> FirstPass:
+        scope = Conditions.of(query.as_filter())
+        dense = query.vector.tolist()
+        requests = [_nearest(dense, DENSE, scope, weights.dense_candidates)]
+        if terms:
+            requests.append(_nearest(_sparse(terms), KEYWORDS, scope, weights.keyword_candidates))
+        if weights.pinned_limit:
+            pinned = replace(scope, pinned=True)
+            requests.append(_nearest(dense, DENSE, pinned, weights.pinned_limit))
+        batch = qe.QueryBatchRequest(requests)
+        results = await self._read("search", lambda shard: shard.query_batch(batch))
+        hits = [[Hit(as_uuid(p.id), p.score, p.payload or {}) for p in found] for found in results]
+        return FirstPass(
+            dense=hits[0],
+            keyword=hits[1] if terms else [],
+            pinned=hits[-1] if weights.pinned_limit else [],
+        )
+
+    async def exact_scores(
+        self,
+        query: MemoryQuery,
+        terms: SparseTerms,
+        dense_ids: frozenset[uuid.UUID],
+        keyword_ids: frozenset[uuid.UUID],
+    ) -> tuple[dict[uuid.UUID, float], dict[uuid.UUID, float]]:
+        requests = []
+        if dense_ids:
+            requests.append(
+                _nearest(
+                    query.vector.tolist(), DENSE, Conditions(ids=dense_ids), len(dense_ids), False
+                )
+            )
+        if keyword_ids:
+            requests.append(
+                _nearest(
+                    _sparse(terms), KEYWORDS, Conditions(ids=keyword_ids), len(keyword_ids), False
+                )
+            )
+        batch = qe.QueryBatchRequest(requests)
+        results = await self._read("rescore", lambda shard: shard.query_batch(batch))
+        scores = [{as_uuid(p.id): p.score for p in found} for found in results]
+        cosine = scores.pop(0) if dense_ids else {}
+        bm25 = scores.pop(0) if keyword_ids else {}
+        return cosine, bm25
+
+    async def list_memories(
+        self, where: MemoryFilter, *, limit: int = 50, cursor: str | None = None
+    ) -> MemoryPage:
+        """Memories matching ``where``, newest first, ``limit`` per page."""
+        after = Cursor.decode(cursor) if cursor else None
+        request = qe.QueryRequest(
+            limit=limit + 1,
+            query=qe.OrderBy("created_at", direction=qe.Direction.Desc),
+            filter=_filter(listing_conditions(where, after)),
+            with_payload=True,
+        )
+        found = await self._read("list", lambda shard: shard.query(request))
+        return make_page([from_payload(p.id, p.payload or {}) for p in found], limit, after)
+
+    async def get(
+        self, memory_id: uuid.UUID, *, persona_id: str | None = None, user_id: str | None = None
+    ) -> MemoryRecord | None:
+        """The memory with this id, or ``None`` if absent or outside the given scope."""
+        found = await self._read("get", lambda shard: shard.retrieve([memory_id], True, False))
+        if not found or found[0].payload is None:
+            return None
+        record = from_payload(found[0].id, found[0].payload)
+        if persona_id is not None and record.persona_id != persona_id:
+            return None
+        if user_id is not None and record.user_id != user_id:
+            return None
+        return record
+
+    async def count(self, persona_id: str, user_id: str | None = None) -> int:
+        where = Conditions(persona_id=persona_id, user_id=user_id)
+        request = qe.CountRequest(exact=True, filter=_filter(where))
+        return await self._read("count", lambda shard: shard.count(request))
+
+
+def _guarded(op: str, fn: Callable[[qe.EdgeShard], T], shard: qe.EdgeShard) -> T:
+    try:
+        return fn(shard)
+    except MemoryLayerError:
+        raise
+    except Exception as exc:  # qdrant_edge raises bare Exception; name the operation
+        raise IndexUnavailable(_BACKEND, f"{op} failed: {exc}") from exc
+
+
+def _apply(operation: qe.UpdateOperation, shard: qe.EdgeShard) -> None:
+    shard.update(operation)
+
+
+def _close(shard: qe.EdgeShard) -> None:
+    shard.flush()
+    shard.close()
+
+
+def _point(record: MemoryRecord, dense: list[float]) -> qe.Point:
+    vectors: dict[str, Any] = {DENSE: dense}
+    terms = document_terms(record.text)
+    if terms:
+        vectors[KEYWORDS] = _sparse(terms)
+    return qe.Point(record.id, vectors, to_payload(record))
+
+
+def _sparse(terms: SparseTerms) -> qe.SparseVector:
+    return qe.SparseVector(indices=list(terms.indices), values=list(terms.values))
+
+
+def _nearest(
+    vector: list[float] | qe.SparseVector,
+    using: str,
+    where: Conditions,
+    limit: int,
+    with_payload: bool = True,
+) -> qe.QueryRequest:
+    return qe.QueryRequest(
+        limit=limit,
+        query=qe.Query.Nearest(vector, using=using),
+        filter=_filter(where),
+        with_payload=with_payload,
+    )
+
+
+def _filter(where: Conditions) -> qe.Filter:
+    must: list[Any] = [
+        qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in where.equals()
+    ]
+    if where.kinds is not None:
+        must.append(
+            qe.FieldCondition(
+                key="kind", match=qe.MatchAny([str(kind) for kind in sorted(where.kinds)])
+            )
+        )
+    if where.since is not None or where.until is not None:
+        span = qe.RangeDateTime(
+            gte=iso(where.since) if where.since else None,
+            lte=iso(where.until) if where.until else None,
+        )
+        must.append(qe.FieldCondition(key="created_at", range=span))
+    if where.ids is not None:
+        must.append(qe.HasIdCondition(set(where.ids)))
+    if where.exclude_ids:
+        return qe.Filter(must=must, must_not=[qe.HasIdCondition(set(where.exclude_ids))])
+    return qe.Filter(must=must)

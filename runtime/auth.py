@@ -1,0 +1,73 @@
+"""Who a caller is: HS256 JWTs with a user id and a role (``user`` or ``admin``).
+
+With no secret configured (the embedded default) every caller is the local admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+from personas import Actor
+from runtime.errors import RuntimeLayerError
+
+Role = Literal["user", "admin"]
+ALGORITHM = "HS256"
+LOCAL_USER = "local"
+
+
+class AuthError(RuntimeLayerError):
+    """A token is missing, malformed, forged, expired or names an unknown role."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user_id, is_admin=self.is_admin)
+
+
+LOCAL_ADMIN = Principal(LOCAL_USER, "admin")
+
+
+def mint_token(secret: str, user_id: str, role: Role = "user", *, ttl_s: int = 86_400) -> str:
+    """A signed token for ``user_id`` valid for ``ttl_s`` seconds."""
+    if not user_id or len(user_id) > 128:
+        raise AuthError("user id must be 1..128 characters")
+    if role not in ("user", "admin"):
+        raise AuthError(f"unknown role {role!r}")
+    now = dt.datetime.now(dt.UTC)
+    claims = {"sub": user_id, "role": role, "iat": now, "exp": now + dt.timedelta(seconds=ttl_s)}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_token(secret: str | None, token: str | None) -> Principal:
+    """The principal a token names. With no secret every caller is the local admin."""
+    if secret is None:
+        return LOCAL_ADMIN
+    if not token:
+        raise AuthError("authentication required: pass a bearer token")
+    try:
+        # the algorithm list is fixed: 'none' and asymmetric algorithms are refused
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["sub", "exp"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("token expired") from None
+    except jwt.PyJWTError:
+        raise AuthError("invalid token") from None
+    user_id, role = claims.get("sub"), claims.get("role", "user")
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
+        raise AuthError("invalid token")
+    if role not in ("user", "admin"):
+        raise AuthError("invalid token")
+    return Principal(user_id, role)

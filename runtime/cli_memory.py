@@ -1,0 +1,262 @@
+"""``personae memory ...``, ``personae prompt`` and ``personae token``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm import tqdm
+
+from agents.graph import prompt_for
+from agents.types import TurnRequest
+from memory import ScoredMemory
+from memory.service import NewMemory
+from memory.transcripts import Message
+from runtime.auth import mint_token
+from runtime.errors import RuntimeLayerError
+from runtime.services import Overrides, Services, open_services
+from runtime.settings import Settings
+
+# memory commands never extract traits: skip building the trait scorer
+_NO_SCORER = Overrides(trait_scorer=False)
+_IMPORT_NAMESPACE = uuid.UUID("6f1d1c52-3a0e-4c55-9a3c-7b4f0f6b2e10")
+
+
+class CliInputError(RuntimeLayerError):
+    """A line of an input file is invalid; the message names the file and line."""
+
+
+class ImportLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=20_000)
+    speaker: str = Field(min_length=1, max_length=120)
+    role: str | None = Field(default=None, pattern="^(user|persona|system)$")
+    session: str | None = Field(default=None, max_length=200)
+    user: str | None = Field(default=None, min_length=1, max_length=128)
+    timestamp: dt.datetime | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    kind: str = Field(default="turn", pattern="^(turn|fact|summary|reflection)$")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class QueryLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=2_000)
+    k: int = Field(default=10, ge=1, le=100)
+    session: str | None = None
+    id: str | int | None = None
+
+
+def add_commands(sub: Any) -> None:
+    memory = sub.add_parser("memory", help="import, search and count memories").add_subparsers(
+        title="actions"
+    )
+    imp = memory.add_parser("import", help="import chat history (JSON lines) as memories")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--persona", required=True, help="slug or id")
+    imp.add_argument("--user", default="local", help="user for lines without one")
+    imp.add_argument("--batch", type=int, default=256)
+    imp.set_defaults(run=_import)
+    search = memory.add_parser("search", help="search a persona's memories")
+    search.add_argument("--persona", required=True)
+    group = search.add_mutually_exclusive_group(required=True)
+    group.add_argument("--query")
+    group.add_argument("--queries", type=Path, help="JSON lines of {query, k?, session?, id?}")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--session")
+    search.add_argument("--user", help="only this user's memories (default: all users)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(run=_search)
+    stats = memory.add_parser("stats", help="memories per persona, sessions and messages")
+    stats.set_defaults(run=_stats)
+
+    prompt = sub.add_parser("prompt", help="print the exact prompt a turn would use")
+    prompt.add_argument("--persona", required=True)
+    prompt.add_argument("--session", required=True, type=uuid.UUID)
+    prompt.add_argument("--text", help="the user's message (default: the session's last one)")
+    prompt.set_defaults(run=_prompt)
+
+    token = sub.add_parser("token", help="mint a JWT for a user (needs PERSONAE_AUTH_SECRET)")
+    token.add_argument("--user", required=True)
+    token.add_argument("--role", choices=("user", "admin"), default="user")
+    token.add_argument("--ttl", type=int, default=86_400, help="seconds")
+    token.set_defaults(run=_token)
+
+
+def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise CliInputError(f"{path}: cannot read: {exc}") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield number, model.model_validate_json(raw)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "line"
+                raise CliInputError(f"{path}:{number}: {where}: {err['msg']}") from None
+
+
+async def _import(settings: Settings, args: argparse.Namespace) -> int:
+    items = list(_lines(args.file, ImportLine))  # validate the whole file before writing
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        persona = await services.personas.get(args.persona)
+        pid = str(persona.id)
+        stored = 0
+        with tqdm(total=len(items), desc="importing", unit="memory", file=sys.stderr) as bar:
+            for start in range(0, len(items), max(1, args.batch)):
+                batch = [
+                    _new_memory(pid, persona.name, args.user, line)
+                    for _, line in items[start : start + args.batch]
+                ]
+                stored += len(await services.memory.remember(batch))
+                bar.update(len(batch))
+    print(f"imported {stored} memories for {persona.slug} from {args.file}")
+    return 0
+
+
+def _new_memory(persona_id: str, persona_name: str, user: str, line: ImportLine) -> NewMemory:
+    role = line.role or ("persona" if line.speaker == persona_name else "user")
+    when = line.timestamp
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return NewMemory(
+        persona_id=persona_id,
+        user_id=line.user or user,
+        session_id=line.session,
+        speaker_name=line.speaker,
+        speaker_role=role,  # type: ignore[arg-type]
+        text=line.text,
+        kind=line.kind,  # type: ignore[arg-type]
+        created_at=when,
+        external_id=line.id,
+        metadata=line.metadata,
+        # the same external id imported again overwrites instead of duplicating
+        id=uuid.uuid5(_IMPORT_NAMESPACE, f"{persona_id}:{line.id}") if line.id else None,
+    )
+
+
+async def _search(settings: Settings, args: argparse.Namespace) -> int:
+    queries = (
+        [(None, QueryLine(query=args.query, k=args.k, session=args.session))]
+        if args.query
+        else list(_lines(args.queries, QueryLine))
+    )
+    async with open_services(settings, overrides=_NO_SCORER) as services:  # one model load
+        persona = await services.personas.get(args.persona)
+        for _, q in queries:
+            found = await services.memory.search(
+                persona_id=str(persona.id), user_id=args.user, text=q.query, k=q.k,
+                session_id=q.session,
+            )
+            if args.json or args.queries:
+                out: dict[str, Any] = {"query": q.query, "results": [_result(m) for m in found]}
+                if q.id is not None:
+                    out = {"id": q.id, **out}
+                print(json.dumps(out, ensure_ascii=False))
+            else:
+                for m in found:
+                    label = m.record.external_id or str(m.record.id)
+                    print(f"{m.score.total:7.4f}  {label:24} {m.record.speaker_name}: "
+                          f"{m.record.text[:100]}")
+    return 0
+
+
+def _result(m: ScoredMemory) -> dict[str, Any]:
+    r, s = m.record, m.score
+    return {
+        "id": str(r.id), "external_id": r.external_id, "text": r.text,
+        "speaker": r.speaker_name, "session": r.session_id, "user": r.user_id,
+        "created_at": r.created_at.isoformat(),
+        "score": round(s.total, 6), "relevance": round(s.relevance, 6),
+        "keyword": round(s.keyword, 6), "recency": round(s.recency, 6),
+        "importance": round(s.importance, 6),
+    }
+
+
+async def _stats(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        total = 0
+        offset = 0
+        while True:
+            page = await services.personas.list(offset=offset, limit=200)
+            for p in page.items:
+                n = await services.memory.index.count(str(p.id))
+                total += n
+                if n:
+                    print(f"{p.slug:32} {n:9d} memories")
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                break
+        async with services.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages)"
+            )
+            sessions, messages = await cur.fetchone() or (0, 0)
+    print(f"{total} memories, {sessions} sessions, {messages} messages")
+    return 0
+
+
+async def _prompt(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        print(await render_prompt(services, args.persona, args.session, args.text))
+    return 0
+
+
+async def render_prompt(
+    services: Services, persona_key: str, session_id: uuid.UUID, text: str | None
+) -> str:
+    """The prompt ``persona_key`` would get next in the session, as text."""
+    transcripts = services.memory.transcripts
+    session = await transcripts.get_session(session_id)
+    persona = await services.personas.get(persona_key)
+    recent = await transcripts.recent(session.id, 50)
+    last_user = next((m for m in reversed(recent) if m.role == "user"), None)
+    if text is None and last_user is None:
+        raise CliInputError("the session has no user message yet: pass --text")
+    if text is not None or last_user is None:
+        now = dt.datetime.now(dt.UTC)
+        last_user = _draft(session.id, session.user_id, text or "", now)
+    participants = await services.director.participants(session)
+    request = TurnRequest(
+        session_id=session.id, persona=persona.id, user_id=session.user_id,
+        user_name=last_user.speaker, user_message=last_user,
+        others=tuple(p.name for p in participants if p.id != persona.id),
+    )
+    recall = await services.memory.recall(
+        persona_id=str(persona.id), user_id=session.user_id, text=last_user.text,
+        k=services.agents.config.memory_k,
+    )
+    prompt = await prompt_for(services.agents, request, persona, recall.memories)
+    header = (
+        f"# prompt for {persona.slug} in session {session.id}: ~{prompt.estimated_tokens} tokens, "
+        f"{len(recall.memories)} memories, {prompt.dropped_lines} transcript line(s) and "
+        f"{prompt.dropped_memories} memory(ies) trimmed; stop: {list(prompt.stop)}"
+    )
+    return header + "\n" + prompt.render()
+
+
+def _draft(session_id: uuid.UUID, user_id: str, text: str, now: dt.datetime) -> Message:
+    return Message(
+        id=uuid.uuid4(), session_id=session_id, seq=0, role="user", persona_id=None,
+        user_id=user_id, speaker=user_id, text=text, client_msg_id=None, reply_to=None,
+        status="complete", extracted_traits={}, timings={}, created_at=now,
+    )
+
+
+async def _token(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.auth_secret is None:
+        raise CliInputError("PERSONAE_AUTH_SECRET is not set: the server needs no token")
+    print(mint_token(settings.auth_secret.get_secret_value(), args.user, args.role,
+                     ttl_s=args.ttl))
+    return 0

@@ -1,0 +1,119 @@
+"""`personae memory import/search/stats`, `personae prompt` and `personae token` as real
+subprocesses with the real MiniLM model and Qdrant Edge."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cli(db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path) -> Any:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+    env |= {
+        "PERSONAE_DATABASE_URL": database_url,
+        "PERSONAE_REDIS_URL": redis_url,
+        "PERSONAE_HOME": str(tmp_path / "home"),
+        "PERSONAE_LOG_LEVEL": "WARNING",
+        "PERSONAE_AUTH_SECRET": "k" * 32,
+    }
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", *args],
+            env=env, capture_output=True, text=True, timeout=300,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run("personas", "import")
+    return run
+
+
+def test_import_then_search_finds_rare_words_and_meaning(cli: Any, tmp_path: Path) -> None:
+    lines = [
+        {"text": "My cat is called Zanzibar and she hates thunderstorms.", "speaker": "Uma",
+         "id": "m1", "session": "s1", "timestamp": "2026-01-02T10:00:00Z"},
+        {"text": "I moved to Lisbon last spring for a job in renewable energy.", "speaker": "Uma",
+         "id": "m2", "session": "s1"},
+        {"text": "Relativity tells us simultaneity depends on the observer.",
+         "speaker": "Albert Einstein", "id": "m3", "session": "s1"},
+        {"text": "My locker code is 4417.", "speaker": "Uma", "id": "m4", "session": "s2"},
+    ]
+    src = tmp_path / "history.jsonl"
+    src.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    out = cli("memory", "import", str(src), "--persona", "albert-einstein", "--user", "uma")
+    assert "imported 4 memories" in out.stdout
+    again = cli("memory", "import", str(src), "--persona", "albert-einstein", "--user", "uma")
+    assert "imported 4 memories" in again.stdout
+    assert "4 memories" in cli("memory", "stats").stdout, "re-import overwrites by external id"
+
+    found = cli("memory", "search", "--persona", "albert-einstein", "--query", "Zanzibar",
+                "-k", "2", "--json").stdout
+    first = json.loads(found)["results"][0]
+    assert first["external_id"] == "m1" and first["speaker"] == "Uma"
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        json.dumps({"query": "where does the user live now?", "k": 1, "id": 1}) + "\n"
+        + json.dumps({"query": "4417", "k": 1, "id": 2}) + "\n"
+        + json.dumps({"query": "cat", "k": 3, "session": "s2", "id": 3}) + "\n"
+    )
+    results = [json.loads(line) for line in cli(
+        "memory", "search", "--persona", "albert-einstein", "--queries", str(queries)
+    ).stdout.splitlines()]
+    assert [r["id"] for r in results] == [1, 2, 3]
+    assert results[0]["results"][0]["external_id"] == "m2"
+    assert results[1]["results"][0]["external_id"] == "m4"
+    assert {r["external_id"] for r in results[2]["results"]} == {"m4"}
+
+
+def test_bad_import_line_is_named_and_nothing_is_written(cli: Any, tmp_path: Path) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_text(json.dumps({"text": "fine", "speaker": "Uma"}) + "\n{\"text\": 3}\n")
+    failed = cli("memory", "import", str(src), "--persona", "socratic-tutor", ok=False)
+    assert failed.returncode == 1 and "bad.jsonl:2" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert "0 memories" in cli("memory", "stats").stdout
+
+
+def test_token_is_a_valid_jwt(cli: Any) -> None:
+    token = cli("token", "--user", "uma", "--role", "admin").stdout.strip()
+    claims = jwt.decode(token, "k" * 32, algorithms=["HS256"])
+    assert claims["sub"] == "uma" and claims["role"] == "admin"
+
+
+async def test_prompt_shows_traits_beliefs_memories_and_transcript(
+    cli: Any, db: AsyncConnectionPool[Any]
+) -> None:
+    from memory.transcripts import Transcripts
+
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")
+        row = await cur.fetchone()
+    assert row is not None
+    transcripts = Transcripts(db)
+    session = await transcripts.create_session("uma", [row[0]])
+    await transcripts.append_user_message(
+        session.id, user_id="uma", speaker="Uma", text="What did you think of quantum dice?",
+        client_msg_id="c1",
+    )
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
+    assert out.startswith("# prompt for albert-einstein")
+    assert "--- system ---" in out and "--- human ---" in out
+    assert "What did you think of quantum dice?" in out
+    assert "Your convictions:" in out and "Your personality:" in out
+    assert "0.9" not in out.split("--- human ---")[0].split("Your personality:")[1][:400], (
+        "traits are described in words, not numbers"
+    )

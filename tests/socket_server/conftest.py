@@ -91,7 +91,8 @@ async def start_server(
         model = model or FakeStreamingChatModel(reply="Hello there, I remember you well.")
         settings = load_settings(
             database_url=database_url, redis_url=redis_url, home=home or tmp_path / f"home-{port}",
-            host="127.0.0.1", port=port, **{"auth_secret": SECRET, **overrides},
+            host="127.0.0.1", port=port, redis_prefix=cache_namespace,
+            **{"auth_secret": SECRET, **overrides},
         )
         app = create_app(
             settings,

@@ -1,0 +1,187 @@
+"""REST routes of personas: browse and search, create, patch settings, versions and
+restore, soft delete (admins), the persona's embedding and its trait profile."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from personas import Persona, PersonaDef, PersonaVersion, SettingsPatch
+from socket_server.app import CHAT, SERVICES
+from socket_server.openapi import Route
+from socket_server.rest import (
+    Query,
+    json_ok,
+    path_int,
+    path_key,
+    principal,
+    read_json,
+    read_query,
+    require_admin,
+)
+from socket_server.views import drift_view, persona_ref, persona_view, trait_view
+
+SEARCH_CAP = 1_000
+"""Full-text search ranks at most this many personas before filters and paging."""
+
+
+class PersonaListQuery(Query):
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    limit: int = Field(default=50, ge=1, le=200)
+    domain: str | None = Field(default=None, min_length=1, max_length=60)
+    type: Literal["historical", "fictional", "synthetic"] | None = None
+    active: bool | None = None
+    q: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="full-text search over name, role, domains, description and beliefs; "
+        "results are ordered by rank and carry it",
+    )
+
+
+class TraitsQuery(Query):
+    session_id: uuid.UUID | None = None
+
+
+async def list_personas(request: web.Request) -> web.Response:
+    query = read_query(request, PersonaListQuery)
+    store = request.app[SERVICES].personas
+    if query.q is None:
+        page = await store.list(
+            offset=query.offset, limit=query.limit, domain=query.domain,
+            persona_type=query.type, active=query.active,
+        )
+        items = [persona_view(p) for p in page.items]
+        total = page.total
+    else:
+        hits = [h for h in await store.search(query.q, limit=SEARCH_CAP) if _keep(h.persona, query)]
+        window = hits[query.offset : query.offset + query.limit]
+        items = [{**persona_view(h.persona), "rank": round(h.rank, 4)} for h in window]
+        total = len(hits)
+    return json_ok({"items": items, "total": total, "offset": query.offset, "limit": query.limit})
+
+
+def _keep(p: Persona, query: PersonaListQuery) -> bool:
+    return (
+        (query.domain is None or query.domain.strip().lower() in p.domains)
+        and (query.type is None or p.persona_type == query.type)
+        and (query.active is None or p.active == query.active)
+    )
+
+
+async def get_persona(request: web.Request) -> web.Response:
+    persona = await request.app[SERVICES].personas.get(path_key(request))
+    return json_ok(persona_view(persona))
+
+
+async def create_persona(request: web.Request) -> web.Response:
+    who = require_admin(request, "create personas")
+    definition = await read_json(request, PersonaDef)
+    persona = await request.app[SERVICES].personas.create(definition, who.actor)
+    response = json_ok(persona_view(persona), status=201)
+    response.headers["Location"] = f"/api/personas/{persona.id}"
+    return response
+
+
+async def patch_settings(request: web.Request) -> web.Response:
+    who = require_admin(request, "change personas")
+    key = path_key(request)
+    patch = await read_json(request, SettingsPatch)
+    persona = await request.app[SERVICES].personas.patch_settings(key, patch, who.actor)
+    return json_ok(persona_view(persona))
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    versions = await request.app[SERVICES].personas.versions(path_key(request))
+    # snapshots hold the system prompt, which persona views never show to users
+    full = principal(request).is_admin
+    return json_ok({"versions": [_version_view(v, full) for v in versions]})
+
+
+def _version_view(v: PersonaVersion, full: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "version": v.version, "reason": v.reason, "created_by": v.created_by,
+        "created_at": v.created_at.isoformat(),
+    }
+    if full:
+        view["snapshot"] = v.snapshot
+    return view
+
+
+async def restore_version(request: web.Request) -> web.Response:
+    who = require_admin(request, "restore persona versions")
+    key, version = path_key(request), path_int(request, "version")
+    persona = await request.app[SERVICES].personas.restore(key, version, who.actor)
+    return json_ok(persona_view(persona))
+
+
+async def delete_persona(request: web.Request) -> web.Response:
+    who = require_admin(request, "delete personas")
+    await request.app[SERVICES].personas.delete(path_key(request), who.actor)
+    return web.Response(status=204)
+
+
+async def persona_embedding(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    persona = await services.personas.get(path_key(request))
+    vector = await services.memory.embedder.embed_one(embedding_text(persona))
+    return json_ok({
+        "persona_id": str(persona.id),
+        "model": services.settings.embedding_model,
+        "dim": int(vector.shape[0]),
+        "vector": [float(x) for x in vector],
+    })
+
+
+def embedding_text(p: Persona) -> str:
+    """What a persona's embedding is made of: who it is, what it knows and believes."""
+    parts = [p.name, p.role, p.description]
+    if p.domains:
+        parts.append("Domains: " + ", ".join(p.domains))
+    parts.extend(b.text for b in p.beliefs)
+    return "\n".join(part for part in parts if part)
+
+
+async def persona_traits(request: web.Request) -> web.Response:
+    query = read_query(request, TraitsQuery)
+    view = await request.app[CHAT].traits(principal(request), path_key(request), query.session_id)
+    return json_ok({
+        "persona": persona_ref(view.persona),
+        "traits": [trait_view(t) for t in view.persona.traits],
+        "observed": {
+            name: {"mean": round(s.mean, 3), "count": s.count, "last": round(s.last, 3)}
+            for name, s in view.observed.stats.items()
+        },
+        "turns": view.turns,
+        "drift": drift_view(view.drift),
+    })
+
+
+_P = "/api/personas"
+ROUTES: tuple[Route, ...] = (
+    Route("GET", _P, list_personas, "List personas, filtered, or search them with ?q=",
+          "personas", schema="PersonaPage", query=PersonaListQuery),
+    Route("POST", _P, create_persona, "Create a persona (admin)", "personas", status=201,
+          schema="Persona", body=PersonaDef, errors=(403, 409)),
+    Route("GET", _P + "/{key}", get_persona, "One persona by id or slug", "personas",
+          schema="Persona", errors=(404,)),
+    Route("DELETE", _P + "/{key}", delete_persona, "Soft-delete a persona (admin)", "personas",
+          status=204, errors=(403, 404)),
+    Route("PATCH", _P + "/{key}/settings", patch_settings,
+          "Change traits (set/increase/decrease), modes and style as a new version (admin)",
+          "personas", schema="Persona", body=SettingsPatch, errors=(403, 404)),
+    Route("GET", _P + "/{key}/versions", list_versions,
+          "The persona's versions (snapshots for admins)", "personas",
+          schema="PersonaVersions", errors=(404,)),
+    Route("POST", _P + "/{key}/versions/{version}/restore", restore_version,
+          "Make an old version current again, as a new version (admin)", "personas",
+          schema="Persona", errors=(403, 404)),
+    Route("GET", _P + "/{key}/embed", persona_embedding,
+          "The persona's embedding (name, role, description, domains, beliefs)", "personas",
+          schema="PersonaEmbedding", errors=(404,)),
+    Route("GET", _P + "/{key}/traits", persona_traits,
+          "Configured traits, the observed profile and drift", "personas",
+          schema="PersonaTraits", query=TraitsQuery, errors=(403, 404)),
+)

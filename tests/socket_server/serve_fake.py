@@ -1,0 +1,43 @@
+"""A server process on the fake model and fake embedder, for multi-node tests and load
+benchmarks: ``python -m tests.socket_server.serve_fake`` with the usual PERSONAE_*
+settings; ``FAKE_TOKENS`` / ``FAKE_TOKEN_DELAY_S`` shape the fake replies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiohttp import web
+
+from agents.fake_llm import FakeStreamingChatModel
+from memory import FakeEmbedder
+from runtime.services import Overrides
+from runtime.settings import load_settings
+from socket_server.app import create_app
+
+
+async def main() -> None:
+    settings = load_settings()
+    model = FakeStreamingChatModel(
+        reply="Thank you for telling me; I will remember that about you.",
+        token_count=int(os.environ.get("FAKE_TOKENS", "20")),
+        token_delay_s=float(os.environ.get("FAKE_TOKEN_DELAY_S", "0")),
+    )
+    app = create_app(
+        settings,
+        overrides=Overrides(
+            embedder=FakeEmbedder(64, seed=5), chat_model=lambda: model, trait_scorer=False
+        ),
+    )
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    print(f"ready on {settings.host}:{settings.port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -30,6 +30,10 @@ async def open_pool(url: str, settings: Settings) -> AsyncIterator[AsyncConnecti
         open=False,
         timeout=10.0,
         name="personae",
+        # a connection is checked before it is handed out, so after a database restart
+        # no request fails on a dead connection (the check is one round trip)
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=300.0,
         kwargs={"autocommit": True},
     )
     try:

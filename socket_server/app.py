@@ -97,31 +97,37 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def run_server(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM: stop taking turns, let running ones finish within the
-    grace period, then close every connection and service."""
+    """Serve on the settings' host and port (embedded databases when no URL is set)."""
     async with resolved_urls(settings) as (database_url, redis_url):
         settings = settings.model_copy(
             update={"database_url": database_url, "redis_url": redis_url}
         )
-        app = create_app(settings)
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
-        if not settings.auth_enabled:
-            log.warning(
-                "no PERSONAE_AUTH_SECRET set: every client is a local admin; "
-                "set a secret before exposing this server"
-            )
-        log.info("personae serving on http://%s:%d/", settings.host, settings.port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            log.info("shutting down")
-            app[CHAT].accepting = False
-            await app[CHAT].drain(settings.shutdown_grace_s)
-            await runner.cleanup()
+        await serve(create_app(settings), settings)
+
+
+async def serve(app: web.Application, settings: Settings) -> None:
+    """Serve ``app`` until SIGINT/SIGTERM: stop taking turns, let running ones finish
+    within the grace period, then close every connection and service."""
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    if not settings.auth_enabled:
+        log.warning(
+            "no PERSONAE_AUTH_SECRET set: every client is a local admin; "
+            "set a secret before exposing this server"
+        )
+    log.info("personae serving on http://%s:%d/", settings.host, settings.port)
+    print(f"ready on http://{settings.host}:{settings.port}/", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down: finishing running turns")
+        left = await app[CHAT].drain(settings.shutdown_grace_s)
+        if left:
+            log.warning("cancelled %d turn(s) still running after the grace period", left)
+        await runner.cleanup()

@@ -7,12 +7,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
 from pydantic import ValidationError
 
-from agents.errors import AgentError, LLMStreamBroken, LLMUnavailable
+from agents.errors import LLMStreamBroken, LLMUnavailable
 from agents.traits import DriftReport
 from memory import MemoryRecord, ScoredMemory
-from memory.errors import InvalidMemory, MemoryLayerError, MemoryNotFound, SessionNotFound
+from memory.errors import IndexUnavailable, InvalidMemory, MemoryNotFound, SessionNotFound
 from memory.transcripts import Message, Session
 from personas import (
     DefinitionError,
@@ -54,6 +56,10 @@ def error_payload(exc: BaseException, *, where: str) -> dict[str, Any]:
         return {"code": "rate_limited", "message": str(exc), "retry_after": exc.retry_after_s}
     if isinstance(exc, AuthError):
         return {"code": "unauthorized", "message": str(exc)}
+    if isinstance(exc, psycopg.OperationalError | PoolTimeout):
+        log.warning("database unavailable in %s: %s", where, type(exc).__name__)
+        return {"code": "service_unavailable",
+                "message": "the database is unavailable; retry shortly"}
     mapped = _map(exc)
     if mapped is not None:
         return {"code": mapped, "message": str(exc)}
@@ -75,14 +81,13 @@ def _map(exc: BaseException) -> str | None:
         (SessionNotFound, "session_not_found"),
         (MemoryNotFound, "memory_not_found"),
         (InvalidMemory, "invalid_payload"),
+        (IndexUnavailable, "service_unavailable"),
         (LLMUnavailable, "llm_unavailable"),
         (LLMStreamBroken, "llm_stream_broken"),
     ]
     for kind, code in table:
         if isinstance(exc, kind):
             return code
-    if isinstance(exc, MemoryLayerError | AgentError):
-        return None
     return None
 
 

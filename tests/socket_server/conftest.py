@@ -89,11 +89,11 @@ async def start_server(
     ) -> Server:
         port = free_port()
         model = model or FakeStreamingChatModel(reply="Hello there, I remember you well.")
-        settings = load_settings(
-            database_url=database_url, redis_url=redis_url, home=home or tmp_path / f"home-{port}",
-            host="127.0.0.1", port=port, redis_prefix=cache_namespace,
-            **{"auth_secret": SECRET, **overrides},
-        )
+        base: dict[str, Any] = {
+            "database_url": database_url, "redis_url": redis_url, "auth_secret": SECRET,
+            "home": home or tmp_path / f"home-{port}", "redis_prefix": cache_namespace,
+        }
+        settings = load_settings(host="127.0.0.1", port=port, **{**base, **overrides})
         app = create_app(
             settings,
             overrides=Overrides(embedder=FakeEmbedder(64, seed=5), chat_model=lambda: model),

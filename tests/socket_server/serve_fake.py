@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 
-from aiohttp import web
-
 from agents.fake_llm import FakeStreamingChatModel
 from memory import FakeEmbedder
 from runtime.services import Overrides
 from runtime.settings import load_settings
-from socket_server.app import create_app
+from socket_server.app import create_app, serve
 
 
 async def main() -> None:
@@ -29,14 +27,7 @@ async def main() -> None:
             embedder=FakeEmbedder(64, seed=5), chat_model=lambda: model, trait_scorer=False
         ),
     )
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.port).start()
-    print(f"ready on {settings.host}:{settings.port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve(app, settings)
 
 
 if __name__ == "__main__":

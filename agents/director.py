@@ -19,14 +19,13 @@ from langgraph.graph.state import CompiledStateGraph
 from agents.graph import run_turn
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult
 from memory.transcripts import Message, Session
-from personas import Persona
+from personas import Persona, PersonaNotFound
 
 Policy = Literal["mention", "round_robin", "all", "selector", "autonomous"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    "a an the and or but of to in on at for with about what how why who is are was were "
-    "do does did you your i me my we our it this that be can could would should tell".split()
+    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "about", "what", "how", "why", "who", "is", "are", "was", "were", "do", "does", "did", "you", "your", "i", "me", "my", "we", "our", "it", "this", "that", "be", "can", "could", "would", "should", "tell"]
 )
 
 
@@ -38,7 +37,14 @@ class Director:
         self._graph = graph
 
     async def participants(self, session: Session) -> list[Persona]:
-        return [await self._services.personas.get(pid) for pid in session.persona_ids]
+        """The session's personas that still exist (a deleted one leaves the room)."""
+        found = []
+        for pid in session.persona_ids:
+            try:
+                found.append(await self._services.personas.get(pid))
+            except PersonaNotFound:
+                continue
+        return found
 
     async def respond(
         self,

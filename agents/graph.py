@@ -143,15 +143,21 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         await services.memory.remember(
             [
                 NewMemory(
-                    **base, speaker_name=request.user_message.speaker,
+                    **base,
+                    speaker_name=request.user_message.speaker,
                     speaker_role=request.user_message.role,
-                    text=request.user_message.text, vector=state.get("query_vector"),
+                    text=request.user_message.text,
+                    vector=state.get("query_vector"),
                     created_at=request.user_message.created_at,
                     metadata={"message_id": str(request.user_message.id)},
                 ),
                 NewMemory(
-                    **base, speaker_name=persona.name, speaker_role="persona",
-                    text=message.text, vector=reply_vector, created_at=message.created_at,
+                    **base,
+                    speaker_name=persona.name,
+                    speaker_role="persona",
+                    text=message.text,
+                    vector=reply_vector,
+                    created_at=message.created_at,
                     metadata={"message_id": str(message.id)},
                 ),
             ]
@@ -299,14 +305,17 @@ def _recollection(m: ScoredMemory) -> Recollection:
 
 def _observed_summary(observations: list[TraitObservation]) -> dict[str, Any]:
     return {
-        o.trait: {"value": round(o.value, 3), "method": o.method, "confidence": round(o.confidence, 2)}
+        o.trait: {
+            "value": round(o.value, 3),
+            "method": o.method,
+            "confidence": round(o.confidence, 2),
+        }
         for o in observations
     }
 
 
 def _failed(code: str, reason: str, t0: float) -> TurnState:
-    return {"status": "failed", "error_code": code, "error": reason,
-            "timings": {"llm_ms": _ms(t0)}}
+    return {"status": "failed", "error_code": code, "error": reason, "timings": {"llm_ms": _ms(t0)}}
 
 
 def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> TurnState:
@@ -314,10 +323,19 @@ def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> Tu
     if first is not None:
         timings["first_token_ms"] = (first - t0) * 1000
     if not partial.strip():
-        return {"status": "failed", "error_code": "llm_stream_broken", "error": reason,
-                "timings": timings}
-    return {"reply": partial.strip(), "status": "incomplete", "error_code": "llm_stream_broken",
-            "error": reason, "timings": timings}
+        return {
+            "status": "failed",
+            "error_code": "llm_stream_broken",
+            "error": reason,
+            "timings": timings,
+        }
+    return {
+        "reply": partial.strip(),
+        "status": "incomplete",
+        "error_code": "llm_stream_broken",
+        "error": reason,
+        "timings": timings,
+    }
 
 
 def _unless_failed(next_node: str, *, on: str = "failed") -> Any:

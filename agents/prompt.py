@@ -13,11 +13,26 @@ from personas import Persona, Trait
 
 # (low, high) phrases for the Big Five, so intensities read as behaviour, not numbers
 _OCEAN = {
-    "openness": ("prefer the familiar and practical over the novel", "are open to new ideas, imaginative and curious"),
-    "conscientiousness": ("are spontaneous and loose about structure", "are organised, careful and thorough"),
-    "extraversion": ("are reserved and measured in conversation", "are outgoing, energetic and talkative"),
-    "agreeableness": ("are challenging and unafraid to disagree", "are warm, cooperative and considerate"),
-    "neuroticism": ("are calm and emotionally steady", "are sensitive and quick to feel worry or frustration"),
+    "openness": (
+        "prefer the familiar and practical over the novel",
+        "are open to new ideas, imaginative and curious",
+    ),
+    "conscientiousness": (
+        "are spontaneous and loose about structure",
+        "are organised, careful and thorough",
+    ),
+    "extraversion": (
+        "are reserved and measured in conversation",
+        "are outgoing, energetic and talkative",
+    ),
+    "agreeableness": (
+        "are challenging and unafraid to disagree",
+        "are warm, cooperative and considerate",
+    ),
+    "neuroticism": (
+        "are calm and emotionally steady",
+        "are sensitive and quick to feel worry or frustration",
+    ),
 }
 _MODES = {
     "educator": "teach: explain step by step, use examples and check understanding",
@@ -133,9 +148,7 @@ def compose(data: PromptInput, *, budget_tokens: int = 1536) -> Prompt:
         else:
             messages.append(HumanMessage(content=_said(ln.speaker, ln.text, data.others)))
     messages.append(user)
-    stop = tuple(f"\n{name}:" for name in (*data.others, data.user_name)) + (
-        f"\n{persona.name}:",
-    )
+    stop = tuple(f"\n{name}:" for name in (*data.others, data.user_name)) + (f"\n{persona.name}:",)
     return Prompt(
         messages=tuple(messages),
         stop=stop,
@@ -175,7 +188,9 @@ def _system_text(data: PromptInput) -> str:
     core = [t for t in p.traits if t.inherited]
     if core:
         out.append(
-            "Always: " + "; ".join(f"{t.description or t.name}" for t in core if t.value >= 0.5) + "."
+            "Always: "
+            + "; ".join(f"{t.description or t.name}" for t in core if t.value >= 0.5)
+            + "."
         )
     if data.reinforcement:
         out.append("Stay in character:\n" + "\n".join(f"- {r}" for r in data.reinforcement))
@@ -204,15 +219,21 @@ def _trait_line(t: Trait) -> str:
 def _style_text(p: Persona) -> str:
     s = p.style
     humour = (
-        "Avoid jokes." if s.humour_usage < 0.15
-        else "Use humour sparingly." if s.humour_usage < 0.4
-        else "Use humour now and then." if s.humour_usage < 0.7
+        "Avoid jokes."
+        if s.humour_usage < 0.15
+        else "Use humour sparingly."
+        if s.humour_usage < 0.4
+        else "Use humour now and then."
+        if s.humour_usage < 0.7
         else "Use humour freely."
     )
-    length = "Keep replies short." if s.max_tokens <= 256 else "Keep replies focused; expand only when asked."
+    length = (
+        "Keep replies short."
+        if s.max_tokens <= 256
+        else "Keep replies focused; expand only when asked."
+    )
     return (
-        f"Style: {s.emotional_style} emotionally, {s.language_style} in language. "
-        f"{humour} {length}"
+        f"Style: {s.emotional_style} emotionally, {s.language_style} in language. {humour} {length}"
     )
 
 

@@ -118,20 +118,29 @@ class TraitTracker:
                     "INSERT INTO trait_observations (persona_id, session_id, message_id, trait,"
                     " value, method, confidence) VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     [
-                        (persona.id, session_id, message_id, o.trait, o.value, o.method,
-                         o.confidence)
+                        (
+                            persona.id,
+                            session_id,
+                            message_id,
+                            o.trait,
+                            o.value,
+                            o.method,
+                            o.confidence,
+                        )
                         for o in observations
                     ],
                 )
         session_profile, _ = await self._update(persona.id, session_id, observations)
         overall_profile, turns = await self._update(persona.id, None, observations)
         session_drift = drift(
-            persona.traits, session_profile,
+            persona.traits,
+            session_profile,
             threshold=self.settings.drift_threshold,
             min_observations=self.settings.min_observations,
         )
         overall_drift = drift(
-            persona.traits, overall_profile,
+            persona.traits,
+            overall_profile,
             threshold=self.settings.drift_threshold,
             min_observations=self.settings.min_observations,
         )

@@ -18,6 +18,7 @@ from memory.errors import (
     InvalidMemory,
     MemoryLayerError,
     MemoryNotFound,
+    SessionNotFound,
 )
 from memory.fake_embedder import FakeEmbedder
 from memory.importance import HeuristicImportance, heuristic_importance
@@ -75,6 +76,7 @@ __all__ = [
     "ScoredMemory",
     "ScoringWeights",
     "SentenceTransformerEmbedder",
+    "SessionNotFound",
     "ServerMemoryIndex",
     "SparseTerms",
     "SpeakerRole",

@@ -125,6 +125,8 @@ class EdgeMemoryIndex:
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=self._dim, distance=qe.Distance.Cosine)},
             sparse_vectors={KEYWORDS: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
+            # payload reads dominated searches when left on disk (Cold): 1.4 -> 0.55 ms
+            payload_memory=qe.Memory.Cached,
         )
         try:
             self._path.mkdir(parents=True, exist_ok=True)

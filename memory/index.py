@@ -35,13 +35,18 @@ from memory.types import (
 
 DENSE = "dense"
 KEYWORDS = "keywords"
-PAYLOAD_FIELDS = (
-    "persona_id", "user_id", "session_id", "speaker_name", "speaker_role", "text", "kind",
-    "importance", "created_at", "pinned", "external_id", "metadata",
-)  # fmt: skip
-KEYWORD_INDEXED = ("user_id", "session_id", "kind")
+KEYWORD_INDEXED = ("scope", "user_id", "session_id", "kind")
 """Keyword payload indexes besides ``persona_id`` (the tenant index); ``created_at`` has a
-datetime index and ``pinned`` (0/1) an integer lookup index."""
+datetime index and ``pinned`` (0/1) an integer lookup index. ``scope`` is persona and
+user in one key (see :func:`scope_key`)."""
+
+
+def scope_key(persona_id: str, user_id: str) -> str:
+    """One keyword for "this user with this persona", unambiguous for any ids.
+
+    A chat search filters on it alone: one exact index lookup instead of intersecting
+    the persona and user indexes (3.2 -> 0.5 ms at 290k points on Edge)."""
+    return f"{len(persona_id)}:{persona_id}/{user_id}"
 
 
 class VectorIndex(Protocol):
@@ -143,9 +148,14 @@ class Conditions:
 
     def equals(self) -> list[tuple[str, str | int]]:
         """Exact-match conditions; ``pinned`` is stored as 0/1 (see :func:`to_payload`)."""
+        if self.persona_id is not None and self.user_id is not None:
+            scoped: list[tuple[str, str | int | None]] = [
+                ("scope", scope_key(self.persona_id, self.user_id))
+            ]
+        else:
+            scoped = [("persona_id", self.persona_id), ("user_id", self.user_id)]
         pairs: list[tuple[str, str | int | None]] = [
-            ("persona_id", self.persona_id),
-            ("user_id", self.user_id),
+            *scoped,
             ("session_id", self.session_id),
             ("pinned", None if self.pinned is None else int(self.pinned)),
         ]
@@ -161,6 +171,7 @@ def to_payload(record: MemoryRecord) -> dict[str, JSONValue]:
     return {
         "persona_id": record.persona_id,
         "user_id": record.user_id,
+        "scope": scope_key(record.persona_id, record.user_id),
         "session_id": record.session_id,
         "speaker_name": record.speaker_name,
         "speaker_role": record.speaker_role,

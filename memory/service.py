@@ -88,7 +88,11 @@ class MemoryService:
         """Embed ``text`` once and find what this persona remembers of this user."""
         vector = await self.embedder.embed_one(text)
         query = MemoryQuery(
-            persona_id=persona_id, user_id=user_id, text=text, vector=vector, k=k,
+            persona_id=persona_id,
+            user_id=user_id,
+            text=text,
+            vector=vector,
+            k=k,
             session_id=session_id,
         )
         return Recall(vector, await self.index.search(query, self.weights))
@@ -113,18 +117,18 @@ class MemoryService:
                     item.text, kind=item.kind, speaker_role=item.speaker_role
                 )
             record = MemoryRecord.new(
-                    persona_id=item.persona_id,
-                    user_id=item.user_id,
-                    session_id=item.session_id,
-                    speaker_name=item.speaker_name,
-                    speaker_role=item.speaker_role,
-                    text=item.text,
-                    kind=item.kind,
-                    importance=importance,
-                    created_at=item.created_at,
-                    pinned=item.pinned,
-                    external_id=item.external_id,
-                    metadata=item.metadata,
+                persona_id=item.persona_id,
+                user_id=item.user_id,
+                session_id=item.session_id,
+                speaker_name=item.speaker_name,
+                speaker_role=item.speaker_role,
+                text=item.text,
+                kind=item.kind,
+                importance=importance,
+                created_at=item.created_at,
+                pinned=item.pinned,
+                external_id=item.external_id,
+                metadata=item.metadata,
             )
             records.append(record if item.id is None else replace(record, id=item.id))
         await self.index.upsert(records, vectors)
@@ -153,8 +157,15 @@ class MemoryService:
         vector = await self.embedder.embed_one(text)
         return await self.index.search(
             MemoryQuery(
-                persona_id=persona_id, user_id=user_id, text=text, vector=vector, k=k,
-                session_id=session_id, kinds=kinds, since=since, until=until,
+                persona_id=persona_id,
+                user_id=user_id,
+                text=text,
+                vector=vector,
+                k=k,
+                session_id=session_id,
+                kinds=kinds,
+                since=since,
+                until=until,
             ),
             self.weights,
         )
@@ -181,7 +192,12 @@ class MemoryService:
         return await self.get(memory_id, persona_id=persona_id, user_id=user_id)
 
     async def set_importance(
-        self, memory_id: uuid.UUID, importance: float, *, persona_id: str, user_id: str | None = None
+        self,
+        memory_id: uuid.UUID,
+        importance: float,
+        *,
+        persona_id: str,
+        user_id: str | None = None,
     ) -> MemoryRecord:
         await self.get(memory_id, persona_id=persona_id, user_id=user_id)
         await self.index.set_importance(

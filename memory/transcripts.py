@@ -64,6 +64,26 @@ class MessagePage:
     before: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    message_id: uuid.UUID
+    user_id: str
+    rating: int
+    comment: str
+    created_at: dt.datetime
+
+
+_RATE = """
+INSERT INTO feedback (message_id, user_id, rating, comment)
+SELECT m.id, %(user)s, %(rating)s, %(comment)s
+  FROM messages m JOIN sessions s ON s.id = m.session_id
+ WHERE m.id = %(message)s AND s.user_id = %(user)s AND s.closed_at IS NULL
+ON CONFLICT (message_id, user_id)
+DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, created_at = now()
+RETURNING message_id, user_id, rating, comment, created_at
+"""
+
+
 class Transcripts:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
@@ -83,7 +103,11 @@ class Transcripts:
                 "INSERT INTO sessions (id, user_id, title, policy, persona_ids, metadata)"
                 f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SESSION_COLUMNS}",
                 (
-                    session_id or uuid.uuid4(), user_id, title, policy, list(persona_ids),
+                    session_id or uuid.uuid4(),
+                    user_id,
+                    title,
+                    policy,
+                    list(persona_ids),
                     Jsonb(dict(metadata or {})),
                 ),
             )
@@ -182,8 +206,14 @@ class Transcripts:
                 " ON CONFLICT (reply_to, persona_id) WHERE reply_to IS NOT NULL"
                 f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
                 (
-                    message_id or uuid.uuid4(), session_id, persona_id, speaker, text,
-                    reply_to, status, Jsonb(dict(timings or {})),
+                    message_id or uuid.uuid4(),
+                    session_id,
+                    persona_id,
+                    speaker,
+                    text,
+                    reply_to,
+                    status,
+                    Jsonb(dict(timings or {})),
                 ),
             )
             row = await cur.fetchone()
@@ -207,14 +237,30 @@ class Transcripts:
             row = await cur.fetchone()
         return None if row is None else _message(row)
 
-    async def set_extracted_traits(
-        self, message_id: uuid.UUID, traits: Mapping[str, Any]
-    ) -> None:
+    async def set_extracted_traits(self, message_id: uuid.UUID, traits: Mapping[str, Any]) -> None:
         async with self._pool.connection() as conn:
             await conn.execute(
                 "UPDATE messages SET extracted_traits = %s WHERE id = %s",
                 (Jsonb(dict(traits)), message_id),
             )
+
+    async def rate(
+        self, message_id: uuid.UUID, user_id: str, rating: int, comment: str = ""
+    ) -> Feedback | None:
+        """Record (or replace) ``user_id``'s rating of a message in one of their own
+        sessions; None when there is no such message in their sessions."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                _RATE,
+                {"user": user_id, "rating": rating, "comment": comment, "message": message_id},
+            )
+            row = await cur.fetchone()
+        return None if row is None else Feedback(**row)
+
+    async def message_exists(self, message_id: uuid.UUID) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT 1 FROM messages WHERE id = %s", (message_id,))
+            return await cur.fetchone() is not None
 
     async def history(
         self, session_id: uuid.UUID, *, before: int | None = None, limit: int = 50

@@ -5,6 +5,7 @@ bumps ``version`` and stores a full snapshot in ``persona_versions``."""
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from typing import Any
@@ -117,7 +118,7 @@ class PersonaRepository:
             rows = await dcur.fetchall()
         return PersonaPage(tuple(_persona(r) for r in rows), int(total), offset, limit)
 
-    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+    async def search(self, query: str, *, limit: int = 20) -> builtins.list[SearchHit]:
         """Full-text search over name, role, domains, description and beliefs."""
         if not query.strip():
             return []
@@ -132,7 +133,7 @@ class PersonaRepository:
             rows = await cur.fetchall()
         return [SearchHit(_persona(r), float(r["rank"])) for r in rows]
 
-    async def versions(self, key: str | uuid.UUID) -> list[PersonaVersion]:
+    async def versions(self, key: str | uuid.UUID) -> builtins.list[PersonaVersion]:
         persona = await self.get(key)
         async with self._pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
@@ -330,8 +331,18 @@ async def _write(
         " domains = %s, is_real = %s, persona_type = %s, birth_date = %s, avatar_url = %s,"
         " active = %s, protected = %s, version = %s, updated_at = now() WHERE id = %s",
         (
-            d.name, d.description, d.role, d.system_prompt, list(d.domains), d.is_real,
-            d.persona_type, d.birth_date, d.avatar_url, d.active, d.protected, version,
+            d.name,
+            d.description,
+            d.role,
+            d.system_prompt,
+            list(d.domains),
+            d.is_real,
+            d.persona_type,
+            d.birth_date,
+            d.avatar_url,
+            d.active,
+            d.protected,
+            version,
             persona_id,
         ),
     )
@@ -343,8 +354,16 @@ async def _write(
                 "INSERT INTO traits (persona_id, name, type, value, description, source,"
                 " evolves, locked) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (persona_id, t.name, t.type, t.value, t.description, t.source,
-                     t.evolves, t.locked)
+                    (
+                        persona_id,
+                        t.name,
+                        t.type,
+                        t.value,
+                        t.description,
+                        t.source,
+                        t.evolves,
+                        t.locked,
+                    )
                     for t in d.traits
                 ],
             )
@@ -364,8 +383,14 @@ async def _write(
         " voice_enabled, default_mode, temperature, max_tokens)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         (
-            persona_id, s.humour_usage, s.emotional_style, s.language_style, s.voice_enabled,
-            s.default_mode, s.temperature, s.max_tokens,
+            persona_id,
+            s.humour_usage,
+            s.emotional_style,
+            s.language_style,
+            s.voice_enabled,
+            s.default_mode,
+            s.temperature,
+            s.max_tokens,
         ),
     )
     await conn.execute(_SEARCH_TSV, (persona_id,))

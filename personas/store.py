@@ -3,6 +3,7 @@ invalidate the cache on every node once they commit."""
 
 from __future__ import annotations
 
+import builtins
 import uuid
 
 from personas.cache import PersonaCache
@@ -37,10 +38,10 @@ class PersonaStore:
             offset=offset, limit=limit, domain=domain, persona_type=persona_type, active=active
         )
 
-    async def search(self, query: str, *, limit: int = 20) -> list[SearchHit]:
+    async def search(self, query: str, *, limit: int = 20) -> builtins.list[SearchHit]:
         return await self.repository.search(query, limit=limit)
 
-    async def versions(self, key: str | uuid.UUID) -> list[PersonaVersion]:
+    async def versions(self, key: str | uuid.UUID) -> builtins.list[PersonaVersion]:
         return await self.repository.versions(key)
 
     async def create(self, definition: PersonaDef, actor: Actor) -> Persona:
@@ -52,7 +53,9 @@ class PersonaStore:
     async def update(
         self, key: str | uuid.UUID, definition: PersonaDef, actor: Actor, *, reason: str = "updated"
     ) -> Persona:
-        return await self._changed(await self.repository.update(key, definition, actor, reason=reason))
+        return await self._changed(
+            await self.repository.update(key, definition, actor, reason=reason)
+        )
 
     async def patch_settings(
         self, key: str | uuid.UUID, patch: SettingsPatch, actor: Actor, *, reason: str = ""

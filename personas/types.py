@@ -143,6 +143,3 @@ class ImportResult:
     slug: str
     outcome: ImportOutcome
     version: int
-
-
-

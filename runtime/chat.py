@@ -16,7 +16,7 @@ from agents.director import POLICIES
 from agents.traits import DriftReport, ObservedProfile
 from agents.types import TurnEvents, TurnResult
 from memory import MemoryFilter, MemoryKind, MemoryPage, MemoryRecord, ScoredMemory
-from memory.transcripts import Message, MessagePage, Session
+from memory.transcripts import Feedback, Message, MessagePage, Session
 from personas import Persona
 from runtime.auth import Principal
 from runtime.errors import RuntimeLayerError
@@ -96,7 +96,10 @@ class ChatService:
                 3 if rounds is None else rounds, self.services.settings.autonomous_max_rounds
             )
         session = await transcripts.create_session(
-            principal.user_id, [p.id for p in found], policy=policy or "mention", title=title,
+            principal.user_id,
+            [p.id for p in found],
+            policy=policy or "mention",
+            title=title,
             metadata=metadata,
         )
         return session, found
@@ -146,7 +149,10 @@ class ChatService:
         held = await self.limiter.acquire_turn(principal.user_id)
         try:
             message, created = await transcripts.append_user_message(
-                session.id, user_id=principal.user_id, speaker=user_name, text=text,
+                session.id,
+                user_id=principal.user_id,
+                speaker=user_name,
+                text=text,
                 client_msg_id=client_msg_id,
             )
         except BaseException:
@@ -189,15 +195,24 @@ class ChatService:
                     self._interrupts[session.id] = interrupt
                     try:
                         more = await self.services.director.autonomous(
-                            session, user_name=user_name, rounds=rounds, events=events,
+                            session,
+                            user_name=user_name,
+                            rounds=rounds,
+                            events=events,
                             interrupt=interrupt,
                         )
                         self._observe(more, time.perf_counter())
                     finally:
                         self._interrupts.pop(session.id, None)
         except Exception as exc:  # a worker must survive: report, log type and message
-            log.error("turn for message %s in session %s failed: %s: %s",
-                      message.id, session.id, type(exc).__name__, exc, exc_info=exc)
+            log.error(
+                "turn for message %s in session %s failed: %s: %s",
+                message.id,
+                session.id,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
             self.metrics.turn_errors.labels(code="internal").inc()
             await events.failed(None, "internal", "the reply failed; the message is kept")
         finally:
@@ -239,6 +254,18 @@ class ChatService:
             await asyncio.wait(still, timeout=5.0)
         return len(still)
 
+    async def feedback(
+        self, principal: Principal, message_id: uuid.UUID, rating: int, comment: str = ""
+    ) -> Feedback:
+        """Rate a message of one of the caller's sessions; a second rating replaces it."""
+        transcripts = self.services.memory.transcripts
+        stored = await transcripts.rate(message_id, principal.user_id, rating, comment)
+        if stored is not None:
+            return stored
+        if await transcripts.message_exists(message_id):
+            raise ChatError("forbidden", f"message '{message_id}' is not in one of your sessions")
+        raise ChatError("message_not_found", f"message '{message_id}' not found")
+
     # memory inspection ----------------------------------------------------------------
 
     async def _scope(self, principal: Principal, persona: str, user: str | None) -> tuple[str, str]:
@@ -279,7 +306,10 @@ class ChatService:
     ) -> list[ScoredMemory]:
         persona_id, user_id = await self._scope(principal, persona, user)
         return await self.services.memory.search(
-            persona_id=persona_id, user_id=user_id, text=query, k=k,
+            persona_id=persona_id,
+            user_id=user_id,
+            text=query,
+            k=k,
             session_id=str(session_id) if session_id else None,
         )
 

@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     exp.set_defaults(run=_export)
     lst = personas.add_parser("list", help="list personas")
     lst.add_argument("--domain")
-    lst.add_argument("--type", dest="persona_type", choices=("historical", "fictional", "synthetic"))
+    lst.add_argument(
+        "--type", dest="persona_type", choices=("historical", "fictional", "synthetic")
+    )
     lst.add_argument("--inactive", action="store_true", help="only inactive personas")
     lst.add_argument("--limit", type=int, default=100)
     lst.add_argument("--offset", type=int, default=0)

@@ -156,7 +156,10 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
         persona = await services.personas.get(args.persona)
         for _, q in queries:
             found = await services.memory.search(
-                persona_id=str(persona.id), user_id=args.user, text=q.query, k=q.k,
+                persona_id=str(persona.id),
+                user_id=args.user,
+                text=q.query,
+                k=q.k,
                 session_id=q.session,
             )
             if args.json or args.queries:
@@ -167,19 +170,27 @@ async def _search(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 for m in found:
                     label = m.record.external_id or str(m.record.id)
-                    print(f"{m.score.total:7.4f}  {label:24} {m.record.speaker_name}: "
-                          f"{m.record.text[:100]}")
+                    print(
+                        f"{m.score.total:7.4f}  {label:24} {m.record.speaker_name}: "
+                        f"{m.record.text[:100]}"
+                    )
     return 0
 
 
 def _result(m: ScoredMemory) -> dict[str, Any]:
     r, s = m.record, m.score
     return {
-        "id": str(r.id), "external_id": r.external_id, "text": r.text,
-        "speaker": r.speaker_name, "session": r.session_id, "user": r.user_id,
+        "id": str(r.id),
+        "external_id": r.external_id,
+        "text": r.text,
+        "speaker": r.speaker_name,
+        "session": r.session_id,
+        "user": r.user_id,
         "created_at": r.created_at.isoformat(),
-        "score": round(s.total, 6), "relevance": round(s.relevance, 6),
-        "keyword": round(s.keyword, 6), "recency": round(s.recency, 6),
+        "score": round(s.total, 6),
+        "relevance": round(s.relevance, 6),
+        "keyword": round(s.keyword, 6),
+        "recency": round(s.recency, 6),
         "importance": round(s.importance, 6),
     }
 
@@ -229,12 +240,17 @@ async def render_prompt(
         last_user = _draft(session.id, session.user_id, text or "", now)
     participants = await services.director.participants(session)
     request = TurnRequest(
-        session_id=session.id, persona=persona.id, user_id=session.user_id,
-        user_name=last_user.speaker, user_message=last_user,
+        session_id=session.id,
+        persona=persona.id,
+        user_id=session.user_id,
+        user_name=last_user.speaker,
+        user_message=last_user,
         others=tuple(p.name for p in participants if p.id != persona.id),
     )
     recall = await services.memory.recall(
-        persona_id=str(persona.id), user_id=session.user_id, text=last_user.text,
+        persona_id=str(persona.id),
+        user_id=session.user_id,
+        text=last_user.text,
         k=services.agents.config.memory_k,
     )
     prompt = await prompt_for(services.agents, request, persona, recall.memories)
@@ -248,15 +264,25 @@ async def render_prompt(
 
 def _draft(session_id: uuid.UUID, user_id: str, text: str, now: dt.datetime) -> Message:
     return Message(
-        id=uuid.uuid4(), session_id=session_id, seq=0, role="user", persona_id=None,
-        user_id=user_id, speaker=user_id, text=text, client_msg_id=None, reply_to=None,
-        status="complete", extracted_traits={}, timings={}, created_at=now,
+        id=uuid.uuid4(),
+        session_id=session_id,
+        seq=0,
+        role="user",
+        persona_id=None,
+        user_id=user_id,
+        speaker=user_id,
+        text=text,
+        client_msg_id=None,
+        reply_to=None,
+        status="complete",
+        extracted_traits={},
+        timings={},
+        created_at=now,
     )
 
 
 async def _token(settings: Settings, args: argparse.Namespace) -> int:
     if settings.auth_secret is None:
         raise CliInputError("PERSONAE_AUTH_SECRET is not set: the server needs no token")
-    print(mint_token(settings.auth_secret.get_secret_value(), args.user, args.role,
-                     ttl_s=args.ttl))
+    print(mint_token(settings.auth_secret.get_secret_value(), args.user, args.role, ttl_s=args.ttl))
     return 0

@@ -34,21 +34,27 @@ class Metrics:
             critical_path=Histogram(
                 "personae_critical_path_seconds",
                 "load persona + retrieve memories + compose prompt",
-                buckets=_LATENCY_BUCKETS, registry=r,
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
             ),
             first_token=Histogram(
                 "personae_first_token_seconds",
                 "from the user message being stored to the first reply token",
-                buckets=_LATENCY_BUCKETS, registry=r,
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
             ),
             turn_latency=Histogram(
-                "personae_turn_seconds", "a whole turn, to the reply being stored",
-                buckets=_LATENCY_BUCKETS, registry=r,
+                "personae_turn_seconds",
+                "a whole turn, to the reply being stored",
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
             ),
             connections=Gauge("personae_connections", "open Socket.IO connections", registry=r),
             events=Counter("personae_events", "client events handled", ["event"], registry=r),
             client_errors=Counter(
-                "personae_client_errors", "errors returned to clients, by code", ["code"],
+                "personae_client_errors",
+                "errors returned to clients, by code",
+                ["code"],
                 registry=r,
             ),
         )

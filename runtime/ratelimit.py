@@ -119,7 +119,9 @@ class RateLimiter:
 
     def _unavailable(self, user_id: str, exc: BaseException) -> None:
         if self.limits.fail_open:
-            log.warning("rate limiter: redis unavailable, allowing %s (fail open): %s", user_id, exc)
+            log.warning(
+                "rate limiter: redis unavailable, allowing %s (fail open): %s", user_id, exc
+            )
             return
         log.warning("rate limiter: redis unavailable, refusing %s (fail closed): %s", user_id, exc)
         raise RateLimited("limits cannot be checked right now", 5.0) from None

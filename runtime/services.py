@@ -135,7 +135,11 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> AsyncIterato
             )
         )
         yield Core(
-            settings, database_url, redis_url, pool, redis,
+            settings,
+            database_url,
+            redis_url,
+            pool,
+            redis,
             PersonaStore(PersonaRepository(pool), cache),
         )
 

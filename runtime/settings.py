@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; embedded if unset")
     qdrant_api_key: SecretStr | None = None
     redis_prefix: str = Field(
-        default="personae", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+        default="personae",
+        pattern=r"^[A-Za-z0-9_.-]{1,40}$",
         description="prefix of every Redis key and channel (several deployments, one Redis)",
     )
 

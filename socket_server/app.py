@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
 
     app.cleanup_ctx.append(lifespan)
     app.router.add_get("/healthz", healthz)
-    from socket_server.rest import add_routes  # noqa: PLC0415 (routes need the keys above)
+    from socket_server.rest import add_routes
 
     add_routes(app)
     if STATIC.is_dir():

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agents.tracker import TraitUpdate
 from agents.types import NullEvents
 from memory.transcripts import Message
 from personas import Persona
 from runtime.auth import AuthError, Principal, verify_token
-from runtime.chat import ChatError, ChatService
+from runtime.chat import ChatService
 from socket_server import payloads as p
 from socket_server.views import (
     ClientError,
@@ -51,16 +51,25 @@ class RoomEvents:
         self._room = room(session_id)
 
     async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
-        await self._emit("message.started", {
-            "session_id": self._session, "message_id": str(reply_id),
-            "persona": persona_ref(persona),
-        })
+        await self._emit(
+            "message.started",
+            {
+                "session_id": self._session,
+                "message_id": str(reply_id),
+                "persona": persona_ref(persona),
+            },
+        )
 
     async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
-        await self._emit("message.token", {
-            "session_id": self._session, "message_id": str(reply_id),
-            "persona_id": str(persona.id), "delta": delta,
-        })
+        await self._emit(
+            "message.token",
+            {
+                "session_id": self._session,
+                "message_id": str(reply_id),
+                "persona_id": str(persona.id),
+                "delta": delta,
+            },
+        )
 
     async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
         view = message_view(message)
@@ -68,18 +77,26 @@ class RoomEvents:
         await self._emit("message.done", {"session_id": self._session, "message": view})
 
     async def failed(self, persona: Persona | None, code: str, message: str) -> None:
-        await self._emit("message.error", {
-            "session_id": self._session,
-            "persona_id": str(persona.id) if persona else None,
-            "code": code, "message": message,
-        })
+        await self._emit(
+            "message.error",
+            {
+                "session_id": self._session,
+                "persona_id": str(persona.id) if persona else None,
+                "code": code,
+                "message": message,
+            },
+        )
 
     async def traits(self, persona: Persona, update: TraitUpdate) -> None:
-        await self._emit("persona.traits_updated", {
-            "session_id": self._session, "persona_id": str(persona.id),
-            "drift": drift_view(update.session_drift),
-            "evolved": [{"name": c.name, "old": c.old, "new": c.new} for c in update.evolved],
-        })
+        await self._emit(
+            "persona.traits_updated",
+            {
+                "session_id": self._session,
+                "persona_id": str(persona.id),
+                "drift": drift_view(update.session_drift),
+                "evolved": [{"name": c.name, "old": c.old, "new": c.new} for c in update.evolved],
+            },
+        )
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
         await self._sio.emit(event, data, room=self._room, namespace=NAMESPACE)
@@ -147,9 +164,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             payload = model.model_validate(data)
             result = await handler(sid, payload)
             return {"ok": True, **result}
-        except (ChatError, ClientError) as exc:
-            error = {"code": exc.code, "message": str(exc)}
-        except (ValidationError, Exception) as exc:
+        except Exception as exc:  # noqa: BLE001  (every failure becomes an error ack)
             error = error_payload(exc, where=f"event {event!r} sid={sid}")
         chat.metrics.client_errors.labels(code=error["code"]).inc()
         return {"ok": False, "error": error}
@@ -163,8 +178,12 @@ class ChatNamespace(socketio.AsyncNamespace):
     async def _session_start(self, sid: str, payload: p.SessionStart) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
         session, personas = await self._chat().start_session(
-            principal, payload.personas, session_id=payload.session_id, policy=payload.policy,
-            title=payload.title, rounds=payload.rounds,
+            principal,
+            payload.personas,
+            session_id=payload.session_id,
+            policy=payload.policy,
+            title=payload.title,
+            rounds=payload.rounds,
         )
         await self.enter_room(sid, room(session.id), namespace=NAMESPACE)
         page = await self._chat().history(principal, session.id, before=None, limit=50)
@@ -194,8 +213,13 @@ class ChatNamespace(socketio.AsyncNamespace):
         await chat.session_for(principal, payload.session_id)
         await self.enter_room(sid, room(payload.session_id), namespace=NAMESPACE)
         sent = await chat.send(
-            principal, user_name=name, session_id=payload.session_id, text=payload.text,
-            client_msg_id=payload.client_msg_id, to=payload.to, mode=payload.mode,
+            principal,
+            user_name=name,
+            session_id=payload.session_id,
+            text=payload.text,
+            client_msg_id=payload.client_msg_id,
+            to=payload.to,
+            mode=payload.mode,
             events=RoomEvents(self.server, payload.session_id),
         )
         return {"message": message_view(sent.message), "duplicate": sent.duplicate}
@@ -206,7 +230,9 @@ class ChatNamespace(socketio.AsyncNamespace):
         await self.emit(
             "typing",
             {"session_id": str(payload.session_id), "user": name, "is_typing": payload.is_typing},
-            room=room(payload.session_id), skip_sid=sid, namespace=NAMESPACE,
+            room=room(payload.session_id),
+            skip_sid=sid,
+            namespace=NAMESPACE,
         )
         return {}
 
@@ -215,8 +241,13 @@ class ChatNamespace(socketio.AsyncNamespace):
     async def _memory_list(self, sid: str, payload: p.MemoryList) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
         page = await self._chat().list_memories(
-            principal, payload.persona, session_id=payload.session_id, kind=payload.kind,
-            user=payload.user, limit=payload.limit, cursor=payload.cursor,
+            principal,
+            payload.persona,
+            session_id=payload.session_id,
+            kind=payload.kind,
+            user=payload.user,
+            limit=payload.limit,
+            cursor=payload.cursor,
         )
         return {
             "memories": [memory_view(r) for r in page.records],
@@ -226,8 +257,12 @@ class ChatNamespace(socketio.AsyncNamespace):
     async def _memory_search(self, sid: str, payload: p.MemorySearch) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
         found = await self._chat().search_memories(
-            principal, payload.persona, payload.query, k=payload.k,
-            session_id=payload.session_id, user=payload.user,
+            principal,
+            payload.persona,
+            payload.query,
+            k=payload.k,
+            session_id=payload.session_id,
+            user=payload.user,
         )
         return {"results": [scored_view(m) for m in found]}
 
@@ -273,8 +308,12 @@ class ChatNamespace(socketio.AsyncNamespace):
             await self.save_session(sid, data, namespace=NAMESPACE)
         events = LegacyEvents(self, sid, payload.persona_id, session_id)
         sent = await chat.send(
-            principal, user_name=name, session_id=uuid.UUID(session_id), text=payload.message,
-            client_msg_id=uuid.uuid4().hex, events=events,
+            principal,
+            user_name=name,
+            session_id=uuid.UUID(session_id),
+            text=payload.message,
+            client_msg_id=uuid.uuid4().hex,
+            events=events,
         )
         return {"sessionId": session_id, "message": message_view(sent.message)}
 
@@ -291,20 +330,33 @@ class LegacyEvents(NullEvents):
 
     async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
         self._answered = True
-        await self._ns.emit("ai_response", {
-            "message": message.text, "personaId": self._persona_key,
-            "sessionId": self._session_id, "messageId": str(message.id),
-            "traits": {t.name: t.value for t in persona.traits},
-            "status": message.status,
-        }, to=self._sid, namespace=NAMESPACE)
+        await self._ns.emit(
+            "ai_response",
+            {
+                "message": message.text,
+                "personaId": self._persona_key,
+                "sessionId": self._session_id,
+                "messageId": str(message.id),
+                "traits": {t.name: t.value for t in persona.traits},
+                "status": message.status,
+            },
+            to=self._sid,
+            namespace=NAMESPACE,
+        )
 
     async def failed(self, persona: Persona | None, code: str, message: str) -> None:
         if self._answered:  # an incomplete reply was already delivered
             return
-        await self._ns.emit("ai_response", {
-            "personaId": self._persona_key, "sessionId": self._session_id,
-            "error": {"code": code, "message": message},
-        }, to=self._sid, namespace=NAMESPACE)
+        await self._ns.emit(
+            "ai_response",
+            {
+                "personaId": self._persona_key,
+                "sessionId": self._session_id,
+                "error": {"code": code, "message": message},
+            },
+            to=self._sid,
+            namespace=NAMESPACE,
+        )
 
 
 def _bearer(environ: dict[str, Any]) -> str | None:

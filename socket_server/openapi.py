@@ -48,8 +48,13 @@ async def document(request: web.Request) -> web.Response:
 
 
 ROUTE = Route(
-    "GET", "/api/openapi.json", document, "This OpenAPI document", "meta",
-    schema="OpenAPIDocument", public=True,
+    "GET",
+    "/api/openapi.json",
+    document,
+    "This OpenAPI document",
+    "meta",
+    schema="OpenAPIDocument",
+    public=True,
 )
 
 
@@ -93,7 +98,9 @@ def _operation(route: Route, defs: dict[str, JSONSchema]) -> dict[str, Any]:
         required = set(schema.get("required", ()))
         for name, prop in schema["properties"].items():
             param: dict[str, Any] = {
-                "name": name, "in": "query", "required": name in required,
+                "name": name,
+                "in": "query",
+                "required": name in required,
                 "schema": _query_schema(prop),
             }
             if "description" in prop:
@@ -161,8 +168,12 @@ _REASONS = {
 }
 
 PATH_PARAMS: dict[str, JSONSchema] = {
-    "key": {"type": "string", "minLength": 1, "maxLength": 100,
-            "description": "a persona's id or slug"},
+    "key": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 100,
+        "description": "a persona's id or slug",
+    },
     "version": {"type": "integer", "minimum": 1},
     "session_id": {"type": "string", "format": "uuid"},
     "message_id": {"type": "string", "format": "uuid"},
@@ -204,92 +215,206 @@ def _nullable(schema: JSONSchema) -> JSONSchema:
 
 
 _PERSONA_REF = _obj({"id": _UUID, "slug": _STR, "name": _STR})
-_TRAIT = _obj({
-    "name": _STR, "type": _STR, "value": _NUM, "inherited": _BOOL, "evolves": _BOOL,
-    "locked": _BOOL, "description": _STR,
-})
-_PERSONA = _obj({
-    **_PERSONA_REF["properties"],
-    "description": _STR, "role": _STR, "domains": _array(_STR),
-    "persona_type": {"enum": ["historical", "fictional", "synthetic"]},
-    "is_real": _BOOL, "birth_date": _nullable({"type": "string", "format": "date"}),
-    "avatar_url": _nullable(_STR), "version": _INT, "active": _BOOL, "protected": _BOOL,
-    "traits": _array(_ref("Trait")),
-    "beliefs": _array(_obj({"text": _STR, "source": _STR})),
-    "modes": _array(_obj({"mode": _STR, "enabled": _BOOL})),
-    "style": _obj({
-        "humour_usage": _NUM, "emotional_style": _STR, "language_style": _STR,
-        "voice_enabled": _BOOL, "default_mode": _nullable(_STR), "temperature": _NUM,
-        "max_tokens": _INT,
-    }),
-    "updated_at": _TIME,
-    "rank": _NUM,
-}, optional=("rank",))
-_MEMORY = _obj({
-    "id": _UUID, "persona_id": _STR, "user_id": _STR, "session_id": _nullable(_STR),
-    "speaker": _obj({"name": _STR, "role": {"enum": ["user", "persona", "system"]}}),
-    "text": _STR, "kind": {"enum": ["turn", "fact", "summary", "reflection"]},
-    "importance": _NUM, "pinned": _BOOL, "created_at": _TIME,
-    "external_id": _nullable(_STR), "metadata": _MAP,
-})
-_DRIFT = _obj({
-    "score": _NUM, "drifting": _array(_STR),
-    "traits": {"type": "object", "additionalProperties": _obj(
-        {"configured": _NUM, "observed": _NUM, "gap": _NUM, "count": _INT})},
-})
+_TRAIT = _obj(
+    {
+        "name": _STR,
+        "type": _STR,
+        "value": _NUM,
+        "inherited": _BOOL,
+        "evolves": _BOOL,
+        "locked": _BOOL,
+        "description": _STR,
+    }
+)
+_PERSONA = _obj(
+    {
+        **_PERSONA_REF["properties"],
+        "description": _STR,
+        "role": _STR,
+        "domains": _array(_STR),
+        "persona_type": {"enum": ["historical", "fictional", "synthetic"]},
+        "is_real": _BOOL,
+        "birth_date": _nullable({"type": "string", "format": "date"}),
+        "avatar_url": _nullable(_STR),
+        "version": _INT,
+        "active": _BOOL,
+        "protected": _BOOL,
+        "traits": _array(_ref("Trait")),
+        "beliefs": _array(_obj({"text": _STR, "source": _STR})),
+        "modes": _array(_obj({"mode": _STR, "enabled": _BOOL})),
+        "style": _obj(
+            {
+                "humour_usage": _NUM,
+                "emotional_style": _STR,
+                "language_style": _STR,
+                "voice_enabled": _BOOL,
+                "default_mode": _nullable(_STR),
+                "temperature": _NUM,
+                "max_tokens": _INT,
+            }
+        ),
+        "updated_at": _TIME,
+        "rank": _NUM,
+    },
+    optional=("rank",),
+)
+_MEMORY = _obj(
+    {
+        "id": _UUID,
+        "persona_id": _STR,
+        "user_id": _STR,
+        "session_id": _nullable(_STR),
+        "speaker": _obj({"name": _STR, "role": {"enum": ["user", "persona", "system"]}}),
+        "text": _STR,
+        "kind": {"enum": ["turn", "fact", "summary", "reflection"]},
+        "importance": _NUM,
+        "pinned": _BOOL,
+        "created_at": _TIME,
+        "external_id": _nullable(_STR),
+        "metadata": _MAP,
+    }
+)
+_DRIFT = _obj(
+    {
+        "score": _NUM,
+        "drifting": _array(_STR),
+        "traits": {
+            "type": "object",
+            "additionalProperties": _obj(
+                {"configured": _NUM, "observed": _NUM, "gap": _NUM, "count": _INT}
+            ),
+        },
+    }
+)
 
 RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
-    "Error": _obj({"error": {
-        "type": "object",
-        "properties": {"code": _STR, "message": _STR, "retry_after": _NUM},
-        "required": ["code", "message"],
-    }}),
+    "Error": _obj(
+        {
+            "error": {
+                "type": "object",
+                "properties": {"code": _STR, "message": _STR, "retry_after": _NUM},
+                "required": ["code", "message"],
+            }
+        }
+    ),
     "PersonaRef": _PERSONA_REF,
     "Trait": _TRAIT,
     "Persona": _PERSONA,
-    "PersonaPage": _obj({
-        "items": _array(_ref("Persona")), "total": _INT, "offset": _INT, "limit": _INT,
-    }),
-    "PersonaVersions": _obj({"versions": _array(_obj({
-        "version": _INT, "reason": _STR, "created_by": _STR, "created_at": _TIME,
-        "snapshot": {"type": "object", "description": "the full definition; admins only"},
-    }, optional=("snapshot",)))}),
-    "PersonaEmbedding": _obj({
-        "persona_id": _UUID, "model": _STR, "dim": _INT, "vector": _array(_NUM),
-    }),
-    "PersonaTraits": _obj({
-        "persona": _ref("PersonaRef"),
-        "traits": _array(_ref("Trait")),
-        "observed": {"type": "object", "additionalProperties": _obj(
-            {"mean": _NUM, "count": _INT, "last": _NUM})},
-        "turns": _INT,
-        "drift": _DRIFT,
-    }),
-    "SessionList": _obj({"sessions": _array(_obj({
-        "id": _UUID, "policy": _STR, "title": _STR, "personas": _array(_ref("PersonaRef")),
-        "created_at": _TIME,
-    }))}),
-    "MessagePage": _obj({
-        "messages": _array(_obj({
-            "id": _UUID, "session_id": _UUID, "seq": _INT,
-            "role": {"enum": ["user", "persona", "system"]}, "persona_id": _nullable(_UUID),
-            "speaker": _STR, "text": _STR, "client_msg_id": _nullable(_STR),
-            "reply_to": _nullable(_UUID),
-            "status": {"enum": ["complete", "incomplete", "failed"]},
-            "traits": _MAP, "timings": _MAP, "created_at": _TIME,
-        })),
-        "before": _nullable({**_INT, "description": "pass as ?before= for older messages"}),
-    }),
-    "Feedback": _obj({"feedback": _obj({
-        "message_id": _UUID, "rating": {"enum": [-1, 0, 1]}, "comment": _STR,
-        "created_at": _TIME,
-    })}),
+    "PersonaPage": _obj(
+        {
+            "items": _array(_ref("Persona")),
+            "total": _INT,
+            "offset": _INT,
+            "limit": _INT,
+        }
+    ),
+    "PersonaVersions": _obj(
+        {
+            "versions": _array(
+                _obj(
+                    {
+                        "version": _INT,
+                        "reason": _STR,
+                        "created_by": _STR,
+                        "created_at": _TIME,
+                        "snapshot": {
+                            "type": "object",
+                            "description": "the full definition; admins only",
+                        },
+                    },
+                    optional=("snapshot",),
+                )
+            )
+        }
+    ),
+    "PersonaEmbedding": _obj(
+        {
+            "persona_id": _UUID,
+            "model": _STR,
+            "dim": _INT,
+            "vector": _array(_NUM),
+        }
+    ),
+    "PersonaTraits": _obj(
+        {
+            "persona": _ref("PersonaRef"),
+            "traits": _array(_ref("Trait")),
+            "observed": {
+                "type": "object",
+                "additionalProperties": _obj({"mean": _NUM, "count": _INT, "last": _NUM}),
+            },
+            "turns": _INT,
+            "drift": _DRIFT,
+        }
+    ),
+    "SessionList": _obj(
+        {
+            "sessions": _array(
+                _obj(
+                    {
+                        "id": _UUID,
+                        "policy": _STR,
+                        "title": _STR,
+                        "personas": _array(_ref("PersonaRef")),
+                        "created_at": _TIME,
+                    }
+                )
+            )
+        }
+    ),
+    "MessagePage": _obj(
+        {
+            "messages": _array(
+                _obj(
+                    {
+                        "id": _UUID,
+                        "session_id": _UUID,
+                        "seq": _INT,
+                        "role": {"enum": ["user", "persona", "system"]},
+                        "persona_id": _nullable(_UUID),
+                        "speaker": _STR,
+                        "text": _STR,
+                        "client_msg_id": _nullable(_STR),
+                        "reply_to": _nullable(_UUID),
+                        "status": {"enum": ["complete", "incomplete", "failed"]},
+                        "traits": _MAP,
+                        "timings": _MAP,
+                        "created_at": _TIME,
+                    }
+                )
+            ),
+            "before": _nullable({**_INT, "description": "pass as ?before= for older messages"}),
+        }
+    ),
+    "Feedback": _obj(
+        {
+            "feedback": _obj(
+                {
+                    "message_id": _UUID,
+                    "rating": {"enum": [-1, 0, 1]},
+                    "comment": _STR,
+                    "created_at": _TIME,
+                }
+            )
+        }
+    ),
     "Memory": _MEMORY,
     "MemoryPage": _obj({"memories": _array(_ref("Memory")), "next_cursor": _nullable(_STR)}),
-    "ScoredMemory": _obj({**_MEMORY["properties"], "score": _obj({
-        "total": _NUM, "relevance": _NUM, "keyword": _NUM, "recency": _NUM,
-        "importance": _NUM, "pinned": _BOOL,
-    })}),
+    "ScoredMemory": _obj(
+        {
+            **_MEMORY["properties"],
+            "score": _obj(
+                {
+                    "total": _NUM,
+                    "relevance": _NUM,
+                    "keyword": _NUM,
+                    "recency": _NUM,
+                    "importance": _NUM,
+                    "pinned": _BOOL,
+                }
+            ),
+        }
+    ),
     "MemoryResults": _obj({"results": _array(_ref("ScoredMemory"))}),
     "MemoryListing": {"oneOf": [_ref("MemoryPage"), _ref("MemoryResults")]},
     "MemoryEnvelope": _obj({"memory": _ref("Memory")}),

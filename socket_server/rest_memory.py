@@ -8,7 +8,6 @@ import uuid
 from typing import Annotated, Literal
 
 from aiohttp import web
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memory.transcripts import Session
@@ -52,8 +51,12 @@ class MemoriesQuery(Query):
     """Without ``q``: a newest-first page (``cursor``, ``limit``, ``kind``). With ``q``:
     the ``k`` best memories by meaning, keywords, recency and importance."""
 
-    q: str | None = Field(default=None, min_length=1, max_length=2_000,
-                          description="search text; switches to semantic search")
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2_000,
+        description="search text; switches to semantic search",
+    )
     k: int | None = Field(default=None, ge=1, le=50, description="results of a search (10)")
     session_id: uuid.UUID | None = None
     kind: Literal["turn", "fact", "summary", "reflection"] | None = None
@@ -91,9 +94,9 @@ async def list_sessions(request: web.Request) -> web.Response:
     sessions = await services.memory.transcripts.list_sessions(
         query.user or who.user_id, limit=query.limit
     )
-    return json_ok({
-        "sessions": [session_view(s, await _participants(services, s)) for s in sessions]
-    })
+    return json_ok(
+        {"sessions": [session_view(s, await _participants(services, s)) for s in sessions]}
+    )
 
 
 async def _participants(services: Services, session: Session) -> list[Persona]:
@@ -110,49 +113,25 @@ async def _participants(services: Services, session: Session) -> list[Persona]:
 async def session_messages(request: web.Request) -> web.Response:
     query = read_query(request, MessagesQuery)
     page = await request.app[CHAT].history(
-        principal(request), path_uuid(request, "session_id"),
-        before=query.before, limit=query.limit,
+        principal(request),
+        path_uuid(request, "session_id"),
+        before=query.before,
+        limit=query.limit,
     )
     return json_ok({"messages": [message_view(m) for m in page.items], "before": page.before})
 
 
-_UPSERT_FEEDBACK = """
-INSERT INTO feedback (message_id, user_id, rating, comment)
-SELECT m.id, %(user)s, %(rating)s, %(comment)s
-  FROM messages m JOIN sessions s ON s.id = m.session_id
- WHERE m.id = %(message)s AND s.user_id = %(user)s AND s.closed_at IS NULL
-ON CONFLICT (message_id, user_id)
-DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, created_at = now()
-RETURNING message_id, rating, comment, created_at
-"""
-_MESSAGE_EXISTS = """
-SELECT 1 FROM messages m JOIN sessions s ON s.id = m.session_id
- WHERE m.id = %s AND s.closed_at IS NULL
-"""
-
-
 async def message_feedback(request: web.Request) -> web.Response:
     """Rate a message of one of the caller's sessions; a second rating replaces the first."""
-    message_id = path_uuid(request, "message_id")
     body = await read_json(request, FeedbackBody)
-    who = principal(request)
-    async with request.app[SERVICES].pool.connection() as conn:
-        cur = await conn.cursor(row_factory=dict_row).execute(
-            _UPSERT_FEEDBACK,
-            {"user": who.user_id, "rating": body.rating, "comment": body.comment,
-             "message": message_id},
-        )
-        row = await cur.fetchone()
-        exists = row is not None or bool(
-            await (await conn.execute(_MESSAGE_EXISTS, (message_id,))).fetchone()
-        )
-    if row is None:
-        if exists:
-            raise ClientError("forbidden", f"message '{message_id}' is not in one of your sessions")
-        raise ClientError("message_not_found", f"message '{message_id}' not found")
+    stored = await request.app[CHAT].feedback(
+        principal(request), path_uuid(request, "message_id"), body.rating, body.comment
+    )
     feedback = {
-        "message_id": str(row["message_id"]), "rating": row["rating"],
-        "comment": row["comment"], "created_at": row["created_at"].isoformat(),
+        "message_id": str(stored.message_id),
+        "rating": stored.rating,
+        "comment": stored.comment,
+        "created_at": stored.created_at.isoformat(),
     }
     return json_ok({"feedback": feedback})
 
@@ -169,12 +148,20 @@ async def memories(request: web.Request) -> web.Response:
         )
         return json_ok({"results": [scored_view(m) for m in found]})
     page = await chat.list_memories(
-        who, key, session_id=query.session_id, kind=query.kind, user=query.user,
-        limit=query.limit, cursor=query.cursor,
+        who,
+        key,
+        session_id=query.session_id,
+        kind=query.kind,
+        user=query.user,
+        limit=query.limit,
+        cursor=query.cursor,
     )
-    return json_ok({
-        "memories": [memory_view(r) for r in page.records], "next_cursor": page.next_cursor,
-    })
+    return json_ok(
+        {
+            "memories": [memory_view(r) for r in page.records],
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
 async def delete_memory(request: web.Request) -> web.Response:
@@ -197,21 +184,66 @@ async def pin_memory(request: web.Request) -> web.Response:
 
 _M = "/api/personas/{key}/memories"
 ROUTES: tuple[Route, ...] = (
-    Route("GET", "/api/sessions", list_sessions, "The caller's sessions, latest first",
-          "sessions", schema="SessionList", query=SessionsQuery, errors=(403,)),
-    Route("GET", "/api/sessions/{session_id}/messages", session_messages,
-          "A page of a session's transcript, oldest first (owner or admin)", "sessions",
-          schema="MessagePage", query=MessagesQuery, errors=(403, 404)),
-    Route("POST", "/api/messages/{message_id}/feedback", message_feedback,
-          "Rate a message of one of your sessions (-1, 0, 1); replaces an earlier rating",
-          "sessions", schema="Feedback", body=FeedbackBody, errors=(403, 404)),
-    Route("GET", _M, memories,
-          "The caller's memories of a persona: a page, or a search with ?q= "
-          "(results carry their score breakdown)", "memories",
-          schema="MemoryListing", query=MemoriesQuery, errors=(403, 404)),
-    Route("DELETE", _M + "/{memory_id}", delete_memory, "Forget one memory", "memories",
-          status=204, query=MemoryScope, errors=(403, 404)),
-    Route("POST", _M + "/{memory_id}/pin", pin_memory,
-          "Pin or unpin a memory (pinned ones are always candidates)", "memories",
-          schema="MemoryEnvelope", query=MemoryScope, body=PinBody, errors=(403, 404)),
+    Route(
+        "GET",
+        "/api/sessions",
+        list_sessions,
+        "The caller's sessions, latest first",
+        "sessions",
+        schema="SessionList",
+        query=SessionsQuery,
+        errors=(403,),
+    ),
+    Route(
+        "GET",
+        "/api/sessions/{session_id}/messages",
+        session_messages,
+        "A page of a session's transcript, oldest first (owner or admin)",
+        "sessions",
+        schema="MessagePage",
+        query=MessagesQuery,
+        errors=(403, 404),
+    ),
+    Route(
+        "POST",
+        "/api/messages/{message_id}/feedback",
+        message_feedback,
+        "Rate a message of one of your sessions (-1, 0, 1); replaces an earlier rating",
+        "sessions",
+        schema="Feedback",
+        body=FeedbackBody,
+        errors=(403, 404),
+    ),
+    Route(
+        "GET",
+        _M,
+        memories,
+        "The caller's memories of a persona: a page, or a search with ?q= "
+        "(results carry their score breakdown)",
+        "memories",
+        schema="MemoryListing",
+        query=MemoriesQuery,
+        errors=(403, 404),
+    ),
+    Route(
+        "DELETE",
+        _M + "/{memory_id}",
+        delete_memory,
+        "Forget one memory",
+        "memories",
+        status=204,
+        query=MemoryScope,
+        errors=(403, 404),
+    ),
+    Route(
+        "POST",
+        _M + "/{memory_id}/pin",
+        pin_memory,
+        "Pin or unpin a memory (pinned ones are always candidates)",
+        "memories",
+        schema="MemoryEnvelope",
+        query=MemoryScope,
+        body=PinBody,
+        errors=(403, 404),
+    ),
 )

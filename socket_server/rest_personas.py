@@ -35,7 +35,9 @@ class PersonaListQuery(Query):
     type: Literal["historical", "fictional", "synthetic"] | None = None
     active: bool | None = None
     q: str | None = Field(
-        default=None, min_length=1, max_length=200,
+        default=None,
+        min_length=1,
+        max_length=200,
         description="full-text search over name, role, domains, description and beliefs; "
         "results are ordered by rank and carry it",
     )
@@ -50,8 +52,11 @@ async def list_personas(request: web.Request) -> web.Response:
     store = request.app[SERVICES].personas
     if query.q is None:
         page = await store.list(
-            offset=query.offset, limit=query.limit, domain=query.domain,
-            persona_type=query.type, active=query.active,
+            offset=query.offset,
+            limit=query.limit,
+            domain=query.domain,
+            persona_type=query.type,
+            active=query.active,
         )
         items = [persona_view(p) for p in page.items]
         total = page.total
@@ -102,7 +107,9 @@ async def list_versions(request: web.Request) -> web.Response:
 
 def _version_view(v: PersonaVersion, full: bool) -> dict[str, Any]:
     view: dict[str, Any] = {
-        "version": v.version, "reason": v.reason, "created_by": v.created_by,
+        "version": v.version,
+        "reason": v.reason,
+        "created_by": v.created_by,
         "created_at": v.created_at.isoformat(),
     }
     if full:
@@ -127,12 +134,14 @@ async def persona_embedding(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     persona = await services.personas.get(path_key(request))
     vector = await services.memory.embedder.embed_one(embedding_text(persona))
-    return json_ok({
-        "persona_id": str(persona.id),
-        "model": services.settings.embedding_model,
-        "dim": int(vector.shape[0]),
-        "vector": [float(x) for x in vector],
-    })
+    return json_ok(
+        {
+            "persona_id": str(persona.id),
+            "model": services.settings.embedding_model,
+            "dim": int(vector.shape[0]),
+            "vector": [float(x) for x in vector],
+        }
+    )
 
 
 def embedding_text(p: Persona) -> str:
@@ -147,41 +156,105 @@ def embedding_text(p: Persona) -> str:
 async def persona_traits(request: web.Request) -> web.Response:
     query = read_query(request, TraitsQuery)
     view = await request.app[CHAT].traits(principal(request), path_key(request), query.session_id)
-    return json_ok({
-        "persona": persona_ref(view.persona),
-        "traits": [trait_view(t) for t in view.persona.traits],
-        "observed": {
-            name: {"mean": round(s.mean, 3), "count": s.count, "last": round(s.last, 3)}
-            for name, s in view.observed.stats.items()
-        },
-        "turns": view.turns,
-        "drift": drift_view(view.drift),
-    })
+    return json_ok(
+        {
+            "persona": persona_ref(view.persona),
+            "traits": [trait_view(t) for t in view.persona.traits],
+            "observed": {
+                name: {"mean": round(s.mean, 3), "count": s.count, "last": round(s.last, 3)}
+                for name, s in view.observed.stats.items()
+            },
+            "turns": view.turns,
+            "drift": drift_view(view.drift),
+        }
+    )
 
 
 _P = "/api/personas"
 ROUTES: tuple[Route, ...] = (
-    Route("GET", _P, list_personas, "List personas, filtered, or search them with ?q=",
-          "personas", schema="PersonaPage", query=PersonaListQuery),
-    Route("POST", _P, create_persona, "Create a persona (admin)", "personas", status=201,
-          schema="Persona", body=PersonaDef, errors=(403, 409)),
-    Route("GET", _P + "/{key}", get_persona, "One persona by id or slug", "personas",
-          schema="Persona", errors=(404,)),
-    Route("DELETE", _P + "/{key}", delete_persona, "Soft-delete a persona (admin)", "personas",
-          status=204, errors=(403, 404)),
-    Route("PATCH", _P + "/{key}/settings", patch_settings,
-          "Change traits (set/increase/decrease), modes and style as a new version (admin)",
-          "personas", schema="Persona", body=SettingsPatch, errors=(403, 404)),
-    Route("GET", _P + "/{key}/versions", list_versions,
-          "The persona's versions (snapshots for admins)", "personas",
-          schema="PersonaVersions", errors=(404,)),
-    Route("POST", _P + "/{key}/versions/{version}/restore", restore_version,
-          "Make an old version current again, as a new version (admin)", "personas",
-          schema="Persona", errors=(403, 404)),
-    Route("GET", _P + "/{key}/embed", persona_embedding,
-          "The persona's embedding (name, role, description, domains, beliefs)", "personas",
-          schema="PersonaEmbedding", errors=(404,)),
-    Route("GET", _P + "/{key}/traits", persona_traits,
-          "Configured traits, the observed profile and drift", "personas",
-          schema="PersonaTraits", query=TraitsQuery, errors=(403, 404)),
+    Route(
+        "GET",
+        _P,
+        list_personas,
+        "List personas, filtered, or search them with ?q=",
+        "personas",
+        schema="PersonaPage",
+        query=PersonaListQuery,
+    ),
+    Route(
+        "POST",
+        _P,
+        create_persona,
+        "Create a persona (admin)",
+        "personas",
+        status=201,
+        schema="Persona",
+        body=PersonaDef,
+        errors=(403, 409),
+    ),
+    Route(
+        "GET",
+        _P + "/{key}",
+        get_persona,
+        "One persona by id or slug",
+        "personas",
+        schema="Persona",
+        errors=(404,),
+    ),
+    Route(
+        "DELETE",
+        _P + "/{key}",
+        delete_persona,
+        "Soft-delete a persona (admin)",
+        "personas",
+        status=204,
+        errors=(403, 404),
+    ),
+    Route(
+        "PATCH",
+        _P + "/{key}/settings",
+        patch_settings,
+        "Change traits (set/increase/decrease), modes and style as a new version (admin)",
+        "personas",
+        schema="Persona",
+        body=SettingsPatch,
+        errors=(403, 404),
+    ),
+    Route(
+        "GET",
+        _P + "/{key}/versions",
+        list_versions,
+        "The persona's versions (snapshots for admins)",
+        "personas",
+        schema="PersonaVersions",
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        _P + "/{key}/versions/{version}/restore",
+        restore_version,
+        "Make an old version current again, as a new version (admin)",
+        "personas",
+        schema="Persona",
+        errors=(403, 404),
+    ),
+    Route(
+        "GET",
+        _P + "/{key}/embed",
+        persona_embedding,
+        "The persona's embedding (name, role, description, domains, beliefs)",
+        "personas",
+        schema="PersonaEmbedding",
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        _P + "/{key}/traits",
+        persona_traits,
+        "Configured traits, the observed profile and drift",
+        "personas",
+        schema="PersonaTraits",
+        query=TraitsQuery,
+        errors=(403, 404),
+    ),
 )

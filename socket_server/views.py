@@ -27,6 +27,7 @@ from personas import (
     VersionNotFound,
 )
 from runtime.auth import AuthError
+from runtime.chat import ChatError
 from runtime.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def error_payload(exc: BaseException, *, where: str) -> dict[str, Any]:
     reported as ``internal`` without details."""
     if isinstance(exc, ClientError):
         return exc.payload()
+    if isinstance(exc, ChatError):
+        return {"code": exc.code, "message": str(exc)}
     if isinstance(exc, ValidationError):
         return {"code": "invalid_payload", "message": validation_message(exc)}
     if isinstance(exc, RateLimited):
@@ -58,14 +61,17 @@ def error_payload(exc: BaseException, *, where: str) -> dict[str, Any]:
         return {"code": "unauthorized", "message": str(exc)}
     if isinstance(exc, psycopg.OperationalError | PoolTimeout):
         log.warning("database unavailable in %s: %s", where, type(exc).__name__)
-        return {"code": "service_unavailable",
-                "message": "the database is unavailable; retry shortly"}
+        return {
+            "code": "service_unavailable",
+            "message": "the database is unavailable; retry shortly",
+        }
     mapped = _map(exc)
     if mapped is not None:
         return {"code": mapped, "message": str(exc)}
     incident = uuid.uuid4().hex[:12]
-    log.error("internal error %s in %s: %s: %s", incident, where, type(exc).__name__, exc,
-              exc_info=exc)
+    log.error(
+        "internal error %s in %s: %s: %s", incident, where, type(exc).__name__, exc, exc_info=exc
+    )
     return {"code": "internal", "message": f"internal error (incident {incident})"}
 
 
@@ -134,8 +140,13 @@ def persona_view(p: Persona) -> dict[str, Any]:
 
 def trait_view(t: Any) -> dict[str, Any]:
     return {
-        "name": t.name, "type": t.type, "value": t.value, "inherited": t.inherited,
-        "evolves": t.evolves, "locked": t.locked, "description": t.description,
+        "name": t.name,
+        "type": t.type,
+        "value": t.value,
+        "inherited": t.inherited,
+        "evolves": t.evolves,
+        "locked": t.locked,
+        "description": t.description,
     }
 
 
@@ -189,9 +200,12 @@ def scored_view(m: ScoredMemory) -> dict[str, Any]:
     return {
         **memory_view(m.record),
         "score": {
-            "total": round(s.total, 4), "relevance": round(s.relevance, 4),
-            "keyword": round(s.keyword, 4), "recency": round(s.recency, 4),
-            "importance": round(s.importance, 4), "pinned": s.pinned,
+            "total": round(s.total, 4),
+            "relevance": round(s.relevance, 4),
+            "keyword": round(s.keyword, 4),
+            "recency": round(s.recency, 4),
+            "importance": round(s.importance, 4),
+            "pinned": s.pinned,
         },
     }
 
@@ -201,8 +215,12 @@ def drift_view(d: DriftReport) -> dict[str, Any]:
         "score": round(d.score, 4),
         "drifting": list(d.drifting),
         "traits": {
-            name: {"configured": round(g.configured, 3), "observed": round(g.observed, 3),
-                   "gap": round(g.gap, 3), "count": g.count}
+            name: {
+                "configured": round(g.configured, 3),
+                "observed": round(g.observed, 3),
+                "gap": round(g.gap, 3),
+                "count": g.count,
+            }
             for name, g in d.per_trait.items()
         },
     }

@@ -53,8 +53,12 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
     model = FakeStreamingChatModel(reply=_reply)
     async with services_factory(model) as services:
         ada = await services.personas.create(
-            definition("ada", name="Ada", system_prompt="You are Ada, a mathematician.",
-                       traits=[{"name": "humour", "type": "style", "value": 0.9}]),
+            definition(
+                "ada",
+                name="Ada",
+                system_prompt="You are Ada, a mathematician.",
+                traits=[{"name": "humour", "type": "style", "value": 0.9}],
+            ),
             ADMIN,
         )
         blaise = await services.personas.create(
@@ -67,9 +71,7 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
             session.id, user_id="u1", speaker="Uma", text="What is a wager?", client_msg_id="m1"
         )
         rec = Recorder()
-        results = await services.director.respond(
-            session, user_msg, user_name="Uma", events=rec
-        )
+        results = await services.director.respond(session, user_msg, user_name="Uma", events=rec)
 
         # order: Ada answers first, then Blaise, each streamed before done
         assert [r.persona.slug for r in results] == ["ada", "blaise"]
@@ -92,7 +94,9 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
         # persisted: one user message and one reply per persona, in order
         history = (await transcripts.history(session.id)).items
         assert [(m.role, m.speaker) for m in history] == [
-            ("user", "Uma"), ("persona", "Ada"), ("persona", "Blaise")
+            ("user", "Uma"),
+            ("persona", "Ada"),
+            ("persona", "Blaise"),
         ]
         assert all(m.reply_to == user_msg.id for m in history[1:])
 
@@ -133,7 +137,10 @@ async def test_mention_policy_and_llm_failure_keeps_user_message(services_factor
         transcripts = services.memory.transcripts
         session = await transcripts.create_session("u1", [ada.id, blaise.id], policy="mention")
         msg, _ = await transcripts.append_user_message(
-            session.id, user_id="u1", speaker="Uma", text="@pascal what do you think?",
+            session.id,
+            user_id="u1",
+            speaker="Uma",
+            text="@pascal what do you think?",
             client_msg_id="m1",
         )
         rec = Recorder()

@@ -20,14 +20,18 @@ async def test_a_turn_on_the_local_model_streams_and_stores(services_factory: An
     model = LocalChatModel(timeout_s=120)
     async with services_factory(model) as services:
         persona = await services.personas.create(
-            definition("tutor", style={"max_tokens": 48, "temperature": 0.2,
-                                       "default_mode": "educator"}),
+            definition(
+                "tutor", style={"max_tokens": 48, "temperature": 0.2, "default_mode": "educator"}
+            ),
             Actor("admin", is_admin=True),
         )
         transcripts = services.memory.transcripts
         session = await transcripts.create_session("u1", [persona.id])
         msg, _ = await transcripts.append_user_message(
-            session.id, user_id="u1", speaker="Uma", text="What do plants need to grow?",
+            session.id,
+            user_id="u1",
+            speaker="Uma",
+            text="What do plants need to grow?",
             client_msg_id="c1",
         )
         tokens: list[str] = []
@@ -41,5 +45,8 @@ async def test_a_turn_on_the_local_model_streams_and_stores(services_factory: An
         assert len(tokens) > 1, "the reply streamed in several pieces"
         assert "".join(tokens).strip().startswith(result.message.text[:10])
         assert result.message.text and result.timings["first_token_ms"] > 0
-        assert [m.role for m in (await transcripts.history(session.id)).items] == ["user", "persona"]
+        assert [m.role for m in (await transcripts.history(session.id)).items] == [
+            "user",
+            "persona",
+        ]
         assert await services.memory.index.count(str(persona.id)) == 2

@@ -27,7 +27,11 @@ def test_shipped_library_is_valid_and_varied() -> None:
     assert {"educator", "critic", "mentor", "debater"} <= modes
     for d in defs:
         assert {t.name for t in d.traits if t.type == "ocean"} == {
-            "openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"
+            "openness",
+            "conscientiousness",
+            "extraversion",
+            "agreeableness",
+            "neuroticism",
         }, d.slug
         assert d.beliefs, d.slug
         if d.is_real:
@@ -71,7 +75,11 @@ def _tutor(description: str, extra: str = "") -> str:
 @pytest.mark.parametrize(
     ("text", "name", "expected"),
     [
-        (_tutor("x").replace("0.9", "1.7"), "a.yaml", "persona 'fraction-tutor', field 'traits.0.value'"),
+        (
+            _tutor("x").replace("0.9", "1.7"),
+            "a.yaml",
+            "persona 'fraction-tutor', field 'traits.0.value'",
+        ),
         (_tutor("x", "    colour: blue\n"), "a.yaml", "field 'colour'"),
         ("personas: [{slug: Bad Slug, name: n, description: d}]", "a.yaml", "field 'slug'"),
         ("personas:\n  - slug: ok-slug\n    name: n\n", "b.yaml", "field 'description'"),
@@ -92,7 +100,9 @@ def test_invalid_definitions_name_file_persona_and_field(
 def test_semantic_rules_are_checked() -> None:
     base = "personas:\n  - slug: x-y\n    name: n\n    description: d\n"
     with pytest.raises(DefinitionError, match="ocean trait must be one of"):
-        parse_definitions(base + "    traits: [{name: grumpiness, type: ocean, value: 0.5}]\n", source="f")
+        parse_definitions(
+            base + "    traits: [{name: grumpiness, type: ocean, value: 0.5}]\n", source="f"
+        )
     with pytest.raises(DefinitionError, match="trait defined twice"):
         parse_definitions(
             base + "    traits: [{name: wit, value: 0.5}, {name: wit, value: 0.2}]\n", source="f"
@@ -103,9 +113,7 @@ def test_semantic_rules_are_checked() -> None:
         parse_definitions(base + "    is_real: true\n", source="f")
 
 
-async def test_invalid_file_in_a_folder_writes_nothing(
-    store: PersonaStore, tmp_path: Path
-) -> None:
+async def test_invalid_file_in_a_folder_writes_nothing(store: PersonaStore, tmp_path: Path) -> None:
     (tmp_path / "a-good.yaml").write_text(_tutor("Fine."), encoding="utf-8")
     (tmp_path / "b-bad.yaml").write_text(
         _tutor("Fine.").replace("fraction-tutor", "bad-tutor").replace("0.9", "-1"),

@@ -14,9 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 
 @pytest.fixture
-def cli(
-    db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path
-) -> Any:
+def cli(db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
     env |= {
         "PERSONAE_DATABASE_URL": database_url,

@@ -31,7 +31,10 @@ def cli(db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_pat
     def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "runtime.cli", *args],
-            env=env, capture_output=True, text=True, timeout=300,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         if ok:
             assert proc.returncode == 0, proc.stderr
@@ -43,12 +46,25 @@ def cli(db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_pat
 
 def test_import_then_search_finds_rare_words_and_meaning(cli: Any, tmp_path: Path) -> None:
     lines = [
-        {"text": "My cat is called Zanzibar and she hates thunderstorms.", "speaker": "Uma",
-         "id": "m1", "session": "s1", "timestamp": "2026-01-02T10:00:00Z"},
-        {"text": "I moved to Lisbon last spring for a job in renewable energy.", "speaker": "Uma",
-         "id": "m2", "session": "s1"},
-        {"text": "Relativity tells us simultaneity depends on the observer.",
-         "speaker": "Albert Einstein", "id": "m3", "session": "s1"},
+        {
+            "text": "My cat is called Zanzibar and she hates thunderstorms.",
+            "speaker": "Uma",
+            "id": "m1",
+            "session": "s1",
+            "timestamp": "2026-01-02T10:00:00Z",
+        },
+        {
+            "text": "I moved to Lisbon last spring for a job in renewable energy.",
+            "speaker": "Uma",
+            "id": "m2",
+            "session": "s1",
+        },
+        {
+            "text": "Relativity tells us simultaneity depends on the observer.",
+            "speaker": "Albert Einstein",
+            "id": "m3",
+            "session": "s1",
+        },
         {"text": "My locker code is 4417.", "speaker": "Uma", "id": "m4", "session": "s2"},
     ]
     src = tmp_path / "history.jsonl"
@@ -59,20 +75,35 @@ def test_import_then_search_finds_rare_words_and_meaning(cli: Any, tmp_path: Pat
     assert "imported 4 memories" in again.stdout
     assert "4 memories" in cli("memory", "stats").stdout, "re-import overwrites by external id"
 
-    found = cli("memory", "search", "--persona", "albert-einstein", "--query", "Zanzibar",
-                "-k", "2", "--json").stdout
+    found = cli(
+        "memory",
+        "search",
+        "--persona",
+        "albert-einstein",
+        "--query",
+        "Zanzibar",
+        "-k",
+        "2",
+        "--json",
+    ).stdout
     first = json.loads(found)["results"][0]
     assert first["external_id"] == "m1" and first["speaker"] == "Uma"
 
     queries = tmp_path / "q.jsonl"
     queries.write_text(
-        json.dumps({"query": "where does the user live now?", "k": 1, "id": 1}) + "\n"
-        + json.dumps({"query": "4417", "k": 1, "id": 2}) + "\n"
-        + json.dumps({"query": "cat", "k": 3, "session": "s2", "id": 3}) + "\n"
+        json.dumps({"query": "where does the user live now?", "k": 1, "id": 1})
+        + "\n"
+        + json.dumps({"query": "4417", "k": 1, "id": 2})
+        + "\n"
+        + json.dumps({"query": "cat", "k": 3, "session": "s2", "id": 3})
+        + "\n"
     )
-    results = [json.loads(line) for line in cli(
-        "memory", "search", "--persona", "albert-einstein", "--queries", str(queries)
-    ).stdout.splitlines()]
+    results = [
+        json.loads(line)
+        for line in cli(
+            "memory", "search", "--persona", "albert-einstein", "--queries", str(queries)
+        ).stdout.splitlines()
+    ]
     assert [r["id"] for r in results] == [1, 2, 3]
     assert results[0]["results"][0]["external_id"] == "m2"
     assert results[1]["results"][0]["external_id"] == "m4"
@@ -81,7 +112,7 @@ def test_import_then_search_finds_rare_words_and_meaning(cli: Any, tmp_path: Pat
 
 def test_bad_import_line_is_named_and_nothing_is_written(cli: Any, tmp_path: Path) -> None:
     src = tmp_path / "bad.jsonl"
-    src.write_text(json.dumps({"text": "fine", "speaker": "Uma"}) + "\n{\"text\": 3}\n")
+    src.write_text(json.dumps({"text": "fine", "speaker": "Uma"}) + '\n{"text": 3}\n')
     failed = cli("memory", "import", str(src), "--persona", "socratic-tutor", ok=False)
     assert failed.returncode == 1 and "bad.jsonl:2" in failed.stderr
     assert "Traceback" not in failed.stderr
@@ -106,7 +137,10 @@ async def test_prompt_shows_traits_beliefs_memories_and_transcript(
     transcripts = Transcripts(db)
     session = await transcripts.create_session("uma", [row[0]])
     await transcripts.append_user_message(
-        session.id, user_id="uma", speaker="Uma", text="What did you think of quantum dice?",
+        session.id,
+        user_id="uma",
+        speaker="Uma",
+        text="What did you think of quantum dice?",
         client_msg_id="c1",
     )
     out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout

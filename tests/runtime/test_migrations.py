@@ -9,8 +9,8 @@ import pytest
 from psycopg import sql
 
 from runtime.errors import MigrationError
-from tests.conftest import with_dbname
 from runtime.migrate import Migration, migrate, migrate_url, shipped_migrations
+from tests.conftest import with_dbname
 
 
 @pytest.fixture

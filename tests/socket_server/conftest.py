@@ -90,8 +90,11 @@ async def start_server(
         port = free_port()
         model = model or FakeStreamingChatModel(reply="Hello there, I remember you well.")
         base: dict[str, Any] = {
-            "database_url": database_url, "redis_url": redis_url, "auth_secret": SECRET,
-            "home": home or tmp_path / f"home-{port}", "redis_prefix": cache_namespace,
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "auth_secret": SECRET,
+            "home": home or tmp_path / f"home-{port}",
+            "redis_prefix": cache_namespace,
         }
         settings = load_settings(host="127.0.0.1", port=port, **{**base, **overrides})
         app = create_app(
@@ -119,8 +122,9 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     """Connect real Socket.IO clients: ``await connect(server, token=..., name=...)``."""
     clients: list[Client] = []
 
-    async def make(server: Server, token: str | None = None, name: str | None = None,
-                   user: str = "alice") -> Client:
+    async def make(
+        server: Server, token: str | None = None, name: str | None = None, user: str = "alice"
+    ) -> Client:
         sio = socketio.AsyncClient(reconnection=False)
         client = Client(sio)
 
@@ -135,8 +139,9 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
             auth["token"] = token
         if name is not None:
             auth["name"] = name
-        await sio.connect(server.url, namespaces=["/chat"], auth=auth, transports=["websocket"],
-                          wait_timeout=10)
+        await sio.connect(
+            server.url, namespaces=["/chat"], auth=auth, transports=["websocket"], wait_timeout=10
+        )
         clients.append(client)
         return client
 

@@ -56,9 +56,16 @@ async def test_bad_payloads_get_clear_errors_and_the_connection_stays(
         ("session.start", {"personas": "tutor"}, "invalid_payload"),
         ("session.start", {"personas": ["nobody"]}, "persona_not_found"),
         ("session.start", ["not", "an", "object"], "invalid_payload"),
-        ("message.send", {"session_id": "x", "text": "hi", "client_msg_id": "c"}, "invalid_payload"),
-        ("message.send", {"session_id": str(uuid.uuid4()), "text": "hi", "client_msg_id": "c"},
-         "session_not_found"),
+        (
+            "message.send",
+            {"session_id": "x", "text": "hi", "client_msg_id": "c"},
+            "invalid_payload",
+        ),
+        (
+            "message.send",
+            {"session_id": str(uuid.uuid4()), "text": "hi", "client_msg_id": "c"},
+            "session_not_found",
+        ),
         ("nonsense.event", {}, "unknown_event"),
         ("memory.list", {"persona": "tutor", "extra": 1}, "invalid_payload"),
     ]
@@ -69,8 +76,10 @@ async def test_bad_payloads_get_clear_errors_and_the_connection_stays(
         assert "Traceback" not in ack["error"]["message"]
     started = await client.call("session.start", {"personas": ["tutor"]})
     long = "x" * (server.settings.max_message_chars + 1)
-    ack = await client.call("message.send", {
-        "session_id": started["session"]["id"], "text": long, "client_msg_id": "big"})
+    ack = await client.call(
+        "message.send",
+        {"session_id": started["session"]["id"], "text": long, "client_msg_id": "big"},
+    )
     assert ack["error"]["code"] == "text_too_long"
     assert client.sio.connected
 
@@ -85,7 +94,9 @@ async def test_duplicate_client_msg_id_is_stored_and_answered_once(
     first = await client.call("message.send", send)
     await client.wait_for("message.done")
     second = await client.call("message.send", send)
-    assert second["ok"] and second["duplicate"] and second["message"]["id"] == first["message"]["id"]
+    assert (
+        second["ok"] and second["duplicate"] and second["message"]["id"] == first["message"]["id"]
+    )
     history = await client.call("session.history", {"session_id": session_id})
     assert [m["role"] for m in history["messages"]] == ["user", "persona"]
     assert server.model.calls == 1

@@ -66,7 +66,9 @@ async def test_redis_stops_and_returns(start_server: Any, connect: Any, own_fold
         _, done = await _chat(client, sid, "after", "c3")
         history = await client.call("session.history", {"session_id": sid})
         assert [m["text"] for m in history["messages"] if m["role"] == "user"] == [
-            "before", "while redis is down", "after"
+            "before",
+            "while redis is down",
+            "after",
         ]
         assert len(history["messages"]) == 6
     finally:
@@ -84,8 +86,9 @@ async def test_redis_down_with_fail_closed_refuses_and_keeps_nothing_half_done(
         client = await connect(server)
         sid = (await client.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
         await redis.stop()
-        ack = await client.call("message.send", {"session_id": sid, "text": "x",
-                                                 "client_msg_id": "c1"})
+        ack = await client.call(
+            "message.send", {"session_id": sid, "text": "x", "client_msg_id": "c1"}
+        )
         assert ack["error"]["code"] == "rate_limited"
         history = await client.call("session.history", {"session_id": sid})
         assert history["messages"] == [], "a refused message is not stored"
@@ -105,8 +108,9 @@ async def test_postgres_restart_mid_run(start_server: Any, connect: Any, own_fol
         await _chat(client, sid, "first", "c1")
 
         await pg.stop()
-        down = await client.call("message.send", {"session_id": sid, "text": "lost?",
-                                                  "client_msg_id": "c2"})
+        down = await client.call(
+            "message.send", {"session_id": sid, "text": "lost?", "client_msg_id": "c2"}
+        )
         assert down == {"ok": False, "error": down["error"]}
         assert down["error"]["code"] == "service_unavailable"
         assert "Traceback" not in down["error"]["message"]
@@ -129,10 +133,16 @@ async def test_postgres_restart_mid_run(start_server: Any, connect: Any, own_fol
 @pytest.mark.parametrize(
     ("model", "code", "stored"),
     [
-        (FakeStreamingChatModel(reply="never", fail_before_first_token=True),
-         "llm_unavailable", None),
-        (FakeStreamingChatModel(reply="one two three four five", break_after_tokens=2),
-         "llm_stream_broken", "incomplete"),
+        (
+            FakeStreamingChatModel(reply="never", fail_before_first_token=True),
+            "llm_unavailable",
+            None,
+        ),
+        (
+            FakeStreamingChatModel(reply="one two three four five", break_after_tokens=2),
+            "llm_stream_broken",
+            "incomplete",
+        ),
         (FakeStreamingChatModel(reply="too slow", first_token_delay_s=5), "llm_unavailable", None),
     ],
     ids=["unavailable", "broken-stream", "timeout"],
@@ -144,8 +154,9 @@ async def test_llm_failures_reach_the_client_and_keep_the_user_message(
     await server.services.personas.create(definition("tutor"), ADMIN)
     client = await connect(server)
     sid = (await client.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
-    ack = await client.call("message.send", {"session_id": sid, "text": "hello",
-                                             "client_msg_id": "c1"})
+    ack = await client.call(
+        "message.send", {"session_id": sid, "text": "hello", "client_msg_id": "c1"}
+    )
     assert ack["ok"]
     error = await client.wait_for("message.error")
     assert error["code"] == code and error["session_id"] == sid
@@ -194,14 +205,20 @@ async def process(
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
         env |= {
-            "PERSONAE_DATABASE_URL": database_url, "PERSONAE_REDIS_URL": redis_url,
-            "PERSONAE_HOME": str(tmp_path / "node"), "PERSONAE_PORT": str(port),
-            "PERSONAE_AUTH_SECRET": SECRET, "PERSONAE_REDIS_PREFIX": cache_namespace,
+            "PERSONAE_DATABASE_URL": database_url,
+            "PERSONAE_REDIS_URL": redis_url,
+            "PERSONAE_HOME": str(tmp_path / "node"),
+            "PERSONAE_PORT": str(port),
+            "PERSONAE_AUTH_SECRET": SECRET,
+            "PERSONAE_REDIS_PREFIX": cache_namespace,
             **env_extra,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.socket_server.serve_fake"], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [sys.executable, "-m", "tests.socket_server.serve_fake"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         procs.append(proc)
         assert proc.stdout is not None
@@ -222,8 +239,9 @@ async def test_sigterm_finishes_the_turn_in_flight_and_refuses_new_ones(
     process: Any, server: Server
 ) -> None:
     await server.services.personas.create(definition("tutor"), ADMIN)
-    proc, url = await process(FAKE_TOKENS="30", FAKE_TOKEN_DELAY_S="0.05",
-                              PERSONAE_SHUTDOWN_GRACE_S="20")
+    proc, url = await process(
+        FAKE_TOKENS="30", FAKE_TOKEN_DELAY_S="0.05", PERSONAE_SHUTDOWN_GRACE_S="20"
+    )
     client = socketio.AsyncClient(reconnection=False)
     events: list[tuple[str, Any]] = []
     first_token, done = asyncio.Event(), asyncio.Event()
@@ -236,16 +254,26 @@ async def test_sigterm_finishes_the_turn_in_flight_and_refuses_new_ones(
             done.set()
 
     client.on("*", record, namespace="/chat")
-    await client.connect(url, namespaces=["/chat"], auth={"token": server.token("alice")},
-                         transports=["websocket"], wait_timeout=10)
+    await client.connect(
+        url,
+        namespaces=["/chat"],
+        auth={"token": server.token("alice")},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
     sid = (await client.call("session.start", {"personas": ["tutor"]}, namespace="/chat"))[
-        "session"]["id"]
-    await client.call("message.send", {"session_id": sid, "text": "hi", "client_msg_id": "c1"},
-                      namespace="/chat")
+        "session"
+    ]["id"]
+    await client.call(
+        "message.send", {"session_id": sid, "text": "hi", "client_msg_id": "c1"}, namespace="/chat"
+    )
     await asyncio.wait_for(first_token.wait(), 20)
     proc.send_signal(signal.SIGTERM)
-    refused = await client.call("message.send", {"session_id": sid, "text": "late",
-                                                 "client_msg_id": "c2"}, namespace="/chat")
+    refused = await client.call(
+        "message.send",
+        {"session_id": sid, "text": "late", "client_msg_id": "c2"},
+        namespace="/chat",
+    )
     assert refused["error"]["code"] == "shutting_down"
     await asyncio.wait_for(done.wait(), 30)
     assert await asyncio.to_thread(proc.wait, 60) == 0

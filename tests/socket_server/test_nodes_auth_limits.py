@@ -30,8 +30,9 @@ async def _refused(server: Server, auth: dict[str, Any]) -> Any:
 
     sio.on("connect_error", on_error, namespace="/chat")
     with pytest.raises(socketio.exceptions.ConnectionError):
-        await sio.connect(server.url, namespaces=["/chat"], auth=auth, transports=["websocket"],
-                          wait_timeout=5)
+        await sio.connect(
+            server.url, namespaces=["/chat"], auth=auth, transports=["websocket"], wait_timeout=5
+        )
     await sio.disconnect()
     return errors[0]
 
@@ -44,8 +45,11 @@ async def _refused(server: Server, auth: dict[str, Any]) -> Any:
         {"token": jwt.encode({"sub": "eve", "exp": 9999999999}, "wrong" * 8, algorithm="HS256")},
         {"token": jwt.encode({"sub": "eve", "exp": 9999999999}, None, algorithm="none")},
         {"token": jwt.encode({"sub": "eve", "exp": 1}, SECRET, algorithm="HS256")},
-        {"token": jwt.encode({"sub": "eve", "role": "god", "exp": 9999999999}, SECRET,
-                             algorithm="HS256")},
+        {
+            "token": jwt.encode(
+                {"sub": "eve", "role": "god", "exp": 9999999999}, SECRET, algorithm="HS256"
+            )
+        },
     ],
     ids=["missing", "garbage", "forged", "alg-none", "expired", "bad-role"],
 )
@@ -79,8 +83,11 @@ async def test_rate_limit_per_minute_with_retry_after(start_server: Any, connect
     sid = (await client.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
     acks = []
     for i in range(4):
-        acks.append(await client.call(
-            "message.send", {"session_id": sid, "text": f"m{i}", "client_msg_id": f"c{i}"}))
+        acks.append(
+            await client.call(
+                "message.send", {"session_id": sid, "text": f"m{i}", "client_msg_id": f"c{i}"}
+            )
+        )
         await client.wait_for("message.done", lambda d, n=i: d["message"]["text"] and True)
     assert [a["ok"] for a in acks] == [True, True, True, False], acks
     error = acks[3]["error"]
@@ -97,12 +104,18 @@ async def test_concurrent_turns_are_limited_per_user(start_server: Any, connect:
     await server.services.personas.create(definition("tutor"), ADMIN)
     client = await connect(server)
     sid = (await client.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
-    first = await client.call("message.send", {"session_id": sid, "text": "a", "client_msg_id": "1"})
-    second = await client.call("message.send", {"session_id": sid, "text": "b", "client_msg_id": "2"})
+    first = await client.call(
+        "message.send", {"session_id": sid, "text": "a", "client_msg_id": "1"}
+    )
+    second = await client.call(
+        "message.send", {"session_id": sid, "text": "b", "client_msg_id": "2"}
+    )
     assert first["ok"]
     assert second["error"]["code"] == "rate_limited" and "at once" in second["error"]["message"]
     await client.wait_for("persona.traits_updated")  # the first turn ends and frees its slot
-    third = await client.call("message.send", {"session_id": sid, "text": "c", "client_msg_id": "3"})
+    third = await client.call(
+        "message.send", {"session_id": sid, "text": "c", "client_msg_id": "3"}
+    )
     assert third["ok"], third
     history = await client.call("session.history", {"session_id": sid})
     assert [m["text"] for m in history["messages"] if m["role"] == "user"] == ["a", "c"]
@@ -136,14 +149,20 @@ async def two_nodes(
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
             env |= {
-                "PERSONAE_DATABASE_URL": database_url, "PERSONAE_REDIS_URL": redis_url,
-                "PERSONAE_HOME": str(tmp_path / f"node{n}"), "PERSONAE_PORT": str(port),
-                "PERSONAE_AUTH_SECRET": SECRET, "PERSONAE_LOG_LEVEL": "WARNING",
+                "PERSONAE_DATABASE_URL": database_url,
+                "PERSONAE_REDIS_URL": redis_url,
+                "PERSONAE_HOME": str(tmp_path / f"node{n}"),
+                "PERSONAE_PORT": str(port),
+                "PERSONAE_AUTH_SECRET": SECRET,
+                "PERSONAE_LOG_LEVEL": "WARNING",
                 "PERSONAE_REDIS_PREFIX": cache_namespace,
             }
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.socket_server.serve_fake"], env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                [sys.executable, "-m", "tests.socket_server.serve_fake"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             procs.append(proc)
             assert proc.stdout is not None
@@ -179,14 +198,22 @@ async def test_a_message_on_one_node_reaches_a_client_on_the_other(
     b.on("*", on_b, namespace="/chat")
     try:
         for client, url in ((a, url1), (b, url2)):
-            await client.connect(url, namespaces=["/chat"], auth={"token": token},
-                                 transports=["websocket"], wait_timeout=10)
+            await client.connect(
+                url,
+                namespaces=["/chat"],
+                auth={"token": token},
+                transports=["websocket"],
+                wait_timeout=10,
+            )
         started = await a.call("session.start", {"personas": ["tutor"]}, namespace="/chat")
         sid = started["session"]["id"]
         joined = await b.call("session.start", {"session_id": sid}, namespace="/chat")
         assert joined["ok"]
-        ack = await a.call("message.send", {"session_id": sid, "text": "across nodes",
-                                            "client_msg_id": "n1"}, namespace="/chat")
+        ack = await a.call(
+            "message.send",
+            {"session_id": sid, "text": "across nodes", "client_msg_id": "n1"},
+            namespace="/chat",
+        )
         assert ack["ok"]
         await asyncio.wait_for(done.wait(), 30)
         kinds = [e for e, _ in received]

@@ -1,0 +1,432 @@
+"""Socket.IO load benchmark: N concurrent clients, each running M turns, against a
+server process on the fake streaming model; then a loss audit in PostgreSQL and Qdrant.
+
+    python bench/socket_load.py --clients 1000 --active 300 --duration 60
+
+Starts the server itself (a separate process, ``tests/socket_server/serve_fake.py``) on
+the CI services when PERSONAE_TEST_DATABASE_URL / PERSONAE_TEST_REDIS_URL are set, else on
+embedded ones, in a fresh database. The clients run in this process. Reports connections
+held, turns/s, time to first token and full-turn latency percentiles, errors by code,
+server RSS before and after, and the audit. ``--soak 600`` runs the soak variant and
+reports latency and RSS per minute."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runtime.auth import mint_token
+
+SECRET = "bench-" + "x" * 40
+
+
+@dataclass
+class Stats:
+    ttft: list[float] = field(default_factory=list)
+    turn: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    acked: list[tuple[str, str]] = field(default_factory=list)  # (session, message id)
+    done: list[str] = field(default_factory=list)  # reply ids
+    per_minute: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Bot:
+    """One client: connect, start a session, then send turns, each after the last reply."""
+
+    def __init__(self, n: int, url: str, token: str, stats: Stats, persona: str) -> None:
+        self.n = n
+        self.url = url
+        self.stats = stats
+        self.persona = persona
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.token = token
+        self.sid = ""
+        self._sent_at = 0.0
+        self._first: float | None = None
+        self._done = asyncio.Event()
+        self.sio.on("message.token", self._on_token, namespace="/chat")
+        self.sio.on("message.done", self._on_done, namespace="/chat")
+        self.sio.on("message.error", self._on_error, namespace="/chat")
+
+    async def _on_token(self, data: Any) -> None:
+        if self._first is None:
+            self._first = time.perf_counter()
+
+    async def _on_done(self, data: Any) -> None:
+        now = time.perf_counter()
+        self.stats.done.append(data["message"]["id"])
+        if self._first is not None:
+            self.stats.ttft.append((self._first - self._sent_at) * 1000)
+        self.stats.turn.append((now - self._sent_at) * 1000)
+        self._done.set()
+
+    async def _on_error(self, data: Any) -> None:
+        self.stats.errors[data.get("code", "?")] += 1
+        self._done.set()
+
+    async def connect(self) -> None:
+        await self.sio.connect(
+            self.url,
+            namespaces=["/chat"],
+            auth={"token": self.token},
+            transports=["websocket"],
+            wait_timeout=60,
+        )
+        ack = await self.sio.call(
+            "session.start", {"personas": [self.persona]}, namespace="/chat", timeout=60
+        )
+        if not ack.get("ok"):
+            raise RuntimeError(f"session.start failed: {ack}")
+        self.sid = ack["session"]["id"]
+
+    async def turn(self, i: int, deadline: float) -> bool:
+        self._first = None
+        self._done.clear()
+        self._sent_at = time.perf_counter()
+        cid = f"b{self.n}-{i}"
+        try:
+            ack = await self.sio.call(
+                "message.send",
+                {
+                    "session_id": self.sid,
+                    "text": f"Message {i} from bot {self.n}: "
+                    f"I like {random.choice(['tea', 'chess', 'rain', 'maths', 'jazz'])}.",
+                    "client_msg_id": cid,
+                },
+                namespace="/chat",
+                timeout=60,
+            )
+        except socketio.exceptions.TimeoutError:
+            self.stats.errors["ack_timeout"] += 1
+            return False
+        if not ack.get("ok"):
+            code = ack["error"]["code"]
+            self.stats.errors[code] += 1
+            if code == "rate_limited":
+                await asyncio.sleep(float(ack["error"].get("retry_after", 1)))
+            return False
+        self.stats.acked.append((self.sid, ack["message"]["id"]))
+        try:
+            await asyncio.wait_for(self._done.wait(), max(1.0, deadline - time.perf_counter() + 30))
+        except TimeoutError:
+            self.stats.errors["reply_timeout"] += 1
+            return False
+        return True
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    database_url, redis_url, cleanup = await services()
+    port = args.port
+    home = Path(tempfile.mkdtemp(prefix="personae-load-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+    env |= {
+        "PERSONAE_DATABASE_URL": database_url,
+        "PERSONAE_REDIS_URL": redis_url,
+        "PERSONAE_HOME": str(home),
+        "PERSONAE_PORT": str(port),
+        "PERSONAE_AUTH_SECRET": SECRET,
+        "PERSONAE_LOG_LEVEL": "WARNING",
+        "PERSONAE_RATE_LIMIT_PER_MINUTE": "100000",
+        "PERSONAE_MAX_CONCURRENT_TURNS": "1000",
+        "PERSONAE_DB_POOL_MAX": str(args.pool),
+        "PERSONAE_REDIS_PREFIX": f"load{uuid.uuid4().hex[:6]}",
+        "FAKE_TOKENS": str(args.tokens),
+        "FAKE_TOKEN_DELAY_S": str(args.token_delay),
+        "PYTHONPATH": str(ROOT),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.socket_server.serve_fake"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(server.stdout.readline), 120)
+        if not line.startswith("ready"):
+            raise RuntimeError(f"server did not start: {line}")
+        await seed(database_url)
+        url = f"http://127.0.0.1:{port}"
+        rss_before = rss_kb(server.pid)
+        stats = Stats()
+        token = {i: mint_token(SECRET, f"user{i}") for i in range(args.clients)}
+        bots = [Bot(i, url, token[i], stats, "load-tutor") for i in range(args.clients)]
+        t0 = time.perf_counter()
+        sem = asyncio.Semaphore(50)
+
+        async def connect(b: Bot) -> None:
+            async with sem:
+                await b.connect()
+
+        await asyncio.gather(*(connect(b) for b in bots))
+        connect_s = time.perf_counter() - t0
+        held = sum(b.sio.connected for b in bots)
+        rss_connected = rss_kb(server.pid)
+        duration = args.soak or args.duration
+        start = time.perf_counter()
+        deadline = start + duration
+        turns_done = 0
+
+        async def drive(b: Bot) -> None:
+            nonlocal turns_done
+            i = 0
+            while time.perf_counter() < deadline and (args.turns == 0 or i < args.turns):
+                ok = await b.turn(i, deadline)
+                i += 1
+                if ok:
+                    turns_done += 1
+                    minute = int((time.perf_counter() - start) // 60)
+                    stats.per_minute[minute].append(stats.turn[-1])
+                    if args.think > 0:
+                        await asyncio.sleep(random.uniform(0, 2 * args.think))
+
+        active = bots[: args.active] if args.active else bots
+        rss_minutes: dict[int, int] = {}
+
+        async def sample_rss() -> None:
+            while True:
+                await asyncio.sleep(60)
+                rss_minutes[int((time.perf_counter() - start) // 60)] = rss_kb(server.pid)
+
+        sampler = asyncio.create_task(sample_rss())
+        await asyncio.gather(*(drive(b) for b in active))
+        sampler.cancel()
+        elapsed = time.perf_counter() - start
+        rss_after = rss_kb(server.pid)
+        still_held = sum(b.sio.connected for b in bots)
+        await asyncio.gather(*(b.sio.disconnect() for b in bots), return_exceptions=True)
+        # SIGTERM: the server finishes what is running (memories, traits) and closes Qdrant
+        server.terminate()
+        await asyncio.to_thread(server.wait, 120)
+        audit = await audit_store(database_url, stats, home)
+        report = {
+            "clients": args.clients,
+            "active": len(active),
+            "tokens_per_reply": args.tokens,
+            "token_delay_s": args.token_delay,
+            "connect_s": round(connect_s, 1),
+            "connections_held": held,
+            "connections_held_at_end": still_held,
+            "duration_s": round(elapsed, 1),
+            "turns": turns_done,
+            "turns_per_s": round(turns_done / elapsed, 1),
+            "ttft_ms": {
+                q: round(pct(stats.ttft, v), 1)
+                for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            },
+            "turn_ms": {
+                q: round(pct(stats.turn, v), 1)
+                for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            },
+            "fake_stream_ms": round(args.tokens * args.token_delay * 1000, 1),
+            "errors": dict(stats.errors),
+            "rss_mb": {
+                "before": rss_before // 1024,
+                "connected": rss_connected // 1024,
+                "after": rss_after // 1024,
+            },
+            "audit": audit,
+        }
+        if args.soak:
+            report["per_minute"] = {
+                m: {
+                    "turns": len(v),
+                    "turn_p50_ms": round(statistics.median(v), 1),
+                    "turn_p99_ms": round(pct(v, 0.99), 1),
+                    "rss_mb": rss_minutes.get(m + 1, 0) // 1024,
+                }
+                for m, v in sorted(stats.per_minute.items())
+            }
+        return report
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        if server.stdout is not None:
+            server.stdout.close()
+        await cleanup()
+        subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+async def seed(database_url: str) -> None:
+    from psycopg_pool import AsyncConnectionPool
+
+    from personas import Actor, PersonaDef, PersonaRepository
+
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        database_url, open=False, kwargs={"autocommit": True}
+    )
+    await pool.open()
+    try:
+        repo = PersonaRepository(pool)
+        if await repo.find("load-tutor") is None:
+            await repo.create(
+                PersonaDef.model_validate(
+                    {
+                        "slug": "load-tutor",
+                        "name": "Load Tutor",
+                        "description": "A patient tutor used by the load benchmark.",
+                        "traits": [{"name": "patience", "value": 0.8}],
+                    }
+                ),
+                Actor("bench", is_admin=True),
+            )
+    finally:
+        await pool.close()
+
+
+async def audit_store(database_url: str, stats: Stats, home: Path) -> dict[str, Any]:
+    """Every acked user message and every message.done is in PostgreSQL exactly once."""
+    acked_ids = [m for _, m in stats.acked]
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT id, role, reply_to FROM messages WHERE id = ANY(%s) OR reply_to = ANY(%s)",
+            (acked_ids, acked_ids),
+        )
+        rows = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT session_id, client_msg_id, count(*) FROM messages WHERE role = 'user'"
+            " GROUP BY 1, 2 HAVING count(*) > 1"
+        )
+        duplicated_users = len(await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT reply_to, persona_id, count(*) FROM messages WHERE role = 'persona'"
+            " GROUP BY 1, 2 HAVING count(*) > 1"
+        )
+        duplicated_replies = len(await cur.fetchall())
+    stored_users = {r[0] for r in rows if r[1] == "user"}
+    stored_replies = {r[0] for r in rows if r[1] == "persona"}
+    done_ids = set(stats.done)
+    return {
+        "acked_user_messages": len(acked_ids),
+        "acked_missing_in_db": len(set(acked_ids) - stored_users),
+        "done_replies": len(stats.done),
+        "done_duplicates_seen": len(stats.done) - len(done_ids),
+        "done_missing_in_db": len(done_ids - stored_replies),
+        "duplicate_user_messages_in_db": duplicated_users,
+        "duplicate_replies_in_db": duplicated_replies,
+        "replies_with_memory": await count_reply_memories(home, database_url, done_ids),
+    }
+
+
+async def count_reply_memories(home: Path, database_url: str, reply_ids: set[str]) -> int:
+    """How many of the replies have their memory in Qdrant Edge (the server has stopped)."""
+    from memory import EdgeMemoryIndex, MemoryFilter
+
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute("SELECT id FROM personas WHERE slug = 'load-tutor'")
+        row = await cur.fetchone()
+    assert row is not None
+    found: set[str] = set()
+    async with EdgeMemoryIndex(home / "qdrant", dim=64) as index:
+        cursor = None
+        while True:
+            page = await index.list_memories(
+                MemoryFilter(persona_id=str(row[0])), limit=1000, cursor=cursor
+            )
+            for record in page.records:
+                if record.speaker_role == "persona":
+                    found.add(str(record.metadata.get("message_id")))
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+    return len(found & reply_ids)
+
+
+async def services() -> tuple[str, str, Any]:
+    db = os.environ.get("PERSONAE_TEST_DATABASE_URL")
+    redis = os.environ.get("PERSONAE_TEST_REDIS_URL")
+    stack: list[Any] = []
+    if db is None or redis is None:
+        from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+
+        folder = Path(tempfile.mkdtemp(prefix="personae-load-svc-"))
+        if db is None:
+            pg = EmbeddedPostgres(folder / "pg")
+            await pg.__aenter__()
+            stack.append(pg)
+            db = pg.url
+        if redis is None:
+            rd = EmbeddedRedis(folder / "redis")
+            await rd.__aenter__()
+            stack.append(rd)
+            redis = rd.url
+    name = f"personae_load_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    from urllib.parse import urlsplit, urlunsplit
+
+    from runtime.migrate import migrate_url
+
+    url = urlunsplit(urlsplit(db)._replace(path="/" + name))
+    await migrate_url(url)
+
+    async def cleanup() -> None:
+        async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for s in reversed(stack):
+            await s.stop()
+
+    return url, redis, cleanup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=1000, help="connections to hold")
+    parser.add_argument("--active", type=int, default=0, help="of those, how many chat (0: all)")
+    parser.add_argument(
+        "--turns", type=int, default=0, help="turns per active client (0: until the duration)"
+    )
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--soak", type=float, default=0.0, help="soak for this many seconds")
+    parser.add_argument("--think", type=float, default=0.0, help="mean pause between turns (s)")
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--token-delay", type=float, default=0.0)
+    parser.add_argument("--pool", type=int, default=20)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,18 +55,23 @@ class Director:
         events: TurnEvents,
         to: Sequence[str] = (),
         mode: str | None = None,
+        fresh: bool = False,
     ) -> list[TurnResult]:
         """Answer a stored user message with the persona(s) the session's policy picks,
         one after another (each sees the replies before it). A persona that already
         answered this message (a retried send) is not run again: its stored reply is
-        reported instead."""
+        reported instead (``fresh``: the message was just stored, so none has)."""
         personas = await self.participants(session)
-        recent = await self._services.memory.transcripts.recent(session.id, 20)
-        chosen = choose(session.policy, personas, message.text, to, _last_speaker(recent))
+        last = None
+        if len(personas) > 1:
+            last = _last_speaker(await self._services.memory.transcripts.recent(session.id, 20))
+        chosen = choose(session.policy, personas, message.text, to, last)
         results = []
         for persona in chosen:
             results.append(
-                await self._turn(session, persona, personas, message, user_name, events, mode)
+                await self._turn(
+                    session, persona, personas, message, user_name, events, mode, fresh=fresh
+                )
             )
         return results
 
@@ -109,8 +114,12 @@ class Director:
         user_name: str,
         events: TurnEvents,
         mode: str | None,
+        *,
+        fresh: bool = False,
     ) -> TurnResult:
-        existing = await self._services.memory.transcripts.reply_to(message.id, persona.id)
+        existing = (
+            None if fresh else await self._services.memory.transcripts.reply_to(message.id, persona.id)
+        )
         if existing is not None:
             await events.done(persona, existing, dict(existing.timings))
             return TurnResult(persona, existing, existing.status)

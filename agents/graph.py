@@ -165,11 +165,9 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         observations = extract(
             message.text, reply_vector, request.user_message.text, scorer=services.scorer
         )
-        await services.memory.transcripts.set_extracted_traits(
-            message.id, _observed_summary(observations)
-        )
         update = await services.tracker.record(
-            persona, request.session_id, message.id, observations
+            persona, request.session_id, message.id, observations,
+            _observed_summary(observations),
         )
         return {
             "observations": observations,

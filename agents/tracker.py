@@ -1,18 +1,24 @@
 """Trait tracking: store each reply's observations, keep the persona's observed profile
 per session and overall, compute drift, and evolve opted-in traits.
 
-Profiles live in PostgreSQL (``trait_profiles``) and in a small in-process cache so
-``compose_prompt`` reads the drift without touching the database."""
+Per reply, one transaction stores the observations, the message's summary and the
+session profile. The overall profile of a persona is shared by all of its sessions (and
+nodes), so folding every reply into its row would serialise all turns of a popular
+persona on one row lock: replies are queued per persona instead and folded in batches
+(every ``flush_s``), which is also when drift metrics are stored and evolution runs.
+Profiles are cached in-process, so ``compose_prompt`` reads drift without the database."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
+from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -27,11 +33,19 @@ from agents.traits import (
     evolve,
     reinforcement_lines,
 )
-from personas import Actor, Persona, PersonaStore, SettingsPatch
+from personas import Actor, Persona, PersonaError, PersonaStore, SettingsPatch
 
 log = logging.getLogger(__name__)
 
 _EVOLVER = Actor("trait-evolution", is_admin=True)
+_LOCK_PROFILE = (
+    "SELECT stats, turns FROM trait_profiles WHERE persona_id = %s"
+    " AND session_id IS NOT DISTINCT FROM %s FOR UPDATE"
+)
+_SAVE_PROFILE = (
+    "UPDATE trait_profiles SET stats = %s, turns = %s, drift = %s, updated_at = now()"
+    " WHERE persona_id = %s AND session_id IS NOT DISTINCT FROM %s"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,18 +55,25 @@ class TrackerSettings:
     evolution_rate: float = 0.05
     evolve_every_turns: int = 10
     evolution_min_observations: int = 10
+    flush_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class TraitUpdate:
-    """What one turn's extraction changed: the drift reports and any evolution."""
+    """What one reply's extraction changed: the session's drift, and the persona's
+    overall drift as last folded."""
 
     session_drift: DriftReport
     overall_drift: DriftReport
-    evolved: tuple[TraitChange, ...]
+    evolved: tuple[TraitChange, ...] = ()
+
+
+Key = tuple[uuid.UUID, uuid.UUID | None]
 
 
 class TraitTracker:
+    """Open with ``async with`` (it runs the batch folder); one per process."""
+
     def __init__(
         self,
         pool: AsyncConnectionPool[Any],
@@ -64,14 +85,34 @@ class TraitTracker:
         self._pool = pool
         self._personas = personas
         self.settings = settings or TrackerSettings()
-        self._cache: OrderedDict[tuple[uuid.UUID, uuid.UUID | None], tuple[ObservedProfile, int]]
-        self._cache = OrderedDict()
+        self._cache: OrderedDict[Key, tuple[ObservedProfile, int]] = OrderedDict()
         self._cache_size = cache_size
+        self._queued: defaultdict[uuid.UUID, list[Sequence[TraitObservation]]] = defaultdict(list)
+        self._folding = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._fold_loop(), name="trait-profile-folder")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.fold()
+
+    # reads ----------------------------------------------------------------------------
 
     async def profile(
         self, persona_id: uuid.UUID, session_id: uuid.UUID | None = None
     ) -> tuple[ObservedProfile, int]:
         """The observed profile (and turn count), overall or for one session."""
+        if session_id is None and persona_id in self._queued:
+            await self.fold(persona_id)
         key = (persona_id, session_id)
         hit = self._cache.get(key)
         if hit is not None:
@@ -90,12 +131,7 @@ class TraitTracker:
 
     async def drift(self, persona: Persona, session_id: uuid.UUID | None = None) -> DriftReport:
         profile, _ = await self.profile(persona.id, session_id)
-        return drift(
-            persona.traits,
-            profile,
-            threshold=self.settings.drift_threshold,
-            min_observations=self.settings.min_observations,
-        )
+        return self._drift(persona, profile)
 
     async def reinforcement(self, persona: Persona, session_id: uuid.UUID) -> list[str]:
         """Prompt lines that pull drifting traits back (closed-loop consistency)."""
@@ -104,90 +140,88 @@ class TraitTracker:
             return []
         return reinforcement_lines(report, persona.traits)
 
+    # writes ---------------------------------------------------------------------------
+
     async def record(
         self,
         persona: Persona,
         session_id: uuid.UUID,
         message_id: uuid.UUID,
         observations: Sequence[TraitObservation],
+        summary: Mapping[str, Any],
     ) -> TraitUpdate:
-        """Store one reply's observations and fold them into both profiles."""
-        if observations:
-            async with self._pool.connection() as conn, conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO trait_observations (persona_id, session_id, message_id, trait,"
-                    " value, method, confidence) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            persona.id,
-                            session_id,
-                            message_id,
-                            o.trait,
-                            o.value,
-                            o.method,
-                            o.confidence,
-                        )
-                        for o in observations
-                    ],
-                )
-        session_profile, _ = await self._update(persona.id, session_id, observations)
-        overall_profile, turns = await self._update(persona.id, None, observations)
-        session_drift = drift(
-            persona.traits,
-            session_profile,
-            threshold=self.settings.drift_threshold,
-            min_observations=self.settings.min_observations,
-        )
-        overall_drift = drift(
-            persona.traits,
-            overall_profile,
-            threshold=self.settings.drift_threshold,
-            min_observations=self.settings.min_observations,
-        )
-        await self._store_metrics(persona.id, overall_drift.score)
-        evolved: tuple[TraitChange, ...] = ()
-        if turns % self.settings.evolve_every_turns == 0:
-            evolved = await self._evolve(persona, overall_profile)
-        return TraitUpdate(session_drift, overall_drift, evolved)
-
-    async def _update(
-        self,
-        persona_id: uuid.UUID,
-        session_id: uuid.UUID | None,
-        observations: Sequence[TraitObservation],
-    ) -> tuple[ObservedProfile, int]:
-        # read-modify-write under a row lock: several nodes may record for one persona
+        """Store one reply's observations and summary, fold them into the session
+        profile now and queue them for the persona's overall profile."""
         async with self._pool.connection() as conn, conn.transaction():
+            if observations:
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO trait_observations (persona_id, session_id, message_id,"
+                        " trait, value, method, confidence) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                        [
+                            (persona.id, session_id, message_id, o.trait, o.value, o.method,
+                             o.confidence)
+                            for o in observations
+                        ],
+                    )
             await conn.execute(
-                "INSERT INTO trait_profiles (persona_id, session_id) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (persona_id, session_id),
+                "UPDATE messages SET extracted_traits = %s WHERE id = %s",
+                (Jsonb(dict(summary)), message_id),
             )
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT stats, turns FROM trait_profiles WHERE persona_id = %s"
-                " AND session_id IS NOT DISTINCT FROM %s FOR UPDATE",
-                (persona_id, session_id),
-            )
-            row = await cur.fetchone()
-            assert row is not None
-            profile = _decode(row["stats"]).update(observations)
-            turns = int(row["turns"]) + 1
+            profile, turns = await _fold_row(conn, persona.id, session_id, [observations])
+            session_drift = self._drift(persona, profile)
             await conn.execute(
-                "UPDATE trait_profiles SET stats = %s, turns = %s, updated_at = now()"
-                " WHERE persona_id = %s AND session_id IS NOT DISTINCT FROM %s",
-                (Jsonb(_encode(profile)), turns, persona_id, session_id),
+                _SAVE_PROFILE,
+                (Jsonb(_encode(profile)), turns, session_drift.score, persona.id, session_id),
             )
-        self._remember((persona_id, session_id), (profile, turns))
-        return profile, turns
+        self._remember((persona.id, session_id), (profile, turns))
+        if observations:
+            self._queued[persona.id].append(observations)
+        overall, _ = self._cache.get((persona.id, None), (ObservedProfile(), 0))
+        return TraitUpdate(session_drift, self._drift(persona, overall))
 
-    async def _store_metrics(self, persona_id: uuid.UUID, drift_score: float) -> None:
-        async with self._pool.connection() as conn:
+    async def fold(self, only: uuid.UUID | None = None) -> None:
+        """Fold queued observations into the overall profiles (all personas, or one)."""
+        async with self._folding:
+            ids = [only] if only is not None else list(self._queued)
+            for persona_id in ids:
+                batches = self._queued.pop(persona_id, None)
+                if batches:
+                    try:
+                        await self._fold_overall(persona_id, batches)
+                    except Exception as exc:  # noqa: BLE001  (the folder must survive)
+                        log.error("trait profile of persona %s not folded: %s: %s",
+                                  persona_id, type(exc).__name__, exc)
+
+    async def _fold_overall(
+        self, persona_id: uuid.UUID, batches: list[Sequence[TraitObservation]]
+    ) -> None:
+        try:
+            persona = await self._personas.get(persona_id)
+        except PersonaError:
+            return  # deleted meanwhile
+        async with self._pool.connection() as conn, conn.transaction():
+            profile, turns = await _fold_row(conn, persona_id, None, batches)
+            report = self._drift(persona, profile)
+            await conn.execute(
+                _SAVE_PROFILE, (Jsonb(_encode(profile)), turns, report.score, persona_id, None)
+            )
             await conn.execute(
                 "INSERT INTO persona_metrics (persona_id, day, turns, drift)"
-                " VALUES (%s, current_date, 1, %s) ON CONFLICT (persona_id, day)"
-                " DO UPDATE SET turns = persona_metrics.turns + 1, drift = EXCLUDED.drift",
-                (persona_id, drift_score),
+                " VALUES (%s, current_date, %s, %s) ON CONFLICT (persona_id, day)"
+                " DO UPDATE SET turns = persona_metrics.turns + EXCLUDED.turns,"
+                " drift = EXCLUDED.drift",
+                (persona_id, len(batches), report.score),
             )
+        self._remember((persona_id, None), (profile, turns))
+        every = self.settings.evolve_every_turns
+        if turns // every > (turns - len(batches)) // every:
+            await self._evolve(persona, profile)
+
+    async def _fold_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_s)
+            await self.fold()
 
     async def _evolve(self, persona: Persona, profile: ObservedProfile) -> tuple[TraitChange, ...]:
         changes = evolve(
@@ -202,17 +236,48 @@ class TraitTracker:
             {"traits": [{"name": c.name, "intensity": round(c.new, 4)} for c in changes]}
         )
         reason = "evolution: " + "; ".join(c.reason for c in changes)
-        await self._personas.patch_settings(persona.id, patch, _EVOLVER, reason=reason[:500])
+        try:
+            await self._personas.patch_settings(persona.id, patch, _EVOLVER, reason=reason[:500])
+        except PersonaError as exc:  # changed meanwhile: the next fold tries again
+            log.warning("persona %s did not evolve: %s", persona.slug, exc)
+            return ()
         log.info("persona %s evolved %d trait(s)", persona.slug, len(changes))
         return tuple(changes)
 
-    def _remember(
-        self, key: tuple[uuid.UUID, uuid.UUID | None], value: tuple[ObservedProfile, int]
-    ) -> None:
+    def _drift(self, persona: Persona, profile: ObservedProfile) -> DriftReport:
+        return drift(
+            persona.traits,
+            profile,
+            threshold=self.settings.drift_threshold,
+            min_observations=self.settings.min_observations,
+        )
+
+    def _remember(self, key: Key, value: tuple[ObservedProfile, int]) -> None:
         self._cache[key] = value
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+
+async def _fold_row(
+    conn: AsyncConnection[Any],
+    persona_id: uuid.UUID,
+    session_id: uuid.UUID | None,
+    batches: Sequence[Sequence[TraitObservation]],
+) -> tuple[ObservedProfile, int]:
+    """Lock a profile row (creating it) and fold ``batches`` (one per reply) into it;
+    the caller saves the result in the same transaction."""
+    await conn.execute(
+        "INSERT INTO trait_profiles (persona_id, session_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+        (persona_id, session_id),
+    )
+    cur = await conn.cursor(row_factory=dict_row).execute(_LOCK_PROFILE, (persona_id, session_id))
+    row = await cur.fetchone()
+    assert row is not None
+    profile = _decode(row["stats"])
+    for observations in batches:
+        profile = profile.update(observations)
+    return profile, int(row["turns"]) + len(batches)
 
 
 def _encode(profile: ObservedProfile) -> dict[str, Any]:

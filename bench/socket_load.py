@@ -318,7 +318,8 @@ async def audit_store(database_url: str, stats: Stats, home: Path) -> dict[str, 
     acked_ids = [m for _, m in stats.acked]
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         cur = await conn.execute(
-            "SELECT id, role, reply_to FROM messages WHERE id = ANY(%s) OR reply_to = ANY(%s)",
+            "SELECT id::text, role, reply_to::text FROM messages"
+            " WHERE id = ANY(%s::uuid[]) OR reply_to = ANY(%s::uuid[])",
             (acked_ids, acked_ids),
         )
         rows = await cur.fetchall()

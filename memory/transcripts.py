@@ -237,13 +237,6 @@ class Transcripts:
             row = await cur.fetchone()
         return None if row is None else _message(row)
 
-    async def set_extracted_traits(self, message_id: uuid.UUID, traits: Mapping[str, Any]) -> None:
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                "UPDATE messages SET extracted_traits = %s WHERE id = %s",
-                (Jsonb(dict(traits)), message_id),
-            )
-
     async def rate(
         self, message_id: uuid.UUID, user_id: str, rating: int, comment: str = ""
     ) -> Feedback | None:

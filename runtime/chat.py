@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +132,12 @@ class ChatService:
         events: TurnEvents,
         to: Sequence[str] = (),
         mode: str | None = None,
+        on_accepted: Callable[[Session], Awaitable[None]] | None = None,
     ) -> Sent:
         """Store the user message exactly once and start its turns in the background.
         A resend of an accepted ``client_msg_id`` returns the stored message and starts
-        nothing new."""
+        nothing new. ``on_accepted`` runs once the session is known to be the caller's,
+        before any turn starts (the transport joins its room there)."""
         if not self.accepting:
             raise ChatError("shutting_down", "the server is shutting down; retry on another")
         limit = self.services.settings.max_message_chars
@@ -144,6 +146,8 @@ class ChatService:
         if not text.strip():
             raise ChatError("invalid_payload", "text: must not be blank")
         session = await self.session_for(principal, session_id)
+        if on_accepted is not None:
+            await on_accepted(session)
         transcripts = self.services.memory.transcripts
         await self.limiter.check_message(principal.user_id)
         held = await self.limiter.acquire_turn(principal.user_id)
@@ -186,7 +190,8 @@ class ChatService:
         try:
             async with lock:  # one session's turns run in order
                 results = await self.services.director.respond(
-                    session, message, user_name=user_name, events=events, to=to, mode=mode
+                    session, message, user_name=user_name, events=events, to=to, mode=mode,
+                    fresh=True,
                 )
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))

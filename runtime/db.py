@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,6 +24,20 @@ class ServiceUnavailable(RuntimeLayerError):
     """A backing service (PostgreSQL, Redis) could not be reached at start-up."""
 
 
+async def _check_idle_connection(conn: AsyncConnection[Any]) -> None:
+    """Hand out only live connections, without a round trip per checkout: an idle
+    connection's socket has nothing to read unless the server closed it (a restart, an
+    idle timeout) or sent an error, and only then is it probed (and dropped if dead)."""
+    if conn.closed:
+        raise psycopg.OperationalError("connection closed")
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError):
+        raise psycopg.OperationalError("connection socket unusable") from None
+    if readable:
+        await AsyncConnectionPool.check_connection(conn)
+
+
 @asynccontextmanager
 async def open_pool(url: str, settings: Settings) -> AsyncIterator[AsyncConnectionPool[Any]]:
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
@@ -30,9 +47,7 @@ async def open_pool(url: str, settings: Settings) -> AsyncIterator[AsyncConnecti
         open=False,
         timeout=10.0,
         name="personae",
-        # a connection is checked before it is handed out, so after a database restart
-        # no request fails on a dead connection (the check is one round trip)
-        check=AsyncConnectionPool.check_connection,
+        check=_check_idle_connection,
         reconnect_timeout=300.0,
         kwargs={"autocommit": True},
     )

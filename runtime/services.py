@@ -160,12 +160,15 @@ async def open_services(
             index, embedder, Transcripts(core.pool), weights=scoring_weights(settings)
         )
         scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
+        tracker = await stack.enter_async_context(
+            TraitTracker(
+                core.pool, core.personas, TrackerSettings(drift_threshold=settings.drift_threshold)
+            )
+        )
         agents = AgentServices(
             personas=core.personas,
             memory=memory,
-            tracker=TraitTracker(
-                core.pool, core.personas, TrackerSettings(drift_threshold=settings.drift_threshold)
-            ),
+            tracker=tracker,
             chat_model=overrides.chat_model or _shared_model(settings),
             llm_name=settings.llm,
             scorer=scorer,

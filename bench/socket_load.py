@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import statistics
@@ -280,8 +281,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:
             server.kill()
-        if server.stdout is not None:
-            server.stdout.close()
+        log_file.close()
+        server_log = log_path.read_text()[-3000:] if log_path.exists() else ""
+        if args.show_server_log:
+            print(server_log, file=sys.stderr)
         await cleanup()
         subprocess.run(["rm", "-rf", str(home)], check=False)
 
@@ -423,8 +426,10 @@ def main() -> None:
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--pool", type=int, default=20)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--show-server-log", action="store_true")
     args = parser.parse_args()
+    logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
+    logging.getLogger("socketio.client").setLevel(logging.CRITICAL)
     report = asyncio.run(run(args))
     print(json.dumps(report, indent=2))
 

@@ -257,7 +257,10 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         try:
             stamp, _, ids = text.partition(":")
-            return cls(int(stamp), frozenset(uuid.UUID(hex=i) for i in ids.split(",") if i))
+            value = int(stamp)
+            if not 0 <= value <= _MAX_MICROS:
+                raise ValueError("out of range")
+            return cls(value, frozenset(uuid.UUID(hex=i) for i in ids.split(",") if i))
         except ValueError:
             raise InvalidMemory(
                 "cursor", f"{text[:80]!r} is not a cursor this index gave out"
@@ -269,6 +272,9 @@ class Cursor:
     @property
     def until(self) -> datetime:
         return _EPOCH + self.micros * _MICRO
+
+
+_MAX_MICROS = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 
 def micros(value: datetime) -> int:

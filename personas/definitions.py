@@ -25,6 +25,14 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        texts = value if isinstance(value, tuple | list) else (value,)
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
+
 
 class TraitDef(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
@@ -135,6 +143,8 @@ def parse_definitions(text: str, *, source: str) -> tuple[PersonaDef, ...]:
         raw = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise DefinitionError(source, None, None, f"not valid YAML/JSON: {exc}") from None
+    except RecursionError:
+        raise DefinitionError(source, None, None, "nested too deeply") from None
     if isinstance(raw, dict) and "personas" not in raw:
         raw = {"personas": [raw]}
     if not isinstance(raw, dict):

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from tqdm import tqdm
 
 from agents.graph import prompt_for
@@ -33,8 +33,18 @@ class CliInputError(RuntimeLayerError):
     """A line of an input file is invalid; the message names the file and line."""
 
 
-class ImportLine(BaseModel):
+class _Line(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class ImportLine(_Line):
     text: str = Field(min_length=1, max_length=20_000)
     speaker: str = Field(min_length=1, max_length=120)
     role: str | None = Field(default=None, pattern="^(user|persona|system)$")
@@ -46,8 +56,7 @@ class ImportLine(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class QueryLine(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class QueryLine(_Line):
     query: str = Field(min_length=1, max_length=2_000)
     k: int = Field(default=10, ge=1, le=100)
     session: str | None = None
@@ -92,11 +101,15 @@ def add_commands(sub: Any) -> None:
 
 def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise CliInputError(f"{path}: cannot read: {exc}") from None
     with handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw_bytes in enumerate(handle, start=1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CliInputError(f"{path}:{number}: not valid UTF-8") from None
             if not raw.strip():
                 continue
             try:

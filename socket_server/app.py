@@ -17,7 +17,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
-from socket_server.manager import RedisManager
+from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     app = web.Application(client_max_size=1024**2)
     metrics = Metrics.create()
     app[METRICS] = metrics
-    sio = socketio.AsyncServer(
+    sio = ChatServer(
         async_mode="aiohttp",
         client_manager=RedisManager(
             settings.redis_url, channel=f"{settings.redis_prefix}-socketio"

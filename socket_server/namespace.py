@@ -171,6 +171,9 @@ class ChatNamespace(socketio.AsyncNamespace):
             model, handler = entry
             if not isinstance(data, dict):
                 raise ClientError("invalid_payload", "payload: expected a JSON object")
+            nul = p.find_nul(data)
+            if nul is not None:
+                raise ClientError("invalid_payload", f"{nul}: must not contain NUL characters")
             payload = model.model_validate(data)
             result = await handler(sid, payload)
             return {"ok": True, **result}

@@ -12,6 +12,25 @@ Policy = Literal["mention", "round_robin", "all", "selector", "autonomous"]
 Kind = Literal["turn", "fact", "summary", "reflection"]
 
 
+def find_nul(value: object, path: str = "payload", depth: int = 0) -> str | None:
+    """Where a NUL character hides in ``value`` (PostgreSQL text cannot hold one), if anywhere."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if depth > 32:
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = find_nul(k, path, depth + 1) or find_nul(v, f"{path}.{k}", depth + 1)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found = find_nul(v, f"{path}.{i}", depth + 1)
+            if found:
+                return found
+    return None
+
+
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
@@ -30,7 +49,7 @@ class SessionRef(Payload):
 
 class SessionHistory(Payload):
     session_id: uuid.UUID
-    before: int | None = Field(default=None, ge=1)
+    before: int | None = Field(default=None, ge=1, le=2**62)
     limit: int = Field(default=50, ge=1, le=200)
 
 

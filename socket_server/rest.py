@@ -25,6 +25,7 @@ from runtime.auth import Principal, verify_token
 from runtime.ratelimit import RateLimited
 from socket_server import openapi
 from socket_server.app import CHAT, METRICS, SERVICES
+from socket_server.payloads import find_nul
 from socket_server.views import ClientError, error_payload
 
 log = logging.getLogger(__name__)
@@ -179,12 +180,21 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except UnicodeDecodeError:
         raise ClientError("invalid_payload", "body: not valid UTF-8") from None
+    except RecursionError:
+        raise ClientError("invalid_payload", "body: JSON nested too deeply") from None
     except ValueError as exc:
         message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         raise ClientError("invalid_payload", f"body: not valid JSON ({message})") from None
     if not isinstance(data, dict):
         raise ClientError("invalid_payload", "body: expected a JSON object")
+    _refuse_nul(data, "body")
     return model.model_validate(data)
+
+
+def _refuse_nul(value: object, where: str) -> None:
+    nul = find_nul(value, where)
+    if nul is not None:
+        raise ClientError("invalid_payload", f"{nul}: must not contain NUL characters")
 
 
 def _no_constants(name: str) -> Any:
@@ -197,12 +207,13 @@ def read_query(request: web.Request, model: type[M]) -> M:
     repeated = sorted({k for k in query if len(query.getall(k)) > 1})
     if repeated:
         raise ClientError("invalid_payload", f"{repeated[0]}: given more than once")
+    _refuse_nul(dict(query), "query")
     return model.model_validate(dict(query))
 
 
 def path_key(request: web.Request) -> str:
     key = request.match_info["key"].strip()
-    if not 1 <= len(key) <= 100:
+    if not 1 <= len(key) <= 100 or "\x00" in key:
         raise ClientError("invalid_payload", "key: must be a persona id or slug")
     return key
 

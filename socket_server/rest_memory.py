@@ -38,7 +38,9 @@ class SessionsQuery(Query):
 
 
 class MessagesQuery(Query):
-    before: int | None = Field(default=None, ge=1, description="a seq: messages before it")
+    before: int | None = Field(
+        default=None, ge=1, le=2**62, description="a seq: messages before it"
+    )
     limit: int = Field(default=50, ge=1, le=200)
 
 

@@ -59,6 +59,8 @@ def error_payload(exc: BaseException, *, where: str) -> dict[str, Any]:
         return {"code": "rate_limited", "message": str(exc), "retry_after": exc.retry_after_s}
     if isinstance(exc, AuthError):
         return {"code": "unauthorized", "message": str(exc)}
+    if isinstance(exc, psycopg.DataError):
+        return {"code": "invalid_payload", "message": "a value cannot be stored (out of range)"}
     if isinstance(exc, psycopg.OperationalError | PoolTimeout):
         log.warning("database unavailable in %s: %s", where, type(exc).__name__)
         return {

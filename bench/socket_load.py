@@ -168,19 +168,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "FAKE_TOKEN_DELAY_S": str(args.token_delay),
         "PYTHONPATH": str(ROOT),
     }
+    log_path = home / "server.log"
+    log_file = log_path.open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.socket_server.serve_fake"],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log_file,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        assert server.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(server.stdout.readline), 120)
-        if not line.startswith("ready"):
-            raise RuntimeError(f"server did not start: {line}")
+        async with asyncio.timeout(120):
+            while "ready" not in log_path.read_text():
+                if server.poll() is not None:
+                    raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}")
+                await asyncio.sleep(0.2)
         await seed(database_url)
         url = f"http://127.0.0.1:{port}"
         rss_before = rss_kb(server.pid)

@@ -165,6 +165,10 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         observations = extract(
             message.text, reply_vector, request.user_message.text, scorer=services.scorer
         )
+        if services.judge is not None:
+            observations += await services.judge.judge(
+                message.text, [t.name for t in persona.own_traits]
+            )
         update = await services.tracker.record(
             persona, request.session_id, message.id, observations,
             _observed_summary(observations),

@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
+from agents.judges import LLMTraitJudge
 from agents.tracker import TraitTracker, TraitUpdate
 from agents.traits import PrototypeScorer, TraitObservation
 from memory.service import MemoryService
@@ -36,6 +37,7 @@ class AgentServices:
     chat_model: Callable[[], BaseChatModel]
     llm_name: str
     scorer: PrototypeScorer | None = None
+    judge: LLMTraitJudge | None = None
     config: TurnConfig = field(default_factory=TurnConfig)
 
 

@@ -176,15 +176,21 @@ class Transcripts:
                     "UPDATE sessions SET updated_at = now() WHERE id = %s", (session_id,)
                 )
                 return _message(row), True
+        existing = await self.user_message(session_id, client_msg_id)
+        if existing is None:
+            raise SessionNotFound(str(session_id))
+        return existing, False
+
+    async def user_message(self, session_id: uuid.UUID, client_msg_id: str) -> Message | None:
+        """The stored user message with this ``client_msg_id``, if any."""
+        async with self._pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages"
                 " WHERE session_id = %s AND client_msg_id = %s",
                 (session_id, client_msg_id),
             )
-            existing = await cur.fetchone()
-        if existing is None:
-            raise SessionNotFound(str(session_id))
-        return _message(existing), False
+            row = await cur.fetchone()
+        return None if row is None else _message(row)
 
     async def append_persona_message(
         self,

@@ -21,7 +21,7 @@ from personas import Persona
 from runtime.auth import Principal
 from runtime.errors import RuntimeLayerError
 from runtime.metrics import Metrics
-from runtime.ratelimit import RateLimiter
+from runtime.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
 
 log = logging.getLogger(__name__)
@@ -149,8 +149,15 @@ class ChatService:
         if on_accepted is not None:
             await on_accepted(session)
         transcripts = self.services.memory.transcripts
-        await self.limiter.check_message(principal.user_id)
-        held = await self.limiter.acquire_turn(principal.user_id)
+        try:
+            await self.limiter.check_message(principal.user_id)
+            held = await self.limiter.acquire_turn(principal.user_id)
+        except RateLimited:
+            # a resend of a message already accepted is answered, not refused
+            stored = await transcripts.user_message(session.id, client_msg_id)
+            if stored is not None:
+                return Sent(stored, duplicate=True)
+            raise
         try:
             message, created = await transcripts.append_user_message(
                 session.id,

@@ -122,6 +122,8 @@ def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
 
 async def _import(settings: Settings, args: argparse.Namespace) -> int:
     items = list(_lines(args.file, ImportLine))  # validate the whole file before writing
+    # thousands of lines: rate importance with the heuristic, not one model call a line
+    settings = settings.model_copy(update={"llm_judges": False})
     async with open_services(settings, overrides=_NO_SCORER) as services:
         persona = await services.personas.get(args.persona)
         pid = str(persona.id)

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from agents.director import Director
 from agents.graph import build_graph
+from agents.judges import LLMImportance, LLMTraitJudge
 from agents.llm import LLMSpec, make_chat_model
 from agents.tracker import TrackerSettings, TraitTracker
 from agents.traits import PrototypeScorer
@@ -156,8 +157,15 @@ async def open_services(
             overrides.embedder or SentenceTransformerEmbedder(settings.embedding_model)
         )
         index = await stack.enter_async_context(vector_index(settings, embedder.dim))
+        chat_model = overrides.chat_model or _shared_model(settings)
+        # the embedded 135M model is too weak to judge; a configured provider is asked
+        capable = settings.llm != "local" and settings.llm_judges
         memory = MemoryService(
-            index, embedder, Transcripts(core.pool), weights=scoring_weights(settings)
+            index,
+            embedder,
+            Transcripts(core.pool),
+            weights=scoring_weights(settings),
+            importance=LLMImportance(chat_model) if capable else None,
         )
         scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
         tracker = await stack.enter_async_context(
@@ -169,13 +177,19 @@ async def open_services(
             personas=core.personas,
             memory=memory,
             tracker=tracker,
-            chat_model=overrides.chat_model or _shared_model(settings),
+            chat_model=chat_model,
             llm_name=settings.llm,
             scorer=scorer,
+            judge=LLMTraitJudge(chat_model) if capable else None,
             config=TurnConfig(
                 memory_k=settings.memory_k,
                 transcript_lines=settings.transcript_lines,
-                budget_tokens=settings.prompt_budget_tokens,
+                # the embedded model has a 2,048-token window shared with its reply
+                budget_tokens=(
+                    min(settings.prompt_budget_tokens, 1024)
+                    if settings.llm == "local" and overrides.chat_model is None
+                    else settings.prompt_budget_tokens
+                ),
                 llm_timeout_s=settings.llm_timeout_s,
             ),
         )

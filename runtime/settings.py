@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     embedding_model: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+    llm_judges: bool = Field(
+        default=True,
+        description="with a non-local model: rate memory importance and judge traits with it",
+    )
 
     auth_secret: SecretStr | None = None
 

@@ -92,6 +92,12 @@ async def test_rate_limit_per_minute_with_retry_after(start_server: Any, connect
     assert [a["ok"] for a in acks] == [True, True, True, False], acks
     error = acks[3]["error"]
     assert error["code"] == "rate_limited" and 0 < error["retry_after"] <= 60
+    # over the limit, a resend of an accepted message is still answered with it
+    resend = await client.call(
+        "message.send", {"session_id": sid, "text": "m0", "client_msg_id": "c0"}
+    )
+    assert resend["ok"] and resend["duplicate"], resend
+    assert resend["message"]["id"] == acks[0]["message"]["id"]
     history = await client.call("session.history", {"session_id": sid})
     assert [m["text"] for m in history["messages"] if m["role"] == "user"] == ["m0", "m1", "m2"]
 

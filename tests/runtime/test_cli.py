@@ -3,39 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-from psycopg_pool import AsyncConnectionPool
-
-
-@pytest.fixture
-def cli(db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
-    env |= {
-        "PERSONAE_DATABASE_URL": database_url,
-        "PERSONAE_REDIS_URL": redis_url,
-        "PERSONAE_HOME": str(tmp_path / "home"),
-        "PERSONAE_LOG_LEVEL": "WARNING",
-    }
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "runtime.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if ok:
-            assert proc.returncode == 0, proc.stderr
-        return proc
-
-    return run
 
 
 def test_import_search_show_export_round_trip(cli: Any, tmp_path: Path) -> None:

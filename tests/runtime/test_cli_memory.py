@@ -4,9 +4,6 @@ subprocesses with the real MiniLM model and Qdrant Edge."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +15,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cli(db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
-    env |= {
-        "PERSONAE_DATABASE_URL": database_url,
-        "PERSONAE_REDIS_URL": redis_url,
-        "PERSONAE_HOME": str(tmp_path / "home"),
-        "PERSONAE_LOG_LEVEL": "WARNING",
-        "PERSONAE_AUTH_SECRET": "k" * 32,
-    }
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "runtime.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if ok:
-            assert proc.returncode == 0, proc.stderr
-        return proc
-
-    run("personas", "import")
-    return run
+def cli(cli: Any, cli_env: dict[str, str]) -> Any:
+    """The CLI with an auth secret set and the shipped library imported."""
+    cli_env["PERSONAE_AUTH_SECRET"] = "k" * 32
+    cli("personas", "import")
+    return cli
 
 
 def test_import_then_search_finds_rare_words_and_meaning(cli: Any, tmp_path: Path) -> None:

@@ -4,7 +4,10 @@ databases) with a fake embedder and a fake streaming model, and real Socket.IO c
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,3 +152,45 @@ async def connect() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     for c in clients:
         if c.sio.connected:
             await c.sio.disconnect()
+
+
+@pytest.fixture
+async def spawn(
+    db: Any, database_url: str, redis_url: str, tmp_path: Path, cache_namespace: str
+) -> AsyncIterator[Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]]:
+    """Start server processes (``tests/socket_server/serve_fake.py``) on the test databases:
+    ``proc, url = await spawn(name, **env)``; each logs to a file (a pipe nobody reads
+    would block it), and is killed at the end if still running."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(name: str = "node", **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
+        env |= {
+            "PERSONAE_DATABASE_URL": database_url,
+            "PERSONAE_REDIS_URL": redis_url,
+            "PERSONAE_HOME": str(tmp_path / name),
+            "PERSONAE_PORT": str(port),
+            "PERSONAE_AUTH_SECRET": SECRET,
+            "PERSONAE_LOG_LEVEL": "WARNING",
+            "PERSONAE_REDIS_PREFIX": cache_namespace,
+            **env_extra,
+        }
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.socket_server.serve_fake"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        procs.append(proc)
+        async with asyncio.timeout(60):
+            while b"ready" not in log.read_bytes():
+                assert proc.poll() is None, log.read_text()[-2000:]
+                await asyncio.sleep(0.1)
+        return proc, f"http://127.0.0.1:{port}"
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

@@ -6,13 +6,10 @@ stopping them touches nothing else."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ from personas import Actor
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.migrate import migrate_url
 from tests.personas.factory import definition
-from tests.socket_server.conftest import SECRET, Server, free_port
+from tests.socket_server.conftest import Server
 
 ADMIN = Actor("admin", is_admin=True)
 
@@ -195,51 +192,12 @@ async def test_client_leaving_mid_stream_still_gets_the_reply_on_return(
     assert joined["history"][1]["text"] == "a b c d e f g h i j"
 
 
-@pytest.fixture
-async def process(
-    db: Any, database_url: str, redis_url: str, tmp_path: Path, cache_namespace: str
-) -> AsyncIterator[Any]:
-    procs: list[subprocess.Popen[str]] = []
-
-    async def start(**env_extra: str) -> tuple[subprocess.Popen[str], str]:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
-        env |= {
-            "PERSONAE_DATABASE_URL": database_url,
-            "PERSONAE_REDIS_URL": redis_url,
-            "PERSONAE_HOME": str(tmp_path / "node"),
-            "PERSONAE_PORT": str(port),
-            "PERSONAE_AUTH_SECRET": SECRET,
-            "PERSONAE_REDIS_PREFIX": cache_namespace,
-            **env_extra,
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.socket_server.serve_fake"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        procs.append(proc)
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
-        assert line.startswith("ready"), line
-        return proc, f"http://127.0.0.1:{port}"
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 async def test_sigterm_finishes_the_turn_in_flight_and_refuses_new_ones(
-    process: Any, server: Server
+    spawn: Any, server: Server
 ) -> None:
     await server.services.personas.create(definition("tutor"), ADMIN)
-    proc, url = await process(
+    proc, url = await spawn(
+        "node",
         FAKE_TOKENS="30", FAKE_TOKEN_DELAY_S="0.05", PERSONAE_SHUTDOWN_GRACE_S="20"
     )
     client = socketio.AsyncClient(reconnection=False)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -16,7 +11,7 @@ import socketio
 
 from personas import Actor
 from tests.personas.factory import definition
-from tests.socket_server.conftest import SECRET, Server, free_port
+from tests.socket_server.conftest import SECRET, Server
 
 ADMIN = Actor("admin", is_admin=True)
 
@@ -143,54 +138,11 @@ async def test_two_tabs_see_the_same_conversation(server: Server, connect: Any) 
     assert len(tab2.of("message.token")) == len(tab1.of("message.token")) > 0
 
 
-@pytest.fixture
-async def two_nodes(
-    db: Any, database_url: str, redis_url: str, tmp_path: Path, cache_namespace: str
-) -> AsyncIterator[Callable[[], Awaitable[list[str]]]]:
-    procs: list[subprocess.Popen[str]] = []
-
-    async def start() -> list[str]:
-        urls = []
-        for n in range(2):
-            port = free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
-            env |= {
-                "PERSONAE_DATABASE_URL": database_url,
-                "PERSONAE_REDIS_URL": redis_url,
-                "PERSONAE_HOME": str(tmp_path / f"node{n}"),
-                "PERSONAE_PORT": str(port),
-                "PERSONAE_AUTH_SECRET": SECRET,
-                "PERSONAE_LOG_LEVEL": "WARNING",
-                "PERSONAE_REDIS_PREFIX": cache_namespace,
-            }
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.socket_server.serve_fake"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            procs.append(proc)
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 60)
-            assert line.startswith("ready"), line
-            urls.append(f"http://127.0.0.1:{port}")
-        return urls
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
 async def test_a_message_on_one_node_reaches_a_client_on_the_other(
-    two_nodes: Any, server: Server
+    spawn: Any, server: Server
 ) -> None:
     await server.services.personas.create(definition("tutor"), ADMIN)
-    url1, url2 = await two_nodes()
+    (_, url1), (_, url2) = await spawn("node1"), await spawn("node2")
     token = server.token("alice")
     received: list[tuple[str, Any]] = []
     done = asyncio.Event()

@@ -38,18 +38,20 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             return None
 
     async def aclose(self) -> None:
-        """Stop listening and close the Redis connections."""
+        """Stop listening and close the Redis connections, within a few seconds."""
         thread = getattr(self, "thread", None)
         if isinstance(thread, asyncio.Task):
             thread.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisError, OSError):
-                await thread
-        if self.pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self.pubsub.aclose()
-        if self.redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self.redis.aclose()
+            # a cancel can land where redis-py holds it until a read returns: closing the
+            # connections below ends that read, so the wait is bounded
+            await asyncio.wait({thread}, timeout=1.0)
+        for client in (self.pubsub, self.redis):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(2.0):
+                        await client.aclose()
+        if isinstance(thread, asyncio.Task) and not thread.done():
+            await asyncio.wait({thread}, timeout=2.0)
 
 
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})

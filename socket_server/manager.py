@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import socketio
 from redis.exceptions import RedisError
@@ -37,21 +38,48 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             log.warning("socket.io: cannot publish to redis (%s); other nodes miss events", exc)
             return None
 
+    _closing = False
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[object]:
+        # python-socketio's loop, which also stops for good once aclose() has begun
+        # (the upstream one reconnects forever, leaking a connection at shutdown)
+        subscribed = False
+        delay = 1.0
+        while not self._closing:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed = True
+                    delay = 1.0
+                async for message in self.pubsub.listen():
+                    yield message
+            except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
+                log.warning("socket.io: cannot receive from redis (%s); retrying", exc)
+                subscribed = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def aclose(self) -> None:
         """Stop listening and close the Redis connections, within a few seconds."""
+        self._closing = True
         thread = getattr(self, "thread", None)
+        if self.pubsub is not None and self.pubsub.connection is not None:
+            # ends the listener's blocking read; it then sees _closing and returns
+            with contextlib.suppress(RedisError, OSError):
+                await self.pubsub.connection.disconnect(nowait=True)
         if isinstance(thread, asyncio.Task):
-            thread.cancel()
-            # a cancel can land where redis-py holds it until a read returns: closing the
-            # connections below ends that read, so the wait is bounded
-            await asyncio.wait({thread}, timeout=1.0)
+            done, _ = await asyncio.wait({thread}, timeout=2.0)
+            if not done:
+                thread.cancel()
+                await asyncio.wait({thread}, timeout=2.0)
         for client in (self.pubsub, self.redis):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
                     async with asyncio.timeout(2.0):
                         await client.aclose()
-        if isinstance(thread, asyncio.Task) and not thread.done():
-            await asyncio.wait({thread}, timeout=2.0)
 
 
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})

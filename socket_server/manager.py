@@ -41,8 +41,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     _closing = False
 
     async def _redis_listen_with_retries(self) -> AsyncIterator[object]:
-        # python-socketio's loop, which also stops for good once aclose() has begun
-        # (the upstream one reconnects forever, leaking a connection at shutdown)
+        # python-socketio's loop, except that once aclose() has begun it waits to be
+        # cancelled instead of reconnecting (upstream reconnects forever and, with the
+        # connection gone, its caller can spin logging errors)
         subscribed = False
         delay = 1.0
         while not self._closing:
@@ -54,27 +55,28 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     delay = 1.0
                 async for message in self.pubsub.listen():
                     yield message
+                subscribed = False  # the connection went away without an error
             except (RedisError, OSError) as exc:
                 if self._closing:
-                    return
+                    break
                 log.warning("socket.io: cannot receive from redis (%s); retrying", exc)
                 subscribed = False
+            if not self._closing:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+        await asyncio.Future()  # closing: wait for aclose() to cancel the listener
 
     async def aclose(self) -> None:
         """Stop listening and close the Redis connections, within a few seconds."""
         self._closing = True
         thread = getattr(self, "thread", None)
         if self.pubsub is not None and self.pubsub.connection is not None:
-            # ends the listener's blocking read; it then sees _closing and returns
+            # ends the listener's blocking read; it then waits to be cancelled
             with contextlib.suppress(RedisError, OSError):
                 await self.pubsub.connection.disconnect(nowait=True)
         if isinstance(thread, asyncio.Task):
-            done, _ = await asyncio.wait({thread}, timeout=2.0)
-            if not done:
-                thread.cancel()
-                await asyncio.wait({thread}, timeout=2.0)
+            thread.cancel()
+            await asyncio.wait({thread}, timeout=2.0)
         for client in (self.pubsub, self.redis):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):

@@ -187,7 +187,7 @@ class MemoryService:
     async def set_pinned(
         self, memory_id: uuid.UUID, pinned: bool, *, persona_id: str, user_id: str | None = None
     ) -> MemoryRecord:
-        await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+        # the index raises MemoryNotFound for a memory outside the scope
         await self.index.set_pinned(memory_id, pinned, persona_id=persona_id, user_id=user_id)
         return await self.get(memory_id, persona_id=persona_id, user_id=user_id)
 
@@ -199,7 +199,6 @@ class MemoryService:
         persona_id: str,
         user_id: str | None = None,
     ) -> MemoryRecord:
-        await self.get(memory_id, persona_id=persona_id, user_id=user_id)
         await self.index.set_importance(
             memory_id, importance, persona_id=persona_id, user_id=user_id
         )

@@ -27,7 +27,7 @@ from typing import Any, Self, TypeVar
 
 import qdrant_edge as qe
 
-from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError, MemoryNotFound
+from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError
 from memory.index import (
     DENSE,
     KEYWORD_INDEXED,
@@ -36,6 +36,7 @@ from memory.index import (
     Cursor,
     FirstPass,
     Hit,
+    PayloadSetters,
     as_uuid,
     check_query,
     check_vectors,
@@ -55,7 +56,6 @@ from memory.types import (
     MemoryQuery,
     MemoryRecord,
     ScoredMemory,
-    check_importance,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ _CONFIG_FILE = "edge_config.json"
 UPSERT_CHUNK = 256
 
 
-class EdgeMemoryIndex:
+class EdgeMemoryIndex(PayloadSetters):
     """Vector memory in an embedded Qdrant Edge shard stored under ``path``.
 
     Use for a single process (the embedded default). Data survives close and reopen;
@@ -226,38 +226,7 @@ class EdgeMemoryIndex:
 
         return await self._write("forget", run)
 
-    async def set_pinned(
-        self,
-        memory_id: uuid.UUID,
-        pinned: bool,
-        *,
-        persona_id: str | None = None,
-        user_id: str | None = None,
-    ) -> None:
-        """Pin (always retrieve) or unpin a memory; :class:`MemoryNotFound` if not in scope."""
-        await self._set(memory_id, {"pinned": int(pinned)}, persona_id, user_id)
-
-    async def set_importance(
-        self,
-        memory_id: uuid.UUID,
-        importance: float,
-        *,
-        persona_id: str | None = None,
-        user_id: str | None = None,
-    ) -> None:
-        await self._set(
-            memory_id, {"importance": check_importance(importance)}, persona_id, user_id
-        )
-
-    async def _set(
-        self,
-        memory_id: uuid.UUID,
-        values: dict[str, Any],
-        persona_id: str | None,
-        user_id: str | None,
-    ) -> None:
-        if await self.get(memory_id, persona_id=persona_id, user_id=user_id) is None:
-            raise MemoryNotFound(memory_id)
+    async def _set_payload(self, memory_id: uuid.UUID, values: dict[str, Any]) -> None:
         operation = qe.UpdateOperation.set_payload([memory_id], values)
         await self._write("set_payload", lambda shard: shard.update(operation))
 

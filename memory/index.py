@@ -17,7 +17,7 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 
-from memory.errors import DimensionMismatch, InvalidMemory
+from memory.errors import DimensionMismatch, InvalidMemory, MemoryNotFound
 from memory.keywords import SparseTerms, query_terms
 from memory.scoring import Candidate, ScoringWeights, rank
 from memory.types import (
@@ -30,6 +30,7 @@ from memory.types import (
     MemoryRecord,
     ScoredMemory,
     as_utc,
+    check_importance,
     utc_now,
 )
 
@@ -115,6 +116,53 @@ class VectorIndex(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class PayloadSetters:
+    """``set_pinned``/``set_importance`` for both backends: each checks the memory is in
+    scope, then writes the payload the backend's way (:meth:`_set_payload`)."""
+
+    async def get(
+        self, memory_id: uuid.UUID, *, persona_id: str | None = None, user_id: str | None = None
+    ) -> MemoryRecord | None:
+        raise NotImplementedError
+
+    async def _set_payload(self, memory_id: uuid.UUID, values: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def set_pinned(
+        self,
+        memory_id: uuid.UUID,
+        pinned: bool,
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Pin (always retrieve) or unpin a memory; :class:`MemoryNotFound` if not in scope."""
+        await self._set(memory_id, {"pinned": int(pinned)}, persona_id, user_id)
+
+    async def set_importance(
+        self,
+        memory_id: uuid.UUID,
+        importance: float,
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        await self._set(
+            memory_id, {"importance": check_importance(importance)}, persona_id, user_id
+        )
+
+    async def _set(
+        self,
+        memory_id: uuid.UUID,
+        values: dict[str, Any],
+        persona_id: str | None,
+        user_id: str | None,
+    ) -> None:
+        if await self.get(memory_id, persona_id=persona_id, user_id=user_id) is None:
+            raise MemoryNotFound(memory_id)
+        await self._set_payload(memory_id, values)
 
 
 # ---- filters -------------------------------------------------------------------------

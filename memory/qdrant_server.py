@@ -19,7 +19,7 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ApiException
 
-from memory.errors import IndexNotOpen, IndexUnavailable, MemoryNotFound
+from memory.errors import IndexNotOpen, IndexUnavailable
 from memory.index import (
     DENSE,
     KEYWORD_INDEXED,
@@ -28,6 +28,7 @@ from memory.index import (
     Cursor,
     FirstPass,
     Hit,
+    PayloadSetters,
     as_uuid,
     check_query,
     check_vectors,
@@ -46,7 +47,6 @@ from memory.types import (
     MemoryQuery,
     MemoryRecord,
     ScoredMemory,
-    check_importance,
 )
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ _LOCAL = ":memory:"
 UPSERT_CHUNK = 512
 
 
-class ServerMemoryIndex:
+class ServerMemoryIndex(PayloadSetters):
     """Vector memory in collection ``collection`` of the Qdrant server at ``url``."""
 
     def __init__(
@@ -199,41 +199,8 @@ class ServerMemoryIndex:
             await client.delete(self._collection, qm.FilterSelector(filter=flt), wait=True)
         return found
 
-    async def set_pinned(
-        self,
-        memory_id: uuid.UUID,
-        pinned: bool,
-        *,
-        persona_id: str | None = None,
-        user_id: str | None = None,
-    ) -> None:
-        """Pin (always retrieve) or unpin a memory; :class:`MemoryNotFound` if not in scope."""
-        await self._set(memory_id, {"pinned": int(pinned)}, persona_id, user_id)
-
-    async def set_importance(
-        self,
-        memory_id: uuid.UUID,
-        importance: float,
-        *,
-        persona_id: str | None = None,
-        user_id: str | None = None,
-    ) -> None:
-        await self._set(
-            memory_id, {"importance": check_importance(importance)}, persona_id, user_id
-        )
-
-    async def _set(
-        self,
-        memory_id: uuid.UUID,
-        values: dict[str, Any],
-        persona_id: str | None,
-        user_id: str | None,
-    ) -> None:
-        if await self.get(memory_id, persona_id=persona_id, user_id=user_id) is None:
-            raise MemoryNotFound(memory_id)
+    async def _set_payload(self, memory_id: uuid.UUID, values: dict[str, Any]) -> None:
         await self._require().set_payload(self._collection, values, [str(memory_id)], wait=True)
-
-    # ---- reads ------------------------------------------------------------------------
 
     async def search(
         self, query: MemoryQuery, weights: ScoringWeights | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 import uuid
 from collections.abc import Iterator
@@ -54,6 +55,26 @@ class ImportLine(_Line):
     id: str | None = Field(default=None, min_length=1, max_length=200)
     kind: str = Field(default="turn", pattern="^(turn|fact|summary|reflection)$")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _finite(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # NaN and Infinity are not JSON: stored payloads must read back as they were written
+        if not _all_finite(value):
+            raise ValueError("numbers must be finite (no NaN or Infinity)")
+        return value
+
+
+def _all_finite(value: object, depth: int = 0) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if depth > 64:
+        return True
+    if isinstance(value, dict):
+        return all(_all_finite(v, depth + 1) for v in value.values())
+    if isinstance(value, list):
+        return all(_all_finite(v, depth + 1) for v in value)
+    return True
 
 
 class QueryLine(_Line):

@@ -179,7 +179,9 @@ def test_valid_lines_keep_text_speaker_and_external_id(
     assert items == expected
 
 
-_ID = st.text(st.characters(blacklist_characters="\x00"), min_size=1, max_size=60)
+_ID = st.text(
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1, max_size=60
+)
 
 
 @FAST

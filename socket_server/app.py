@@ -17,6 +17,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
+from socket_server import fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     app[METRICS] = metrics
     sio = ChatServer(
         async_mode="aiohttp",
+        json=fastjson,
         client_manager=RedisManager(
             settings.redis_url, channel=f"{settings.redis_prefix}-socketio"
         ),
@@ -69,6 +71,11 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                 namespace=settings.redis_prefix,
             )
             app[CHAT] = ChatService(services, limiter, metrics)
+            if not sio.manager_initialized:
+                # subscribe now, not at the first connection (python-socketio's default):
+                # other nodes learn at start-up that this one listens
+                sio.manager_initialized = True
+                sio.manager.initialize()
             yield
             left = await app[CHAT].drain(settings.shutdown_grace_s)
             if left:

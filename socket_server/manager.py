@@ -16,27 +16,83 @@ log = logging.getLogger(__name__)
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
-    """Emits reach this node's clients first (python-socketio does that), then Redis. While
-    Redis is down, publishing is skipped for a few seconds after each failure instead of
-    retrying per token: local clients keep chatting, other nodes miss those events."""
+    """Emits reach this node's clients first (python-socketio does that), then Redis.
+
+    A node alone on the channel does not publish: Redis would only echo every emit back
+    to the node itself, which parses and drops it. ``PUBLISH`` tells how many nodes
+    listen, so a node learns it is alone from its own publishes (and re-checks every
+    ``solo_recheck_s``); a node that subscribes announces itself at once, so the others
+    resume publishing before its clients can join a room.
+
+    While Redis is down, publishing is skipped for a few seconds after each failure
+    instead of retrying per token: local clients keep chatting, other nodes miss those
+    events."""
 
     _retry_after_s = 2.0
     _down_until = 0.0
+    solo_recheck_s = 1.0
+    _solo = False
+    _solo_checked = 0.0
+    _subscribed = False
+    skipped = 0  # publishes not made because no other node listened
 
     async def _publish(self, data: object) -> object:
         now = time.monotonic()
         if now < self._down_until:
             return None
+        if self._solo and now - self._solo_checked < self.solo_recheck_s:
+            self.skipped += 1
+            return None
         try:
             async with asyncio.timeout(2.0):
                 if not self.connected:
                     self._redis_connect()
-                return await self.redis.publish(self.channel, self.json.dumps(data))
+                receivers = await self.redis.publish(self.channel, self.json.dumps(data))
         except (RedisError, OSError, TimeoutError) as exc:
             self.connected = False
             self._down_until = now + self._retry_after_s
             log.warning("socket.io: cannot publish to redis (%s); other nodes miss events", exc)
             return None
+        own = 1 if self._subscribed else 0
+        self._solo = isinstance(receivers, int) and receivers <= own
+        self._solo_checked = now
+        return receivers
+
+    def _peer_seen(self) -> None:
+        self._solo = False
+        self._solo_checked = time.monotonic()
+
+    async def _listen(self) -> AsyncIterator[object]:
+        # python-socketio's loop parses each message itself; parsing here instead lets a
+        # message from another node end solo mode, and drops the announcements
+        channel = self.channel.encode("utf-8")
+        async for message in self._redis_listen_with_retries():
+            if (
+                not isinstance(message, dict)
+                or message.get("channel") != channel
+                or message.get("type") != "message"
+                or "data" not in message
+            ):
+                continue
+            try:
+                data = self.json.loads(message["data"])
+            except ValueError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            if data.get("host_id") != self.host_id:
+                self._peer_seen()
+            if data.get("method") == "hello":
+                continue
+            yield data
+
+    async def _announce(self) -> None:
+        """Tell nodes already on the channel that one more listens."""
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.redis.publish(
+                    self.channel, self.json.dumps({"method": "hello", "host_id": self.host_id})
+                )
 
     _closing = False
 
@@ -51,16 +107,18 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 if not subscribed:
                     self._redis_connect()
                     await self.pubsub.subscribe(self.channel)
-                    subscribed = True
+                    subscribed = self._subscribed = True
                     delay = 1.0
+                    self._peer_seen()  # learn afresh whether this node is alone
+                    await self._announce()
                 async for message in self.pubsub.listen():
                     yield message
-                subscribed = False  # the connection went away without an error
+                subscribed = self._subscribed = False  # gone without an error
             except (RedisError, OSError) as exc:
                 if self._closing:
                     break
                 log.warning("socket.io: cannot receive from redis (%s); retrying", exc)
-                subscribed = False
+                subscribed = self._subscribed = False
             if not self._closing:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

@@ -10,6 +10,7 @@ import pytest
 import socketio
 
 from personas import Actor
+from socket_server.app import SIO
 from tests.personas.factory import definition
 from tests.socket_server.conftest import SECRET, Server
 
@@ -181,3 +182,28 @@ async def test_a_message_on_one_node_reaches_a_client_on_the_other(
     finally:
         await a.disconnect()
         await b.disconnect()
+
+
+async def test_a_lone_node_publishes_nothing_until_another_node_announces_itself(
+    start_server: Any, connect: Any
+) -> None:
+    one = await start_server()
+    await one.services.personas.create(definition("tutor"), ADMIN)
+    manager = one.app[SIO].manager
+    alice = await connect(one, name="Alice")
+    sid = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    await alice.call("message.send", {"session_id": sid, "text": "alone", "client_msg_id": "1"})
+    await alice.wait_for("message.done")
+    assert manager.skipped > 0, "a node alone on the channel should not publish its emits"
+
+    manager.solo_recheck_s = 3600.0  # from here only the announcement can end solo mode
+    two = await start_server()
+    async with asyncio.timeout(10):
+        while manager._solo:
+            await asyncio.sleep(0.02)
+    tab = await connect(two, name="Alice")
+    assert (await tab.call("session.start", {"session_id": sid}))["ok"]
+    await alice.call("message.send", {"session_id": sid, "text": "now two", "client_msg_id": "2"})
+    done = await tab.wait_for("message.done")
+    assert done["message"]["role"] == "persona"
+    assert tab.of("message.token"), "tokens emitted on node one reach a tab on node two"

@@ -58,10 +58,18 @@ def pct(values: list[float], q: float) -> float:
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident set of the server: the process and its workers, if it has any."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children = (task / "children").read_text().split()
+            total += sum(rss_kb(int(child)) for child in children)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
 
 
 class Bot:
@@ -163,6 +171,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "PERSONAE_RATE_LIMIT_PER_MINUTE": "100000",
         "PERSONAE_MAX_CONCURRENT_TURNS": "1000",
         "PERSONAE_DB_POOL_MAX": str(args.pool),
+        "PERSONAE_WORKERS": str(args.workers),
         "PERSONAE_REDIS_PREFIX": f"load{uuid.uuid4().hex[:6]}",
         "FAKE_TOKENS": str(args.tokens),
         "FAKE_TOKEN_DELAY_S": str(args.token_delay),
@@ -240,6 +249,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         audit = await audit_store(database_url, stats, home)
         report = {
             "clients": args.clients,
+            "server_workers": args.workers,
             "active": len(active),
             "tokens_per_reply": args.tokens,
             "token_delay_s": args.token_delay,
@@ -428,6 +438,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--pool", type=int, default=20)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server worker processes (PERSONAE_WORKERS)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--show-server-log", action="store_true")
     args = parser.parse_args()

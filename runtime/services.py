@@ -30,6 +30,7 @@ from memory import (
     ServerMemoryIndex,
     VectorIndex,
 )
+from memory.remote import RemoteIndex
 from memory.service import MemoryService
 from memory.transcripts import Transcripts
 from personas import PersonaCache, PersonaRepository, PersonaStore
@@ -107,7 +108,10 @@ def scoring_weights(settings: Settings) -> ScoringWeights:
 
 
 def vector_index(settings: Settings, dim: int) -> VectorIndex:
-    """Qdrant Edge under ``$PERSONAE_HOME/qdrant``, or the Qdrant server at the URL."""
+    """Qdrant Edge under ``$PERSONAE_HOME/qdrant``, or the Qdrant server at the URL, or
+    (in a worker process) the index the supervisor shares on its Unix socket."""
+    if settings.index_socket is not None:
+        return RemoteIndex(settings.index_socket, dim=dim)
     weights = scoring_weights(settings)
     if settings.qdrant_url:
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None

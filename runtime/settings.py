@@ -38,6 +38,19 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="server processes sharing the port (WebSocket transport only when > 1)",
+    )
+    worker: int | None = Field(
+        default=None, ge=0, description="set by the supervisor in each worker process"
+    )
+    index_socket: Path | None = Field(
+        default=None,
+        description="Unix socket of the vector index the supervisor shares (set by it)",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     llm: str = Field(default="local", min_length=1, description="'local' or an init_chat_model id")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import socketio
@@ -46,6 +47,9 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
         ),
         cors_allowed_origins=[],
         max_http_buffer_size=256 * 1024,
+        # worker processes share one port: a polling client's requests could reach any
+        # of them, so only WebSocket connections are taken (see socket_server.workers)
+        transports=["websocket"] if settings.worker is not None else None,
         ping_interval=25,
         ping_timeout=20,
     )
@@ -103,13 +107,25 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
-async def run_server(settings: Settings) -> None:
-    """Serve on the settings' host and port (embedded databases when no URL is set)."""
+async def run_server(
+    settings: Settings,
+    *,
+    overrides: Overrides | None = None,
+    worker_command: Sequence[str] | None = None,
+) -> None:
+    """Serve on the settings' host and port (embedded databases when no URL is set); with
+    ``settings.workers > 1``, supervise that many worker processes, each running
+    ``worker_command`` (``personae serve`` by default)."""
+    if settings.workers > 1 and settings.worker is None:
+        from socket_server.workers import supervise
+
+        await supervise(settings, worker_command)
+        return
     async with resolved_urls(settings) as (database_url, redis_url):
         settings = settings.model_copy(
             update={"database_url": database_url, "redis_url": redis_url}
         )
-        await serve(create_app(settings), settings)
+        await serve(create_app(settings, overrides=overrides), settings)
 
 
 async def serve(app: web.Application, settings: Settings) -> None:
@@ -117,7 +133,10 @@ async def serve(app: web.Application, settings: Settings) -> None:
     within the grace period, then close every connection and service."""
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # a worker shares the port with its siblings; the kernel spreads connections
+    site = web.TCPSite(
+        runner, settings.host, settings.port, reuse_port=settings.worker is not None
+    )
     await site.start()
     if not settings.auth_enabled:
         log.warning(
@@ -130,11 +149,26 @@ async def serve(app: web.Application, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    orphaned = None
+    if settings.worker is not None:
+        orphaned = asyncio.create_task(_stop_when_orphaned(stop))
     try:
         await stop.wait()
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         log.info("shutting down: finishing running turns")
         left = await app[CHAT].drain(settings.shutdown_grace_s)
         if left:
             log.warning("cancelled %d turn(s) still running after the grace period", left)
         await runner.cleanup()
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (killed, so it could not pass SIGTERM on) stops
+    the same orderly way instead of serving on alone."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    log.warning("the supervisor is gone; stopping")
+    stop.set()

@@ -150,8 +150,9 @@ class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
     or ``disconnect`` (or a number) must not reach those handlers, but get
     ``unknown_event`` like any other name the protocol lacks."""
 
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: object,
-                            data: list[object]) -> object:
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: object, data: list[object]
+    ) -> object:
         if data and (not isinstance(data[0], str) or data[0] in RESERVED_EVENTS):
             data = [f"<{str(data[0])[:40]}>", *data[1:]]
         return await super()._handle_event(eio_sid, namespace, id, data)

@@ -18,7 +18,8 @@ def embedder() -> FakeEmbedder:
 
 @pytest.fixture(params=BACKENDS)
 async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorIndex]:
-    """A fresh, open index: Qdrant Edge in a temporary folder, or qdrant-client's
-    in-memory emulation of a server; every behavioural test runs on both."""
+    """A fresh, open index: Qdrant Edge in a temporary folder, qdrant-client's in-memory
+    emulation of a server, or Edge shared over a Unix socket (as worker processes use
+    it); every behavioural test runs on all three."""
     async with open_index(request.param, tmp_path) as opened:
         yield opened

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from memory import (
     EdgeMemoryIndex,
@@ -15,15 +16,50 @@ from memory import (
     ServerMemoryIndex,
     VectorIndex,
 )
+from memory.remote import IndexHost, RemoteIndex
 
 DIM = 64
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-BACKENDS = ("edge", "server")
+BACKENDS = ("edge", "server", "shared")
+
+
+class SharedEdge(RemoteIndex):
+    """Qdrant Edge served by an :class:`IndexHost` and reached over its Unix socket, as
+    the worker processes of ``personae serve --workers`` reach it."""
+
+    def __init__(self, path: Path, weights: ScoringWeights | None = None) -> None:
+        self.host = IndexHost(
+            lambda dim: EdgeMemoryIndex(path / "qdrant", dim=dim, weights=weights),
+            path / "index.sock",
+        )
+        super().__init__(path / "index.sock", dim=DIM)
+
+    async def __aenter__(self) -> Self:
+        await self.host.__aenter__()
+        self._path = self.host.path
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            await self.host.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(exc_type, exc, tb)
+        finally:
+            await self.host.__aexit__(exc_type, exc, tb)
 
 
 def open_index(backend: str, path: Path, weights: ScoringWeights | None = None) -> VectorIndex:
     if backend == "edge":
         return EdgeMemoryIndex(path / "qdrant", dim=DIM, weights=weights)
+    if backend == "shared":
+        return SharedEdge(path, weights)
     return ServerMemoryIndex(":memory:", dim=DIM, weights=weights)
 
 

@@ -367,7 +367,7 @@ async def test_search_rejects_a_query_vector_of_another_dimension(index: VectorI
         await index.search(q)
 
 
-@pytest.mark.parametrize("backend", ["edge", "server"])
+@pytest.mark.parametrize("backend", ["edge", "server", "shared"])
 async def test_index_must_be_open(backend: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(IndexNotOpen):
         await open_index(backend, tmp_path).count("einstein")

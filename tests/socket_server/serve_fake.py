@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 from agents.fake_llm import FakeStreamingChatModel
 from memory import FakeEmbedder
 from runtime.services import Overrides
 from runtime.settings import load_settings
-from socket_server.app import create_app, serve
+from socket_server.app import run_server
 
 
 async def main() -> None:
@@ -21,13 +22,15 @@ async def main() -> None:
         token_count=int(os.environ.get("FAKE_TOKENS", "20")),
         token_delay_s=float(os.environ.get("FAKE_TOKEN_DELAY_S", "0")),
     )
-    app = create_app(
-        settings,
-        overrides=Overrides(
-            embedder=FakeEmbedder(64, seed=5), chat_model=lambda: model, trait_scorer=False
-        ),
+    overrides = Overrides(
+        embedder=FakeEmbedder(64, seed=5), chat_model=lambda: model, trait_scorer=False
     )
-    await serve(app, settings)
+    # with PERSONAE_WORKERS > 1 this process supervises copies of itself
+    await run_server(
+        settings,
+        overrides=overrides,
+        worker_command=[sys.executable, "-m", "tests.socket_server.serve_fake"],
+    )
 
 
 if __name__ == "__main__":

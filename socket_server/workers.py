@@ -67,7 +67,8 @@ async def supervise(settings: Settings, command: Sequence[str] | None = None) ->
         env = {k: v for k, v in os.environ.items() if k != "PERSONAE_INDEX_SOCKET"}
         env |= {"PERSONAE_DATABASE_URL": database_url, "PERSONAE_REDIS_URL": redis_url}
         if not settings.qdrant_url:
-            host = IndexHost(lambda dim: vector_index(settings, dim), settings.home / "index.sock")
+            own = settings.model_copy(update={"index_socket": None})  # the store itself
+            host = IndexHost(lambda dim: vector_index(own, dim), settings.home / "index.sock")
             await stack.enter_async_context(host)
             env["PERSONAE_INDEX_SOCKET"] = str(host.path)
         await _Supervisor(settings, command, env).run()

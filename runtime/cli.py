@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -18,6 +17,7 @@ from personas import Actor, Persona, PersonaError, to_definition
 from personas.definitions import load_path, shipped_library
 from runtime.cli_memory import add_commands
 from runtime.errors import RuntimeLayerError
+from runtime.loop import run
 from runtime.migrate import migrate_url
 from runtime.services import Core, open_core, resolved_urls
 from runtime.settings import Settings, load_settings
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        return int(asyncio.run(args.run(settings, args)))
+        return int(run(args.run(settings, args), settings.event_loop))
     except (PersonaError, RuntimeLayerError, MemoryLayerError) as exc:
         print(f"personae: {exc}", file=sys.stderr)
         return 1

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
         description="Unix socket of the vector index the supervisor shares (set by it)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto", description="'auto' runs on uvloop when it is installed"
+    )
 
     llm: str = Field(default="local", min_length=1, description="'local' or an init_chat_model id")
     llm_base_url: str | None = None

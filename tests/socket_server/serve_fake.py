@@ -4,12 +4,12 @@ settings; ``FAKE_TOKENS`` / ``FAKE_TOKEN_DELAY_S`` shape the fake replies."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
 from agents.fake_llm import FakeStreamingChatModel
 from memory import FakeEmbedder
+from runtime.loop import run
 from runtime.services import Overrides
 from runtime.settings import load_settings
 from socket_server.app import run_server
@@ -34,4 +34,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    run(main(), load_settings().event_loop)

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from typing import Any
 
 import socketio
 from redis.exceptions import RedisError
@@ -34,7 +36,151 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     _solo = False
     _solo_checked = 0.0
     _subscribed = False
+    published = 0
     skipped = 0  # publishes not made because no other node listened
+    local_only = 0  # emits kept on this node: no other node has a client in the room
+    interest_ttl_s = 7 * 86_400
+    rooms_cached = 20_000
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (namespace, room) -> ids of the nodes with clients in it, read from Redis
+        self._hosts: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
+        # announcements about rooms not (yet) read from Redis
+        self._heard: dict[tuple[str, str], set[str]] = {}
+        # rooms this node has told Redis about, and when
+        self._registered: dict[tuple[str, str], float] = {}
+        self._unregistered: set[tuple[str, str]] = set()
+
+    # room interest ---------------------------------------------------------------------
+    #
+    # With several nodes, python-socketio publishes every emit, and every node parses it
+    # and looks for the room's clients, which are usually all on the emitting node. Each
+    # node therefore records in Redis (a set per room, with a TTL) that it has clients in
+    # a room, and announces it on the channel; an emit to a room goes to Redis only when
+    # another node is recorded there. Records are not removed when clients leave (a
+    # stale record costs publishes, never a lost event); they expire after a week
+    # unless renewed.
+
+    def _interest_key(self, key: tuple[str, str]) -> str:
+        return f"{self.channel}:hosts:{key[0]}:{key[1]}"
+
+    def _has_local(self, namespace: str, room: str) -> bool:
+        return bool(self.rooms.get(namespace, {}).get(room))
+
+    async def enter_room(
+        self, sid: str, namespace: str, room: str, eio_sid: str | None = None
+    ) -> Any:
+        await super().enter_room(sid, namespace, room, eio_sid=eio_sid)
+        if room is None or room == sid or not self._has_local(namespace, room):
+            return
+        key = (namespace, room)
+        registered = self._registered.get(key)
+        if registered is None or time.monotonic() - registered > self.interest_ttl_s / 7:
+            await self._register(key)
+
+    async def _register(self, key: tuple[str, str]) -> None:
+        try:
+            async with asyncio.timeout(2.0):
+                if not self.connected:
+                    self._redis_connect()
+                redis_key = self._interest_key(key)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.sadd(redis_key, self.host_id)
+                    pipe.expire(redis_key, int(self.interest_ttl_s))
+                    await pipe.execute()
+                # recorded first, announced second: a node that reads the set after
+                # this misses nothing, one that read it before hears the announcement
+                await self.redis.publish(
+                    self.channel,
+                    self.json.dumps(
+                        {
+                            "method": "interest",
+                            "namespace": key[0],
+                            "room": key[1],
+                            "host_id": self.host_id,
+                        }
+                    ),
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("socket.io: cannot record room %s in redis (%s); will retry", key[1], exc)
+            self._unregistered.add(key)
+            return
+        self._registered[key] = time.monotonic()
+        self._unregistered.discard(key)
+        if len(self._registered) > self.rooms_cached:
+            for old in [k for k in self._registered if not self._has_local(*k)]:
+                del self._registered[old]
+
+    def _heard_interest(self, data: dict[str, Any]) -> None:
+        namespace, room, host = data.get("namespace"), data.get("room"), data.get("host_id")
+        if not (isinstance(namespace, str) and isinstance(room, str) and isinstance(host, str)):
+            return
+        key = (namespace, room)
+        hosts = self._hosts.get(key)
+        if hosts is not None:
+            hosts.add(host)
+        else:
+            if len(self._heard) > self.rooms_cached:
+                self._heard.clear()  # the sets in Redis hold the same, read on demand
+            self._heard.setdefault(key, set()).add(host)
+
+    async def _elsewhere(self, namespace: str, room: str) -> bool:
+        """Whether another node may have clients in the room (when unsure: yes)."""
+        key = (namespace, room)
+        hosts = self._hosts.get(key)
+        if hosts is None:
+            try:
+                async with asyncio.timeout(2.0):
+                    if not self.connected:
+                        self._redis_connect()
+                    members = await self.redis.smembers(self._interest_key(key))
+            except (RedisError, OSError, TimeoutError):
+                return True
+            hosts = {m.decode() if isinstance(m, bytes) else str(m) for m in members}
+            hosts |= self._heard.pop(key, set())  # announced while the set was read
+            hosts |= self._hosts.get(key, set())
+            self._hosts[key] = hosts
+            while len(self._hosts) > self.rooms_cached:
+                self._hosts.popitem(last=False)
+        else:
+            self._hosts.move_to_end(key)
+        return any(host != self.host_id for host in hosts)
+
+    async def emit(
+        self,
+        event: str,
+        data: Any,
+        namespace: str | None = None,
+        room: str | None = None,
+        skip_sid: Any = None,
+        callback: Any = None,
+        to: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        room = to or room
+        namespace = namespace or "/"
+        if (
+            isinstance(room, str)
+            and callback is None
+            and not kwargs.get("ignore_queue")
+            # a room with no client here (say, another node's client's own room) is
+            # published as python-socketio does
+            and self._has_local(namespace, room)
+            and not (self._solo and time.monotonic() - self._solo_checked < self.solo_recheck_s)
+            and not await self._elsewhere(namespace, room)
+        ):
+            self.local_only += 1
+            kwargs["ignore_queue"] = True
+        return await super().emit(
+            event,
+            data,
+            namespace=namespace,
+            room=room,
+            skip_sid=skip_sid,
+            callback=callback,
+            **kwargs,
+        )
 
     async def _publish(self, data: object) -> object:
         now = time.monotonic()
@@ -53,6 +199,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             self._down_until = now + self._retry_after_s
             log.warning("socket.io: cannot publish to redis (%s); other nodes miss events", exc)
             return None
+        self.published += 1
         own = 1 if self._subscribed else 0
         self._solo = isinstance(receivers, int) and receivers <= own
         self._solo_checked = now
@@ -82,7 +229,11 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                 continue
             if data.get("host_id") != self.host_id:
                 self._peer_seen()
-            if data.get("method") == "hello":
+            method = data.get("method")
+            if method == "hello":
+                continue
+            if method == "interest":
+                self._heard_interest(data)
                 continue
             yield data
 
@@ -111,6 +262,9 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                     delay = 1.0
                     self._peer_seen()  # learn afresh whether this node is alone
                     await self._announce()
+                    for key in list(self._unregistered):
+                        if self._has_local(*key):
+                            await self._register(key)
                 async for message in self.pubsub.listen():
                     yield message
                 subscribed = self._subscribed = False  # gone without an error

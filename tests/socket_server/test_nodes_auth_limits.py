@@ -189,21 +189,52 @@ async def test_a_lone_node_publishes_nothing_until_another_node_announces_itself
 ) -> None:
     one = await start_server()
     await one.services.personas.create(definition("tutor"), ADMIN)
-    manager = one.app[SIO].manager
-    alice = await connect(one, name="Alice")
-    sid = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
-    await alice.call("message.send", {"session_id": sid, "text": "alone", "client_msg_id": "1"})
-    await alice.wait_for("message.done")
-    assert manager.skipped > 0, "a node alone on the channel should not publish its emits"
+    sio = one.app[SIO]
+    manager = sio.manager
+    # a room with no client on this node is published, as python-socketio does; Redis
+    # answers that only this node listens, so the next emits are not
+    for _ in range(3):
+        await sio.emit("ping", {}, room="session:elsewhere", namespace="/chat")
+    assert (manager.published, manager.skipped) == (1, 2)
 
     manager.solo_recheck_s = 3600.0  # from here only the announcement can end solo mode
     two = await start_server()
     async with asyncio.timeout(10):
         while manager._solo:
             await asyncio.sleep(0.02)
+    await sio.emit("ping", {}, room="session:elsewhere", namespace="/chat")
+    assert manager.published == 2
+    alice = await connect(one, name="Alice")
+    sid = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
     tab = await connect(two, name="Alice")
     assert (await tab.call("session.start", {"session_id": sid}))["ok"]
     await alice.call("message.send", {"session_id": sid, "text": "now two", "client_msg_id": "2"})
     done = await tab.wait_for("message.done")
     assert done["message"]["role"] == "persona"
     assert tab.of("message.token"), "tokens emitted on node one reach a tab on node two"
+
+
+async def test_emits_stay_on_their_node_until_another_node_has_a_client_in_the_room(
+    start_server: Any, connect: Any
+) -> None:
+    one, two = await start_server(), await start_server()
+    await one.services.personas.create(definition("tutor"), ADMIN)
+    manager = one.app[SIO].manager
+    async with asyncio.timeout(10):
+        while manager._solo:  # node two announced itself at start-up
+            await asyncio.sleep(0.02)
+    alice = await connect(one, name="Alice")
+    sid = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    before = manager.local_only
+    await alice.call("message.send", {"session_id": sid, "text": "hi", "client_msg_id": "1"})
+    await alice.wait_for("message.done")
+    assert manager.local_only > before, "nobody on node two is in the room: nothing to publish"
+
+    tab = await connect(two, name="Alice")
+    assert (await tab.call("session.start", {"session_id": sid}))["ok"]
+    published = manager.local_only
+    await alice.call("message.send", {"session_id": sid, "text": "again", "client_msg_id": "2"})
+    done = await tab.wait_for("message.done")
+    assert done["message"]["role"] == "persona"
+    assert tab.of("message.token"), "the tab on node two gets the stream"
+    assert manager.local_only == published, "with a client on node two, every emit is published"

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.messages import AIMessageChunk
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
@@ -84,6 +84,9 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         t0 = time.perf_counter()
         persona, prompt = state["persona"], state["prompt"]
         model = services.chat_model()
+        # tokens go to run_turn through LangGraph's custom stream: the "messages" stream
+        # would attach a callback handler that runs for every token
+        write = get_stream_writer()
         parts: list[str] = []
         first: float | None = None
         try:
@@ -99,6 +102,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                         if first is None:
                             first = time.perf_counter()
                         parts.append(text)
+                        write(text)
         except LLMUnavailable as exc:
             return _failed("llm_unavailable", str(exc), t0)
         except LLMStreamBroken as exc:
@@ -204,17 +208,10 @@ async def run_turn(
     state: dict[str, Any] = {"request": request, "timings": {}}
     persona: Persona | None = None
     t0 = time.perf_counter()
-    async for mode, payload in graph.astream(dict(state), stream_mode=["messages", "updates"]):
-        if mode == "messages":
-            chunk, meta = payload
-            if (
-                persona is not None
-                and meta.get("langgraph_node") == "call_llm"
-                and isinstance(chunk, AIMessageChunk)
-                and isinstance(chunk.content, str)
-                and chunk.content
-            ):
-                await events.token(persona, request.reply_id, chunk.content)
+    async for mode, payload in graph.astream(dict(state), stream_mode=["custom", "updates"]):
+        if mode == "custom":
+            if persona is not None and isinstance(payload, str):
+                await events.token(persona, request.reply_id, payload)
             continue
         for node, update in payload.items():
             if not update:

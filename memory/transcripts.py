@@ -162,19 +162,22 @@ class Transcripts:
         """Store a user message once; a retry with the same ``client_msg_id`` returns the
         stored message and ``False``."""
         async with self._pool.connection() as conn:
+            # one statement: the message, and the session's updated_at when it is new
             cur = await conn.cursor(row_factory=dict_row).execute(
-                "INSERT INTO messages (id, session_id, role, user_id, speaker, text,"
+                "WITH added AS ("
+                " INSERT INTO messages (id, session_id, role, user_id, speaker, text,"
                 " client_msg_id) SELECT %s, s.id, 'user', %s, %s, %s, %s FROM sessions s"
                 " WHERE s.id = %s AND s.closed_at IS NULL"
                 " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
-                f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
-                (uuid.uuid4(), user_id, speaker, text, client_msg_id, session_id),
+                f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
+                "), touched AS ("
+                " UPDATE sessions SET updated_at = now()"
+                " WHERE id = %s AND EXISTS (SELECT 1 FROM added)"
+                f") SELECT {_MESSAGE_COLUMNS} FROM added",
+                (uuid.uuid4(), user_id, speaker, text, client_msg_id, session_id, session_id),
             )
             row = await cur.fetchone()
             if row is not None:
-                await conn.execute(
-                    "UPDATE sessions SET updated_at = now() WHERE id = %s", (session_id,)
-                )
                 return _message(row), True
         existing = await self.user_message(session_id, client_msg_id)
         if existing is None:

@@ -337,14 +337,18 @@ def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> Tu
     }
 
 
+# The routers are coroutine functions: LangGraph runs a plain function given as a
+# conditional edge on a thread of the default executor, a thread hop per edge per turn.
+
+
 def _unless_failed(next_node: str, *, on: str = "failed") -> Any:
-    def route(state: TurnState) -> str:
+    async def route(state: TurnState) -> str:
         return END if state.get("status") == on or state.get("status") == "failed" else next_node
 
     return route
 
 
-def _after_llm(state: TurnState) -> str:
+async def _after_llm(state: TurnState) -> str:
     return "persist" if state.get("status") in ("complete", "incomplete") else END
 
 

@@ -58,6 +58,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def rss_split_kb(pid: int) -> dict[str, int]:
+    """Resident set of the server process alone and of each of its worker processes."""
+    own = 0
+    workers: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                own = int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                workers[f"worker {child}"] = rss_kb(int(child))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return {"server": own, **workers}
+
+
 def rss_kb(pid: int) -> int:
     """Resident set of the server: the process and its workers, if it has any."""
     total = 0
@@ -232,11 +248,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         active = bots[: args.active] if args.active else bots
         rss_minutes: dict[int, int] = {}
+        rss_parts: dict[int, dict[str, int]] = {}
 
         async def sample_rss() -> None:
             while True:
                 await asyncio.sleep(60)
-                rss_minutes[int((time.perf_counter() - start) // 60)] = rss_kb(server.pid)
+                minute = int((time.perf_counter() - start) // 60)
+                rss_minutes[minute] = rss_kb(server.pid)
+                rss_parts[minute] = rss_split_kb(server.pid)
 
         sampler = asyncio.create_task(sample_rss())
         await asyncio.gather(*(drive(b) for b in active))
@@ -286,6 +305,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "turn_p50_ms": round(statistics.median(v), 1),
                     "turn_p99_ms": round(pct(v, 0.99), 1),
                     "rss_mb": rss_minutes.get(m + 1, 0) // 1024,
+                    "rss_mb_by_process": {
+                        k: v // 1024 for k, v in rss_parts.get(m + 1, {}).items()
+                    },
                 }
                 for m, v in sorted(stats.per_minute.items())
             }

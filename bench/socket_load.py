@@ -49,6 +49,20 @@ class Stats:
     acked: list[tuple[str, str]] = field(default_factory=list)  # (session, message id)
     done: list[str] = field(default_factory=list)  # reply ids
     per_minute: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    # (ttft ms, the server's own timings of that turn), to see where the tail goes
+    traced: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+
+
+def slowest(traced: list[tuple[float, dict[str, float]]]) -> dict[str, float]:
+    """Medians of the server's step timings over the turns with the slowest 1% of time
+    to first token, next to their ttft: what the server spent and what was waiting."""
+    tail = sorted(traced, key=lambda t: t[0])[-max(1, len(traced) // 100) :] if traced else []
+    keys = sorted({k for _, t in tail for k in t})
+    report = {"ttft": round(statistics.median(t for t, _ in tail), 1)} if tail else {}
+    for key in keys:
+        values = [t[key] for _, t in tail if key in t]
+        report[key] = round(statistics.median(values), 1)
+    return report
 
 
 def pct(values: list[float], q: float) -> float:
@@ -115,7 +129,9 @@ class Bot:
         now = time.perf_counter()
         self.stats.done.append(data["message"]["id"])
         if self._first is not None:
-            self.stats.ttft.append((self._first - self._sent_at) * 1000)
+            ttft = (self._first - self._sent_at) * 1000
+            self.stats.ttft.append(ttft)
+            self.stats.traced.append((ttft, data["message"].get("timings") or {}))
         self.stats.turn.append((now - self._sent_at) * 1000)
         self._done.set()
 
@@ -236,6 +252,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def drive(b: Bot) -> None:
             nonlocal turns_done
             i = 0
+            if args.think > 0:
+                # clients with pauses start spread over one pause, as people do, not all
+                # in the same millisecond (a burst the steady state never sees again)
+                await asyncio.sleep(random.uniform(0, 2 * args.think))
             while time.perf_counter() < deadline and (args.turns == 0 or i < args.turns):
                 ok = await b.turn(i, deadline)
                 i += 1
@@ -297,6 +317,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "after": rss_after // 1024,
             },
             "audit": audit,
+            "slowest_1pct_server_ms": slowest(stats.traced),
         }
         if args.soak:
             report["per_minute"] = {

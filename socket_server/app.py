@@ -4,6 +4,7 @@ the REST API, health and metrics routes, and the web client."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -75,6 +76,12 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                 namespace=settings.redis_prefix,
             )
             app[CHAT] = ChatService(services, limiter, metrics)
+            # the objects start-up made (models, graph, modules, caches) live as long as
+            # the process: taken out of the collector's view, a full collection no
+            # longer walks them all (pauses of 100-160 ms every few seconds under load)
+            gc.collect()
+            gc.freeze()
+            log.info("%d start-up objects frozen out of garbage collection", gc.get_freeze_count())
             if not sio.manager_initialized:
                 # subscribe now, not at the first connection (python-socketio's default):
                 # other nodes learn at start-up that this one listens

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -71,6 +72,10 @@ async def supervise(settings: Settings, command: Sequence[str] | None = None) ->
             host = IndexHost(lambda dim: vector_index(own, dim), settings.home / "index.sock")
             await stack.enter_async_context(host)
             env["PERSONAE_INDEX_SOCKET"] = str(host.path)
+        # as in a server (socket_server.app): start-up objects out of the collector's
+        # view, or each full collection stalls every worker's index calls
+        gc.collect()
+        gc.freeze()
         await _Supervisor(settings, command, env).run()
 
 

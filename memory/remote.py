@@ -184,7 +184,11 @@ class IndexHost:
             self._tasks.discard(task)  # type: ignore[arg-type]
 
     async def _answer(self, request: Any, writer: asyncio.StreamWriter, lock: asyncio.Lock) -> None:
-        call_id, method, args, kwargs = request
+        try:
+            call_id, method, args, kwargs = request
+        except (TypeError, ValueError):
+            log.warning("shared index: ignoring a malformed request")
+            return
         try:
             if method == "open":
                 value: Any = await self._open(*args)
@@ -197,9 +201,13 @@ class IndexHost:
             reply = (call_id, True, value)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
             reply = (call_id, False, _exported(exc))
+        try:
+            frame = _frame(reply)
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be sent is an error
+            frame = _frame((call_id, False, _exported(exc)))
         async with lock:
             with contextlib.suppress(ConnectionError):
-                writer.write(_frame(reply))
+                writer.write(frame)
                 await writer.drain()
 
 
@@ -283,6 +291,8 @@ class RemoteIndex:
             reason = f"the connection closed ({type(exc).__name__})"
         except MemoryLayerError as exc:
             reason = str(exc)
+        except Exception as exc:  # noqa: BLE001 - an unreadable reply ends this connection
+            reason = f"unreadable reply: {type(exc).__name__}: {exc}"
         finally:
             if self._writer is writer:
                 self._writer = None

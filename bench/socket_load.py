@@ -72,35 +72,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _own_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(c) for task in tasks for c in (task / "children").read_text().split()]
+
+
 def rss_split_kb(pid: int) -> dict[str, int]:
     """Resident set of the server process alone and of each of its worker processes."""
-    own = 0
-    workers: dict[str, int] = {}
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                own = int(line.split()[1])
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            for child in (task / "children").read_text().split():
-                workers[f"worker {child}"] = rss_kb(int(child))
+        return {"server": _own_rss_kb(pid), **{f"worker {c}": rss_kb(c) for c in _children(pid)}}
     except (FileNotFoundError, ProcessLookupError):
-        pass
-    return {"server": own, **workers}
+        return {}
 
 
 def rss_kb(pid: int) -> int:
     """Resident set of the server: the process and its workers, if it has any."""
-    total = 0
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            children = (task / "children").read_text().split()
-            total += sum(rss_kb(int(child)) for child in children)
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
+    return sum(rss_split_kb(pid).values())
 
 
 class Bot:

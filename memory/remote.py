@@ -226,14 +226,13 @@ class RemoteIndex:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._connecting = asyncio.Lock()
-        self._dim: int | None = None
         self._open = False
 
     @property
     def dim(self) -> int:
-        if self._dim is None:
+        if not self._open:
             raise IndexNotOpen(BACKEND)
-        return self._dim
+        return self._want_dim
 
     async def __aenter__(self) -> Self:
         self._open = True
@@ -242,7 +241,6 @@ class RemoteIndex:
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
-        self._dim = self._want_dim
         return self
 
     async def __aexit__(

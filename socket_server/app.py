@@ -4,7 +4,6 @@ the REST API, health and metrics routes, and the web client."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -15,6 +14,7 @@ import socketio
 from aiohttp import web
 
 from runtime.chat import ChatService
+from runtime.loop import freeze_start_up_objects
 from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
@@ -76,12 +76,8 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                 namespace=settings.redis_prefix,
             )
             app[CHAT] = ChatService(services, limiter, metrics)
-            # the objects start-up made (models, graph, modules, caches) live as long as
-            # the process: taken out of the collector's view, a full collection no
-            # longer walks them all (pauses of 100-160 ms every few seconds under load)
-            gc.collect()
-            gc.freeze()
-            log.info("%d start-up objects frozen out of garbage collection", gc.get_freeze_count())
+            frozen = freeze_start_up_objects()
+            log.info("%d start-up objects frozen out of garbage collection", frozen)
             if not sio.manager_initialized:
                 # subscribe now, not at the first connection (python-socketio's default):
                 # other nodes learn at start-up that this one listens

@@ -167,7 +167,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             # a room with no client here (say, another node's client's own room) is
             # published as python-socketio does
             and self._has_local(namespace, room)
-            and not (self._solo and time.monotonic() - self._solo_checked < self.solo_recheck_s)
+            and not self._alone(time.monotonic())
             and not await self._elsewhere(namespace, room)
         ):
             self.local_only += 1
@@ -186,7 +186,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         now = time.monotonic()
         if now < self._down_until:
             return None
-        if self._solo and now - self._solo_checked < self.solo_recheck_s:
+        if self._alone(now):
             self.skipped += 1
             return None
         try:
@@ -204,6 +204,10 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         self._solo = isinstance(receivers, int) and receivers <= own
         self._solo_checked = now
         return receivers
+
+    def _alone(self, now: float) -> bool:
+        """No other node listened at the last check, and that check is recent."""
+        return self._solo and now - self._solo_checked < self.solo_recheck_s
 
     def _peer_seen(self) -> None:
         self._solo = False
@@ -251,14 +255,14 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
         # python-socketio's loop, except that once aclose() has begun it waits to be
         # cancelled instead of reconnecting (upstream reconnects forever and, with the
         # connection gone, its caller can spin logging errors)
-        subscribed = False
+        self._subscribed = False
         delay = 1.0
         while not self._closing:
             try:
-                if not subscribed:
+                if not self._subscribed:
                     self._redis_connect()
                     await self.pubsub.subscribe(self.channel)
-                    subscribed = self._subscribed = True
+                    self._subscribed = True
                     delay = 1.0
                     self._peer_seen()  # learn afresh whether this node is alone
                     await self._announce()
@@ -267,12 +271,12 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
                             await self._register(key)
                 async for message in self.pubsub.listen():
                     yield message
-                subscribed = self._subscribed = False  # gone without an error
+                self._subscribed = False  # the connection went away without an error
             except (RedisError, OSError) as exc:
                 if self._closing:
                     break
                 log.warning("socket.io: cannot receive from redis (%s); retrying", exc)
-                subscribed = self._subscribed = False
+                self._subscribed = False
             if not self._closing:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)

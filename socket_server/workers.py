@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 
 from memory.remote import IndexHost
 from runtime.errors import RuntimeLayerError
+from runtime.loop import freeze_start_up_objects
 from runtime.migrate import migrate_url
 from runtime.services import resolved_urls, vector_index
 from runtime.settings import Settings
@@ -72,10 +72,7 @@ async def supervise(settings: Settings, command: Sequence[str] | None = None) ->
             host = IndexHost(lambda dim: vector_index(own, dim), settings.home / "index.sock")
             await stack.enter_async_context(host)
             env["PERSONAE_INDEX_SOCKET"] = str(host.path)
-        # as in a server (socket_server.app): start-up objects out of the collector's
-        # view, or each full collection stalls every worker's index calls
-        gc.collect()
-        gc.freeze()
+        freeze_start_up_objects()  # a full collection here stalls every worker's index calls
         await _Supervisor(settings, command, env).run()
 
 

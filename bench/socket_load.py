@@ -92,6 +92,36 @@ def rss_split_kb(pid: int) -> dict[str, int]:
         return {}
 
 
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server process, by its worker processes (if it
+    has any), by this process (the clients), and by every PostgreSQL and Redis server process on the machine."""
+    parts = {"server": _cpu_s(server_pid), "workers": 0.0, "clients": time.process_time()}
+    try:
+        parts["workers"] = sum(_cpu_s(c) for c in _children(server_pid))
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    for name in ("postgres", "redis-server"):
+        parts[name] = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if comm in ("postgres", "redis-server"):
+                parts[comm] += _cpu_s(int(entry.name))
+    return parts
+
+
 def rss_kb(pid: int) -> int:
     """Resident set of the server: the process and its workers, if it has any."""
     return sum(rss_split_kb(pid).values())
@@ -239,6 +269,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         held = sum(b.sio.connected for b in bots)
         rss_connected = rss_kb(server.pid)
         duration = args.soak or args.duration
+        cpu_start = cpu_by_part(server.pid)
         start = time.perf_counter()
         deadline = start + duration
         turns_done = 0
@@ -275,6 +306,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(drive(b) for b in active))
         sampler.cancel()
         elapsed = time.perf_counter() - start
+        cpu_end = cpu_by_part(server.pid)
         rss_after = rss_kb(server.pid)
         still_held = sum(b.sio.connected for b in bots)
         await asyncio.gather(*(b.sio.disconnect() for b in bots), return_exceptions=True)
@@ -304,6 +336,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
             },
             "fake_stream_ms": round(args.tokens * args.token_delay * 1000, 1),
+            # CPU time per completed turn, by process: steadier than turns/s on a machine
+            # shared with other work, and it says where the machine's cores go
+            "cpu_ms_per_turn": {
+                k: round((cpu_end[k] - cpu_start[k]) * 1000 / max(1, turns_done), 2)
+                for k in cpu_start
+            },
             "errors": dict(stats.errors),
             "rss_mb": {
                 "before": rss_before // 1024,

@@ -47,6 +47,27 @@ _SAVE_PROFILE = (
     " WHERE persona_id = %s AND session_id IS NOT DISTINCT FROM %s"
 )
 
+# one reply's observations, its message's summary and its session profile, atomically;
+# the profile is saved only over the turn count it was folded from (else no row)
+_RECORD = """
+WITH observed AS (
+    INSERT INTO trait_observations
+        (persona_id, session_id, message_id, trait, value, method, confidence)
+    SELECT %(persona)s, %(session)s, %(message)s, t.trait, t.value, t.method, t.confidence
+    FROM unnest(%(traits)s::text[], %(values)s::real[], %(methods)s::text[],
+                %(confidences)s::real[]) AS t (trait, value, method, confidence)
+), summarised AS (
+    UPDATE messages SET extracted_traits = %(summary)s WHERE id = %(message)s
+)
+INSERT INTO trait_profiles AS p (persona_id, session_id, stats, turns, drift)
+VALUES (%(persona)s, %(session)s, %(stats)s, %(turns)s, %(drift)s)
+ON CONFLICT (persona_id, session_id) WHERE session_id IS NOT NULL DO UPDATE
+    SET stats = EXCLUDED.stats, turns = EXCLUDED.turns, drift = EXCLUDED.drift,
+        updated_at = now()
+    WHERE p.turns = %(known_turns)s
+RETURNING p.turns
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class TrackerSettings:
@@ -151,31 +172,43 @@ class TraitTracker:
         summary: Mapping[str, Any],
     ) -> TraitUpdate:
         """Store one reply's observations and summary, fold them into the session
-        profile now and queue them for the persona's overall profile."""
-        # pipelined: the statements before the profile's read go out together, and the
-        # save with the commit (two round trips instead of seven)
-        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-            if observations:
-                async with conn.cursor() as cur:
-                    await cur.executemany(
-                        "INSERT INTO trait_observations (persona_id, session_id, message_id,"
-                        " trait, value, method, confidence) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                        [
-                            (persona.id, session_id, message_id, o.trait, o.value, o.method,
-                             o.confidence)
-                            for o in observations
-                        ],
+        profile now and queue them for the persona's overall profile.
+
+        One statement in the common case: the profile is folded from this process's
+        copy and saved only if the row still has the turn count that copy was read at.
+        If another process moved it on (or this one has no copy), the profile is
+        re-read under a row lock and folded again."""
+        key = (persona.id, session_id)
+        known, known_turns = self._cache.get(key, (ObservedProfile(), 0))
+        profile, turns = known.update(observations), known_turns + 1
+        session_drift = self._drift(persona, profile)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _RECORD,
+                {
+                    "persona": persona.id,
+                    "session": session_id,
+                    "message": message_id,
+                    "traits": [o.trait for o in observations],
+                    "values": [o.value for o in observations],
+                    "methods": [o.method for o in observations],
+                    "confidences": [o.confidence for o in observations],
+                    "summary": Jsonb(dict(summary)),
+                    "stats": Jsonb(_encode(profile)),
+                    "turns": turns,
+                    "drift": session_drift.score,
+                    "known_turns": known_turns,
+                },
+            )
+            if await cur.fetchone() is None:  # the row moved on elsewhere: fold it again
+                async with conn.transaction():
+                    profile, turns = await _fold_row(conn, persona.id, session_id, [observations])
+                    session_drift = self._drift(persona, profile)
+                    await conn.execute(
+                        _SAVE_PROFILE,
+                        (Jsonb(_encode(profile)), turns, session_drift.score, persona.id,
+                         session_id),
                     )
-            await conn.execute(
-                "UPDATE messages SET extracted_traits = %s WHERE id = %s",
-                (Jsonb(dict(summary)), message_id),
-            )
-            profile, turns = await _fold_row(conn, persona.id, session_id, [observations])
-            session_drift = self._drift(persona, profile)
-            await conn.execute(
-                _SAVE_PROFILE,
-                (Jsonb(_encode(profile)), turns, session_drift.score, persona.id, session_id),
-            )
         self._remember((persona.id, session_id), (profile, turns))
         if observations:
             self._queued[persona.id].append(observations)

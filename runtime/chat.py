@@ -150,8 +150,7 @@ class ChatService:
             await on_accepted(session)
         transcripts = self.services.memory.transcripts
         try:
-            await self.limiter.check_message(principal.user_id)
-            held = await self.limiter.acquire_turn(principal.user_id)
+            held = await self.limiter.admit(principal.user_id)
         except RateLimited:
             # a resend of a message already accepted is answered, not refused
             stored = await transcripts.user_message(session.id, client_msg_id)

@@ -17,27 +17,25 @@ from runtime.errors import RuntimeLayerError
 
 log = logging.getLogger(__name__)
 
-# sliding window over the last 60 s: a sorted set of send times per user
-_WINDOW = """
+# One round trip admits a message: KEYS[1] is a sorted set of the user's send times
+# (a sliding window over the last 60 s), KEYS[2] a counter of the user's running turns
+# with a TTL, so a crashed node cannot hold slots forever. Returns {status, wait ms}:
+# 1 admitted (a turn slot taken), 0 over the message rate, 2 all turn slots taken.
+_ADMIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - 60000)
-local used = redis.call('ZCARD', KEYS[1])
-if used >= tonumber(ARGV[2]) then
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {0, tonumber(oldest[2]) + 60000 - tonumber(ARGV[1])}
 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], 61000)
-return {1, 0}
-"""
-# concurrent turns: a counter with a TTL, so a crashed node cannot hold slots forever
-_ACQUIRE = """
-local n = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-if n > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
+local n = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if n > tonumber(ARGV[4]) then
+  redis.call('DECR', KEYS[2])
+  return {2, 1000}
 end
-return 1
+return {1, 0}
 """
 _RELEASE = """
 local n = redis.call('DECR', KEYS[1])
@@ -69,43 +67,38 @@ class RateLimiter:
         self.limits = limits
         self._prefix = f"{namespace}:rl:"
         self._timeout = timeout_s
-        self._window = redis.register_script(_WINDOW)
-        self._acquire = redis.register_script(_ACQUIRE)
+        self._admit = redis.register_script(_ADMIT)
         self._release = redis.register_script(_RELEASE)
 
-    async def check_message(self, user_id: str) -> None:
-        """Count one message for ``user_id``; raises :class:`RateLimited` over the limit."""
+    async def admit(self, user_id: str) -> bool:
+        """Count one message for ``user_id`` and take one of its concurrent turn slots;
+        raises :class:`RateLimited` over either limit (a message refused for want of a
+        slot still counts against the rate). Returns whether a slot is held (False:
+        Redis down, failing open); pass that to :meth:`release_turn`."""
         now_ms = int(time.time() * 1000)
+        limits = self.limits
         try:
             async with asyncio.timeout(self._timeout):
-                allowed, wait_ms = await self._window(
-                    keys=[self._prefix + f"msg:{user_id}"],
-                    args=[now_ms, self.limits.messages_per_minute, f"{now_ms}:{uuid.uuid4().hex}"],
-                )
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._unavailable(user_id, exc)
-            return
-        if not allowed:
-            raise RateLimited(
-                f"more than {self.limits.messages_per_minute} messages a minute",
-                max(0.1, int(wait_ms) / 1000),
-            )
-
-    async def acquire_turn(self, user_id: str) -> bool:
-        """Take one of the user's concurrent turn slots; raises :class:`RateLimited` when
-        all are taken. Returns whether a slot is held (False: Redis down, failing open);
-        pass that to :meth:`release_turn`."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                ok = await self._acquire(
-                    keys=[self._prefix + f"turns:{user_id}"],
-                    args=[self.limits.concurrent_turns, int(self.limits.turn_slot_ttl_s * 1000)],
+                status, wait_ms = await self._admit(
+                    keys=[self._prefix + f"msg:{user_id}", self._prefix + f"turns:{user_id}"],
+                    args=[
+                        now_ms,
+                        limits.messages_per_minute,
+                        f"{now_ms}:{uuid.uuid4().hex}",
+                        limits.concurrent_turns,
+                        int(limits.turn_slot_ttl_s * 1000),
+                    ],
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             self._unavailable(user_id, exc)
             return False
-        if not ok:
-            raise RateLimited(f"more than {self.limits.concurrent_turns} turns at once", 1.0)
+        if status == 0:
+            raise RateLimited(
+                f"more than {limits.messages_per_minute} messages a minute",
+                max(0.1, int(wait_ms) / 1000),
+            )
+        if status == 2:
+            raise RateLimited(f"more than {limits.concurrent_turns} turns at once", 1.0)
         return True
 
     async def release_turn(self, user_id: str, held: bool) -> None:

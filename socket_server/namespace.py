@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from agents.tracker import TraitUpdate
 from agents.types import NullEvents
-from memory.transcripts import Message
+from memory.transcripts import Message, Session
 from personas import Persona
 from runtime.auth import AuthError, Principal, verify_token
 from runtime.chat import ChatService
@@ -222,9 +222,12 @@ class ChatNamespace(socketio.AsyncNamespace):
     async def _message_send(self, sid: str, payload: p.MessageSend) -> dict[str, Any]:
         principal, name, _ = await self._who(sid)
         chat = self._chat()
-        # a tab that sends into a session it has not joined joins it (and sees the reply)
-        await chat.session_for(principal, payload.session_id)
-        await self.enter_room(sid, room(payload.session_id), namespace=NAMESPACE)
+
+        async def join(session: Session) -> None:
+            # a tab that sends into a session it has not joined joins it (and sees the
+            # reply); send calls this once the session is known to be the caller's
+            await self.enter_room(sid, room(session.id), namespace=NAMESPACE)
+
         sent = await chat.send(
             principal,
             user_name=name,
@@ -234,6 +237,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             to=payload.to,
             mode=payload.mode,
             events=RoomEvents(self.server, payload.session_id),
+            on_accepted=join,
         )
         return {"message": message_view(sent.message), "duplicate": sent.duplicate}
 

@@ -31,7 +31,8 @@ async def test_chat_streams_tokens_then_done_and_persists(server: Server, connec
     assert ack["ok"] and not ack["duplicate"] and ack["message"]["role"] == "user"
     done = await client.wait_for("message.done")
     tokens = client.of("message.token")
-    assert len(tokens) > 3
+    # the first token at once, the rest of this fast model's burst coalesced into one
+    assert len(tokens) == 2
     assert "".join(t["delta"] for t in tokens).strip() == done["message"]["text"]
     assert done["message"]["persona_id"] == str(persona.id)
     assert done["message"]["reply_to"] == ack["message"]["id"]

@@ -2,9 +2,15 @@
 
 ``load_persona -> retrieve_memories -> compose_prompt -> call_llm -> persist ->
 extract_traits``. The critical path before the first token is the first three nodes;
-``persist`` stores the reply (the transport sends ``message.done`` on its update) and
-``extract_traits`` then embeds the reply once, stores both lines as memories and the
-reply's trait observations."""
+``persist`` stores the reply and reports ``done``, and ``extract_traits`` then embeds
+the reply once, stores both lines as memories and the reply's trait observations.
+
+Each run gets a :class:`TurnContext` (LangGraph's runtime context) holding the
+transport's events: nodes report as they go (``started``, every token as the model
+streams it, ``done``, ``failed``, ``traits``). The nodes that can end a turn early
+(``load_persona``, ``call_llm``, ``persist``) route with ``Command``; the rest are
+plain edges. Both cost less per turn than conditional-edge routers and LangGraph's
+``custom``/``updates`` streams, which this graph used to report through."""
 
 from __future__ import annotations
 
@@ -12,11 +18,13 @@ import asyncio
 import operator
 import time
 from collections.abc import Sequence
-from typing import Annotated, Any, TypedDict
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
 
-from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from agents.errors import LLMStreamBroken, LLMUnavailable
 from agents.prompt import Line, Prompt, PromptInput, Recollection, compose
@@ -45,18 +53,32 @@ class TurnState(TypedDict, total=False):
     timings: Annotated[dict[str, float], operator.or_]
 
 
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """One run's runtime context: where its events go, and when the turn began."""
+
+    events: TurnEvents
+    started_at: float
+
+
 def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, Any]:
     """The compiled turn graph for ``services``; build once per process."""
     cfg = services.config
 
-    async def load_persona(state: TurnState) -> TurnState:
+    async def load_persona(
+        state: TurnState, runtime: Runtime[TurnContext]
+    ) -> Command[Literal["retrieve_memories", "__end__"]]:
         t0 = time.perf_counter()
-        request = state["request"]
+        request, events = state["request"], runtime.context.events
         try:
             persona = await services.personas.get(request.persona)
         except PersonaError as exc:
-            return {"status": "failed", "error_code": "persona_not_found", "error": str(exc)}
-        return {"persona": persona, "timings": {"load_persona_ms": _ms(t0)}}
+            return await _end_failed(events, None, "persona_not_found", str(exc), {})
+        await events.started(persona, request.reply_id)
+        return Command(
+            update={"persona": persona, "timings": {"load_persona_ms": _ms(t0)}},
+            goto="retrieve_memories",
+        )
 
     async def retrieve_memories(state: TurnState) -> TurnState:
         t0 = time.perf_counter()
@@ -80,13 +102,21 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         )
         return {"prompt": prompt, "timings": {"compose_ms": _ms(t0)}}
 
-    async def call_llm(state: TurnState) -> TurnState:
+    async def call_llm(
+        state: TurnState, runtime: Runtime[TurnContext]
+    ) -> Command[Literal["persist", "__end__"]]:
+        outcome = await stream_reply(state, runtime.context.events)
+        if outcome["status"] == "failed":
+            return await _end_failed(
+                runtime.context.events, state["persona"], outcome["error_code"],
+                outcome["error"], outcome["timings"],
+            )
+        return Command(update=outcome, goto="persist")
+
+    async def stream_reply(state: TurnState, events: TurnEvents) -> TurnState:
         t0 = time.perf_counter()
-        persona, prompt = state["persona"], state["prompt"]
+        request, persona, prompt = state["request"], state["persona"], state["prompt"]
         model = services.chat_model()
-        # tokens go to run_turn through LangGraph's custom stream: the "messages" stream
-        # would attach a callback handler that runs for every token
-        write = get_stream_writer()
         parts: list[str] = []
         first: float | None = None
         try:
@@ -102,7 +132,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                         if first is None:
                             first = time.perf_counter()
                         parts.append(text)
-                        write(text)
+                        await events.token(persona, request.reply_id, text)
         except LLMUnavailable as exc:
             return _failed("llm_unavailable", str(exc), t0)
         except LLMStreamBroken as exc:
@@ -120,9 +150,11 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             timings["first_token_ms"] = (first - t0) * 1000
         return {"reply": reply, "status": "complete", "timings": timings}
 
-    async def persist(state: TurnState) -> TurnState:
+    async def persist(
+        state: TurnState, runtime: Runtime[TurnContext]
+    ) -> Command[Literal["extract_traits", "__end__"]]:
         t0 = time.perf_counter()
-        request, persona = state["request"], state["persona"]
+        request, persona, events = state["request"], state["persona"], runtime.context.events
         message, _ = await services.memory.transcripts.append_persona_message(
             request.session_id,
             persona_id=persona.id,
@@ -133,9 +165,15 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             timings={k: round(v, 2) for k, v in state.get("timings", {}).items()},
             message_id=request.reply_id,
         )
-        return {"message": message, "timings": {"persist_ms": _ms(t0)}}
+        timings = {"persist_ms": _ms(t0), "turn_ms": _ms(runtime.context.started_at)}
+        await events.done(persona, message, {**state.get("timings", {}), **timings})
+        update: TurnState = {"message": message, "timings": timings}
+        if state["status"] == "incomplete":
+            await events.failed(persona, state["error_code"], state["error"])
+            return Command(update=update, goto=END)
+        return Command(update=update, goto="extract_traits")
 
-    async def extract_traits(state: TurnState) -> TurnState:
+    async def extract_traits(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
         t0 = time.perf_counter()
         request, persona, message = state["request"], state["persona"], state["message"]
         base = {
@@ -177,13 +215,14 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             persona, request.session_id, message.id, observations,
             _observed_summary(observations),
         )
+        await runtime.context.events.traits(persona, update)
         return {
             "observations": observations,
             "traits": update,
             "timings": {"extract_ms": _ms(t0)},
         }
 
-    graph = StateGraph(TurnState)
+    graph = StateGraph(TurnState, context_schema=TurnContext)
     graph.add_node("load_persona", load_persona)
     graph.add_node("retrieve_memories", retrieve_memories)
     graph.add_node("compose_prompt", compose_prompt)
@@ -191,11 +230,8 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
     graph.add_node("persist", persist)
     graph.add_node("extract_traits", extract_traits)
     graph.add_edge(START, "load_persona")
-    graph.add_conditional_edges("load_persona", _unless_failed("retrieve_memories"))
     graph.add_edge("retrieve_memories", "compose_prompt")
     graph.add_edge("compose_prompt", "call_llm")
-    graph.add_conditional_edges("call_llm", _after_llm)
-    graph.add_conditional_edges("persist", _unless_failed("extract_traits", on="incomplete"))
     graph.add_edge("extract_traits", END)
     return graph.compile(name="persona-turn")
 
@@ -203,43 +239,20 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
 async def run_turn(
     graph: CompiledStateGraph[Any, Any, Any, Any], request: TurnRequest, events: TurnEvents
 ) -> TurnResult:
-    """Run one turn, streaming the LLM node's tokens and reporting ``done`` as soon as
-    the reply is stored; returns after memories and traits are written too."""
-    state: dict[str, Any] = {"request": request, "timings": {}}
-    persona: Persona | None = None
-    t0 = time.perf_counter()
-    async for mode, payload in graph.astream(dict(state), stream_mode=["custom", "updates"]):
-        if mode == "custom":
-            if persona is not None and isinstance(payload, str):
-                await events.token(persona, request.reply_id, payload)
-            continue
-        for node, update in payload.items():
-            if not update:
-                continue
-            timings = update.pop("timings", None)
-            state.update(update)
-            if timings:
-                state["timings"] = {**state["timings"], **timings}
-            if node == "load_persona" and "persona" in update:
-                persona = update["persona"]
-                await events.started(persona, request.reply_id)
-            if node == "persist":
-                state["timings"]["turn_ms"] = _ms(t0)
-                assert persona is not None
-                await events.done(persona, update["message"], state["timings"])
-                if state.get("status") == "incomplete":
-                    await events.failed(persona, state["error_code"], state["error"])
-            if update.get("status") == "failed":
-                await events.failed(persona, update["error_code"], update["error"])
-            if node == "extract_traits" and persona is not None:
-                await events.traits(persona, update["traits"])
+    """Run one turn; ``events`` hear of it as it goes (the reply's tokens as the model
+    streams them, ``done`` as soon as the reply is stored). Returns after memories and
+    traits are written too."""
+    state = await graph.ainvoke(
+        {"request": request, "timings": {}},
+        context=TurnContext(events, time.perf_counter()),
+    )
     return TurnResult(
-        persona=persona,
+        persona=state.get("persona"),
         message=state.get("message"),
         status=state.get("status", "failed"),
         error_code=state.get("error_code"),
         error=state.get("error"),
-        timings=state["timings"],
+        timings=state.get("timings", {}),
         observations=tuple(state.get("observations", ())),
         traits=state.get("traits"),
     )
@@ -253,7 +266,9 @@ async def prompt_for(
 ) -> Prompt:
     """The prompt a turn uses: also what ``personae prompt`` prints."""
     cfg = services.config
-    recent = await services.memory.transcripts.recent(request.session_id, cfg.transcript_lines + 1)
+    recent = await services.memory.transcripts.recent_lines(
+        request.session_id, cfg.transcript_lines + 1
+    )
     lines = [
         Line(m.speaker, m.text, own=m.persona_id == persona.id)
         for m in recent
@@ -337,23 +352,23 @@ def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> Tu
     }
 
 
-# The routers are coroutine functions: LangGraph runs a plain function given as a
-# conditional edge on a thread of the default executor, a thread hop per edge per turn.
-
-
-def _unless_failed(next_node: str, *, on: str = "failed") -> Any:
-    async def route(state: TurnState) -> str:
-        return END if state.get("status") == on or state.get("status") == "failed" else next_node
-
-    return route
-
-
-async def _after_llm(state: TurnState) -> str:
-    return "persist" if state.get("status") in ("complete", "incomplete") else END
+async def _end_failed(
+    events: TurnEvents,
+    persona: Persona | None,
+    code: str,
+    reason: str,
+    timings: dict[str, float],
+) -> Command[Any]:
+    """Report a turn that cannot go on, and end the run."""
+    await events.failed(persona, code, reason)
+    return Command(
+        update={"status": "failed", "error_code": code, "error": reason, "timings": timings},
+        goto=END,
+    )
 
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000
 
 
-__all__ = ["TurnState", "build_graph", "prompt_for", "run_turn"]
+__all__ = ["TurnContext", "TurnState", "build_graph", "prompt_for", "run_turn"]

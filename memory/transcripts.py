@@ -57,6 +57,17 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class SpokenLine:
+    """What a prompt needs of a message: who said it, what, and whether it stands."""
+
+    id: uuid.UUID
+    persona_id: uuid.UUID | None
+    speaker: str
+    text: str
+    status: MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
 class MessagePage:
     """Messages oldest first; ``before`` is the cursor for the page before this one."""
 
@@ -281,6 +292,18 @@ class Transcripts:
 
     async def recent(self, session_id: uuid.UUID, limit: int) -> tuple[Message, ...]:
         return (await self.history(session_id, limit=limit)).items
+
+    async def recent_lines(self, session_id: uuid.UUID, limit: int) -> tuple[SpokenLine, ...]:
+        """The last ``limit`` messages, oldest first, as prompt lines: only the columns
+        a prompt reads (this runs before every reply's first token)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, persona_id, speaker, text, status FROM messages"
+                " WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
+                (session_id, limit),
+            )
+            rows = await cur.fetchall()
+        return tuple(SpokenLine(*row) for row in reversed(rows))
 
     async def count(self, session_id: uuid.UUID) -> int:
         async with self._pool.connection() as conn:

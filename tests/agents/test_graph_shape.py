@@ -1,0 +1,25 @@
+"""The turn graph's shape: the state machine docs/architecture.md draws."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from agents.graph import build_graph
+
+
+def test_the_turn_graph_runs_its_nodes_in_order_and_ends_early_only_where_it_may() -> None:
+    services: Any = SimpleNamespace(config=None)  # building reads no service
+    edges = {(e.source, e.target) for e in build_graph(services).get_graph().edges}
+    assert edges == {
+        ("__start__", "load_persona"),
+        ("load_persona", "retrieve_memories"),
+        ("load_persona", "__end__"),  # unknown or inactive persona
+        ("retrieve_memories", "compose_prompt"),
+        ("compose_prompt", "call_llm"),
+        ("call_llm", "persist"),
+        ("call_llm", "__end__"),  # model unavailable, timed out or empty
+        ("persist", "extract_traits"),
+        ("persist", "__end__"),  # a broken stream's partial reply is stored, not mined
+        ("extract_traits", "__end__"),
+    }

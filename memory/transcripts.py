@@ -25,6 +25,21 @@ _MESSAGE_COLUMNS = (
 )
 _SESSION_COLUMNS = "id, user_id, title, policy, persona_ids, metadata, created_at, updated_at"
 
+# the message, and the session's updated_at when it is new (returning the session)
+_SESSION_AS = ", ".join(f"{c} AS s_{c}" for c in _SESSION_COLUMNS.split(", "))
+_STORE_USER_MESSAGE = (
+    "WITH added AS ("
+    " INSERT INTO messages (id, session_id, role, user_id, speaker, text, client_msg_id)"
+    " SELECT %s, s.id, 'user', %s, %s, %s, %s FROM sessions s"
+    " WHERE s.id = %s AND s.closed_at IS NULL"
+    " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
+    f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
+    "), touched AS ("
+    " UPDATE sessions SET updated_at = now() WHERE id = %s AND EXISTS (SELECT 1 FROM added)"
+    f" RETURNING {_SESSION_AS}"
+    ") SELECT * FROM added, touched"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -172,28 +187,37 @@ class Transcripts:
     ) -> tuple[Message, bool]:
         """Store a user message once; a retry with the same ``client_msg_id`` returns the
         stored message and ``False``."""
+        message, session = await self.store_user_message(
+            session_id, user_id=user_id, speaker=speaker, text=text, client_msg_id=client_msg_id
+        )
+        return message, session is not None
+
+    async def store_user_message(
+        self,
+        session_id: uuid.UUID,
+        *,
+        user_id: str,
+        speaker: str,
+        text: str,
+        client_msg_id: str,
+    ) -> tuple[Message, Session | None]:
+        """Store a user message once, in one statement that also returns its session as
+        it is now (its personas and policy for the turns to come). A retry with the same
+        ``client_msg_id`` returns the stored message and ``None``."""
         async with self._pool.connection() as conn:
-            # one statement: the message, and the session's updated_at when it is new
             cur = await conn.cursor(row_factory=dict_row).execute(
-                "WITH added AS ("
-                " INSERT INTO messages (id, session_id, role, user_id, speaker, text,"
-                " client_msg_id) SELECT %s, s.id, 'user', %s, %s, %s, %s FROM sessions s"
-                " WHERE s.id = %s AND s.closed_at IS NULL"
-                " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
-                f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
-                "), touched AS ("
-                " UPDATE sessions SET updated_at = now()"
-                " WHERE id = %s AND EXISTS (SELECT 1 FROM added)"
-                f") SELECT {_MESSAGE_COLUMNS} FROM added",
+                _STORE_USER_MESSAGE,
                 (uuid.uuid4(), user_id, speaker, text, client_msg_id, session_id, session_id),
             )
             row = await cur.fetchone()
             if row is not None:
-                return _message(row), True
+                message = {k: v for k, v in row.items() if not k.startswith("s_")}
+                session = {k[2:]: v for k, v in row.items() if k.startswith("s_")}
+                return _message(message), _session(session)
         existing = await self.user_message(session_id, client_msg_id)
         if existing is None:
             raise SessionNotFound(str(session_id))
-        return existing, False
+        return existing, None
 
     async def user_message(self, session_id: uuid.UUID, client_msg_id: str) -> Message | None:
         """The stored user message with this ``client_msg_id``, if any."""

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from runtime.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
 
 log = logging.getLogger(__name__)
+_OWNERS_KEPT = 100_000  # sessions whose owner a send can check without a read
 
 
 class ChatError(RuntimeLayerError):
@@ -61,6 +63,7 @@ class ChatService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._session_locks: dict[uuid.UUID, asyncio.Lock] = {}
         self._interrupts: dict[uuid.UUID, asyncio.Event] = {}
+        self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 
     # sessions -----------------------------------------------------------------------
 
@@ -102,14 +105,24 @@ class ChatService:
             title=title,
             metadata=metadata,
         )
+        self._owner_seen(session)
         return session, found
 
     async def session_for(self, principal: Principal, session_id: uuid.UUID) -> Session:
         """The session, if the caller may see it (its owner, or an admin)."""
         session = await self.services.memory.transcripts.get_session(session_id)
+        self._owner_seen(session)
         if session.user_id != principal.user_id and not principal.is_admin:
             raise ChatError("forbidden", f"session '{session_id}' is not yours")
         return session
+
+    def _owner_seen(self, session: Session) -> None:
+        # a session's owner never changes, so a send need not read the session first
+        # to check it: the statement that stores the message returns the session
+        self._owners[session.id] = session.user_id
+        self._owners.move_to_end(session.id)
+        if len(self._owners) > _OWNERS_KEPT:
+            self._owners.popitem(last=False)
 
     async def history(
         self, principal: Principal, session_id: uuid.UUID, *, before: int | None, limit: int
@@ -132,7 +145,7 @@ class ChatService:
         events: TurnEvents,
         to: Sequence[str] = (),
         mode: str | None = None,
-        on_accepted: Callable[[Session], Awaitable[None]] | None = None,
+        on_accepted: Callable[[uuid.UUID], Awaitable[None]] | None = None,
     ) -> Sent:
         """Store the user message exactly once and start its turns in the background.
         A resend of an accepted ``client_msg_id`` returns the stored message and starts
@@ -145,21 +158,22 @@ class ChatService:
             raise ChatError("text_too_long", f"text: longer than {limit} characters")
         if not text.strip():
             raise ChatError("invalid_payload", "text: must not be blank")
-        session = await self.session_for(principal, session_id)
+        if self._owners.get(session_id) != principal.user_id:
+            await self.session_for(principal, session_id)  # an admin's, or not known yet
         if on_accepted is not None:
-            await on_accepted(session)
+            await on_accepted(session_id)
         transcripts = self.services.memory.transcripts
         try:
             held = await self.limiter.admit(principal.user_id)
         except RateLimited:
             # a resend of a message already accepted is answered, not refused
-            stored = await transcripts.user_message(session.id, client_msg_id)
+            stored = await transcripts.user_message(session_id, client_msg_id)
             if stored is not None:
                 return Sent(stored, duplicate=True)
             raise
         try:
-            message, created = await transcripts.append_user_message(
-                session.id,
+            message, session = await transcripts.store_user_message(
+                session_id,
                 user_id=principal.user_id,
                 speaker=user_name,
                 text=text,
@@ -168,7 +182,7 @@ class ChatService:
         except BaseException:
             await self.limiter.release_turn(principal.user_id, held)
             raise
-        if not created:
+        if session is None:
             await self.limiter.release_turn(principal.user_id, held)
             return Sent(message, duplicate=True)
         interrupt = self._interrupts.get(session.id)

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from agents.tracker import TraitUpdate
 from agents.types import NullEvents
-from memory.transcripts import Message, Session
+from memory.transcripts import Message
 from personas import Persona
 from runtime.auth import AuthError, Principal, verify_token
 from runtime.chat import ChatService
@@ -275,10 +275,10 @@ class ChatNamespace(socketio.AsyncNamespace):
         principal, name, _ = await self._who(sid)
         chat = self._chat()
 
-        async def join(session: Session) -> None:
+        async def join(session_id: uuid.UUID) -> None:
             # a tab that sends into a session it has not joined joins it (and sees the
             # reply); send calls this once the session is known to be the caller's
-            await self.enter_room(sid, room(session.id), namespace=NAMESPACE)
+            await self.enter_room(sid, room(session_id), namespace=NAMESPACE)
 
         sent = await chat.send(
             principal,

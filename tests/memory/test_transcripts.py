@@ -35,6 +35,25 @@ async def test_user_message_is_stored_once_per_client_id(setup: Any) -> None:
     assert await transcripts.count(session.id) == 1
 
 
+async def test_storing_a_message_returns_its_session_as_it_is_now(setup: Any) -> None:
+    """The turns that follow read the session's personas and policy from the statement
+    that stored the message; a resend stores nothing and returns no session."""
+    transcripts, pid = setup
+    session = await transcripts.create_session("alice", [pid])
+    await transcripts.set_personas(session.id, [pid, pid], "round_robin")
+    message, now = await transcripts.store_user_message(
+        session.id, user_id="alice", speaker="Alice", text="hi", client_msg_id="c1"
+    )
+    assert now is not None and now.id == session.id and now.user_id == "alice"
+    assert (now.persona_ids, now.policy) == ((pid, pid), "round_robin")
+    assert now.updated_at >= session.updated_at and message.session_id == session.id
+    again, none = await transcripts.store_user_message(
+        session.id, user_id="alice", speaker="Alice", text="hi again", client_msg_id="c1"
+    )
+    assert none is None and again == message
+    assert await transcripts.count(session.id) == 1
+
+
 async def test_reply_is_stored_once_per_user_message_and_persona(setup: Any) -> None:
     transcripts, pid = setup
     session = await transcripts.create_session("alice", [pid])

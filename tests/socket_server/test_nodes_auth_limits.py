@@ -59,6 +59,10 @@ async def test_users_only_see_their_own_sessions(server: Server, connect: Any) -
     alice = await connect(server, user="alice")
     bob = await connect(server, user="bob")
     session = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]
+    sent = await alice.call(
+        "message.send", {"session_id": session["id"], "text": "mine", "client_msg_id": "a1"}
+    )
+    assert sent["ok"], sent  # the server now knows the session's owner without a read
     for event, data in [
         ("session.start", {"session_id": session["id"]}),
         ("session.history", {"session_id": session["id"]}),

@@ -14,7 +14,7 @@ import socketio
 from aiohttp import web
 
 from runtime.chat import ChatService
-from runtime.loop import freeze_start_up_objects
+from runtime.loop import tune_collector
 from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
@@ -76,7 +76,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                 namespace=settings.redis_prefix,
             )
             app[CHAT] = ChatService(services, limiter, metrics)
-            frozen = freeze_start_up_objects()
+            frozen = tune_collector()
             log.info("%d start-up objects frozen out of garbage collection", frozen)
             if not sio.manager_initialized:
                 # subscribe now, not at the first connection (python-socketio's default):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from memory.remote import IndexHost
 from runtime.errors import RuntimeLayerError
-from runtime.loop import freeze_start_up_objects
+from runtime.loop import tune_collector
 from runtime.migrate import migrate_url
 from runtime.services import resolved_urls, vector_index
 from runtime.settings import Settings
@@ -72,7 +72,7 @@ async def supervise(settings: Settings, command: Sequence[str] | None = None) ->
             host = IndexHost(lambda dim: vector_index(own, dim), settings.home / "index.sock")
             await stack.enter_async_context(host)
             env["PERSONAE_INDEX_SOCKET"] = str(host.path)
-        freeze_start_up_objects()  # a full collection here stalls every worker's index calls
+        tune_collector()  # a full collection here stalls every worker's index calls
         await _Supervisor(settings, command, env).run()
 
 

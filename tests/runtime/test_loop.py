@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 
 import pytest
@@ -28,3 +29,16 @@ def test_asking_for_uvloop_without_it_is_a_clear_error(monkeypatch: pytest.Monke
     with pytest.raises(RuntimeError, match="uvloop is not installed"):
         loop.loop_factory("uvloop")
     assert loop.loop_factory("auto") is None
+
+
+def test_tune_collector_freezes_what_exists_and_makes_young_collections_rarer() -> None:
+    before = gc.get_threshold()
+    kept = [object() for _ in range(10)]  # alive now: frozen with the rest
+    try:
+        frozen = loop.tune_collector()
+        assert frozen == gc.get_freeze_count() > len(kept)
+        assert gc.get_threshold() == loop.COLLECTOR_THRESHOLDS
+        assert loop.COLLECTOR_THRESHOLDS[0] > before[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -63,6 +63,7 @@ T = TypeVar("T")
 _BACKEND = "qdrant-edge"
 _CONFIG_FILE = "edge_config.json"
 UPSERT_CHUNK = 256
+SMALL_WRITE = 8  # points an upsert may have to run inline (see _write)
 
 
 class EdgeMemoryIndex(PayloadSetters):
@@ -88,6 +89,7 @@ class EdgeMemoryIndex(PayloadSetters):
         self._shard: qe.EdgeShard | None = None
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
+        self._writes_queued = 0
 
     @property
     def dim(self) -> int:
@@ -167,12 +169,21 @@ class EdgeMemoryIndex(PayloadSetters):
             raise IndexNotOpen(_BACKEND)
         return self._shard
 
-    async def _write(self, op: str, fn: Callable[[qe.EdgeShard], T]) -> T:
+    async def _write(self, op: str, fn: Callable[[qe.EdgeShard], T], *, small: bool = False) -> T:
+        """Run a write on the writer thread, in order. A ``small`` one (a turn's few
+        points) runs inline when no other write is queued or running: the hop to the
+        thread and back cost more than the write, which holds the GIL anyway."""
         shard = self._require()
         assert self._writer is not None
-        return await asyncio.get_running_loop().run_in_executor(
-            self._writer, _guarded, op, fn, shard
-        )
+        if small and not self._writes_queued:
+            return _guarded(op, fn, shard)
+        self._writes_queued += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer, _guarded, op, fn, shard
+            )
+        finally:
+            self._writes_queued -= 1
 
     async def _read(self, op: str, fn: Callable[[qe.EdgeShard], T]) -> T:
         shard = self._require()
@@ -191,7 +202,11 @@ class EdgeMemoryIndex(PayloadSetters):
             chunk = records[start : start + UPSERT_CHUNK]
             rows = matrix[start : start + UPSERT_CHUNK]
             points = [_point(record, row.tolist()) for record, row in zip(chunk, rows, strict=True)]
-            await self._write("upsert", partial(_apply, qe.UpdateOperation.upsert_points(points)))
+            await self._write(
+                "upsert",
+                partial(_apply, qe.UpdateOperation.upsert_points(points)),
+                small=len(points) <= SMALL_WRITE,
+            )
 
     async def delete(
         self,

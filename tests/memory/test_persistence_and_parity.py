@@ -85,3 +85,38 @@ async def test_both_backends_rank_the_same_data_the_same_way(tmp_path: Path) -> 
         assert [t for t, _ in edge] == [t for t, _ in server]
         assert [s for _, s in edge] == pytest.approx([s for _, s in server], abs=1e-5)
     assert any(len(r) == 7 for r in rankings["edge"])  # the pinned one joined some results
+
+
+async def test_edge_writes_land_in_the_order_they_were_issued(
+    tmp_path: Path, embedder: FakeEmbedder
+) -> None:
+    """A turn's small upsert may run inline, but never ahead of a write already queued
+    on the writer thread."""
+    import asyncio
+    import threading
+    from dataclasses import replace
+
+    import qdrant_edge as qe
+
+    from memory.edge import _apply, _point
+
+    fact = record("I live in Bern")
+    (old,) = await embedder.embed([fact.text])
+    release = threading.Event()
+
+    def slow_write(shard: qe.EdgeShard) -> None:  # an import's chunk, taking its time
+        release.wait(10)
+        _apply(qe.UpdateOperation.upsert_points([_point(fact, old.tolist())]), shard)
+
+    async with EdgeMemoryIndex(tmp_path / "qdrant", dim=DIM) as index:
+        queued = asyncio.create_task(index._write("upsert", slow_write))
+        await asyncio.sleep(0.05)  # on the writer thread, waiting
+        later = asyncio.create_task(
+            remember(index, embedder, [replace(fact, text="I moved to Prague")])
+        )
+        await asyncio.sleep(0.05)
+        release.set()
+        await queued
+        await later
+        stored = await index.get(fact.id)
+        assert stored is not None and stored.text == "I moved to Prague"

@@ -1,8 +1,8 @@
 """Trait tracking: store each reply's observations, keep the persona's observed profile
 per session and overall, compute drift, and evolve opted-in traits.
 
-Per reply, one transaction stores the observations, the message's summary and the
-session profile. The overall profile of a persona is shared by all of its sessions (and
+Per reply, one statement stores the observations, the message's summary and the
+session profile (see :meth:`TraitTracker.record`). The overall profile of a persona is shared by all of its sessions (and
 nodes), so folding every reply into its row would serialise all turns of a popular
 persona on one row lock: replies are queued per persona instead and folded in batches
 (every ``flush_s``), which is also when drift metrics are stored and evolution runs.

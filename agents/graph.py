@@ -37,6 +37,10 @@ from memory.types import ScoredMemory, Vector
 from personas import Persona, PersonaError
 
 
+_END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
+assert _END == END
+
+
 class TurnState(TypedDict, total=False):
     request: TurnRequest
     persona: Persona
@@ -170,7 +174,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         update: TurnState = {"message": message, "timings": timings}
         if state["status"] == "incomplete":
             await events.failed(persona, state["error_code"], state["error"])
-            return Command(update=update, goto=END)
+            return Command(update=update, goto=_END)
         return Command(update=update, goto="extract_traits")
 
     async def extract_traits(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
@@ -363,7 +367,7 @@ async def _end_failed(
     await events.failed(persona, code, reason)
     return Command(
         update={"status": "failed", "error_code": code, "error": reason, "timings": timings},
-        goto=END,
+        goto=_END,
     )
 
 

@@ -104,7 +104,8 @@ def _cpu_s(pid: int) -> float:
 
 def cpu_by_part(server_pid: int) -> dict[str, float]:
     """CPU seconds used so far by the server process, by its worker processes (if it
-    has any), by this process (the clients), and by every PostgreSQL and Redis server process on the machine."""
+    has any), by this process (the clients), and by every PostgreSQL and Redis server
+    process on the machine."""
     parts = {"server": _cpu_s(server_pid), "workers": 0.0, "clients": time.process_time()}
     try:
         parts["workers"] = sum(_cpu_s(c) for c in _children(server_pid))

@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace) -> None:
 
             async def worker(i: int, n: int, keep: bool) -> None:
                 for j in range(n):
-                    message, _ = await transcripts.append_user_message(
+                    message, _ = await transcripts.store_user_message(
                         sessions[i].id, user_id=f"user{i}", speaker="User",
                         text=f"Message {j}: I like tea and chess.", client_msg_id=f"{keep}-{j}",
                     )

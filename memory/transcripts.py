@@ -176,22 +176,6 @@ class Transcripts:
             raise SessionNotFound(str(session_id))
         return _session(row)
 
-    async def append_user_message(
-        self,
-        session_id: uuid.UUID,
-        *,
-        user_id: str,
-        speaker: str,
-        text: str,
-        client_msg_id: str,
-    ) -> tuple[Message, bool]:
-        """Store a user message once; a retry with the same ``client_msg_id`` returns the
-        stored message and ``False``."""
-        message, session = await self.store_user_message(
-            session_id, user_id=user_id, speaker=speaker, text=text, client_msg_id=client_msg_id
-        )
-        return message, session is not None
-
     async def store_user_message(
         self,
         session_id: uuid.UUID,

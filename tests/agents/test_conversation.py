@@ -67,7 +67,7 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
         )
         transcripts = services.memory.transcripts
         session = await transcripts.create_session("u1", [ada.id, blaise.id], policy="all")
-        user_msg, _ = await transcripts.append_user_message(
+        user_msg, _ = await transcripts.store_user_message(
             session.id, user_id="u1", speaker="Uma", text="What is a wager?", client_msg_id="m1"
         )
         rec = Recorder()
@@ -119,10 +119,10 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
         assert results[0].traits is not None and 0.0 <= results[0].traits.session_drift.score <= 1.0
 
         # a retried send (same client_msg_id) creates no second message nor reply
-        again, created = await transcripts.append_user_message(
+        again, stored_now = await transcripts.store_user_message(
             session.id, user_id="u1", speaker="Uma", text="What is a wager?", client_msg_id="m1"
         )
-        assert not created and again.id == user_msg.id
+        assert stored_now is None and again.id == user_msg.id
         calls = model.calls
         await services.director.respond(session, again, user_name="Uma", events=Recorder())
         assert model.calls == calls
@@ -136,7 +136,7 @@ async def test_mention_policy_and_llm_failure_keeps_user_message(services_factor
         blaise = await services.personas.create(definition("blaise", name="Blaise Pascal"), ADMIN)
         transcripts = services.memory.transcripts
         session = await transcripts.create_session("u1", [ada.id, blaise.id], policy="mention")
-        msg, _ = await transcripts.append_user_message(
+        msg, _ = await transcripts.store_user_message(
             session.id,
             user_id="u1",
             speaker="Uma",

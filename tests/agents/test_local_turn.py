@@ -27,7 +27,7 @@ async def test_a_turn_on_the_local_model_streams_and_stores(services_factory: An
         )
         transcripts = services.memory.transcripts
         session = await transcripts.create_session("u1", [persona.id])
-        msg, _ = await transcripts.append_user_message(
+        msg, _ = await transcripts.store_user_message(
             session.id,
             user_id="u1",
             speaker="Uma",

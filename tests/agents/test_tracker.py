@@ -31,7 +31,7 @@ async def replies(
 ) -> list[uuid.UUID]:
     ids = []
     for i in range(n):
-        user, _ = await transcripts.append_user_message(
+        user, _ = await transcripts.store_user_message(
             session_id, user_id="u1", speaker="Ann", text=f"question {i}", client_msg_id=f"c{i}"
         )
         message, _ = await transcripts.append_persona_message(

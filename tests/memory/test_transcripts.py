@@ -24,13 +24,13 @@ async def test_user_message_is_stored_once_per_client_id(setup: Any) -> None:
     session = await transcripts.create_session("alice", [pid])
     results = await asyncio.gather(
         *(
-            transcripts.append_user_message(
+            transcripts.store_user_message(
                 session.id, user_id="alice", speaker="Alice", text="hello", client_msg_id="c1"
             )
             for _ in range(5)
         )
     )
-    assert sum(created for _, created in results) == 1
+    assert sum(stored_now is not None for _, stored_now in results) == 1
     assert len({m.id for m, _ in results}) == 1
     assert await transcripts.count(session.id) == 1
 
@@ -57,7 +57,7 @@ async def test_storing_a_message_returns_its_session_as_it_is_now(setup: Any) ->
 async def test_reply_is_stored_once_per_user_message_and_persona(setup: Any) -> None:
     transcripts, pid = setup
     session = await transcripts.create_session("alice", [pid])
-    user_msg, _ = await transcripts.append_user_message(
+    user_msg, _ = await transcripts.store_user_message(
         session.id, user_id="alice", speaker="Alice", text="hi", client_msg_id="c1"
     )
     first, created = await transcripts.append_persona_message(
@@ -74,7 +74,7 @@ async def test_history_pages_backwards_oldest_first(setup: Any) -> None:
     transcripts, pid = setup
     session = await transcripts.create_session("alice", [pid])
     for i in range(7):
-        await transcripts.append_user_message(
+        await transcripts.store_user_message(
             session.id, user_id="alice", speaker="Alice", text=f"m{i}", client_msg_id=f"c{i}"
         )
     page = await transcripts.history(session.id, limit=3)
@@ -90,7 +90,7 @@ async def test_unknown_session_is_a_clear_error(setup: Any) -> None:
     with pytest.raises(SessionNotFound):
         await transcripts.get_session(uuid.uuid4())
     with pytest.raises(SessionNotFound):
-        await transcripts.append_user_message(
+        await transcripts.store_user_message(
             uuid.uuid4(), user_id="a", speaker="A", text="x", client_msg_id="c"
         )
 
@@ -101,7 +101,7 @@ async def test_forget_session_and_user(setup: Any) -> None:
     s2 = await transcripts.create_session("alice", [pid])
     s3 = await transcripts.create_session("bob", [pid])
     for s in (s1, s2, s3):
-        await transcripts.append_user_message(
+        await transcripts.store_user_message(
             s.id, user_id=s.user_id, speaker="x", text="t", client_msg_id="c"
         )
     assert await transcripts.delete_session(s1.id) == 1

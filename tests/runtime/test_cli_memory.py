@@ -114,7 +114,7 @@ async def test_prompt_shows_traits_beliefs_memories_and_transcript(
     assert row is not None
     transcripts = Transcripts(db)
     session = await transcripts.create_session("uma", [row[0]])
-    await transcripts.append_user_message(
+    await transcripts.store_user_message(
         session.id,
         user_id="uma",
         speaker="Uma",

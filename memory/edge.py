@@ -10,6 +10,12 @@ millisecond, so by default they run inline: a thread hop would cost more than it
 (see docs/memory.md). ``optimize()`` builds the HNSW graphs and holds the GIL while it
 does (minutes at 100k points on 2 cores): run it at start-up or from maintenance, not
 while serving. Unoptimized segments are searched exactly through the payload indexes.
+
+Searches ask the shard for ids and scores only: turning stored payloads into Python
+objects cost more than the search itself. Records come from an in-process LRU of recent
+memories (``records_cached``), filled by this index's own upserts and, on a miss, by one
+``retrieve``. Every write through this index updates or drops what it changes; the
+shard has no other writer (one process opens a folder).
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -64,6 +71,7 @@ _BACKEND = "qdrant-edge"
 _CONFIG_FILE = "edge_config.json"
 UPSERT_CHUNK = 256
 SMALL_WRITE = 8  # points an upsert may have to run inline (see _write)
+RECORDS_CACHED = 20_000  # recent memories kept as records (about 1 KB each)
 
 
 class EdgeMemoryIndex(PayloadSetters):
@@ -81,6 +89,7 @@ class EdgeMemoryIndex(PayloadSetters):
         dim: int,
         weights: ScoringWeights | None = None,
         offload_reads: bool = False,
+        records_cached: int = RECORDS_CACHED,
     ) -> None:
         self._path = Path(path)
         self._dim = dim
@@ -90,6 +99,11 @@ class EdgeMemoryIndex(PayloadSetters):
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._writes_queued = 0
+        self._records: OrderedDict[uuid.UUID, MemoryRecord] = OrderedDict()
+        self._records_cached = records_cached
+        # bumped after every write: a read that began before it does not fill the cache
+        # (it may hold what the write replaced)
+        self._epoch = 0
 
     @property
     def dim(self) -> int:
@@ -201,11 +215,23 @@ class EdgeMemoryIndex(PayloadSetters):
         for start in range(0, len(records), UPSERT_CHUNK):
             chunk = records[start : start + UPSERT_CHUNK]
             rows = matrix[start : start + UPSERT_CHUNK]
-            points = [_point(record, row.tolist()) for record, row in zip(chunk, rows, strict=True)]
-            await self._write(
-                "upsert",
-                partial(_apply, qe.UpdateOperation.upsert_points(points)),
-                small=len(points) <= SMALL_WRITE,
+            payloads = [to_payload(record) for record in chunk]
+            points = [
+                _point(record, row.tolist(), payload)
+                for record, row, payload in zip(chunk, rows, payloads, strict=True)
+            ]
+            try:
+                await self._write(
+                    "upsert",
+                    partial(_apply, qe.UpdateOperation.upsert_points(points)),
+                    small=len(points) <= SMALL_WRITE,
+                )
+            finally:
+                self._changed(record.id for record in chunk)
+            # cached as a read would give them back (created_at in UTC, say)
+            self._remember(
+                from_payload(record.id, payload)
+                for record, payload in zip(chunk, payloads, strict=True)
             )
 
     async def delete(
@@ -220,7 +246,10 @@ class EdgeMemoryIndex(PayloadSetters):
             return
         where = Conditions(persona_id=persona_id, user_id=user_id, ids=frozenset(memory_ids))
         operation = qe.UpdateOperation.delete_points_by_filter(_filter(where))
-        await self._write("delete", lambda shard: shard.update(operation))
+        try:
+            await self._write("delete", lambda shard: shard.update(operation))
+        finally:
+            self._changed(memory_ids)
 
     async def forget_session(self, session_id: str, *, persona_id: str | None = None) -> int:
         """Delete every memory of a session (of one persona, or of all); returns how many."""
@@ -239,11 +268,57 @@ class EdgeMemoryIndex(PayloadSetters):
                 shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
             return found
 
-        return await self._write("forget", run)
+        try:
+            return await self._write("forget", run)
+        finally:
+            self._changed(None)
 
     async def _set_payload(self, memory_id: uuid.UUID, values: dict[str, Any]) -> None:
         operation = qe.UpdateOperation.set_payload([memory_id], values)
-        await self._write("set_payload", lambda shard: shard.update(operation))
+        try:
+            await self._write("set_payload", lambda shard: shard.update(operation))
+        finally:
+            self._changed([memory_id])
+
+    # ---- cached records ---------------------------------------------------------------
+
+    def _changed(self, ids: Iterable[uuid.UUID] | None) -> None:
+        """Forget cached records a write changed (``None``: every record)."""
+        self._epoch += 1
+        if ids is None:
+            self._records.clear()
+            return
+        for memory_id in ids:
+            self._records.pop(memory_id, None)
+
+    def _remember(self, records: Iterable[MemoryRecord]) -> None:
+        cache = self._records
+        for record in records:
+            cache[record.id] = record
+            cache.move_to_end(record.id)
+        while len(cache) > self._records_cached:
+            cache.popitem(last=False)
+
+    async def _records_for(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, MemoryRecord]:
+        """The records of ``ids`` that exist: from the cache, the rest in one read."""
+        cache = self._records
+        found: dict[uuid.UUID, MemoryRecord] = {}
+        missing: list[uuid.UUID] = []
+        for memory_id in ids:
+            record = cache.get(memory_id)
+            if record is None:
+                missing.append(memory_id)
+            else:
+                cache.move_to_end(memory_id)
+                found[memory_id] = record
+        if missing:
+            epoch = self._epoch
+            read = await self._read("retrieve", lambda shard: shard.retrieve(missing, True, False))
+            fresh = [from_payload(p.id, p.payload) for p in read if p.payload is not None]
+            if epoch == self._epoch:
+                self._remember(fresh)
+            found.update((record.id, record) for record in fresh)
+        return found
 
     async def optimize(self) -> bool:
         """Merge segments and build HNSW graphs; returns whether anything changed.
@@ -269,15 +344,25 @@ class EdgeMemoryIndex(PayloadSetters):
     ) -> FirstPass:
         scope = Conditions.of(query.as_filter())
         dense = query.vector.tolist()
-        requests = [_nearest(dense, DENSE, scope, weights.dense_candidates)]
+        requests = [_nearest(dense, DENSE, scope, weights.dense_candidates, False)]
         if terms:
-            requests.append(_nearest(_sparse(terms), KEYWORDS, scope, weights.keyword_candidates))
+            requests.append(
+                _nearest(_sparse(terms), KEYWORDS, scope, weights.keyword_candidates, False)
+            )
         if weights.pinned_limit:
             pinned = replace(scope, pinned=True)
-            requests.append(_nearest(dense, DENSE, pinned, weights.pinned_limit))
+            requests.append(_nearest(dense, DENSE, pinned, weights.pinned_limit, False))
         batch = qe.QueryBatchRequest(requests)
         results = await self._read("search", lambda shard: shard.query_batch(batch))
-        hits = [[Hit(as_uuid(p.id), p.score, p.payload or {}) for p in found] for found in results]
+        records = await self._records_for({as_uuid(p.id) for found in results for p in found})
+        hits = [
+            [
+                Hit(record.id, p.score, record)
+                for p in found
+                if (record := records.get(as_uuid(p.id))) is not None
+            ]
+            for found in results
+        ]
         return FirstPass(
             dense=hits[0],
             keyword=hits[1] if terms else [],
@@ -329,10 +414,9 @@ class EdgeMemoryIndex(PayloadSetters):
         self, memory_id: uuid.UUID, *, persona_id: str | None = None, user_id: str | None = None
     ) -> MemoryRecord | None:
         """The memory with this id, or ``None`` if absent or outside the given scope."""
-        found = await self._read("get", lambda shard: shard.retrieve([memory_id], True, False))
-        if not found or found[0].payload is None:
+        record = (await self._records_for([memory_id])).get(memory_id)
+        if record is None:
             return None
-        record = from_payload(found[0].id, found[0].payload)
         if persona_id is not None and record.persona_id != persona_id:
             return None
         if user_id is not None and record.user_id != user_id:
@@ -363,12 +447,12 @@ def _close(shard: qe.EdgeShard) -> None:
     shard.close()
 
 
-def _point(record: MemoryRecord, dense: list[float]) -> qe.Point:
+def _point(record: MemoryRecord, dense: list[float], payload: dict[str, Any]) -> qe.Point:
     vectors: dict[str, Any] = {DENSE: dense}
     terms = document_terms(record.text)
     if terms:
         vectors[KEYWORDS] = _sparse(terms)
-    return qe.Point(record.id, vectors, to_payload(record))
+    return qe.Point(record.id, vectors, payload)
 
 
 def _sparse(terms: SparseTerms) -> qe.SparseVector:

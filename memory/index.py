@@ -356,7 +356,7 @@ def make_page(rows: Sequence[MemoryRecord], limit: int, after: Cursor | None) ->
 class Hit:
     id: uuid.UUID
     score: float
-    payload: Mapping[str, Any]
+    record: MemoryRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,27 +399,27 @@ async def hybrid_search(
     """
     terms = query_terms(query.text)
     first = await source.first_pass(query, terms, weights)
-    payloads: dict[uuid.UUID, Mapping[str, Any]] = {}
+    records: dict[uuid.UUID, MemoryRecord] = {}
     cosine: dict[uuid.UUID, float] = {}
     bm25: dict[uuid.UUID, float] = {}
     for hit in (*first.dense, *first.pinned):
         cosine[hit.id] = hit.score
-        payloads[hit.id] = hit.payload
+        records[hit.id] = hit.record
     for hit in first.keyword:
         bm25[hit.id] = hit.score
-        payloads[hit.id] = hit.payload
-    need_cosine = frozenset(payloads.keys() - cosine.keys())
+        records[hit.id] = hit.record
+    need_cosine = frozenset(records.keys() - cosine.keys())
     keyword_list_full = len(first.keyword) >= weights.keyword_candidates
     need_bm25 = (
-        frozenset(payloads.keys() - bm25.keys()) if terms and keyword_list_full else frozenset()
+        frozenset(records.keys() - bm25.keys()) if terms and keyword_list_full else frozenset()
     )
     if need_cosine or need_bm25:
         more_cosine, more_bm25 = await source.exact_scores(query, terms, need_cosine, need_bm25)
         cosine.update(more_cosine)
         bm25.update(more_bm25)
     candidates = [
-        Candidate(from_payload(pid, payload), cosine.get(pid, 0.0), bm25.get(pid, 0.0))
-        for pid, payload in payloads.items()
+        Candidate(record, cosine.get(pid, 0.0), bm25.get(pid, 0.0))
+        for pid, record in records.items()
     ]
     now = query.now or utc_now()
     return rank(candidates, weights, k=query.k, now=as_utc(now, "now"))

@@ -222,7 +222,10 @@ class ServerMemoryIndex(PayloadSetters):
                 _nearest(dense, DENSE, replace(scope, pinned=True), weights.pinned_limit)
             )
         results = await self._require().query_batch_points(self._collection, requests)
-        hits = [[Hit(as_uuid(p.id), p.score, p.payload or {}) for p in r.points] for r in results]
+        hits = [
+            [Hit(as_uuid(p.id), p.score, from_payload(p.id, p.payload or {})) for p in r.points]
+            for r in results
+        ]
         return FirstPass(
             dense=hits[0],
             keyword=hits[1] if terms else [],

@@ -82,14 +82,8 @@ def score(candidate: Candidate, weights: ScoringWeights, now: datetime) -> Score
     relevance = min(max(candidate.cosine, 0.0), 1.0)
     keyword = keyword_relevance(candidate.bm25, weights.keyword_saturation)
     fresh = recency(record.created_at, now, weights.half_life_hours)
-    total = (
-        weights.relevance * relevance
-        + weights.keyword * keyword
-        + weights.recency * fresh
-        + weights.importance * record.importance
-    )
     return ScoreBreakdown(
-        total=total,
+        total=_weighted(weights, relevance, keyword, fresh, record.importance),
         relevance=relevance,
         keyword=keyword,
         keyword_raw=max(candidate.bm25, 0.0),
@@ -99,27 +93,43 @@ def score(candidate: Candidate, weights: ScoringWeights, now: datetime) -> Score
     )
 
 
+def _weighted(
+    weights: ScoringWeights, relevance: float, keyword: float, fresh: float, importance: float
+) -> float:
+    return (
+        weights.relevance * relevance
+        + weights.keyword * keyword
+        + weights.recency * fresh
+        + weights.importance * importance
+    )
+
+
 def rank(
     candidates: Iterable[Candidate], weights: ScoringWeights, *, k: int, now: datetime
 ) -> list[ScoredMemory]:
     """The best ``k`` candidates, plus pinned ones outside them (up to ``pinned_limit``),
-    best first. Ties (to 1e-6, so float32 and float64 stores agree) go to the newer."""
-    scored = [ScoredMemory(c.record, score(c, weights, now)) for c in candidates]
-    scored.sort(key=_order)
-    chosen = scored[:k]
-    pinned_in = sum(1 for s in chosen if s.record.pinned)
-    for extra in scored[k:]:
+    best first. Ties (to 1e-6, so float32 and float64 stores agree) go to the newer,
+    then to the smaller id. Only the chosen get a score breakdown."""
+    ordered = sorted(candidates, key=lambda c: _order(c, weights, now))
+    chosen = ordered[:k]
+    pinned_in = sum(1 for c in chosen if c.record.pinned)
+    for extra in ordered[k:]:
         if pinned_in >= weights.pinned_limit:
             break
         if extra.record.pinned:
             chosen.append(extra)
             pinned_in += 1
-    return chosen
+    return [ScoredMemory(c.record, score(c, weights, now)) for c in chosen]
 
 
-def _order(item: ScoredMemory) -> tuple[float, float, str]:
-    return (
-        -round(item.score.total, 6),
-        -item.record.created_at.timestamp(),
-        str(item.record.id),
+def _order(c: Candidate, weights: ScoringWeights, now: datetime) -> tuple[float, float, int]:
+    record = c.record
+    total = _weighted(
+        weights,
+        min(max(c.cosine, 0.0), 1.0),
+        keyword_relevance(c.bm25, weights.keyword_saturation),
+        recency(record.created_at, now, weights.half_life_hours),
+        record.importance,
     )
+    # a UUID's integer orders as its (fixed-width, lower-case hex) text does
+    return (-round(total, 6), -record.created_at.timestamp(), record.id.int)

@@ -99,6 +99,7 @@ async def test_edge_writes_land_in_the_order_they_were_issued(
     import qdrant_edge as qe
 
     from memory.edge import _apply, _point
+    from memory.index import to_payload
 
     fact = record("I live in Bern")
     (old,) = await embedder.embed([fact.text])
@@ -106,7 +107,7 @@ async def test_edge_writes_land_in_the_order_they_were_issued(
 
     def slow_write(shard: qe.EdgeShard) -> None:  # an import's chunk, taking its time
         release.wait(10)
-        _apply(qe.UpdateOperation.upsert_points([_point(fact, old.tolist())]), shard)
+        _apply(qe.UpdateOperation.upsert_points([_point(fact, old.tolist(), to_payload(fact))]), shard)
 
     async with EdgeMemoryIndex(tmp_path / "qdrant", dim=DIM) as index:
         queued = asyncio.create_task(index._write("upsert", slow_write))
@@ -118,5 +119,6 @@ async def test_edge_writes_land_in_the_order_they_were_issued(
         release.set()
         await queued
         await later
+        index._changed(None)  # read what the shard holds, not the cached record
         stored = await index.get(fact.id)
         assert stored is not None and stored.text == "I moved to Prague"

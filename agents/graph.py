@@ -1,16 +1,17 @@
 """The turn graph: one compiled LangGraph ``StateGraph`` serves every persona.
 
-``load_persona -> retrieve_memories -> compose_prompt -> call_llm -> persist ->
-extract_traits``. The critical path before the first token is the first three nodes;
-``persist`` stores the reply and reports ``done``, and ``extract_traits`` then embeds
-the reply once, stores both lines as memories and the reply's trait observations.
+``prepare -> call_llm -> persist -> extract_traits``. ``prepare`` is the critical path
+before the first token: it loads the persona, then retrieves memories (Qdrant) and reads
+the recent transcript (PostgreSQL) at once, and composes the prompt. ``persist`` stores
+the reply and reports ``done``; ``extract_traits`` then embeds the reply once, stores
+both lines as memories and the reply's trait observations.
 
 Each run gets a :class:`TurnContext` (LangGraph's runtime context) holding the
 transport's events: nodes report as they go (``started``, every token as the model
 streams it, ``done``, ``failed``, ``traits``). The nodes that can end a turn early
-(``load_persona``, ``call_llm``, ``persist``) route with ``Command``; the rest are
-plain edges. Both cost less per turn than conditional-edge routers and LangGraph's
-``custom``/``updates`` streams, which this graph used to report through."""
+(``prepare``, ``call_llm``, ``persist``) route with ``Command``; the last edge is plain.
+LangGraph costs about 0.2 ms of CPU per node run, so steps that always run together
+share a node (see docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,10 @@ from agents.prompt import Line, Prompt, PromptInput, Recollection, compose
 from agents.tracker import TraitUpdate
 from agents.traits import TraitObservation, extract
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult, TurnStatus
-from memory.service import NewMemory
-from memory.transcripts import Message
+from memory.service import NewMemory, Recall
+from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, Vector
 from personas import Persona, PersonaError
-
 
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
 assert _END == END
@@ -69,9 +69,9 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
     """The compiled turn graph for ``services``; build once per process."""
     cfg = services.config
 
-    async def load_persona(
+    async def prepare(
         state: TurnState, runtime: Runtime[TurnContext]
-    ) -> Command[Literal["retrieve_memories", "__end__"]]:
+    ) -> Command[Literal["call_llm", "__end__"]]:
         t0 = time.perf_counter()
         request, events = state["request"], runtime.context.events
         try:
@@ -79,32 +79,38 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         except PersonaError as exc:
             return await _end_failed(events, None, "persona_not_found", str(exc), {})
         await events.started(persona, request.reply_id)
+        t1 = time.perf_counter()
+
+        async def recall() -> tuple[Recall, float]:
+            found = await services.memory.recall(
+                persona_id=str(persona.id),
+                user_id=request.user_id,
+                text=request.user_message.text,
+                k=cfg.memory_k,
+            )
+            return found, _ms(t1)
+
+        # the memories (Qdrant) and the recent transcript (PostgreSQL) at once
+        (found, retrieve_ms), recent = await asyncio.gather(
+            recall(), recent_lines(services, request)
+        )
+        prompt = await compose_from(services, request, persona, found.memories, recent)
+        load_ms = (t1 - t0) * 1000
         return Command(
-            update={"persona": persona, "timings": {"load_persona_ms": _ms(t0)}},
-            goto="retrieve_memories",
+            update={
+                "persona": persona,
+                "query_vector": found.vector,
+                "memories": found.memories,
+                "prompt": prompt,
+                "timings": {
+                    "load_persona_ms": load_ms,
+                    "retrieve_ms": retrieve_ms,
+                    # the rest: the transcript read outlasting the recall, and composing
+                    "compose_ms": _ms(t0) - load_ms - retrieve_ms,
+                },
+            },
+            goto="call_llm",
         )
-
-    async def retrieve_memories(state: TurnState) -> TurnState:
-        t0 = time.perf_counter()
-        request, persona = state["request"], state["persona"]
-        recall = await services.memory.recall(
-            persona_id=str(persona.id),
-            user_id=request.user_id,
-            text=request.user_message.text,
-            k=cfg.memory_k,
-        )
-        return {
-            "query_vector": recall.vector,
-            "memories": recall.memories,
-            "timings": {"retrieve_ms": _ms(t0)},
-        }
-
-    async def compose_prompt(state: TurnState) -> TurnState:
-        t0 = time.perf_counter()
-        prompt = await prompt_for(
-            services, state["request"], state["persona"], state.get("memories", [])
-        )
-        return {"prompt": prompt, "timings": {"compose_ms": _ms(t0)}}
 
     async def call_llm(
         state: TurnState, runtime: Runtime[TurnContext]
@@ -112,8 +118,11 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         outcome = await stream_reply(state, runtime.context.events)
         if outcome["status"] == "failed":
             return await _end_failed(
-                runtime.context.events, state["persona"], outcome["error_code"],
-                outcome["error"], outcome["timings"],
+                runtime.context.events,
+                state["persona"],
+                outcome["error_code"],
+                outcome["error"],
+                outcome["timings"],
             )
         return Command(update=outcome, goto="persist")
 
@@ -216,7 +225,10 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                 message.text, [t.name for t in persona.own_traits]
             )
         update = await services.tracker.record(
-            persona, request.session_id, message.id, observations,
+            persona,
+            request.session_id,
+            message.id,
+            observations,
             _observed_summary(observations),
         )
         await runtime.context.events.traits(persona, update)
@@ -227,15 +239,11 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         }
 
     graph = StateGraph(TurnState, context_schema=TurnContext)
-    graph.add_node("load_persona", load_persona)
-    graph.add_node("retrieve_memories", retrieve_memories)
-    graph.add_node("compose_prompt", compose_prompt)
+    graph.add_node("prepare", prepare)
     graph.add_node("call_llm", call_llm)
     graph.add_node("persist", persist)
     graph.add_node("extract_traits", extract_traits)
-    graph.add_edge(START, "load_persona")
-    graph.add_edge("retrieve_memories", "compose_prompt")
-    graph.add_edge("compose_prompt", "call_llm")
+    graph.add_edge(START, "prepare")
     graph.add_edge("extract_traits", END)
     return graph.compile(name="persona-turn")
 
@@ -269,10 +277,25 @@ async def prompt_for(
     memories: Sequence[ScoredMemory],
 ) -> Prompt:
     """The prompt a turn uses: also what ``personae prompt`` prints."""
-    cfg = services.config
-    recent = await services.memory.transcripts.recent_lines(
-        request.session_id, cfg.transcript_lines + 1
+    recent = await recent_lines(services, request)
+    return await compose_from(services, request, persona, memories, recent)
+
+
+async def recent_lines(services: AgentServices, request: TurnRequest) -> tuple[SpokenLine, ...]:
+    """The session's latest lines, enough for the prompt's transcript."""
+    return await services.memory.transcripts.recent_lines(
+        request.session_id, services.config.transcript_lines + 1
     )
+
+
+async def compose_from(
+    services: AgentServices,
+    request: TurnRequest,
+    persona: Persona,
+    memories: Sequence[ScoredMemory],
+    recent: Sequence[SpokenLine],
+) -> Prompt:
+    cfg = services.config
     lines = [
         Line(m.speaker, m.text, own=m.persona_id == persona.id)
         for m in recent

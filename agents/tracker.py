@@ -6,7 +6,7 @@ session profile (see :meth:`TraitTracker.record`). The overall profile of a pers
 nodes), so folding every reply into its row would serialise all turns of a popular
 persona on one row lock: replies are queued per persona instead and folded in batches
 (every ``flush_s``), which is also when drift metrics are stored and evolution runs.
-Profiles are cached in-process, so ``compose_prompt`` reads drift without the database."""
+Profiles are cached in-process, so ``prepare`` reads drift without the database."""
 
 from __future__ import annotations
 

@@ -12,11 +12,9 @@ def test_the_turn_graph_runs_its_nodes_in_order_and_ends_early_only_where_it_may
     services: Any = SimpleNamespace(config=None)  # building reads no service
     edges = {(e.source, e.target) for e in build_graph(services).get_graph().edges}
     assert edges == {
-        ("__start__", "load_persona"),
-        ("load_persona", "retrieve_memories"),
-        ("load_persona", "__end__"),  # unknown or inactive persona
-        ("retrieve_memories", "compose_prompt"),
-        ("compose_prompt", "call_llm"),
+        ("__start__", "prepare"),
+        ("prepare", "call_llm"),
+        ("prepare", "__end__"),  # unknown or inactive persona
         ("call_llm", "persist"),
         ("call_llm", "__end__"),  # model unavailable, timed out or empty
         ("persist", "extract_traits"),

@@ -27,7 +27,9 @@ async def test_writes_show_in_the_next_search(tmp_path: Path, embedder: FakeEmbe
     async with EdgeMemoryIndex(tmp_path / "qdrant", dim=DIM) as index:
         await remember(index, embedder, [bern, tea, chess])
         assert {r.record.text for r in await search(index, embedder, "Bern")} == {
-            "I live in Bern", "I like tea", "I play chess",
+            "I live in Bern",
+            "I like tea",
+            "I play chess",
         }
 
         await index.set_pinned(bern.id, True)

@@ -1,17 +1,17 @@
 """The turn graph: one compiled LangGraph ``StateGraph`` serves every persona.
 
-``prepare -> call_llm -> persist -> extract_traits``. ``prepare`` is the critical path
-before the first token: it loads the persona, then retrieves memories (Qdrant) and reads
-the recent transcript (PostgreSQL) at once, and composes the prompt. ``persist`` stores
-the reply and reports ``done``; ``extract_traits`` then embeds the reply once, stores
-both lines as memories and the reply's trait observations.
+``prepare -> respond -> extract_traits``. ``prepare`` is the critical path before the
+first token: it loads the persona, then retrieves memories (Qdrant) and reads the recent
+transcript (PostgreSQL) at once, and composes the prompt. ``respond`` streams the reply
+from the model, stores it and reports ``done``; ``extract_traits`` then embeds the reply
+once, stores both lines as memories and the reply's trait observations.
 
 Each run gets a :class:`TurnContext` (LangGraph's runtime context) holding the
 transport's events: nodes report as they go (``started``, every token as the model
-streams it, ``done``, ``failed``, ``traits``). The nodes that can end a turn early
-(``prepare``, ``call_llm``, ``persist``) route with ``Command``; the last edge is plain.
-LangGraph costs about 0.2 ms of CPU per node run, so steps that always run together
-share a node (see docs/performance.md)."""
+streams it, ``done``, ``failed``, ``traits``). ``prepare`` and ``respond`` may end a
+turn early and route with ``Command``; the last edge is plain. LangGraph costs about
+0.2 ms of CPU per node run, so steps that always run together share a node (see
+docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
 
     async def prepare(
         state: TurnState, runtime: Runtime[TurnContext]
-    ) -> Command[Literal["call_llm", "__end__"]]:
+    ) -> Command[Literal["respond", "__end__"]]:
         t0 = time.perf_counter()
         request, events = state["request"], runtime.context.events
         try:
@@ -109,22 +109,33 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                     "compose_ms": _ms(t0) - load_ms - retrieve_ms,
                 },
             },
-            goto="call_llm",
+            goto="respond",
         )
 
-    async def call_llm(
+    async def respond(
         state: TurnState, runtime: Runtime[TurnContext]
-    ) -> Command[Literal["persist", "__end__"]]:
-        outcome = await stream_reply(state, runtime.context.events)
+    ) -> Command[Literal["extract_traits", "__end__"]]:
+        events = runtime.context.events
+        outcome = await stream_reply(state, events)
         if outcome["status"] == "failed":
             return await _end_failed(
-                runtime.context.events,
+                events,
                 state["persona"],
                 outcome["error_code"],
                 outcome["error"],
                 outcome["timings"],
             )
-        return Command(update=outcome, goto="persist")
+        timings = {**state.get("timings", {}), **outcome["timings"]}
+        message, stored = await store_reply({**state, **outcome, "timings": timings}, runtime)
+        update: TurnState = {
+            **outcome,
+            "message": message,
+            "timings": {**outcome["timings"], **stored},
+        }
+        if outcome["status"] == "incomplete":
+            await events.failed(state["persona"], outcome["error_code"], outcome["error"])
+            return Command(update=update, goto=_END)
+        return Command(update=update, goto="extract_traits")
 
     async def stream_reply(state: TurnState, events: TurnEvents) -> TurnState:
         t0 = time.perf_counter()
@@ -163,11 +174,13 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             timings["first_token_ms"] = (first - t0) * 1000
         return {"reply": reply, "status": "complete", "timings": timings}
 
-    async def persist(
+    async def store_reply(
         state: TurnState, runtime: Runtime[TurnContext]
-    ) -> Command[Literal["extract_traits", "__end__"]]:
+    ) -> tuple[Message, dict[str, float]]:
+        """Store the reply (complete, or a broken stream's partial one) and report
+        ``done`` with the turn's timings."""
         t0 = time.perf_counter()
-        request, persona, events = state["request"], state["persona"], runtime.context.events
+        request, persona = state["request"], state["persona"]
         message, _ = await services.memory.transcripts.append_persona_message(
             request.session_id,
             persona_id=persona.id,
@@ -175,16 +188,12 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             text=state["reply"],
             reply_to=request.user_message.id,
             status=state["status"],
-            timings={k: round(v, 2) for k, v in state.get("timings", {}).items()},
+            timings={k: round(v, 2) for k, v in state["timings"].items()},
             message_id=request.reply_id,
         )
         timings = {"persist_ms": _ms(t0), "turn_ms": _ms(runtime.context.started_at)}
-        await events.done(persona, message, {**state.get("timings", {}), **timings})
-        update: TurnState = {"message": message, "timings": timings}
-        if state["status"] == "incomplete":
-            await events.failed(persona, state["error_code"], state["error"])
-            return Command(update=update, goto=_END)
-        return Command(update=update, goto="extract_traits")
+        await runtime.context.events.done(persona, message, {**state["timings"], **timings})
+        return message, timings
 
     async def extract_traits(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
         t0 = time.perf_counter()
@@ -240,8 +249,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
 
     graph = StateGraph(TurnState, context_schema=TurnContext)
     graph.add_node("prepare", prepare)
-    graph.add_node("call_llm", call_llm)
-    graph.add_node("persist", persist)
+    graph.add_node("respond", respond)
     graph.add_node("extract_traits", extract_traits)
     graph.add_edge(START, "prepare")
     graph.add_edge("extract_traits", END)

@@ -13,11 +13,11 @@ def test_the_turn_graph_runs_its_nodes_in_order_and_ends_early_only_where_it_may
     edges = {(e.source, e.target) for e in build_graph(services).get_graph().edges}
     assert edges == {
         ("__start__", "prepare"),
-        ("prepare", "call_llm"),
+        ("prepare", "respond"),
         ("prepare", "__end__"),  # unknown or inactive persona
-        ("call_llm", "persist"),
-        ("call_llm", "__end__"),  # model unavailable, timed out or empty
-        ("persist", "extract_traits"),
-        ("persist", "__end__"),  # a broken stream's partial reply is stored, not mined
+        ("respond", "extract_traits"),
+        # the model unavailable, timed out or empty; or a broken stream's partial reply,
+        # stored but not mined
+        ("respond", "__end__"),
         ("extract_traits", "__end__"),
     }

@@ -35,7 +35,10 @@ async def replies(
             session_id, user_id="u1", speaker="Ann", text=f"question {i}", client_msg_id=f"c{i}"
         )
         message, _ = await transcripts.append_persona_message(
-            session_id, persona_id=persona.id, speaker=persona.name, text=f"answer {i}",
+            session_id,
+            persona_id=persona.id,
+            speaker=persona.name,
+            text=f"answer {i}",
             reply_to=user.id,
         )
         ids.append(message.id)
@@ -130,3 +133,26 @@ async def test_a_failing_record_stores_nothing_of_that_reply(
     await tracker.record(persona, session.id, message_id, reply(2), {"x": 1})
     profile, observations, _ = await stored(db, persona, session.id)
     assert (profile["turns"], observations) == (1, 2)
+
+
+async def test_deleting_a_session_deletes_its_observations(
+    db: AsyncConnectionPool[Any], store: PersonaStore
+) -> None:
+    """Observations hang off their reply's message (the persona and session columns are
+    not foreign keys), so a forgotten session takes them along."""
+    persona = await store.create(definition(), ADMIN)
+    transcripts = Transcripts(db)
+    kept = await transcripts.create_session("u1", [persona.id])
+    forgotten = await transcripts.create_session("u1", [persona.id])
+    tracker = TraitTracker(db, store)
+    for session in (kept, forgotten):
+        for i, message_id in enumerate(await replies(transcripts, persona, session.id, 2)):
+            await tracker.record(persona, session.id, message_id, reply(i), {})
+    await transcripts.delete_session(forgotten.id)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT session_id, count(*) FROM trait_observations"
+            " WHERE persona_id = %s GROUP BY session_id",
+            (persona.id,),
+        )
+        assert await cur.fetchall() == [(kept.id, 4)]

@@ -50,6 +50,7 @@ class Stats:
     acked: list[tuple[str, str]] = field(default_factory=list)  # (session, message id)
     done: list[str] = field(default_factory=list)  # reply ids
     per_minute: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list))
+    token_frames: list[int] = field(default_factory=list)  # message.token events per reply
     # (ttft ms, the server's own timings of that turn), to see where the tail goes
     traced: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
@@ -142,18 +143,21 @@ class Bot:
         self.sid = ""
         self._sent_at = 0.0
         self._first: float | None = None
+        self._token_frames = 0
         self._done = asyncio.Event()
         self.sio.on("message.token", self._on_token, namespace="/chat")
         self.sio.on("message.done", self._on_done, namespace="/chat")
         self.sio.on("message.error", self._on_error, namespace="/chat")
 
     async def _on_token(self, data: Any) -> None:
+        self._token_frames += 1
         if self._first is None:
             self._first = time.perf_counter()
 
     async def _on_done(self, data: Any) -> None:
         now = time.perf_counter()
         self.stats.done.append(data["message"]["id"])
+        self.stats.token_frames.append(self._token_frames)
         if self._first is not None:
             ttft = (self._first - self._sent_at) * 1000
             self.stats.ttft.append(ttft)
@@ -182,6 +186,7 @@ class Bot:
 
     async def turn(self, i: int, deadline: float) -> bool:
         self._first = None
+        self._token_frames = 0
         self._done.clear()
         self._sent_at = time.perf_counter()
         cid = f"b{self.n}-{i}"
@@ -341,6 +346,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for q, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
             },
             "fake_stream_ms": round(args.tokens * args.token_delay * 1000, 1),
+            "token_frames_per_reply": {
+                "p50": pct([float(n) for n in stats.token_frames], 0.5),
+                "p95": pct([float(n) for n in stats.token_frames], 0.95),
+            },
             # CPU time per completed turn, by process: steadier than turns/s on a machine
             # shared with other work, and it says where the machine's cores go
             "cpu_ms_per_turn": {

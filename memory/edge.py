@@ -99,7 +99,8 @@ class EdgeMemoryIndex(PayloadSetters):
         self._writer: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
         self._writes_queued = 0
-        self._records: OrderedDict[uuid.UUID, MemoryRecord] = OrderedDict()
+        # keyed by the id's integer: a UUID hashes and compares in Python, an int in C
+        self._records: OrderedDict[int, MemoryRecord] = OrderedDict()
         self._records_cached = records_cached
         # bumped after every write: a read that began before it does not fill the cache
         # (it may hold what the write replaced)
@@ -289,35 +290,38 @@ class EdgeMemoryIndex(PayloadSetters):
             self._records.clear()
             return
         for memory_id in ids:
-            self._records.pop(memory_id, None)
+            self._records.pop(memory_id.int, None)
 
     def _remember(self, records: Iterable[MemoryRecord]) -> None:
         cache = self._records
         for record in records:
-            cache[record.id] = record
-            cache.move_to_end(record.id)
+            key = record.id.int
+            cache[key] = record
+            cache.move_to_end(key)
         while len(cache) > self._records_cached:
             cache.popitem(last=False)
 
-    async def _records_for(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, MemoryRecord]:
-        """The records of ``ids`` that exist: from the cache, the rest in one read."""
+    async def _records_for(self, ids: Iterable[uuid.UUID]) -> dict[int, MemoryRecord]:
+        """The records of ``ids`` that exist, by their id's integer: from the cache, the
+        rest in one read."""
         cache = self._records
-        found: dict[uuid.UUID, MemoryRecord] = {}
+        found: dict[int, MemoryRecord] = {}
         missing: list[uuid.UUID] = []
         for memory_id in ids:
-            record = cache.get(memory_id)
+            key = memory_id.int
+            record = cache.get(key)
             if record is None:
                 missing.append(memory_id)
             else:
-                cache.move_to_end(memory_id)
-                found[memory_id] = record
+                cache.move_to_end(key)
+                found[key] = record
         if missing:
             epoch = self._epoch
             read = await self._read("retrieve", lambda shard: shard.retrieve(missing, True, False))
             fresh = [from_payload(p.id, p.payload) for p in read if p.payload is not None]
             if epoch == self._epoch:
                 self._remember(fresh)
-            found.update((record.id, record) for record in fresh)
+            found.update((record.id.int, record) for record in fresh)
         return found
 
     async def optimize(self) -> bool:
@@ -354,14 +358,15 @@ class EdgeMemoryIndex(PayloadSetters):
             requests.append(_nearest(dense, DENSE, pinned, weights.pinned_limit, False))
         batch = qe.QueryBatchRequest(requests)
         results = await self._read("search", lambda shard: shard.query_batch(batch))
-        records = await self._records_for({as_uuid(p.id) for found in results for p in found})
+        ids = [[as_uuid(p.id) for p in found] for found in results]
+        records = await self._records_for({i for found in ids for i in found})
         hits = [
             [
                 Hit(record.id, p.score, record)
-                for p in found
-                if (record := records.get(as_uuid(p.id))) is not None
+                for p, i in zip(found, found_ids, strict=True)
+                if (record := records.get(i.int)) is not None
             ]
-            for found in results
+            for found, found_ids in zip(results, ids, strict=True)
         ]
         return FirstPass(
             dense=hits[0],
@@ -414,7 +419,7 @@ class EdgeMemoryIndex(PayloadSetters):
         self, memory_id: uuid.UUID, *, persona_id: str | None = None, user_id: str | None = None
     ) -> MemoryRecord | None:
         """The memory with this id, or ``None`` if absent or outside the given scope."""
-        record = (await self._records_for([memory_id])).get(memory_id)
+        record = (await self._records_for([memory_id])).get(memory_id.int)
         if record is None:
             return None
         if persona_id is not None and record.persona_id != persona_id:

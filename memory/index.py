@@ -399,27 +399,32 @@ async def hybrid_search(
     """
     terms = query_terms(query.text)
     first = await source.first_pass(query, terms, weights)
-    records: dict[uuid.UUID, MemoryRecord] = {}
-    cosine: dict[uuid.UUID, float] = {}
-    bm25: dict[uuid.UUID, float] = {}
+    # keyed by the id's integer: a UUID hashes and compares in Python, an int in C
+    records: dict[int, MemoryRecord] = {}
+    cosine: dict[int, float] = {}
+    bm25: dict[int, float] = {}
     for hit in (*first.dense, *first.pinned):
-        cosine[hit.id] = hit.score
-        records[hit.id] = hit.record
+        key = hit.id.int
+        cosine[key] = hit.score
+        records[key] = hit.record
     for hit in first.keyword:
-        bm25[hit.id] = hit.score
-        records[hit.id] = hit.record
-    need_cosine = frozenset(records.keys() - cosine.keys())
+        key = hit.id.int
+        bm25[key] = hit.score
+        records[key] = hit.record
+    need_cosine = frozenset(records[key].id for key in records.keys() - cosine.keys())
     keyword_list_full = len(first.keyword) >= weights.keyword_candidates
     need_bm25 = (
-        frozenset(records.keys() - bm25.keys()) if terms and keyword_list_full else frozenset()
+        frozenset(records[key].id for key in records.keys() - bm25.keys())
+        if terms and keyword_list_full
+        else frozenset()
     )
     if need_cosine or need_bm25:
         more_cosine, more_bm25 = await source.exact_scores(query, terms, need_cosine, need_bm25)
-        cosine.update(more_cosine)
-        bm25.update(more_bm25)
+        cosine.update((memory_id.int, score) for memory_id, score in more_cosine.items())
+        bm25.update((memory_id.int, score) for memory_id, score in more_bm25.items())
     candidates = [
-        Candidate(record, cosine.get(pid, 0.0), bm25.get(pid, 0.0))
-        for pid, record in records.items()
+        Candidate(record, cosine.get(key, 0.0), bm25.get(key, 0.0))
+        for key, record in records.items()
     ]
     now = query.now or utc_now()
     return rank(candidates, weights, k=query.k, now=as_utc(now, "now"))

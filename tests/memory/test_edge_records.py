@@ -76,7 +76,7 @@ async def test_a_read_overtaken_by_a_write_does_not_fill_the_cache(
 
         index._read = overtaken  # type: ignore[method-assign]
         assert await index.get(bern.id) == bern
-        assert bern.id not in index._records
+        assert bern.id.int not in index._records
         index._read = read  # type: ignore[method-assign]
         assert await index.get(bern.id) == bern
-        assert bern.id in index._records
+        assert bern.id.int in index._records

@@ -116,7 +116,12 @@ def vector_index(settings: Settings, dim: int) -> VectorIndex:
     if settings.qdrant_url:
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return ServerMemoryIndex(settings.qdrant_url, dim=dim, api_key=key, weights=weights)
-    return EdgeMemoryIndex(settings.home / "qdrant", dim=dim, weights=weights)
+    return EdgeMemoryIndex(
+        settings.home / "qdrant",
+        dim=dim,
+        weights=weights,
+        records_cached=settings.memory_records_cached,
+    )
 
 
 @asynccontextmanager

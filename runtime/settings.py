@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     memory_weight_keyword: float = Field(default=0.6, ge=0, le=10)
     memory_weight_recency: float = Field(default=0.3, ge=0, le=10)
     memory_weight_importance: float = Field(default=0.3, ge=0, le=10)
+    memory_records_cached: int = Field(
+        default=20_000,
+        ge=0,
+        le=10_000_000,
+        description="recent memories the embedded store keeps as records (about 1 KB each)",
+    )
     transcript_lines: int = Field(default=12, ge=0, le=200)
     prompt_budget_tokens: int = Field(default=1536, ge=256, le=200_000)
     drift_threshold: float = Field(default=0.25, gt=0, le=1)

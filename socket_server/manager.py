@@ -12,75 +12,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
-from engineio import packet as eio_packet
 from redis.exceptions import RedisError
-from socketio import packet
 
 log = logging.getLogger(__name__)
 
 
-class InlineDelivery(socketio.AsyncManager):  # type: ignore[misc]
-    """Delivers an emit to this node's clients without a task per recipient.
-
-    python-socketio's manager starts a task for each recipient and waits for them all,
-    so every emit suspends the emitting turn for at least two turns of the event loop,
-    though sending only puts the packet on each client's queue (its writer task does
-    the socket write). Under load a loop turn is milliseconds, and a reply's path to
-    its first token has two emits. Here each recipient's packet is queued in turn,
-    in the same order; a client that went away meanwhile is skipped."""
-
-    async def emit(
-        self,
-        event: str,
-        data: Any,
-        namespace: str,
-        room: str | None = None,
-        skip_sid: Any = None,
-        callback: Any = None,
-        to: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if callback is not None:  # a packet per recipient, each with its own ack id
-            return await super().emit(  # type: ignore[no-any-return]
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
-            )
-        room = to or room
-        if namespace not in self.rooms:
-            return None
-        if isinstance(data, tuple):
-            args = list(data)
-        else:
-            args = [] if data is None else [data]
-        skip = skip_sid if isinstance(skip_sid, list) else [skip_sid]
-        # taken before the first send: a client may leave the room while this awaits
-        recipients = [eio for sid, eio in self.get_participants(namespace, room) if sid not in skip]
-        if not recipients:
-            return None
-        encoded = self.server.packet_class(
-            packet.EVENT, namespace=namespace, data=[event, *args]
-        ).encode()
-        frames = [
-            eio_packet.Packet(eio_packet.MESSAGE, part)
-            for part in (encoded if isinstance(encoded, list) else [encoded])
-        ]
-        for eio_sid in recipients:
-            for frame in frames:
-                try:
-                    await self.server._send_eio_packet(eio_sid, frame)
-                except Exception as exc:  # noqa: BLE001  (one gone client must not stop the rest)
-                    log.debug("socket.io: not sent to %s: %s", eio_sid, exc)
-                    break
-        return None
-
-
-class RedisManager(socketio.AsyncRedisManager, InlineDelivery):  # type: ignore[misc]
+class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
     """Emits reach this node's clients first (python-socketio does that), then Redis.
 
     A node alone on the channel does not publish: Redis would only echo every emit back

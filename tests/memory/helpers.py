@@ -11,6 +11,7 @@ from typing import Any, Self
 from memory import (
     EdgeMemoryIndex,
     FakeEmbedder,
+    MemoryQuery,
     MemoryRecord,
     ScoringWeights,
     ServerMemoryIndex,
@@ -84,3 +85,13 @@ async def remember(
     batch = list(records)
     await index.upsert(batch, await embedder.embed([r.text for r in batch]))
     return batch
+
+
+async def query(
+    embedder: FakeEmbedder, text: str, *, user_id: str | None = "ann", **fields: object
+) -> MemoryQuery:
+    """A query of persona 'einstein' for user 'ann' (unless told otherwise), k=5, at
+    :data:`NOW`."""
+    values: dict[str, object] = {"persona_id": "einstein", "k": 5, "now": NOW}
+    values.update(fields)
+    return MemoryQuery(user_id=user_id, text=text, vector=await embedder.embed_one(text), **values)  # type: ignore[arg-type]

@@ -6,20 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from memory import EdgeMemoryIndex, FakeEmbedder, MemoryQuery
-from tests.memory.helpers import DIM, NOW, record, remember
+from memory import EdgeMemoryIndex, FakeEmbedder
+from tests.memory.helpers import DIM, query, record, remember
 
 
 async def search(index: EdgeMemoryIndex, embedder: FakeEmbedder, text: str) -> list[Any]:
-    query = MemoryQuery(
-        persona_id="einstein",
-        user_id="ann",
-        text=text,
-        vector=await embedder.embed_one(text),
-        k=10,
-        now=NOW,
-    )
-    return await index.search(query)
+    return await index.search(await query(embedder, text, k=10))
 
 
 async def test_writes_show_in_the_next_search(tmp_path: Path, embedder: FakeEmbedder) -> None:

@@ -19,15 +19,7 @@ from memory import (
     ScoringWeights,
     VectorIndex,
 )
-from tests.memory.helpers import DIM, NOW, open_index, record, remember
-
-
-async def query(
-    embedder: FakeEmbedder, text: str, *, user_id: str | None = "ann", **fields: object
-) -> MemoryQuery:
-    values: dict[str, object] = {"persona_id": "einstein", "k": 5, "now": NOW}
-    values.update(fields)
-    return MemoryQuery(user_id=user_id, text=text, vector=await embedder.embed_one(text), **values)  # type: ignore[arg-type]
+from tests.memory.helpers import DIM, NOW, open_index, query, record, remember
 
 
 def texts(results: list) -> list[str]:  # type: ignore[type-arg]

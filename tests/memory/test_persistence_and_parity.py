@@ -107,7 +107,9 @@ async def test_edge_writes_land_in_the_order_they_were_issued(
 
     def slow_write(shard: qe.EdgeShard) -> None:  # an import's chunk, taking its time
         release.wait(10)
-        _apply(qe.UpdateOperation.upsert_points([_point(fact, old.tolist(), to_payload(fact))]), shard)
+        _apply(
+            qe.UpdateOperation.upsert_points([_point(fact, old.tolist(), to_payload(fact))]), shard
+        )
 
     async with EdgeMemoryIndex(tmp_path / "qdrant", dim=DIM) as index:
         queued = asyncio.create_task(index._write("upsert", slow_write))

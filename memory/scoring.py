@@ -79,9 +79,7 @@ def keyword_relevance(bm25: float, saturation: float) -> float:
 
 def score(candidate: Candidate, weights: ScoringWeights, now: datetime) -> ScoreBreakdown:
     record = candidate.record
-    relevance = min(max(candidate.cosine, 0.0), 1.0)
-    keyword = keyword_relevance(candidate.bm25, weights.keyword_saturation)
-    fresh = recency(record.created_at, now, weights.half_life_hours)
+    relevance, keyword, fresh = _parts(candidate, weights, now)
     return ScoreBreakdown(
         total=_weighted(weights, relevance, keyword, fresh, record.importance),
         relevance=relevance,
@@ -90,6 +88,17 @@ def score(candidate: Candidate, weights: ScoringWeights, now: datetime) -> Score
         recency=fresh,
         importance=record.importance,
         pinned=record.pinned,
+    )
+
+
+def _parts(
+    candidate: Candidate, weights: ScoringWeights, now: datetime
+) -> tuple[float, float, float]:
+    """Relevance, keyword and recency of a candidate, each 0..1."""
+    return (
+        min(max(candidate.cosine, 0.0), 1.0),
+        keyword_relevance(candidate.bm25, weights.keyword_saturation),
+        recency(candidate.record.created_at, now, weights.half_life_hours),
     )
 
 
@@ -124,12 +133,6 @@ def rank(
 
 def _order(c: Candidate, weights: ScoringWeights, now: datetime) -> tuple[float, float, int]:
     record = c.record
-    total = _weighted(
-        weights,
-        min(max(c.cosine, 0.0), 1.0),
-        keyword_relevance(c.bm25, weights.keyword_saturation),
-        recency(record.created_at, now, weights.half_life_hours),
-        record.importance,
-    )
+    total = _weighted(weights, *_parts(c, weights, now), record.importance)
     # a UUID's integer orders as its (fixed-width, lower-case hex) text does
     return (-round(total, 6), -record.created_at.timestamp(), record.id.int)

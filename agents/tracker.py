@@ -1,11 +1,12 @@
 """Trait tracking: store each reply's observations, keep the persona's observed profile
 per session and overall, compute drift, and evolve opted-in traits.
 
-Per reply, one statement stores the observations, the message's summary and the
-session profile (see :meth:`TraitTracker.record`). The overall profile of a persona is shared by all of its sessions (and
-nodes), so folding every reply into its row would serialise all turns of a popular
-persona on one row lock: replies are queued per persona instead and folded in batches
-(every ``flush_s``), which is also when drift metrics are stored and evolution runs.
+Per reply, one statement stores the observations (one row per reply, see migration
+0004), the message's summary and the session profile (see :meth:`TraitTracker.record`).
+The overall profile of a persona is shared by all of its sessions (and nodes), so
+folding every reply into its row would serialise all turns of a popular persona on one
+row lock: replies are queued per persona instead and folded in batches (every
+``flush_s``), which is also when drift metrics are stored and evolution runs.
 Profiles are cached in-process, so ``prepare`` reads drift without the database."""
 
 from __future__ import annotations
@@ -51,11 +52,9 @@ _SAVE_PROFILE = (
 # the profile is saved only over the turn count it was folded from (else no row)
 _RECORD = """
 WITH observed AS (
-    INSERT INTO trait_observations
-        (persona_id, session_id, message_id, trait, value, method, confidence)
-    SELECT %(persona)s, %(session)s, %(message)s, t.trait, t.value, t.method, t.confidence
-    FROM unnest(%(traits)s::text[], %(values)s::real[], %(methods)s::text[],
-                %(confidences)s::real[]) AS t (trait, value, method, confidence)
+    INSERT INTO reply_observations (message_id, persona_id, session_id, observations)
+    SELECT %(message)s, %(persona)s, %(session)s, %(observations)s
+    WHERE jsonb_array_length(%(observations)s) > 0
 ), summarised AS (
     UPDATE messages SET extracted_traits = %(summary)s WHERE id = %(message)s
 )
@@ -189,10 +188,17 @@ class TraitTracker:
                     "persona": persona.id,
                     "session": session_id,
                     "message": message_id,
-                    "traits": [o.trait for o in observations],
-                    "values": [o.value for o in observations],
-                    "methods": [o.method for o in observations],
-                    "confidences": [o.confidence for o in observations],
+                    "observations": Jsonb(
+                        [
+                            {
+                                "trait": o.trait,
+                                "value": o.value,
+                                "method": o.method,
+                                "confidence": o.confidence,
+                            }
+                            for o in observations
+                        ]
+                    ),
                     "summary": Jsonb(dict(summary)),
                     "stats": Jsonb(_encode(profile)),
                     "turns": turns,

@@ -83,3 +83,46 @@ async def test_schema_enforces_trait_range_and_message_idempotency(database_url:
             await conn.execute(insert, (uuid.uuid4(), sid))
         await conn.execute("DELETE FROM sessions WHERE id = %s", (sid,))
         await conn.execute("DELETE FROM personas WHERE id = %s", (pid,))
+
+
+async def test_observations_stored_before_0004_are_kept_one_row_per_reply(empty_db: str) -> None:
+    """0004 moves a reply's observation rows into one row per reply; the view of single
+    observations gives back what was there."""
+    shipped = shipped_migrations()
+    before = tuple(m for m in shipped if m.version < 4)
+    async with await psycopg.AsyncConnection.connect(empty_db, autocommit=True) as conn:
+        await migrate(conn, before)
+        pid, sid, mid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO personas (id, slug, name) VALUES (%s, 'obs', 'Obs')", (pid,)
+        )
+        await conn.execute(
+            "INSERT INTO sessions (id, user_id, persona_ids) VALUES (%s, 'u', %s)", (sid, [pid])
+        )
+        await conn.execute(
+            "INSERT INTO messages (id, session_id, role, persona_id, speaker, text)"
+            " VALUES (%s, %s, 'persona', %s, 'Obs', 'hello')",
+            (mid, sid, pid),
+        )
+        await conn.execute(
+            "INSERT INTO trait_observations"
+            " (persona_id, session_id, message_id, trait, value, method, confidence)"
+            " VALUES (%s, %s, %s, 'humour', 0.25, 'stylometry', 0.5),"
+            " (%s, %s, %s, 'humour', 0.75, 'judge', 1)",
+            (pid, sid, mid, pid, sid, mid),
+        )
+        assert await migrate(conn, shipped) == [m.name for m in shipped if m.version >= 4]
+        cur = await conn.execute("SELECT count(*) FROM reply_observations")
+        assert (await cur.fetchone() or (0,))[0] == 1
+        cur = await conn.execute(
+            "SELECT persona_id, session_id, trait, value, method, confidence"
+            " FROM trait_observations WHERE message_id = %s ORDER BY value",
+            (mid,),
+        )
+        assert await cur.fetchall() == [
+            (pid, sid, "humour", 0.25, "stylometry", 0.5),
+            (pid, sid, "humour", 0.75, "judge", 1.0),
+        ]
+        await conn.execute("DELETE FROM sessions WHERE id = %s", (sid,))
+        cur = await conn.execute("SELECT count(*) FROM trait_observations")
+        assert (await cur.fetchone() or (1,))[0] == 0

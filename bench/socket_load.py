@@ -143,11 +143,18 @@ class Bot:
         self.sid = ""
         self._sent_at = 0.0
         self._first: float | None = None
+        self._acked: float | None = None
+        self._started: float | None = None
         self._token_frames = 0
         self._done = asyncio.Event()
+        self.sio.on("message.started", self._on_started, namespace="/chat")
         self.sio.on("message.token", self._on_token, namespace="/chat")
         self.sio.on("message.done", self._on_done, namespace="/chat")
         self.sio.on("message.error", self._on_error, namespace="/chat")
+
+    async def _on_started(self, data: Any) -> None:
+        if self._started is None:
+            self._started = time.perf_counter()
 
     async def _on_token(self, data: Any) -> None:
         self._token_frames += 1
@@ -161,7 +168,13 @@ class Bot:
         if self._first is not None:
             ttft = (self._first - self._sent_at) * 1000
             self.stats.ttft.append(ttft)
-            self.stats.traced.append((ttft, data["message"].get("timings") or {}))
+            # when this client saw the ack and message.started, next to the server's timings
+            seen = {
+                f"client_{name}_ms": (at - self._sent_at) * 1000
+                for name, at in (("ack", self._acked), ("started", self._started))
+                if at is not None
+            }
+            self.stats.traced.append((ttft, {**(data["message"].get("timings") or {}), **seen}))
         self.stats.turn.append((now - self._sent_at) * 1000)
         self._done.set()
 
@@ -185,7 +198,7 @@ class Bot:
         self.sid = ack["session"]["id"]
 
     async def turn(self, i: int, deadline: float) -> bool:
-        self._first = None
+        self._first = self._acked = self._started = None
         self._token_frames = 0
         self._done.clear()
         self._sent_at = time.perf_counter()
@@ -211,6 +224,7 @@ class Bot:
             if code == "rate_limited":
                 await asyncio.sleep(float(ack["error"].get("retry_after", 1)))
             return False
+        self._acked = time.perf_counter()
         self.stats.acked.append((self.sid, ack["message"]["id"]))
         try:
             await asyncio.wait_for(self._done.wait(), max(1.0, deadline - time.perf_counter() + 30))

@@ -67,6 +67,7 @@ class RoomEvents:
         self._last_sent = -math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
+        self._ids: tuple[uuid.UUID, str, str] | None = None  # the reply being streamed
 
     async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
         await self._send_held()
@@ -81,7 +82,10 @@ class RoomEvents:
         )
 
     async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
-        message_id = str(reply_id)
+        if self._ids is None or self._ids[0] != reply_id:
+            # a reply's ids as text, made once rather than per token
+            self._ids = (reply_id, str(reply_id), str(persona.id))
+        _, message_id, persona_id = self._ids
         if self._held is not None and self._held["message_id"] == message_id:
             self._held_parts.append(delta)  # goes out with the held token
             return
@@ -89,7 +93,7 @@ class RoomEvents:
         payload = {
             "session_id": self._session,
             "message_id": message_id,
-            "persona_id": str(persona.id),
+            "persona_id": persona_id,
             "delta": delta,
         }
         loop = asyncio.get_running_loop()

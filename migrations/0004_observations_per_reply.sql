@@ -1,8 +1,8 @@
 -- A reply's trait observations are stored as one row per reply (a JSON array), not one
 -- row per observation: every reply wrote about seven rows, each into three indexes,
--- into a table nothing in the turn path reads. That was a third of the statement that
--- records a reply's traits. `trait_observations` stays as a view with the columns it
--- had (but its row id), so queries over single observations keep working.
+-- into a table Personae itself never reads. That was a third of the statement that
+-- records a reply's traits. `trait_observations` stays, as a view with the columns it
+-- had except its row id, so queries over single observations keep working.
 CREATE TABLE reply_observations (
     message_id   uuid PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
     persona_id   uuid NOT NULL,
@@ -15,7 +15,7 @@ CREATE INDEX reply_observations_persona ON reply_observations (persona_id, obser
 INSERT INTO reply_observations (message_id, persona_id, session_id, observations, observed_at)
 SELECT o.message_id,
        (array_agg(o.persona_id))[1],
-       (array_agg(o.session_id))[1],
+       m.session_id,  -- the message's: the observation's own column may be empty
        jsonb_agg(
            jsonb_build_object(
                'trait', o.trait, 'value', o.value, 'method', o.method,
@@ -26,7 +26,7 @@ SELECT o.message_id,
        min(o.observed_at)
 FROM trait_observations o
 JOIN messages m ON m.id = o.message_id
-GROUP BY o.message_id;
+GROUP BY o.message_id, m.session_id;
 
 DROP TABLE trait_observations;
 

@@ -109,7 +109,7 @@ async def test_observations_stored_before_0004_are_kept_one_row_per_reply(empty_
             " (persona_id, session_id, message_id, trait, value, method, confidence)"
             " VALUES (%s, %s, %s, 'humour', 0.25, 'stylometry', 0.5),"
             " (%s, %s, %s, 'humour', 0.75, 'judge', 1)",
-            (pid, sid, mid, pid, sid, mid),
+            (pid, sid, mid, pid, None, mid),  # a session column left empty: the message's
         )
         assert await migrate(conn, shipped) == [m.name for m in shipped if m.version >= 4]
         cur = await conn.execute("SELECT count(*) FROM reply_observations")

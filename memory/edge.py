@@ -362,7 +362,7 @@ class EdgeMemoryIndex(PayloadSetters):
         records = await self._records_for({i for found in ids for i in found})
         hits = [
             [
-                Hit(record.id, p.score, record)
+                Hit(p.score, record)
                 for p, i in zip(found, found_ids, strict=True)
                 if (record := records.get(i.int)) is not None
             ]

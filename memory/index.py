@@ -354,7 +354,6 @@ def make_page(rows: Sequence[MemoryRecord], limit: int, after: Cursor | None) ->
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    id: uuid.UUID
     score: float
     record: MemoryRecord
 
@@ -404,11 +403,11 @@ async def hybrid_search(
     cosine: dict[int, float] = {}
     bm25: dict[int, float] = {}
     for hit in (*first.dense, *first.pinned):
-        key = hit.id.int
+        key = hit.record.id.int
         cosine[key] = hit.score
         records[key] = hit.record
     for hit in first.keyword:
-        key = hit.id.int
+        key = hit.record.id.int
         bm25[key] = hit.score
         records[key] = hit.record
     need_cosine = frozenset(records[key].id for key in records.keys() - cosine.keys())

@@ -223,8 +223,7 @@ class ServerMemoryIndex(PayloadSetters):
             )
         results = await self._require().query_batch_points(self._collection, requests)
         hits = [
-            [Hit(as_uuid(p.id), p.score, from_payload(p.id, p.payload or {})) for p in r.points]
-            for r in results
+            [Hit(p.score, from_payload(p.id, p.payload or {})) for p in r.points] for r in results
         ]
         return FirstPass(
             dense=hits[0],

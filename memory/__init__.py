@@ -3,9 +3,11 @@
 from memory.edge import EdgeMemoryIndex
 from memory.embedder import (
     DEFAULT_MODEL,
+    BatchedEmbedder,
     BatchStats,
     MicroBatcher,
     SentenceTransformerEmbedder,
+    VectorCache,
     resolve_model,
 )
 from memory.errors import (
@@ -24,6 +26,7 @@ from memory.fake_embedder import FakeEmbedder
 from memory.importance import HeuristicImportance, heuristic_importance
 from memory.index import VectorIndex
 from memory.keywords import SparseTerms, document_terms, query_terms, tokenize
+from memory.onnx_embedder import OnnxEmbedder, make_embedder
 from memory.qdrant_server import ServerMemoryIndex
 from memory.scoring import Candidate, ScoringWeights, keyword_relevance, rank, recency, score
 from memory.types import (
@@ -49,6 +52,7 @@ __all__ = [
     "MEMORY_KINDS",
     "SPEAKER_ROLES",
     "BatchStats",
+    "BatchedEmbedder",
     "Candidate",
     "DimensionMismatch",
     "EdgeMemoryIndex",
@@ -72,19 +76,22 @@ __all__ = [
     "MemoryQuery",
     "MemoryRecord",
     "MicroBatcher",
+    "OnnxEmbedder",
     "ScoreBreakdown",
     "ScoredMemory",
     "ScoringWeights",
     "SentenceTransformerEmbedder",
-    "SessionNotFound",
     "ServerMemoryIndex",
+    "SessionNotFound",
     "SparseTerms",
     "SpeakerRole",
     "Vector",
+    "VectorCache",
     "VectorIndex",
     "document_terms",
     "heuristic_importance",
     "keyword_relevance",
+    "make_embedder",
     "query_terms",
     "rank",
     "recency",

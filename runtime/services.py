@@ -26,10 +26,10 @@ from memory import (
     EdgeMemoryIndex,
     Embedder,
     ScoringWeights,
-    SentenceTransformerEmbedder,
     ServerMemoryIndex,
     VectorIndex,
 )
+from memory.onnx_embedder import make_embedder
 from memory.remote import RemoteIndex
 from memory.service import MemoryService
 from memory.transcripts import Transcripts
@@ -107,6 +107,17 @@ def scoring_weights(settings: Settings) -> ScoringWeights:
     )
 
 
+def embedder_for(settings: Settings) -> Embedder:
+    """The embedding model the settings choose (ONNX Runtime by default), not yet open."""
+    return make_embedder(
+        settings.embedding_model,
+        backend=settings.embedding_backend,
+        cache_dir=settings.embedding_cache_dir or settings.home / "models",
+        threads=settings.embedding_threads,
+        cache_size=settings.embedding_cache_size,
+    )
+
+
 def vector_index(settings: Settings, dim: int) -> VectorIndex:
     """Qdrant Edge under ``$PERSONAE_HOME/qdrant``, or the Qdrant server at the URL, or
     (in a worker process) the index the supervisor shares on its Unix socket."""
@@ -163,7 +174,7 @@ async def open_services(
     async with AsyncExitStack() as stack:
         core = await stack.enter_async_context(open_core(settings, migrate=migrate))
         embedder: Embedder = await stack.enter_async_context(
-            overrides.embedder or SentenceTransformerEmbedder(settings.embedding_model)
+            overrides.embedder or embedder_for(settings)
         )
         index = await stack.enter_async_context(vector_index(settings, embedder.dim))
         chat_model = overrides.chat_model or _shared_model(settings)

@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     embedding_model: str = Field(default="all-MiniLM-L6-v2", min_length=1)
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto", description="'auto': ONNX Runtime, or PyTorch where it is not usable"
+    )
+    embedding_threads: int = Field(default=1, ge=1, le=64, description="threads per embedder")
+    embedding_cache_size: int = Field(
+        default=2048, ge=0, le=1_000_000, description="recent texts whose vectors are kept"
+    )
+    embedding_cache_dir: Path | None = Field(
+        default=None, description="where the ONNX export is kept; $PERSONAE_HOME/models if unset"
+    )
     llm_judges: bool = Field(
         default=True,
         description="with a non-local model: rate memory importance and judge traits with it",

@@ -34,6 +34,13 @@ def embedded_home() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the ONNX export of the embedding model for the whole session, so
+    the model is exported once, not by every test that runs the real embedder."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
 async def server_url(embedded_home: Path) -> AsyncIterator[str]:
     """A PostgreSQL server to create test databases on."""
     url = os.environ.get("PERSONAE_TEST_DATABASE_URL")

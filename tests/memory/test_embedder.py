@@ -20,6 +20,7 @@ from memory import (
     MemoryRecord,
     MicroBatcher,
     SentenceTransformerEmbedder,
+    VectorCache,
     resolve_model,
 )
 
@@ -174,3 +175,31 @@ async def test_minilm_ranks_the_related_memory_first(
         )
     assert found[0].record.text == texts[0]
     assert found[0].score.relevance > found[1].score.relevance + 0.15
+
+
+async def test_identical_texts_in_a_burst_are_encoded_once(executor: ThreadPoolExecutor) -> None:
+    encoder = CountingEncoder()
+    encoder.release.set()
+    batcher = MicroBatcher(encoder, executor=executor, max_batch=64)
+    batcher.start()
+    try:
+        results = await asyncio.gather(*(batcher.submit([t]) for t in ["hi", "ok", "hi", "hi"]))
+    finally:
+        await batcher.stop()
+    assert sorted(t for b in encoder.batches for t in b) == ["hi", "ok"]
+    assert [r[0, 0] for r in results] == [2, 2, 2, 2]  # every caller still got its row
+    assert batcher.stats.texts == 2 and sum(batcher.stats.sizes.values()) == batcher.stats.calls
+
+
+def test_vector_cache_keeps_the_most_recent_texts_read_only() -> None:
+    cache = VectorCache(2)
+    for text in ("a", "b"):
+        cache.put(text, np.full(3, ord(text), dtype=np.float32))
+    assert cache.get("a") is not None  # "a" is now the most recent
+    cache.put("c", np.zeros(3, dtype=np.float32))
+    assert cache.get("b") is None and cache.get("a") is not None and len(cache) == 2
+    row = cache.get("a")
+    assert row is not None and not row.flags.writeable
+    off = VectorCache(0)
+    off.put("a", np.zeros(3, dtype=np.float32))
+    assert off.get("a") is None

@@ -1,0 +1,424 @@
+"""The embedding model through ONNX Runtime: the same vectors as PyTorch, at less CPU.
+
+On first use the sentence-transformers model (the packaged MiniLM by default) is
+exported once with ``torch.onnx`` (the transformer, its pooling and normalisation in one
+graph), its attention and layer norms are fused with ONNX Runtime's transformer
+optimiser, and the result is checked against PyTorch on probe sentences (cosine >=
+``MIN_COSINE`` or the export is refused). It is cached under
+``<cache_dir>/<model>-<key>/`` where the key hashes the model folder, so later starts
+load it without PyTorch. Tokenising uses the model's own ``tokenizer.json`` through
+the ``tokenizers`` package. Nothing is downloaded.
+
+:func:`make_embedder` picks the backend: ``"auto"`` (ONNX, falling back to PyTorch with
+a warning when ONNX Runtime is missing or the export fails), ``"onnx"`` (no fallback) or
+``"torch"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from memory.embedder import (
+    DEFAULT_MODEL,
+    BatchedEmbedder,
+    EncodeFn,
+    SentenceTransformerEmbedder,
+    load_sentence_transformer,
+    resolve_model,
+    set_torch_threads,
+    torch_encoder,
+)
+from memory.errors import EmbedderError
+from memory.types import Matrix
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+BackendChoice = Literal["auto", "onnx", "torch"]
+EXPORT_FORMAT = 1  # bump when the export changes, so cached exports are redone
+MIN_COSINE = 0.9999
+CHUNK = 32  # texts per ONNX run: sorted by length, so little padding
+LOCK_TIMEOUT_S = 600.0
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_PROBES = (
+    "",
+    "ok",
+    (
+        "My sister told me about her trip to Kyoto last spring and the temples there were "
+        "more beautiful than she expected."
+    ),
+    "Remember that Anna's locker code is 88412!",
+    "¿Dónde está la estación? Café, naïve, 東京, emoji 😀.",
+    "word " * 400,  # longer than the model's window: truncated the same way
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """An exported model on disk and what running it needs."""
+
+    folder: Path
+    inputs: tuple[str, ...]
+    max_length: int
+    pad_id: int
+    pad_token: str
+    dim: int
+    fused: bool
+    min_cosine: float
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / "model.onnx"
+
+    @classmethod
+    def read(cls, folder: Path) -> Export:
+        meta = json.loads((folder / "meta.json").read_text())
+        return cls(
+            folder=folder,
+            inputs=tuple(meta["inputs"]),
+            max_length=int(meta["max_length"]),
+            pad_id=int(meta["pad_id"]),
+            pad_token=str(meta["pad_token"]),
+            dim=int(meta["dim"]),
+            fused=bool(meta["fused"]),
+            min_cosine=float(meta["min_cosine"]),
+        )
+
+
+def model_key(folder: Path) -> str:
+    """A short hash of the model folder (names, sizes, small files' contents) and of the
+    export format: a changed model or export code gets a new export."""
+    digest = hashlib.sha256(f"format {EXPORT_FORMAT}".encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder)}:{size}".encode())
+        if size < 256 * 1024:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def export_folder(model: str, cache_dir: Path) -> Path:
+    source = Path(resolve_model(model))
+    if not source.is_dir():
+        raise EmbedderError(f"cannot export {model!r} to ONNX: no model folder at {source}")
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+    return cache_dir / f"{slug}-{model_key(source)}"
+
+
+def ensure_export(model: str, cache_dir: Path) -> Export:
+    """The cached export of ``model`` under ``cache_dir``, made first if missing (one
+    process at a time: others wait on a lock file and then reuse it)."""
+    folder = export_folder(model, cache_dir)
+    if (folder / "meta.json").exists():
+        return Export.read(folder)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(folder.with_name(folder.name + ".lock")):
+        if (folder / "meta.json").exists():  # another process made it meanwhile
+            return Export.read(folder)
+        began = time.perf_counter()
+        build = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache_dir))
+        try:
+            export_model(model, build)
+            os.replace(build, folder)
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
+        exported = Export.read(folder)
+        log.info(
+            "exported %s to ONNX in %.1f s (fused=%s, cosine to torch >= %.6f): %s",
+            model,
+            time.perf_counter() - began,
+            exported.fused,
+            exported.min_cosine,
+            folder,
+        )
+        return exported
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise EmbedderError(f"timed out waiting for the ONNX export lock {path}")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def export_model(model: str, folder: Path) -> None:
+    """Export ``model`` into ``folder`` (model.onnx, meta.json); raises EmbedderError if
+    the exported graph does not reproduce PyTorch's vectors."""
+    import torch
+
+    tokenizer = Path(resolve_model(model)) / "tokenizer.json"
+    if not tokenizer.is_file():
+        raise EmbedderError(f"cannot export {model!r} to ONNX: it has no tokenizer.json")
+    shutil.copyfile(tokenizer, folder / "tokenizer.json")
+    st = load_sentence_transformer_eager(model)
+    probe = st.tokenizer(
+        ["a short probe", "a somewhat longer probe sentence for the export"],
+        padding=True,
+        truncation=True,
+        return_tensors="pt",
+    )
+    inputs = tuple(name for name in _INPUTS if name in probe)
+    wrapper = _pipeline(st, inputs).eval()
+    raw = folder / "raw.onnx"
+    axes = {name: {0: "batch", 1: "tokens"} for name in inputs}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at export
+        torch.onnx.export(
+            wrapper,
+            tuple(probe[name] for name in inputs),
+            str(raw),
+            input_names=list(inputs),
+            output_names=["sentence_embedding"],
+            dynamic_axes={**axes, "sentence_embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    expected = torch_encoder(st)(list(_PROBES))
+    max_length = int(st.max_seq_length or 512)
+    pad_id = int(st.tokenizer.pad_token_id or 0)
+    pad_token = str(st.tokenizer.pad_token or "[PAD]")
+    candidates: list[tuple[Path, bool]] = []
+    fused = _fuse(raw, folder / "fused.onnx", st)
+    if fused is not None:
+        candidates.append((fused, True))
+    candidates.append((raw, False))
+    for path, is_fused in candidates:
+        spec = Export(folder, inputs, max_length, pad_id, pad_token, expected.shape[1], is_fused, 0)
+        got = OnnxEncoder(spec, path=path, threads=1)(list(_PROBES))
+        cosine = float(np.min(np.sum(got * expected, axis=1)))
+        if cosine >= MIN_COSINE:
+            path.rename(folder / "model.onnx")
+            meta = {
+                "model": model,
+                "inputs": list(inputs),
+                "max_length": max_length,
+                "pad_id": pad_id,
+                "pad_token": pad_token,
+                "dim": int(expected.shape[1]),
+                "fused": is_fused,
+                "min_cosine": cosine,
+                "format": EXPORT_FORMAT,
+            }
+            (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+            for leftover in folder.glob("*.onnx"):
+                if leftover.name != "model.onnx":
+                    leftover.unlink()
+            return
+        log.warning("ONNX export of %s (fused=%s): cosine to torch %.6f", model, is_fused, cosine)
+    raise EmbedderError(f"the ONNX export of {model!r} does not reproduce the model's vectors")
+
+
+def load_sentence_transformer_eager(model: str) -> SentenceTransformer:
+    """The model with plain ("eager") attention: it exports to the pattern ONNX Runtime
+    fuses; the default scaled-dot-product attention traces to a graph it cannot fuse."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(
+            resolve_model(model), device="cpu", model_kwargs={"attn_implementation": "eager"}
+        )
+    except (OSError, ValueError, TypeError):
+        return load_sentence_transformer(model)
+
+
+def _fuse(raw: Path, target: Path, st: SentenceTransformer) -> Path | None:
+    """ONNX Runtime's transformer fusions (attention, layer norms, GELU) for BERT-like
+    models, or None when they do not apply."""
+    config = getattr(getattr(st[0], "auto_model", None), "config", None)
+    if config is None or getattr(config, "model_type", "") != "bert":
+        return None
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fused = optimize_model(
+                str(raw),
+                model_type="bert",
+                num_heads=int(config.num_attention_heads),
+                hidden_size=int(config.hidden_size),
+                opt_level=0,
+            )
+        fused.save_model_to_file(str(target))
+    except Exception as exc:  # noqa: BLE001 - the unfused graph still works
+        log.warning("ONNX fusion skipped: %s: %s", type(exc).__name__, exc)
+        return None
+    return target
+
+
+def _pipeline_module() -> type[Any]:
+    import torch
+
+    class Pipeline(torch.nn.Module):
+        """The sentence-transformers modules (transformer, pooling, normalise) as one
+        forward taking the tokeniser's tensors positionally."""
+
+        def __init__(self, st: SentenceTransformer, inputs: tuple[str, ...]) -> None:
+            super().__init__()
+            self.st = st
+            self.inputs = inputs
+
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
+            features = dict(zip(self.inputs, tensors, strict=True))
+            out: torch.Tensor = self.st(features)["sentence_embedding"]
+            return out
+
+    return Pipeline
+
+
+def _pipeline(st: SentenceTransformer, inputs: tuple[str, ...]) -> Any:
+    return _pipeline_module()(st, inputs)
+
+
+class OnnxEncoder:
+    """The blocking encode function over an :class:`Export`: tokenise, sort by length,
+    run in chunks of ``CHUNK`` padded to their longest text, normalise, unsort."""
+
+    def __init__(self, spec: Export, *, path: Path | None = None, threads: int = 1) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # idle threads sleep instead of spinning: the cores are shared with the server
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(path or spec.model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._tokenizer = Tokenizer.from_file(str(spec.folder / "tokenizer.json"))
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(spec.max_length)
+        self._spec = spec
+
+    def __call__(self, texts: list[str]) -> Matrix:
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(texts), self._spec.dim), dtype=np.float32)
+        for start in range(0, len(order), CHUNK):
+            rows = order[start : start + CHUNK]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.full((len(rows), width), self._spec.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for j, i in enumerate(rows):
+                n = len(encodings[i].ids)
+                ids[j, :n] = encodings[i].ids
+                mask[j, :n] = 1
+                types[j, :n] = encodings[i].type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            (vectors,) = self._session.run(None, {k: feeds[k] for k in self._spec.inputs})
+            out[rows] = vectors
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return np.asarray(out / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+class OnnxEmbedder(BatchedEmbedder):
+    """The embedding model on ONNX Runtime, exported and cached under ``cache_dir``.
+
+    With ``fallback=True`` a missing ONNX Runtime or a failed export logs a warning and
+    loads the model on PyTorch instead (``backend`` says which one runs)."""
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        cache_dir: Path,
+        threads: int = 1,
+        fallback: bool = True,
+        max_batch: int = 64,
+        max_wait_s: float = 0.003,
+        timeout_s: float = 30.0,
+        cache_size: int = 2048,
+    ) -> None:
+        super().__init__(
+            model,
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            timeout_s=timeout_s,
+            cache_size=cache_size,
+        )
+        self.backend = "onnx"
+        self._cache_dir = cache_dir
+        self._threads = threads
+        self._fallback = fallback
+        self._held: object | None = None
+        self.export: Export | None = None
+
+    def _load(self) -> tuple[EncodeFn, int]:
+        try:
+            self.export = ensure_export(self._model_name, self._cache_dir)
+            encoder = OnnxEncoder(self.export, threads=self._threads)
+        except Exception as exc:  # any failure here has the same remedy
+            reason = f"{type(exc).__name__}: {exc}"
+            if not self._fallback:
+                raise EmbedderError(
+                    f"cannot run {self._model_name!r} on ONNX Runtime: {reason}"
+                ) from exc
+            log.warning(
+                "embedder %s: ONNX Runtime not usable (%s); running it on PyTorch",
+                self._model_name,
+                reason,
+            )
+            self.backend = "torch"
+            set_torch_threads(self._threads)
+            st = load_sentence_transformer(self._model_name)
+            self._held = st
+            return torch_encoder(st), int(st.get_embedding_dimension() or 0)
+        self.backend = "onnx"
+        self._held = encoder
+        return encoder, self.export.dim
+
+    def _unload(self) -> None:
+        self._held = None
+
+
+def make_embedder(
+    model: str = DEFAULT_MODEL,
+    *,
+    backend: BackendChoice = "auto",
+    cache_dir: Path,
+    threads: int = 1,
+    cache_size: int = 2048,
+) -> BatchedEmbedder:
+    """The embedder for a backend choice (see the module's docstring)."""
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, torch_threads=threads, cache_size=cache_size)
+    return OnnxEmbedder(
+        model,
+        cache_dir=cache_dir,
+        threads=threads,
+        fallback=backend == "auto",
+        cache_size=cache_size,
+    )

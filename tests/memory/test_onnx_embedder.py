@@ -1,0 +1,121 @@
+"""The ONNX Runtime embedder with the real MiniLM: PyTorch's vectors, an export made
+once and reused, batching, the text cache, and the fallback to PyTorch."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memory import (
+    EmbedderError,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    make_embedder,
+    onnx_embedder,
+)
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "",
+    "ok",
+    "How is your dog doing?",
+    (
+        "My sister told me about her trip to Kyoto last spring and the temples there were "
+        "more beautiful than she expected."
+    ),
+    "Remember that Anna's locker code is 88412!",
+    "¿Dónde está la estación? Café, naïve, 東京, emoji 😀.",
+    "I have been learning the violin for three years " * 30,  # past the 256-token window
+    *(f"I visited city number {i} with my friend and we ate {'very ' * i}well" for i in range(40)),
+]
+
+
+@pytest.fixture(scope="module")
+async def onnx(model_cache: Path) -> AsyncIterator[OnnxEmbedder]:
+    async with OnnxEmbedder(cache_dir=model_cache, fallback=False) as embedder:
+        yield embedder
+
+
+@pytest.fixture(scope="module")
+async def torch_minilm() -> AsyncIterator[SentenceTransformerEmbedder]:
+    async with SentenceTransformerEmbedder() as embedder:
+        yield embedder
+
+
+async def test_onnx_gives_the_vectors_pytorch_gives(
+    onnx: OnnxEmbedder, torch_minilm: SentenceTransformerEmbedder
+) -> None:
+    got = await onnx.embed(TEXTS)
+    expected = await torch_minilm.embed(TEXTS)
+    assert onnx.backend == "onnx" and onnx.dim == 384 and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cosines = np.sum(got * expected, axis=1)
+    assert float(cosines.min()) >= 0.9999
+    # one at a time (no padding) agrees with the batch (padded to its longest text)
+    alone = np.stack([await onnx.embed_one(t) for t in TEXTS[2:6]])
+    assert float(np.sum(alone * got[2:6], axis=1).min()) >= 0.9999
+
+
+async def test_the_export_is_made_once_and_reused(
+    onnx: OnnxEmbedder, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert onnx.export is not None and onnx.export.model_path.is_file()
+    assert onnx.export.min_cosine >= 0.9999
+
+    def no_export(model: str, folder: Path) -> None:
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_embedder, "export_model", no_export)
+    async with OnnxEmbedder(cache_dir=model_cache, fallback=False) as again:
+        assert again.backend == "onnx" and again.export == onnx.export
+        assert np.allclose(await again.embed_one("ok"), await onnx.embed_one("ok"), atol=1e-6)
+
+
+async def test_concurrent_callers_share_encode_calls(onnx: OnnxEmbedder) -> None:
+    texts = [f"Concurrent caller {i} asks about the weather in town {i * 7}" for i in range(50)]
+    alone = await onnx.embed_one(texts[0])
+    calls_before = onnx.stats.calls
+
+    together = await asyncio.gather(*(onnx.embed_one(t) for t in texts[1:]))
+
+    assert onnx.stats.calls - calls_before < len(texts) / 5
+    assert onnx.stats.largest > 1
+    assert np.allclose(await onnx.embed_one(texts[0]), alone, atol=1e-6)
+    assert len({v.tobytes() for v in together}) == len(texts) - 1
+
+
+async def test_a_text_seen_recently_comes_from_the_cache(onnx: OnnxEmbedder) -> None:
+    text = "A line the server has just embedded for the user's message"
+    first = await onnx.embed_one(text)
+    calls, hits = onnx.stats.calls, onnx.stats.cache_hits
+    again = await onnx.embed([text, text])
+    assert onnx.stats.calls == calls and onnx.stats.cache_hits == hits + 2
+    assert np.array_equal(again[0], first) and np.array_equal(again[1], first)
+    again[0][:] = 0  # the caller's copy; the cache keeps its own
+    assert np.array_equal(await onnx.embed_one(text), first)
+
+
+async def test_without_onnx_runtime_auto_falls_back_to_pytorch_and_onnx_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torch_minilm: SentenceTransformerEmbedder
+) -> None:
+    def unavailable(model: str, cache_dir: Path) -> onnx_embedder.Export:
+        raise ImportError("No module named 'onnxruntime'")
+
+    monkeypatch.setattr(onnx_embedder, "ensure_export", unavailable)
+    async with make_embedder(backend="auto", cache_dir=tmp_path) as embedder:
+        assert embedder.backend == "torch"
+        vector = await embedder.embed_one("How is your dog doing?")
+        assert np.allclose(
+            vector, await torch_minilm.embed_one("How is your dog doing?"), atol=1e-5
+        )
+    with pytest.raises(EmbedderError, match="onnxruntime"):
+        async with make_embedder(backend="onnx", cache_dir=tmp_path):
+            pass
+    assert isinstance(
+        make_embedder(backend="torch", cache_dir=tmp_path), SentenceTransformerEmbedder
+    )

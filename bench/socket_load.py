@@ -1,14 +1,19 @@
 """Socket.IO load benchmark: N concurrent clients, each running M turns, against a
 server process on the fake streaming model; then a loss audit in PostgreSQL and Qdrant.
 
-    python bench/socket_load.py --clients 1000 --active 300 --duration 60
+    HF_HUB_OFFLINE=1 python bench/socket_load.py --clients 1000 --active 300 --duration 60
 
 Starts the server itself (a separate process, ``tests/socket_server/serve_fake.py``) on
 the CI services when PERSONAE_TEST_DATABASE_URL / PERSONAE_TEST_REDIS_URL are set, else on
-embedded ones, in a fresh database. The clients run in this process. Reports connections
-held, turns/s, time to first token and full-turn latency percentiles, errors by code,
-server RSS before and after, and the audit. ``--soak 600`` runs the soak variant and
-reports latency and RSS per minute."""
+embedded ones, in a fresh database. The server runs the real embedder (the backend
+``--embedding-backend`` names, ONNX Runtime by default) and the trait scorer, as users
+run it; only the model is fake (it is remote in production), and each of its replies
+quotes the user's message, so no two are alike. ``--fake-embedder`` runs the fake
+embedder without the trait scorer instead: the server's own cost. The clients run in
+this process. Reports which embedder ran and its batch sizes, connections held, turns/s,
+time to first token and full-turn latency percentiles, errors by code, server RSS
+before and after, and the audit. ``--soak 600`` runs the soak variant and reports
+latency and RSS per minute."""
 
 from __future__ import annotations
 
@@ -254,8 +259,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "PERSONAE_REDIS_PREFIX": f"load{uuid.uuid4().hex[:6]}",
         "FAKE_TOKENS": str(args.tokens),
         "FAKE_TOKEN_DELAY_S": str(args.token_delay),
+        "FAKE_VARIED_REPLY": "1",
+        "FAKE_EMBEDDER": "1" if args.fake_embedder else "0",
+        "EMBEDDER_STATS_DIR": str(home / "embedder-stats"),
+        "PERSONAE_EMBEDDING_BACKEND": args.embedding_backend,
+        "PERSONAE_EMBEDDING_CACHE_DIR": str(args.model_cache),
         "PYTHONPATH": str(ROOT),
     }
+    (home / "embedder-stats").mkdir()
     log_path = home / "server.log"
     log_file = log_path.open("w")
     server = subprocess.Popen(
@@ -267,7 +278,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         text=True,
     )
     try:
-        async with asyncio.timeout(120):
+        async with asyncio.timeout(600):  # the first real start exports the model
             while "ready" not in log_path.read_text():
                 if server.poll() is not None:
                     raise RuntimeError(f"server did not start: {log_path.read_text()[-2000:]}")
@@ -337,9 +348,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # SIGTERM: the server finishes what is running (memories, traits) and closes Qdrant
         server.terminate()
         await asyncio.to_thread(server.wait, 120)
-        audit = await audit_store(database_url, stats, home)
+        embedder = embedder_report(home / "embedder-stats", args.fake_embedder)
+        audit = await audit_store(database_url, stats, home, int(embedder.get("dim", 0)))
         frames = [float(n) for n in stats.token_frames]
         report = {
+            "embedder": embedder,
             "clients": args.clients,
             "server_workers": args.workers,
             "server_event_loop": args.event_loop,
@@ -433,7 +446,35 @@ async def seed(database_url: str) -> None:
         await pool.close()
 
 
-async def audit_store(database_url: str, stats: Stats, home: Path) -> dict[str, Any]:
+def embedder_report(folder: Path, fake: bool) -> dict[str, Any]:
+    """Which embedder the server ran, and what it did: encode calls, texts, cache hits
+    and how many calls had each batch size, summed over the serving processes (the
+    trait scorer's prototypes, embedded once at start-up, are one call each)."""
+    parts = [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+    report: dict[str, Any] = {
+        "kind": "fake (no trait scorer)" if fake else "real, with the trait scorer",
+        "backend": sorted({p.get("backend", "?") for p in parts}),
+        "dim": parts[0]["dim"] if parts else 0,
+        "processes": len(parts),
+    }
+    if not fake and parts:
+        sizes: Counter[int] = Counter()
+        for part in parts:
+            sizes.update({int(k): v for k, v in part.get("sizes", {}).items()})
+        calls = sum(p["calls"] for p in parts)
+        texts = sum(p["texts"] for p in parts)
+        report |= {
+            "calls": calls,
+            "texts": texts,
+            "cache_hits": sum(p["cache_hits"] for p in parts),
+            "mean_batch": round(texts / calls, 2) if calls else 0.0,
+            "largest": max(p["largest"] for p in parts),
+            "batch_sizes": {str(k): v for k, v in sorted(sizes.items())},
+        }
+    return report
+
+
+async def audit_store(database_url: str, stats: Stats, home: Path, dim: int) -> dict[str, Any]:
     """Every acked user message and every message.done is in PostgreSQL exactly once."""
     acked_ids = [m for _, m in stats.acked]
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
@@ -464,11 +505,13 @@ async def audit_store(database_url: str, stats: Stats, home: Path) -> dict[str, 
         "done_missing_in_db": len(done_ids - stored_replies),
         "duplicate_user_messages_in_db": duplicated_users,
         "duplicate_replies_in_db": duplicated_replies,
-        "replies_with_memory": await count_reply_memories(home, database_url, done_ids),
+        "replies_with_memory": await count_reply_memories(home, database_url, done_ids, dim),
     }
 
 
-async def count_reply_memories(home: Path, database_url: str, reply_ids: set[str]) -> int:
+async def count_reply_memories(
+    home: Path, database_url: str, reply_ids: set[str], dim: int
+) -> int:
     """How many of the replies have their memory in Qdrant Edge (the server has stopped)."""
     from memory import EdgeMemoryIndex, MemoryFilter
 
@@ -477,7 +520,7 @@ async def count_reply_memories(home: Path, database_url: str, reply_ids: set[str
         row = await cur.fetchone()
     assert row is not None
     found: set[str] = set()
-    async with EdgeMemoryIndex(home / "qdrant", dim=64) as index:
+    async with EdgeMemoryIndex(home / "qdrant", dim=dim) as index:
         cursor = None
         while True:
             page = await index.list_memories(
@@ -552,6 +595,23 @@ def main() -> None:
         "--workers", type=int, default=1, help="server worker processes (PERSONAE_WORKERS)"
     )
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--fake-embedder",
+        action="store_true",
+        help="the fake embedder and no trait scorer: the server's own cost",
+    )
+    parser.add_argument(
+        "--embedding-backend",
+        choices=("auto", "onnx", "torch"),
+        default="auto",
+        help="the real embedder's backend (PERSONAE_EMBEDDING_BACKEND)",
+    )
+    parser.add_argument(
+        "--model-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "personae-bench-models",
+        help="where the server keeps the ONNX export between runs",
+    )
     parser.add_argument("--show-server-log", action="store_true")
     args = parser.parse_args()
     logging.getLogger("engineio.client").setLevel(logging.CRITICAL)

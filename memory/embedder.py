@@ -119,6 +119,7 @@ class MicroBatcher:
         max_batch: int = 64,
         max_wait_s: float = 0.003,
         name: str = "embedder",
+        stats: BatchStats | None = None,
     ) -> None:
         self._encode = encode
         self._executor = executor
@@ -127,7 +128,7 @@ class MicroBatcher:
         self._name = name
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self.stats = BatchStats()
+        self.stats = stats or BatchStats()
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run(), name=f"{self._name}-batcher")
@@ -228,6 +229,7 @@ class BatchedEmbedder:
         self._max_wait_s = max_wait_s
         self._timeout_s = timeout_s
         self._cache = VectorCache(cache_size)
+        self._stats = BatchStats()
         self._dim: int | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._batcher: MicroBatcher | None = None
@@ -240,9 +242,8 @@ class BatchedEmbedder:
 
     @property
     def stats(self) -> BatchStats:
-        if self._batcher is None:
-            raise EmbedderNotOpen(self._model_name)
-        return self._batcher.stats
+        """What this embedder has done since it was made (kept after it closes)."""
+        return self._stats
 
     def _load(self) -> tuple[EncodeFn, int]:
         """Load the model (on the worker thread); the encode function and the dimension."""
@@ -266,6 +267,7 @@ class BatchedEmbedder:
             max_batch=self._max_batch,
             max_wait_s=self._max_wait_s,
             name=self._model_name,
+            stats=self._stats,
         )
         self._batcher.start()
         log.info(
@@ -286,7 +288,15 @@ class BatchedEmbedder:
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
         self._unload()
-        log.info("embedder closed: model=%s", self._model_name)
+        stats = self._stats
+        log.info(
+            "embedder closed: model=%s calls=%d texts=%d cache_hits=%d largest=%d",
+            self._model_name,
+            stats.calls,
+            stats.texts,
+            stats.cache_hits,
+            stats.largest,
+        )
 
     async def embed(self, texts: Sequence[str]) -> Matrix:
         """Normalised float32 embeddings, one row per text."""
@@ -297,7 +307,7 @@ class BatchedEmbedder:
             return np.empty((0, self.dim), dtype=np.float32)
         rows = [self._cache.get(t) for t in texts]
         hits = sum(row is not None for row in rows)
-        batcher.stats.cache_hits += hits
+        self._stats.cache_hits += hits
         if hits == len(texts):
             return np.stack([r for r in rows if r is not None])
         missing = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))

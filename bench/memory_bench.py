@@ -30,11 +30,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory import (
+    BatchedEmbedder,
     EdgeMemoryIndex,
     MemoryQuery,
     MemoryRecord,
-    SentenceTransformerEmbedder,
     heuristic_importance,
+    make_embedder,
 )
 
 NAMES = [
@@ -146,7 +147,7 @@ class SizeResult:
 async def run_size(
     size: int,
     args: argparse.Namespace,
-    embedder: SentenceTransformerEmbedder,
+    embedder: BatchedEmbedder,
     pool_texts: list[str],
     pool_vectors: np.ndarray,
     rng: random.Random,
@@ -194,14 +195,16 @@ async def run_size(
                 await index.optimize()
                 optimize_s = time.perf_counter() - began
 
+            # each query once (a numbered suffix), so the embedder's cache never answers
             questions = [
                 rng.choice(QUESTIONS).format(topic=rng.choice(TOPICS), name=rng.choice(NAMES))
-                for _ in range(args.queries)
+                + f" ({size}.{i})"
+                for i in range(args.queries)
             ]
             users = [f"user-{rng.randrange(args.users):03d}" for _ in questions]
             # warm-up (page cache, first-call allocations)
             for q, u in zip(questions[:10], users[:10], strict=True):
-                vec = await embedder.embed_one(q)
+                vec = await embedder.embed_one(f"warm-up: {q}")
                 await index.search(
                     MemoryQuery(persona_id="persona-00", user_id=u, text=q, vector=vec)
                 )
@@ -241,7 +244,7 @@ async def run_size(
 
 
 async def embedding_throughput(
-    embedder: SentenceTransformerEmbedder, texts: list[str]
+    embedder: BatchedEmbedder, texts: list[str]
 ) -> tuple[float, float, int]:
     began = time.perf_counter()
     for text in texts:
@@ -274,12 +277,21 @@ async def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=1000, help="records per upsert call")
     parser.add_argument("--optimize", action="store_true", help="run optimize() before querying")
-    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="embedder threads")
+    parser.add_argument("--embedding-backend", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument(
+        "--model-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "personae-bench-models",
+        help="where the ONNX export is kept between runs",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(42)
 
-    async with SentenceTransformerEmbedder(torch_threads=args.torch_threads) as embedder:
+    async with make_embedder(
+        backend=args.embedding_backend, cache_dir=args.model_cache, threads=args.threads
+    ) as embedder:
         pool_texts = pool_sentences(args.pool, rng)
         began = time.perf_counter()
         pool_vectors = await embedder.embed(pool_texts)
@@ -292,7 +304,7 @@ async def main() -> None:
 
     print(
         f"\n## Memory benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-        f"torch threads {args.torch_threads})\n"
+        f"embedder {embedder.backend}, {args.threads} thread(s))\n"
     )
     print(f"Command: `python bench/memory_bench.py {' '.join(sys.argv[1:])}`".rstrip() + "\n")
     print(

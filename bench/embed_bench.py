@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memory import BatchedEmbedder, OnnxEmbedder, SentenceTransformerEmbedder  # noqa: E402
+from memory import BatchedEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
+from memory.embedder import set_torch_threads
 
 SENTENCE = (
     "My sister told me about her trip to Kyoto last spring and the temples there were "
@@ -86,11 +87,14 @@ async def run(args: argparse.Namespace) -> None:
     try:
         for r in range(args.rounds):
             for key, embedder in opened.items():
+                if key[0] == "torch":
+                    set_torch_threads(key[1])  # PyTorch's threads are the process's
                 texts = [f"round {r} {t}" for t in sentences(args.single)]
                 results[key]["single"] += await single(embedder, texts)
                 many = [f"batch {r} {t}" for t in sentences(args.batched)]
                 results[key]["batched"].append(await batched(embedder, many, args.batch))
         if reference is not None:
+            set_torch_threads(threads[0])
             for key, embedder in opened.items():
                 got = await embedder.embed([f"{t} " for t in probe])  # not from the cache
                 again = await opened["torch", threads[0]].embed([f"{t} " for t in probe])

@@ -79,11 +79,21 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _own_rss_kb(pid: int) -> int:
+def _own_rss_kb(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
+
+
+def rss_kinds_kb(pid: int) -> dict[str, int]:
+    """A process's resident set by kind: anonymous (its heap: grows only with what it
+    keeps) and file-backed (mapped files such as the vector store's segments: page cache
+    the kernel takes back under memory pressure)."""
+    try:
+        return {kind: _own_rss_kb(pid, f"Rss{kind.title()}") for kind in ("anon", "file")}
+    except (FileNotFoundError, ProcessLookupError):
+        return {}
 
 
 def _children(pid: int) -> list[int]:
@@ -329,6 +339,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         active = bots[: args.active] if args.active else bots
         rss_minutes: dict[int, int] = {}
         rss_parts: dict[int, dict[str, int]] = {}
+        rss_supervisor: dict[int, dict[str, int]] = {}
 
         async def sample_rss() -> None:
             while True:
@@ -336,6 +347,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 minute = int((time.perf_counter() - start) // 60)
                 rss_minutes[minute] = rss_kb(server.pid)
                 rss_parts[minute] = rss_split_kb(server.pid)
+                rss_supervisor[minute] = rss_kinds_kb(server.pid)
 
         sampler = asyncio.create_task(sample_rss())
         await asyncio.gather(*(drive(b) for b in active))
@@ -343,6 +355,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.perf_counter() - start
         cpu_end = cpu_by_part(server.pid)
         rss_after = rss_kb(server.pid)
+        server_kinds_after = rss_kinds_kb(server.pid)
         still_held = sum(b.sio.connected for b in bots)
         await asyncio.gather(*(b.sio.disconnect() for b in bots), return_exceptions=True)
         # SIGTERM: the server finishes what is running (memories, traits) and closes Qdrant
@@ -386,6 +399,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "before": rss_before // 1024,
                 "connected": rss_connected // 1024,
                 "after": rss_after // 1024,
+                "server_anon_file_after": {k: v // 1024 for k, v in server_kinds_after.items()},
             },
             "audit": audit,
             "slowest_1pct_server_ms": slowest(stats.traced),
@@ -399,6 +413,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "rss_mb": rss_minutes.get(m + 1, 0) // 1024,
                     "rss_mb_by_process": {
                         k: v // 1024 for k, v in rss_parts.get(m + 1, {}).items()
+                    },
+                    "server_rss_mb_anon_file": {
+                        k: v // 1024 for k, v in rss_supervisor.get(m + 1, {}).items()
                     },
                 }
                 for m, v in sorted(stats.per_minute.items())

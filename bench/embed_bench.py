@@ -44,22 +44,26 @@ def sentences(n: int) -> list[str]:
     return out
 
 
-async def single(embedder: BatchedEmbedder, texts: list[str]) -> list[float]:
+async def single(embedder: BatchedEmbedder, texts: list[str]) -> tuple[list[float], float]:
+    """Wall seconds of each call, and the process's CPU seconds per sentence (steadier
+    than wall time on a machine shared with other work)."""
     for text in texts[:20]:
         await embedder.embed([f"warm {text}"])
     samples = []
+    cpu = time.process_time()
     for text in texts:
         began = time.perf_counter()
         await embedder.embed([text])  # each text once: the cache never answers
         samples.append(time.perf_counter() - began)
-    return samples
+    return samples, (time.process_time() - cpu) / len(texts)
 
 
-async def batched(embedder: BatchedEmbedder, texts: list[str], batch: int) -> float:
-    began = time.perf_counter()
+async def batched(embedder: BatchedEmbedder, texts: list[str], batch: int) -> tuple[float, float]:
+    """Sentences per wall second, and per CPU second of the process."""
+    began, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(texts), batch):
         await embedder.embed(texts[start : start + batch])
-    return len(texts) / (time.perf_counter() - began)
+    return len(texts) / (time.perf_counter() - began), len(texts) / (time.process_time() - cpu)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -80,7 +84,7 @@ async def run(args: argparse.Namespace) -> None:
             await embedder.__aenter__()
             open_s[backend, n] = time.perf_counter() - began
             opened[backend, n] = embedder
-            results[backend, n] = {"single": [], "batched": []}
+            results[backend, n] = {"single": [], "batched": [], "cpu": [], "batched_cpu": []}
     probe = sentences(64)
     reference = await opened["torch", threads[0]].embed(probe) if "torch" in backends else None
     cosine = {}
@@ -90,9 +94,13 @@ async def run(args: argparse.Namespace) -> None:
                 if key[0] == "torch":
                     set_torch_threads(key[1])  # PyTorch's threads are the process's
                 texts = [f"round {r} {t}" for t in sentences(args.single)]
-                results[key]["single"] += await single(embedder, texts)
+                walls, cpu = await single(embedder, texts)
+                results[key]["single"] += walls
+                results[key]["cpu"].append(cpu)
                 many = [f"batch {r} {t}" for t in sentences(args.batched)]
-                results[key]["batched"].append(await batched(embedder, many, args.batch))
+                rate, cpu_rate = await batched(embedder, many, args.batch)
+                results[key]["batched"].append(rate)
+                results[key]["batched_cpu"].append(cpu_rate)
         if reference is not None:
             set_torch_threads(threads[0])
             for key, embedder in opened.items():
@@ -113,18 +121,20 @@ async def run(args: argparse.Namespace) -> None:
         f"{args.batched} sentences in calls of {args.batch} ({args.rounds} rounds, median).\n"
     )
     print(
-        "| backend | threads | open s | one sentence p50 / p95 ms | batched sentences/s "
-        "| min cosine to torch |"
+        "| backend | threads | open s | one sentence p50 / p95 ms | CPU ms per sentence "
+        "| batched sentences/s | batched sentences per CPU s | min cosine to torch |"
     )
-    print("|---|---:|---:|---|---:|---:|")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for key, res in results.items():
         s = sorted(res["single"])
         p50, p95 = s[len(s) // 2] * 1000, s[int(len(s) * 0.95)] * 1000
         rate = statistics.median(res["batched"])
+        cpu_ms = statistics.median(res["cpu"]) * 1000
+        cpu_rate = statistics.median(res["batched_cpu"])
         cos = f"{cosine[key]:.6f}" if key in cosine else "–"
         print(
             f"| {key[0]} | {key[1]} | {open_s[key]:.1f} | {p50:.2f} / {p95:.2f} "
-            f"| {rate:.0f} | {cos} |"
+            f"| {cpu_ms:.2f} | {rate:.0f} | {cpu_rate:.0f} | {cos} |"
         )
 
 

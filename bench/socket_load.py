@@ -315,6 +315,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rss_connected = rss_kb(server.pid)
         duration = args.soak or args.duration
         cpu_start = cpu_by_part(server.pid)
+        db_start = await database_activity(database_url)
         start = time.perf_counter()
         deadline = start + duration
         turns_done = 0
@@ -363,6 +364,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(server.wait, 120)
         embedder = embedder_report(home / "embedder-stats", args.fake_embedder)
         audit = await audit_store(database_url, stats, home, int(embedder.get("dim", 0)))
+        # the server's connections have closed, so their statistics are flushed
+        db_end = await database_activity(database_url)
+        per_turn_db = {
+            k: round((db_end[k] - db_start[k]) / max(1, turns_done), 2) for k in db_start
+        }
         frames = [float(n) for n in stats.token_frames]
         report = {
             "embedder": embedder,
@@ -402,6 +408,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "server_anon_file_after": {k: v // 1024 for k, v in server_kinds_after.items()},
             },
             "audit": audit,
+            # transactions (each statement outside a pipeline is one) and rows, from
+            # pg_stat_database for the benchmark's own database; includes the audit's
+            # few reads
+            "postgres_per_turn": per_turn_db,
             "slowest_1pct_server_ms": slowest(stats.traced),
         }
         if args.soak:
@@ -461,6 +471,20 @@ async def seed(database_url: str) -> None:
             )
     finally:
         await pool.close()
+
+
+async def database_activity(database_url: str) -> dict[str, float]:
+    """Counters of this database since its creation: transactions and rows touched."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        cur = await conn.execute(
+            "SELECT xact_commit + xact_rollback, tup_inserted, tup_updated, tup_fetched"
+            " FROM pg_stat_database WHERE datname = current_database()"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    names = ("transactions", "rows_inserted", "rows_updated", "rows_fetched")
+    return {k: float(v) for k, v in zip(names, row, strict=True)}
 
 
 def embedder_report(folder: Path, fake: bool) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from memory.index import VectorIndex
 from memory.keywords import SparseTerms, document_terms, query_terms, tokenize
 from memory.onnx_embedder import OnnxEmbedder, make_embedder
 from memory.qdrant_server import ServerMemoryIndex
-from memory.scoring import Candidate, ScoringWeights, keyword_relevance, rank, recency, score
+from memory.scoring import Candidate, ScoringWeights, named_speaker, rank, recency
 from memory.types import (
     MEMORY_KINDS,
     SPEAKER_ROLES,
@@ -90,12 +90,11 @@ __all__ = [
     "VectorIndex",
     "document_terms",
     "heuristic_importance",
-    "keyword_relevance",
     "make_embedder",
+    "named_speaker",
     "query_terms",
     "rank",
     "recency",
     "resolve_model",
-    "score",
     "tokenize",
 ]

@@ -20,6 +20,11 @@ class Metrics:
     connections: Gauge
     events: Counter
     client_errors: Counter
+    origins_refused: Counter
+    malformed_frames: Counter
+    client_aborts: Counter
+    step_errors: Counter
+    memories_lost: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -55,6 +60,32 @@ class Metrics:
                 "personae_client_errors",
                 "errors returned to clients, by code",
                 ["code"],
+                registry=r,
+            ),
+            origins_refused=Counter(
+                "personae_origins_refused",
+                "requests refused for a foreign Origin header",
+                registry=r,
+            ),
+            malformed_frames=Counter(
+                "personae_malformed_frames",
+                "Socket.IO frames that could not be parsed or dispatched",
+                registry=r,
+            ),
+            client_aborts=Counter(
+                "personae_client_aborts",
+                "HTTP requests the client abandoned before the server answered",
+                registry=r,
+            ),
+            step_errors=Counter(
+                "personae_turn_step_errors",
+                "steps after a stored reply that failed (the reply stands), by step",
+                ["step"],
+                registry=r,
+            ),
+            memories_lost=Counter(
+                "personae_memories_lost",
+                "lines that could not be stored as memories (the vector store was down)",
                 registry=r,
             ),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -67,6 +68,14 @@ class Settings(BaseSettings):
     )
 
     auth_secret: SecretStr | None = None
+    allowed_origins: str = Field(
+        default="",
+        max_length=4_000,
+        description=(
+            "web origins besides the server's own that may connect and call the API, "
+            "comma-separated (https://app.example.com,http://localhost:5173)"
+        ),
+    )
 
     memory_k: int = Field(default=6, ge=1, le=100)
     memory_half_life_hours: float = Field(default=72.0, gt=0, le=100_000)
@@ -119,9 +128,29 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters for HS256")
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
     @property
     def auth_enabled(self) -> bool:
         return self.auth_secret is not None
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The extra origins of ``PERSONAE_ALLOWED_ORIGINS``, lower-cased."""
+        return frozenset(o.lower() for o in _split_origins(self.allowed_origins))
+
+
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def _split_origins(value: str) -> list[str]:
+    return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
 
 
 def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:

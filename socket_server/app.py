@@ -19,7 +19,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
-from socket_server import fastjson
+from socket_server import edge, fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
 
@@ -37,15 +37,21 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     ``settings`` must carry the database and Redis URLs (see :func:`run_server`)."""
     if settings.redis_url is None or settings.database_url is None:
         raise ValueError("create_app needs resolved database and Redis URLs")
-    app = web.Application(client_max_size=1024**2)
     metrics = Metrics.create()
+    app = web.Application(
+        client_max_size=1024**2,
+        middlewares=[edge.origin_middleware(settings.origins, metrics)],
+    )
     app[METRICS] = metrics
+    app.on_response_prepare.append(edge.hide_server_version)
     sio = ChatServer(
+        metrics=metrics,
         async_mode="aiohttp",
         json=fastjson,
         client_manager=RedisManager(
             settings.redis_url, channel=f"{settings.redis_prefix}-socketio"
         ),
+        # the Origin check is socket_server.edge's, for Socket.IO and REST alike
         cors_allowed_origins=[],
         max_http_buffer_size=256 * 1024,
         # worker processes share one port: a polling client's requests could reach any
@@ -134,7 +140,9 @@ async def run_server(
 async def serve(app: web.Application, settings: Settings) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: stop taking turns, let running ones finish
     within the grace period, then close every connection and service."""
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=5.0, access_log_class=edge.ACCESS_LOGGER
+    )
     await runner.setup()
     # a worker shares the port with its siblings; the kernel spreads connections
     site = web.TCPSite(

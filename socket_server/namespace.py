@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -35,7 +36,6 @@ from socket_server.views import (
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"
-MAX_NAME = 60
 
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
@@ -186,6 +186,8 @@ class ChatNamespace(socketio.AsyncNamespace):
             "persona.traits": (p.PersonaTraits, self._persona_traits),
             "chat_message": (p.LegacyChat, self._legacy_chat),
         }
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # connection -------------------------------------------------------------------------
 
@@ -200,18 +202,38 @@ class ChatNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), {"code": "unauthorized", "message": str(exc)}
             ) from None
-        name = auth.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        try:
+            name = p.display_name(auth.get("name"))
+        except (TypeError, ValueError) as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                str(exc), {"code": "invalid_payload", "message": str(exc)}
+            ) from None
+        if name is None:
             name = principal.user_id if principal.user_id != "local" else "You"
         await self.save_session(
-            sid, {"principal": principal, "name": name.strip(), "legacy": {}}, namespace=NAMESPACE
+            sid, {"principal": principal, "name": name, "legacy": {}}, namespace=NAMESPACE
         )
+        if principal.expires_at is not None:
+            # the connection ends when its token does (calls after it are refused too)
+            self._expiry[sid] = asyncio.get_running_loop().call_later(
+                max(0.0, principal.expires_at - time.time()), self._expire, sid
+            )
         self._chat().metrics.connections.inc()
         log.info("connected sid=%s user=%s", sid, principal.user_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        timer = self._expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
         self._chat().metrics.connections.dec()
         log.info("disconnected sid=%s", sid)
+
+    def _expire(self, sid: str) -> None:
+        self._expiry.pop(sid, None)
+        log.info("token expired: disconnecting sid=%s", sid)
+        task = asyncio.create_task(self.disconnect(sid, namespace=NAMESPACE), name=f"expire-{sid}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
@@ -222,6 +244,11 @@ class ChatNamespace(socketio.AsyncNamespace):
         chat.metrics.events.labels(event=event if event in self._handlers else "unknown").inc()
         entry = self._handlers.get(event)
         try:
+            if self._secret() is not None:
+                principal, _, _ = await self._who(sid)
+                if principal.expired():
+                    self._expire(sid)
+                    raise ClientError("unauthorized", "token expired; connect with a new one")
             if entry is None:
                 raise ClientError("unknown_event", f"unknown event {event[:60]!r}")
             model, handler = entry

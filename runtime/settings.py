@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     rate_limit_fail_open: bool = True
     autonomous_max_rounds: int = Field(default=6, ge=0, le=50)
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="time a client has to send a request body (REST and polling POSTs)",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -30,6 +30,8 @@ CHAT = web.AppKey("chat", ChatService)
 METRICS = web.AppKey("metrics", Metrics)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 STATIC = Path(__file__).resolve().parent / "static"
+SOCKET_BUFFER = 256 * 1024
+"""The largest Socket.IO message (Engine.IO ``maxPayload``) and polling POST body."""
 
 
 def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web.Application:
@@ -40,7 +42,10 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     metrics = Metrics.create()
     app = web.Application(
         client_max_size=1024**2,
-        middlewares=[edge.origin_middleware(settings.origins, metrics)],
+        middlewares=[
+            edge.origin_middleware(settings.origins, metrics),
+            edge.polling_guard(SOCKET_BUFFER, settings.body_timeout_s, metrics),
+        ],
     )
     app[METRICS] = metrics
     app.on_response_prepare.append(edge.hide_server_version)
@@ -53,7 +58,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
         ),
         # the Origin check is socket_server.edge's, for Socket.IO and REST alike
         cors_allowed_origins=[],
-        max_http_buffer_size=256 * 1024,
+        max_http_buffer_size=SOCKET_BUFFER,
         # worker processes share one port: a polling client's requests could reach any
         # of them, so only WebSocket connections are taken (see socket_server.workers)
         transports=["websocket"] if settings.worker is not None else None,

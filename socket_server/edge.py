@@ -11,6 +11,7 @@ someone else."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -69,6 +70,38 @@ def origin_middleware(allowed: frozenset[str], metrics: Metrics) -> Middleware:
         return response
 
     return check_origin
+
+
+def polling_guard(max_bytes: int, timeout_s: float, metrics: Metrics) -> Middleware:
+    """Bound a long-polling POST: refuse one declaring more than ``max_bytes`` before
+    reading it (413), give its body ``timeout_s`` to arrive (408), and take a client
+    that leaves mid-body for what it is, not a server error."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or not request.path.startswith("/socket.io/"):
+            return await handler(request)
+        declared = request.content_length
+        if declared is not None and declared > max_bytes:
+            return web.json_response(
+                {"error": {"code": "body_too_large", "message": "body: larger than allowed"}},
+                status=413,
+            )
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await handler(request)
+        except TimeoutError:
+            log.info("polling POST of %s: body not received within %g s", request.remote, timeout_s)
+            return web.json_response(
+                {"error": {"code": "request_timeout", "message": "body: not received in time"}},
+                status=408,
+            )
+        except ConnectionResetError:
+            metrics.client_aborts.inc()
+            log.info("client left a polling POST before it was answered")
+            return web.Response(status=400, text="connection lost")
+
+    return guard
 
 
 def _cors(origin: str, *, preflight: bool) -> dict[str, str]:

@@ -47,6 +47,7 @@ _STATUS = {
     "conflict": 409,
     "text_too_long": 413,
     "body_too_large": 413,
+    "request_timeout": 408,
     "rate_limited": 429,
     "internal": 500,
     "llm_stream_broken": 502,
@@ -97,6 +98,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     try:
         return await handler(request)
+    except ConnectionResetError:
+        # the client went away mid-request: nobody to answer, nothing the server did wrong
+        request.app[METRICS].client_aborts.inc()
+        log.info("client left %s %s before it was answered", request.method, request.path)
+        return web.Response(status=400, text="connection lost")
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
@@ -175,7 +181,14 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     charset = request.charset
     if charset is not None and charset.lower().replace("-", "") != "utf8":
         raise ClientError("invalid_payload", "body: JSON must be UTF-8")
-    raw = await request.read()
+    timeout_s = request.app[SERVICES].settings.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise ClientError(
+            "request_timeout", f"body: not received within {timeout_s:g} s"
+        ) from None
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except UnicodeDecodeError:

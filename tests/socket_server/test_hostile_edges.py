@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -240,3 +241,69 @@ async def test_a_malformed_frame_is_one_warning_line_with_its_sid_and_is_counted
     assert all("\n" not in r.getMessage() for r in dropped)
     counted = server.app[METRICS].registry.get_sample_value("personae_malformed_frames_total")
     assert counted == len(hc.MALFORMED_FRAMES)
+
+
+# ---- slow and abandoned bodies ------------------------------------------------------------------
+
+
+async def _raw_request(
+    server: Server, head: str, body: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head.encode() + b"\r\n" + body)
+    await writer.drain()
+    return reader, writer
+
+
+def _post_head(path: str, length: int, token: str) -> str:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {length}\r\n"
+    )
+
+
+async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_server_error(
+    start_server: Start, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(body_timeout_s=0.5)
+    path = f"/api/messages/{uuid.uuid4()}/feedback"
+    token = server.token(hc.BOB)
+    reader, writer = await _raw_request(server, _post_head(path, 500_000, token), b"{")
+    try:
+        async with asyncio.timeout(15):
+            status = await reader.readline()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status.split()[1:2] == [b"408"], status
+    # a polling POST that declares more than a message may hold is refused before reading
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            server.url + "/socket.io/?EIO=4&transport=polling&sid=x",
+            data=b"4" * (hc.SOCKET_BUFFER + 1),
+        ) as response:
+            assert response.status == 413
+    # a client that leaves mid-body is counted as such, not as an internal error
+    aborted = asyncio.Event()
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "before it was answered" in record.getMessage():
+                aborted.set()
+
+    heard = Heard()
+    logging.getLogger("socket_server.rest").addHandler(heard)
+    try:
+        with caplog.at_level(logging.INFO):
+            _, writer = await _raw_request(server, _post_head(path, 100, token), b'{"rating":')
+            writer.close()
+            await writer.wait_closed()
+            async with asyncio.timeout(15):
+                await aborted.wait()
+    finally:
+        logging.getLogger("socket_server.rest").removeHandler(heard)
+    registry = server.app[METRICS].registry
+    assert registry.get_sample_value("personae_client_aborts_total") == 1
+    assert registry.get_sample_value("personae_client_errors_total", {"code": "internal"}) is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -24,6 +24,7 @@ from runtime.errors import RuntimeLayerError
 from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
+from runtime.turn_order import SessionOrder
 
 log = logging.getLogger(__name__)
 _OWNERS_KEPT = 100_000  # sessions whose owner a send can check without a read
@@ -55,13 +56,19 @@ EventsFor = Callable[[uuid.UUID], TurnEvents]
 
 
 class ChatService:
-    def __init__(self, services: Services, limiter: RateLimiter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        services: Services,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        order: SessionOrder | None = None,
+    ) -> None:
         self.services = services
         self.limiter = limiter
         self.metrics = metrics
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session_locks: dict[uuid.UUID, asyncio.Lock] = {}
+        self._order = order or SessionOrder(None)
         self._interrupts: dict[uuid.UUID, asyncio.Event] = {}
         self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 
@@ -194,6 +201,36 @@ class ChatService:
         )
         return Sent(message, duplicate=False)
 
+    async def retry(
+        self,
+        principal: Principal,
+        *,
+        user_name: str,
+        session_id: uuid.UUID,
+        message_id: uuid.UUID,
+        events: TurnEvents,
+        on_accepted: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+    ) -> Message:
+        """Answer a stored user message again: each persona the policy picks that has not
+        answered it yet answers now; one that has re-sends its stored reply. Runs after
+        the session's other turns, like a send."""
+        if not self.accepting:
+            raise ChatError("shutting_down", "the server is shutting down; retry on another")
+        session = await self.session_for(principal, session_id)
+        message = await self.services.memory.transcripts.message(session_id, message_id)
+        if message is None or message.role != "user":
+            raise ChatError(
+                "message_not_found", f"no user message '{message_id}' in this session"
+            )
+        if on_accepted is not None:
+            await on_accepted(session_id)
+        held = await self.limiter.admit(principal.user_id)
+        self._spawn(
+            self._turns(principal, session, message, user_name, events, (), None, held, fresh=False),
+            name=f"retry-{message.id}",
+        )
+        return message
+
     async def _turns(
         self,
         principal: Principal,
@@ -204,14 +241,23 @@ class ChatService:
         to: Sequence[str],
         mode: str | None,
         held: bool,
+        *,
+        fresh: bool = True,
     ) -> None:
-        lock = self._session_locks.setdefault(session.id, asyncio.Lock())
         started = time.perf_counter()
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await self.limiter.release_turn(principal.user_id, held)
+
         try:
-            async with lock:  # one session's turns run in order
+            async with self._order.turn(session.id):  # one session's turns run in order
                 results = await self.services.director.respond(
                     session, message, user_name=user_name, events=events, to=to, mode=mode,
-                    fresh=True,
+                    fresh=fresh,
                 )
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))
@@ -229,6 +275,8 @@ class ChatService:
                         self._observe(more, time.perf_counter())
                     finally:
                         self._interrupts.pop(session.id, None)
+                # the slot goes before the session's lock: the user's next turn may start
+                await release()
         except Exception as exc:  # a worker must survive: report, log type and message
             log.error(
                 "turn for message %s in session %s failed: %s: %s",
@@ -241,15 +289,17 @@ class ChatService:
             self.metrics.turn_errors.labels(code="internal").inc()
             await events.failed(None, "internal", "the reply failed; the message is kept")
         finally:
-            await self.limiter.release_turn(principal.user_id, held)
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._session_locks.pop(session.id, None)
+            await release()
 
     def _observe(self, results: Sequence[TurnResult], started: float) -> None:
         for r in results:
             self.metrics.turns.labels(status=r.status).inc()
             if r.error_code:
                 self.metrics.turn_errors.labels(code=r.error_code).inc()
+            for step in r.late_errors:
+                self.metrics.step_errors.labels(step=step).inc()
+            if r.memories_lost:
+                self.metrics.memories_lost.inc(len(r.memories_lost))
             t = r.timings
             critical = sum(t.get(k, 0.0) for k in ("load_persona_ms", "retrieve_ms", "compose_ms"))
             if critical:

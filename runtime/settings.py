@@ -95,6 +95,12 @@ class Settings(BaseSettings):
 
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=500)
+    db_lock_pool_max: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="connections holding sessions' turn locks: sessions with a turn at once",
+    )
     persona_cache_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
     persona_l1_ttl_s: float = Field(default=30.0, ge=0, le=3_600)
     max_message_chars: int = Field(default=8_000, ge=1, le=1_000_000)

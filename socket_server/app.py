@@ -14,11 +14,13 @@ import socketio
 from aiohttp import web
 
 from runtime.chat import ChatService
+from runtime.db import open_pool
 from runtime.loop import tune_collector
 from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
+from runtime.turn_order import SessionOrder
 from socket_server import edge, fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
@@ -75,7 +77,13 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     sio.attach(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, overrides=overrides) as services:
+        lock_pool = settings.model_copy(
+            update={"db_pool_min": 1, "db_pool_max": settings.db_lock_pool_max}
+        )
+        async with (
+            open_services(settings, overrides=overrides) as services,
+            open_pool(services.database_url, lock_pool) as locks,
+        ):
             app[SERVICES] = services
             limiter = RateLimiter(
                 services.redis,
@@ -86,7 +94,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                 ),
                 namespace=settings.redis_prefix,
             )
-            app[CHAT] = ChatService(services, limiter, metrics)
+            app[CHAT] = ChatService(services, limiter, metrics, SessionOrder(locks))
             frozen = tune_collector()
             log.info("%d start-up objects frozen out of garbage collection", frozen)
             if not sio.manager_initialized:

@@ -178,6 +178,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             "session.history": (p.SessionHistory, self._session_history),
             "session.leave": (p.SessionRef, self._session_leave),
             "message.send": (p.MessageSend, self._message_send),
+            "message.retry": (p.MessageRetry, self._message_retry),
             "typing": (p.Typing, self._typing),
             "memory.list": (p.MemoryList, self._memory_list),
             "memory.search": (p.MemorySearch, self._memory_search),
@@ -323,6 +324,22 @@ class ChatNamespace(socketio.AsyncNamespace):
             on_accepted=join,
         )
         return {"message": message_view(sent.message), "duplicate": sent.duplicate}
+
+    async def _message_retry(self, sid: str, payload: p.MessageRetry) -> dict[str, Any]:
+        principal, name, _ = await self._who(sid)
+
+        async def join(session_id: uuid.UUID) -> None:
+            await self.enter_room(sid, room(session_id), namespace=NAMESPACE)
+
+        message = await self._chat().retry(
+            principal,
+            user_name=name,
+            session_id=payload.session_id,
+            message_id=payload.message_id,
+            events=RoomEvents(self.server, payload.session_id),
+            on_accepted=join,
+        )
+        return {"message": message_view(message)}
 
     async def _typing(self, sid: str, payload: p.Typing) -> dict[str, Any]:
         principal, name, _ = await self._who(sid)

@@ -80,6 +80,11 @@ class SessionHistory(Payload):
     limit: int = Field(default=50, ge=1, le=200)
 
 
+class MessageRetry(Payload):
+    session_id: uuid.UUID
+    message_id: uuid.UUID
+
+
 class MessageSend(Payload):
     session_id: uuid.UUID
     text: str = Field(min_length=1)

@@ -204,6 +204,10 @@ EVENTS: Mapping[str, tuple[Field, ...]] = {
         Field("to", "keys", free=True),
         Field("mode", "mode", nullable=True, pattern=r"[a-z][a-z0-9_]{0,47}"),
     ),
+    "message.retry": (
+        Field("session_id", "uuid", required=True),
+        Field("message_id", "uuid", required=True),
+    ),
     "typing": (
         Field("session_id", "uuid", required=True),
         Field("is_typing", "bool", required=True),
@@ -258,6 +262,7 @@ def base(event: str, w: World) -> dict[str, Any]:
             "text": "hello there",
             "client_msg_id": uuid.uuid4().hex,
         },
+        "message.retry": {"session_id": w.session, "message_id": w.message},
         "typing": {"session_id": w.session, "is_typing": True},
         "memory.list": {"persona": w.persona},
         "memory.search": {"persona": w.persona, "query": "hello"},
@@ -366,11 +371,28 @@ def socket_ids(w: World) -> Iterator[SocketCase]:
     no_persona = frozenset({"persona_not_found"})
     not_yours = frozenset({"forbidden"})
     mine_only = frozenset({"forbidden", "memory_not_found"})
-    for event in ("session.start", "session.history", "message.send", "typing", "persona.traits"):
+    for event in (
+        "session.start",
+        "session.history",
+        "message.send",
+        "message.retry",
+        "typing",
+        "persona.traits",
+    ):
         yield SocketCase("unknown_ids", event, _with(event, w, session_id=gone), no_session)
         yield SocketCase(
             "other_user", event, _with(event, w, session_id=w.alice_session), not_yours
         )
+    no_message = frozenset({"message_not_found"})
+    yield SocketCase(
+        "unknown_ids", "message.retry", _with("message.retry", w, message_id=gone), no_message
+    )
+    yield SocketCase(
+        "other_user",
+        "message.retry",
+        _with("message.retry", w, message_id=w.alice_message),
+        no_message,
+    )
     for event in ("memory.delete", "memory.pin"):
         yield SocketCase("unknown_ids", event, _with(event, w, memory_id=gone), no_memory)
         yield SocketCase("other_user", event, _with(event, w, memory_id=w.alice_memory), mine_only)

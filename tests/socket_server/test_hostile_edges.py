@@ -278,12 +278,11 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
         await writer.wait_closed()
     assert status.split()[1:2] == [b"408"], status
     # a polling POST that declares more than a message may hold is refused before reading
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            server.url + "/socket.io/?EIO=4&transport=polling&sid=x",
-            data=b"4" * (hc.SOCKET_BUFFER + 1),
-        ) as response:
-            assert response.status == 413
+    async with aiohttp.ClientSession() as http, http.post(
+        server.url + "/socket.io/?EIO=4&transport=polling&sid=x",
+        data=b"4" * (hc.SOCKET_BUFFER + 1),
+    ) as response:
+        assert response.status == 413
     # a client that leaves mid-body is counted as such, not as an internal error
     aborted = asyncio.Event()
 

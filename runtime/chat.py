@@ -24,7 +24,7 @@ from runtime.errors import RuntimeLayerError
 from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
-from runtime.turn_order import SessionOrder
+from runtime.turn_order import Interrupts, SessionOrder
 
 log = logging.getLogger(__name__)
 _OWNERS_KEPT = 100_000  # sessions whose owner a send can check without a read
@@ -62,6 +62,7 @@ class ChatService:
         limiter: RateLimiter,
         metrics: Metrics,
         order: SessionOrder | None = None,
+        interrupts: Interrupts | None = None,
     ) -> None:
         self.services = services
         self.limiter = limiter
@@ -69,7 +70,8 @@ class ChatService:
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._order = order or SessionOrder(None)
-        self._interrupts: dict[uuid.UUID, asyncio.Event] = {}
+        self._searches = asyncio.Semaphore(services.settings.max_concurrent_searches)
+        self._interrupts = interrupts or Interrupts(None)
         self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 
     # sessions -----------------------------------------------------------------------
@@ -100,6 +102,7 @@ class ChatService:
                 found.append(persona)
         if policy is not None and policy not in POLICIES:
             raise ChatError("invalid_payload", f"policy: unknown policy {policy!r}")
+        await self.limiter.admit_session(principal.user_id)
         metadata: dict[str, Any] = {}
         if policy == "autonomous":
             metadata["rounds"] = min(
@@ -192,9 +195,9 @@ class ChatService:
         if session is None:
             await self.limiter.release_turn(principal.user_id, held)
             return Sent(message, duplicate=True)
-        interrupt = self._interrupts.get(session.id)
-        if interrupt is not None:
-            interrupt.set()  # a user message stops the personas' autonomous round
+        if session.policy == "autonomous":
+            # a user message stops the personas' round, on whichever process runs it
+            await self._interrupts.interrupt(session.id)
         self._spawn(
             self._turns(principal, session, message, user_name, events, to, mode, held),
             name=f"turn-{message.id}",
@@ -262,8 +265,7 @@ class ChatService:
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))
                 if session.policy == "autonomous" and rounds > 0 and _all_complete(results):
-                    interrupt = asyncio.Event()
-                    self._interrupts[session.id] = interrupt
+                    interrupt = self._interrupts.watch(session.id)
                     try:
                         more = await self.services.director.autonomous(
                             session,
@@ -274,7 +276,7 @@ class ChatService:
                         )
                         self._observe(more, time.perf_counter())
                     finally:
-                        self._interrupts.pop(session.id, None)
+                        self._interrupts.unwatch(session.id)
                 # the slot goes before the session's lock: the user's next turn may start
                 await release()
         except Exception as exc:  # a worker must survive: report, log type and message
@@ -380,13 +382,18 @@ class ChatService:
         user: str | None = None,
     ) -> list[ScoredMemory]:
         persona_id, user_id = await self._scope(principal, persona, user)
-        return await self.services.memory.search(
-            persona_id=persona_id,
-            user_id=user_id,
-            text=query,
-            k=k,
-            session_id=str(session_id) if session_id else None,
-        )
+        if self._searches.locked():
+            # each search embeds and scans: past a few at once, the rest only queue
+            # behind them and slow every turn of the process
+            raise RateLimited("too many memory searches at once", 1.0)
+        async with self._searches:
+            return await self.services.memory.search(
+                persona_id=persona_id,
+                user_id=user_id,
+                text=query,
+                k=k,
+                session_id=str(session_id) if session_id else None,
+            )
 
     async def delete_memory(
         self, principal: Principal, persona: str, memory_id: uuid.UUID, *, user: str | None = None
@@ -412,9 +419,13 @@ class ChatService:
         self, principal: Principal, persona: str, session_id: uuid.UUID | None = None
     ) -> TraitsView:
         p = await self.services.personas.get(persona)
+        tracker = self.services.agents.tracker
+        if session_id is None and not principal.is_admin:
+            # the persona-wide profile is built from every user's chats: admins only
+            empty = ObservedProfile()
+            return TraitsView(p, empty, 0, tracker.drift_of(p, empty))
         if session_id is not None:
             await self.session_for(principal, session_id)
-        tracker = self.services.agents.tracker
         observed, turns = await tracker.profile(p.id, session_id)
         return TraitsView(p, observed, turns, await tracker.drift(p, session_id))
 

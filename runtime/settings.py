@@ -107,6 +107,18 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(default=30, ge=1, le=100_000)
     max_concurrent_turns: int = Field(default=2, ge=1, le=1_000)
     rate_limit_fail_open: bool = True
+    sessions_per_minute: int = Field(
+        default=10, ge=1, le=100_000, description="new sessions a user may start per minute"
+    )
+    max_rooms_per_connection: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="sessions one connection follows; joining one more leaves the oldest",
+    )
+    max_concurrent_searches: int = Field(
+        default=8, ge=1, le=10_000, description="memory searches a process runs at once"
+    )
     autonomous_max_rounds: int = Field(default=6, ge=0, le=50)
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
     body_timeout_s: float = Field(

@@ -20,7 +20,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
-from runtime.turn_order import SessionOrder
+from runtime.turn_order import Interrupts, SessionOrder
 from socket_server import edge, fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
         async with (
             open_services(settings, overrides=overrides) as services,
             open_pool(services.database_url, lock_pool) as locks,
+            Interrupts(services.redis, f"{settings.redis_prefix}:interrupts") as interrupts,
         ):
             app[SERVICES] = services
             limiter = RateLimiter(
@@ -91,10 +92,11 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                     messages_per_minute=settings.rate_limit_per_minute,
                     concurrent_turns=settings.max_concurrent_turns,
                     fail_open=settings.rate_limit_fail_open,
+                    sessions_per_minute=settings.sessions_per_minute,
                 ),
                 namespace=settings.redis_prefix,
             )
-            app[CHAT] = ChatService(services, limiter, metrics, SessionOrder(locks))
+            app[CHAT] = ChatService(services, limiter, metrics, SessionOrder(locks), interrupts)
             frozen = tune_collector()
             log.info("%d start-up objects frozen out of garbage collection", frozen)
             if not sio.manager_initialized:

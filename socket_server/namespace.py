@@ -8,6 +8,7 @@ import logging
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -188,6 +189,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             "chat_message": (p.LegacyChat, self._legacy_chat),
         }
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._joined: dict[str, OrderedDict[str, None]] = {}  # sid -> rooms, oldest first
         self._closing: set[asyncio.Task[None]] = set()
 
     # connection -------------------------------------------------------------------------
@@ -223,6 +225,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         log.info("connected sid=%s user=%s", sid, principal.user_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._joined.pop(sid, None)
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -282,7 +285,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             title=payload.title,
             rounds=payload.rounds,
         )
-        await self.enter_room(sid, room(session.id), namespace=NAMESPACE)
+        await self._join(sid, session.id)
         page = await self._chat().history(principal, session.id, before=None, limit=50)
         return {
             "session": session_view(session, personas),
@@ -298,8 +301,24 @@ class ChatNamespace(socketio.AsyncNamespace):
         return {"messages": [message_view(m) for m in page.items], "before": page.before}
 
     async def _session_leave(self, sid: str, payload: p.SessionRef) -> dict[str, Any]:
+        self._joined.get(sid, {}).pop(room(payload.session_id), None)
         await self.leave_room(sid, room(payload.session_id), namespace=NAMESPACE)
         return {}
+
+    async def _join(self, sid: str, session_id: uuid.UUID) -> None:
+        """Follow the session's room; past the per-connection limit, stop following the
+        one joined longest ago (its transcript is still there to read)."""
+        name = room(session_id)
+        joined = self._joined.setdefault(sid, OrderedDict())
+        if name in joined:
+            joined.move_to_end(name)
+            return
+        limit = self._chat().services.settings.max_rooms_per_connection
+        while len(joined) >= limit:
+            oldest, _ = joined.popitem(last=False)
+            await self.leave_room(sid, oldest, namespace=NAMESPACE)
+        await self.enter_room(sid, name, namespace=NAMESPACE)
+        joined[name] = None
 
     # messages -----------------------------------------------------------------------------
 
@@ -310,7 +329,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         async def join(session_id: uuid.UUID) -> None:
             # a tab that sends into a session it has not joined joins it (and sees the
             # reply); send calls this once the session is known to be the caller's
-            await self.enter_room(sid, room(session_id), namespace=NAMESPACE)
+            await self._join(sid, session_id)
 
         sent = await chat.send(
             principal,
@@ -329,7 +348,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         principal, name, _ = await self._who(sid)
 
         async def join(session_id: uuid.UUID) -> None:
-            await self.enter_room(sid, room(session_id), namespace=NAMESPACE)
+            await self._join(sid, session_id)
 
         message = await self._chat().retry(
             principal,

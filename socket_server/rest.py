@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from runtime.auth import Principal, verify_token
+from runtime.auth import AuthError, Principal, verify_token
 from runtime.ratelimit import RateLimited
 from socket_server import openapi
 from socket_server.app import CHAT, METRICS, SERVICES
@@ -253,7 +253,17 @@ def json_ok(data: Mapping[str, Any], status: int = 200) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text of this process's metrics."""
+    """Prometheus text of this process's metrics; with a secret set, for an admin's
+    bearer token only (the counters describe everyone's use)."""
+    services = request.app.get(SERVICES)
+    secret = services.settings.auth_secret if services is not None else None
+    if secret is not None:
+        try:
+            who = verify_token(secret.get_secret_value(), _bearer(request))
+        except AuthError as exc:
+            return error_response(exc, request)
+        if not who.is_admin:
+            return error_response(ClientError("forbidden", "metrics are for admins"), request)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

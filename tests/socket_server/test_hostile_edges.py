@@ -306,3 +306,128 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
     assert registry.get_sample_value("personae_client_aborts_total") == 1
     assert registry.get_sample_value("personae_client_errors_total", {"code": "internal"}) is None
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---- limits ----------------------------------------------------------------------------------
+
+
+async def test_new_sessions_are_limited_per_user(start_server: Start, connect: Connect) -> None:
+    server = await start_server(sessions_per_minute=3)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    bob = await connect(server, user=hc.BOB)
+    made = [await bob.call("session.start", {"personas": ["tutor"]}) for _ in range(3)]
+    assert all(m["ok"] for m in made), made
+    over = await bob.call("session.start", {"personas": ["tutor"]})
+    assert over["error"]["code"] == "rate_limited" and over["error"]["retry_after"] > 0, over
+    # joining one's own sessions again is not a new session; other users are not affected
+    again = await bob.call("session.start", {"session_id": made[0]["session"]["id"]})
+    assert again["ok"], again
+    alice = await connect(server, user=hc.ALICE)
+    assert (await alice.call("session.start", {"personas": ["tutor"]}))["ok"]
+
+
+async def test_a_connection_follows_a_bounded_number_of_sessions(
+    start_server: Start, connect: Connect
+) -> None:
+    from socket_server.app import SIO
+
+    server = await start_server(max_rooms_per_connection=2)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    bob = await connect(server, user=hc.BOB)
+    sessions = [
+        (await bob.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+        for _ in range(3)
+    ]
+    sid = bob.sio.get_sid("/chat")
+    rooms = set(server.app[SIO].rooms(sid, namespace="/chat")) - {sid}
+    assert rooms == {f"session:{s}" for s in sessions[1:]}, rooms
+    # a send into the oldest one follows it again, and its reply arrives
+    sent = await bob.call(
+        "message.send", {"session_id": sessions[0], "text": "back", "client_msg_id": "b1"}
+    )
+    done = await bob.wait_for("message.done")
+    assert done["message"]["reply_to"] == sent["message"]["id"]
+    rooms = set(server.app[SIO].rooms(sid, namespace="/chat")) - {sid}
+    assert rooms == {f"session:{sessions[0]}", f"session:{sessions[2]}"}, rooms
+
+
+async def test_memory_searches_at_once_are_bounded(
+    start_server: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memory.service import MemoryService
+
+    server = await start_server(max_concurrent_searches=1)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    entered, release = asyncio.Event(), asyncio.Event()
+    search = MemoryService.search
+
+    async def slow(self: MemoryService, *args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        async with asyncio.timeout(15):
+            await release.wait()
+        return await search(self, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryService, "search", slow)
+    headers = {"Authorization": f"Bearer {server.token(hc.BOB)}"}
+    url = server.url + "/api/personas/tutor/memories?q=chess"
+    async with aiohttp.ClientSession() as http:
+
+        async def get() -> int:
+            async with http.get(url, headers=headers) as response:
+                return response.status
+
+        first = asyncio.create_task(get())
+        async with asyncio.timeout(15):
+            await entered.wait()
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 429 and "Retry-After" in response.headers
+            assert (await response.json())["error"]["code"] == "rate_limited"
+        release.set()
+        assert await first == 200
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 200
+
+
+# ---- small leaks ------------------------------------------------------------------------------
+
+
+async def test_the_persona_wide_profile_is_for_admins_only(
+    server: Server, connect: Connect
+) -> None:
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    alice = await connect(server, user=hc.ALICE)
+    session = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    await alice.call(
+        "message.send", {"session_id": session, "text": "Why? Really? Tell me!",
+                         "client_msg_id": "t1"}
+    )
+    await alice.wait_for("persona.traits_updated")
+    bob = await connect(server, user=hc.BOB)
+    seen = await bob.call("persona.traits", {"persona": "tutor"})
+    assert seen["ok"] and seen["traits"], seen
+    assert seen["observed"] == {} and seen["turns"] == 0, "alice's chat shows through"
+    own = await alice.call("persona.traits", {"persona": "tutor", "session_id": session})
+    assert own["observed"] and own["turns"] == 1
+    admin = await connect(server, token=server.token("root", "admin"))
+    overall = await admin.call("persona.traits", {"persona": "tutor"})
+    assert overall["observed"] and overall["turns"] >= 1
+
+
+def test_the_access_log_writes_paths_without_query_strings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from socket_server.edge import QuietAccessLogger
+
+    logger = logging.getLogger("aiohttp.access")
+    access = QuietAccessLogger(logger, "")
+    request = make_mocked_request(
+        "GET", "/api/personas/tutor/memories?q=my+secret+diagnosis&token=eyJhbGciOi.x.y"
+    )
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        access.log(request, web.Response(status=200), 0.01)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "/api/personas/tutor/memories" in line and " 200 " in line
+    assert "secret" not in line and "eyJ" not in line and "?" not in line

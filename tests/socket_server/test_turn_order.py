@@ -85,3 +85,42 @@ async def test_a_session_lock_is_held_for_the_turn_and_released_after(db: Any) -
         row = await cur.fetchone()
         assert row is not None and row[0] is True
         await other.execute("SELECT pg_advisory_unlock(%s)", (lock_key(session),))
+
+
+async def test_a_message_on_another_process_stops_an_autonomous_round(
+    start_server: Any, connect: Any
+) -> None:
+    from agents.fake_llm import FakeStreamingChatModel
+
+    slow = FakeStreamingChatModel(reply="one two three four five six", token_delay_s=0.05)
+    one = await start_server(model=slow)
+    two = await start_server(model=slow)
+    for slug in ("tutor", "coach"):
+        await one.services.personas.create(definition(slug), ADMIN)
+    tab = await connect(one, name="Alice")
+    started = await tab.call(
+        "session.start", {"personas": ["tutor", "coach"], "policy": "autonomous", "rounds": 6}
+    )
+    sid = started["session"]["id"]
+    other = await connect(two, name="Alice")
+    assert (await other.call("session.start", {"session_id": sid}))["ok"]
+    first = await tab.call(
+        "message.send", {"session_id": sid, "text": "Talk among yourselves", "client_msg_id": "1"}
+    )
+    # the round has begun on process one: a second reply starts
+    await tab.wait_for("message.started", lambda _: len(tab.of("message.started")) == 2)
+    second = await other.call(
+        "message.send", {"session_id": sid, "text": "Stop, please", "client_msg_id": "2"}
+    )
+    assert second["ok"], second
+    await other.wait_for(
+        "message.done", lambda d: d["message"]["reply_to"] == second["message"]["id"], timeout=30
+    )
+    history = await other.call("session.history", {"session_id": sid})
+    roles = [m["role"] for m in history["messages"]]
+    autonomous = [
+        m for m in history["messages"]
+        if m["role"] == "persona"
+        and m["reply_to"] not in (first["message"]["id"], second["message"]["id"])
+    ]
+    assert 1 <= len(autonomous) <= 2, roles  # the round stopped after its turn in flight

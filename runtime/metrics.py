@@ -1,10 +1,15 @@
-"""Prometheus metrics of one server process (``GET /metrics``)."""
+"""Prometheus metrics of a server (``GET /metrics``). With ``PERSONAE_WORKERS`` > 1 each
+worker writes its values under the supervisor's ``metrics_dir`` (prometheus-client's
+multiprocess mode, which the supervisor turns on for its workers), and any worker's
+``/metrics`` answers with the sum over all of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -54,7 +59,12 @@ class Metrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=r,
             ),
-            connections=Gauge("personae_connections", "open Socket.IO connections", registry=r),
+            connections=Gauge(
+                "personae_connections",
+                "open Socket.IO connections",
+                registry=r,
+                multiprocess_mode="livesum",  # with workers: the live ones' sum
+            ),
             events=Counter("personae_events", "client events handled", ["event"], registry=r),
             client_errors=Counter(
                 "personae_client_errors",
@@ -89,3 +99,13 @@ class Metrics:
                 registry=r,
             ),
         )
+
+
+def exposition(metrics: Metrics, shared_dir: Path | None) -> bytes:
+    """The Prometheus text: this process's metrics, or (``shared_dir``: workers) the sum
+    of every worker's."""
+    if shared_dir is None:
+        return bytes(generate_latest(metrics.registry))
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(shared_dir))  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(registry))

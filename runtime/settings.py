@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         default=None,
         description="Unix socket of the vector index the supervisor shares (set by it)",
     )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="set by the supervisor: where workers keep metrics for /metrics to sum",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto", description="'auto' runs on uvloop when it is installed"

@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from runtime.auth import AuthError, Principal, verify_token
+from runtime.metrics import exposition
 from runtime.ratelimit import RateLimited
 from socket_server import openapi
 from socket_server.app import CHAT, METRICS, SERVICES
@@ -264,7 +265,9 @@ async def metrics(request: web.Request) -> web.Response:
             return error_response(exc, request)
         if not who.is_admin:
             return error_response(ClientError("forbidden", "metrics are for admins"), request)
-    body = generate_latest(request.app[METRICS].registry)
+    body = exposition(
+        request.app[METRICS], services.settings.metrics_dir if services is not None else None
+    )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

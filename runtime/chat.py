@@ -234,6 +234,38 @@ class ChatService:
         )
         return message
 
+    async def answer_unanswered(
+        self,
+        principal: Principal,
+        *,
+        user_name: str,
+        session: Session,
+        recent: Sequence[Message],
+        events: TurnEvents,
+    ) -> int:
+        """Answer the user messages among ``recent`` that no persona has answered (a
+        failed or never-run turn), oldest first, like :meth:`retry`; returns how many.
+        Stops quietly at the caller's rate limit."""
+        answered = {m.reply_to for m in recent if m.reply_to is not None}
+        pending = [m for m in recent if m.role == "user" and m.id not in answered]
+        started = 0
+        for message in pending:
+            if not self.accepting:
+                break
+            try:
+                held = await self.limiter.admit(principal.user_id)
+            except RateLimited:
+                log.info("session %s: %d unanswered left for later", session.id, len(pending))
+                break
+            self._spawn(
+                self._turns(
+                    principal, session, message, user_name, events, (), None, held, fresh=False
+                ),
+                name=f"rejoin-{message.id}",
+            )
+            started += 1
+        return started
+
     async def _turns(
         self,
         principal: Principal,

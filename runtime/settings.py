@@ -124,6 +124,10 @@ class Settings(BaseSettings):
         default=8, ge=1, le=10_000, description="memory searches a process runs at once"
     )
     autonomous_max_rounds: int = Field(default=6, ge=0, le=50)
+    answer_on_rejoin: bool = Field(
+        default=False,
+        description="rejoining a session answers its recent user messages that have no reply",
+    )
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
     body_timeout_s: float = Field(
         default=10.0,

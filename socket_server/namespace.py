@@ -276,7 +276,7 @@ class ChatNamespace(socketio.AsyncNamespace):
     # sessions -----------------------------------------------------------------------------
 
     async def _session_start(self, sid: str, payload: p.SessionStart) -> dict[str, Any]:
-        principal, _, _ = await self._who(sid)
+        principal, name, _ = await self._who(sid)
         session, personas = await self._chat().start_session(
             principal,
             payload.personas,
@@ -286,7 +286,16 @@ class ChatNamespace(socketio.AsyncNamespace):
             rounds=payload.rounds,
         )
         await self._join(sid, session.id)
-        page = await self._chat().history(principal, session.id, before=None, limit=50)
+        chat = self._chat()
+        page = await chat.history(principal, session.id, before=None, limit=50)
+        if payload.session_id is not None and chat.services.settings.answer_on_rejoin:
+            await chat.answer_unanswered(
+                principal,
+                user_name=name,
+                session=session,
+                recent=page.items,
+                events=RoomEvents(self.server, session.id),
+            )
         return {
             "session": session_view(session, personas),
             "history": [message_view(m) for m in page.items],

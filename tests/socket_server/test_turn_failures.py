@@ -130,3 +130,30 @@ async def test_retry_answers_an_unanswered_message_once_per_persona(
     other = await connect(server, user="mallory")
     stolen = await other.call("message.retry", retry)
     assert stolen["error"]["code"] == "forbidden"
+
+
+async def test_rejoining_answers_unanswered_messages_when_set(
+    start_server: Any, connect: Any
+) -> None:
+    model = FakeStreamingChatModel(reply="Here I am.", fail_before_first_token=True)
+    server: Server = await start_server(model=model, answer_on_rejoin=True)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    tab = await connect(server)
+    session = (await tab.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    sent = await _send(tab, session, "Anyone?")
+    assert (await tab.wait_for("message.error"))["code"] == "llm_unavailable"
+    model.fail_before_first_token = False
+    back = await connect(server)
+    rejoined = await back.call("session.start", {"session_id": session})
+    assert rejoined["ok"], rejoined
+    done = await back.wait_for("message.done")
+    assert done["message"]["reply_to"] == sent["id"]
+    calls = model.calls
+    again = await connect(server)
+    assert (await again.call("session.start", {"session_id": session}))["ok"]
+    # answered now: a later rejoin starts nothing
+    history = await again.call("session.history", {"session_id": session})
+    assert [m["role"] for m in history["messages"]] == ["user", "persona"]
+    await _send(again, session, "Thanks")
+    await again.wait_for("message.done")
+    assert model.calls == calls + 1

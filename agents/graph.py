@@ -20,7 +20,7 @@ import logging
 import operator
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -36,7 +36,7 @@ from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult, Tur
 from memory.errors import IndexUnavailable
 from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
-from memory.types import ScoredMemory, Vector
+from memory.types import ScoredMemory, spoken_line
 from personas import Persona, PersonaError
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ assert _END == END
 class TurnState(TypedDict, total=False):
     request: TurnRequest
     persona: Persona
-    query_vector: Vector
     memories: list[ScoredMemory]
+    said_before: tuple[str, ...]
     prompt: Prompt
     reply: str
     status: TurnStatus
@@ -121,12 +121,18 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             # the rest: the transcript read outlasting the recall, and composing
             "compose_ms": _ms(t0) - load_ms - retrieve_ms,
         }
-        update: TurnState = {"persona": persona, "memories": memories, "prompt": prompt}
-        if found is not None:
-            update["query_vector"] = found.vector
-        else:
+        if found is None:
             timings[MEMORY_UNAVAILABLE] = 1.0
-        return Command(update={**update, "timings": timings}, goto="respond")
+        return Command(
+            update={
+                "persona": persona,
+                "memories": memories,
+                "said_before": said_before(request, recent),
+                "prompt": prompt,
+                "timings": timings,
+            },
+            goto="respond",
+        )
 
     async def respond(
         state: TurnState, runtime: Runtime[TurnContext]
@@ -230,32 +236,42 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
     ) -> TurnState:
         t0 = time.perf_counter()
         request, persona, message = state["request"], state["persona"], state["message"]
-        base = {
-            "persona_id": str(persona.id),
-            "user_id": request.user_id,
-            "session_id": str(request.session_id),
-        }
-        reply_vector = await services.memory.embedder.embed_one(message.text)
+        base = NewMemory(
+            persona_id=str(persona.id),
+            user_id=request.user_id,
+            session_id=str(request.session_id),
+            speaker_name="",
+            speaker_role="user",
+            text="",
+        )
+        user_line = replace(
+            base,
+            speaker_name=request.user_message.speaker,
+            speaker_role=request.user_message.role,
+            text=request.user_message.text,
+            created_at=request.user_message.created_at,
+            metadata={"message_id": str(request.user_message.id)},
+        )
+        reply_line = replace(
+            base,
+            speaker_name=persona.name,
+            speaker_role="persona",
+            text=message.text,
+            created_at=message.created_at,
+            metadata={"message_id": str(message.id)},
+        )
+        before = state.get("said_before", ())
+        # memories are embedded with their speaker; the trait prototypes read the reply
+        vectors = await services.memory.embedder.embed(
+            [user_line.spoken, reply_line.spoken, message.text]
+        )
+        reply_vector = vectors[2]
         lost: list[str] = []
         lines = (
             [
-                NewMemory(
-                    **base,
-                    speaker_name=request.user_message.speaker,
-                    speaker_role=request.user_message.role,
-                    text=request.user_message.text,
-                    vector=state.get("query_vector"),
-                    created_at=request.user_message.created_at,
-                    metadata={"message_id": str(request.user_message.id)},
-                ),
-                NewMemory(
-                    **base,
-                    speaker_name=persona.name,
-                    speaker_role="persona",
-                    text=message.text,
-                    vector=reply_vector,
-                    created_at=message.created_at,
-                    metadata={"message_id": str(message.id)},
+                replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
+                replace(
+                    reply_line, vector=vectors[1], context=(*before[-1:], user_line.spoken)
                 ),
             ]
         )
@@ -377,6 +393,16 @@ async def compose_from(
         ),
         budget_tokens=cfg.budget_tokens,
     )
+
+
+def said_before(request: TurnRequest, recent: Sequence[SpokenLine]) -> tuple[str, ...]:
+    """The two lines before the user's, which its memory is indexed with."""
+    lines = [
+        spoken_line(m.speaker, m.text)
+        for m in recent
+        if m.id != request.user_message.id and m.status != "failed"
+    ]
+    return tuple(lines[-2:])
 
 
 def request_others(state: TurnState) -> tuple[str, ...]:

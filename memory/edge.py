@@ -454,7 +454,7 @@ def _close(shard: qe.EdgeShard) -> None:
 
 def _point(record: MemoryRecord, dense: list[float], payload: dict[str, Any]) -> qe.Point:
     vectors: dict[str, Any] = {DENSE: dense}
-    terms = document_terms(record.text)
+    terms = document_terms(record.keyword_document)
     if terms:
         vectors[KEYWORDS] = _sparse(terms)
     return qe.Point(record.id, vectors, payload)

@@ -230,6 +230,7 @@ def to_payload(record: MemoryRecord) -> dict[str, JSONValue]:
         "pinned": int(record.pinned),
         "external_id": record.external_id,
         "metadata": dict(record.metadata),
+        "context": list(record.context),
     }
 
 
@@ -248,6 +249,7 @@ def from_payload(point_id: uuid.UUID | str | int, payload: Mapping[str, Any]) ->
         pinned=bool(payload.get("pinned", False)),
         external_id=payload.get("external_id"),
         metadata=payload.get("metadata") or {},
+        context=tuple(payload.get("context") or ()),
     )
 
 
@@ -426,4 +428,4 @@ async def hybrid_search(
         for key, record in records.items()
     ]
     now = query.now or utc_now()
-    return rank(candidates, weights, k=query.k, now=as_utc(now, "now"))
+    return rank(candidates, weights, k=query.k, now=as_utc(now, "now"), query=query.text)

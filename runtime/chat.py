@@ -1,6 +1,8 @@
-"""ChatService: what the transports (Socket.IO, REST) call — sessions, sending a message
-and running its turns in the background, history, memory inspection and trait views,
-with ownership checks and per-user limits. Transports only translate payloads and errors."""
+"""ChatService: what the transports (Socket.IO, REST) call — sessions, sending and
+retrying messages and running their turns in the background (in order per session, see
+:mod:`runtime.turn_order`), history and feedback, with ownership checks and per-user
+limits; memory and trait views are its :class:`~runtime.inspection.Inspection`.
+Transports only translate payloads and errors."""
 
 from __future__ import annotations
 
@@ -14,42 +16,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.director import POLICIES
-from agents.traits import DriftReport, ObservedProfile
 from agents.types import TurnEvents, TurnResult
-from memory import MemoryFilter, MemoryKind, MemoryPage, MemoryRecord, ScoredMemory
 from memory.transcripts import Feedback, Message, MessagePage, Session
 from personas import Persona
 from runtime.auth import Principal
-from runtime.errors import RuntimeLayerError
+from runtime.errors import ChatError
+from runtime.inspection import Inspection, TraitsView
 from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
 from runtime.turn_order import Interrupts, SessionOrder
 
+__all__ = ["ChatError", "ChatService", "Sent", "TraitsView"]
 log = logging.getLogger(__name__)
 _OWNERS_KEPT = 100_000  # sessions whose owner a send can check without a read
-
-
-class ChatError(RuntimeLayerError):
-    """A request the chat service refuses; ``code`` is the protocol's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
 class Sent:
     message: Message
     duplicate: bool
-
-
-@dataclass(frozen=True, slots=True)
-class TraitsView:
-    persona: Persona
-    observed: ObservedProfile
-    turns: int
-    drift: DriftReport
 
 
 EventsFor = Callable[[uuid.UUID], TurnEvents]
@@ -70,7 +56,7 @@ class ChatService:
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
         self._order = order or SessionOrder(None)
-        self._searches = asyncio.Semaphore(services.settings.max_concurrent_searches)
+        self.inspection = Inspection(services, self.session_for)
         self._interrupts = interrupts or Interrupts(None)
         self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 
@@ -375,91 +361,11 @@ class ChatService:
             raise ChatError("forbidden", f"message '{message_id}' is not in one of your sessions")
         raise ChatError("message_not_found", f"message '{message_id}' not found")
 
-    # memory inspection ----------------------------------------------------------------
-
-    async def _scope(self, principal: Principal, persona: str, user: str | None) -> tuple[str, str]:
-        p = await self.services.personas.get(persona)
-        if user is not None and user != principal.user_id and not principal.is_admin:
-            raise ChatError("forbidden", "only an admin may inspect another user's memories")
-        return str(p.id), user or principal.user_id
-
-    async def list_memories(
-        self,
-        principal: Principal,
-        persona: str,
-        *,
-        session_id: uuid.UUID | None = None,
-        kind: MemoryKind | None = None,
-        user: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> MemoryPage:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        where = MemoryFilter(
-            persona_id=persona_id,
-            user_id=user_id,
-            session_id=str(session_id) if session_id else None,
-            kinds=frozenset({kind}) if kind else None,
-        )
-        return await self.services.memory.list(where, limit=limit, cursor=cursor)
-
-    async def search_memories(
-        self,
-        principal: Principal,
-        persona: str,
-        query: str,
-        *,
-        k: int = 10,
-        session_id: uuid.UUID | None = None,
-        user: str | None = None,
-    ) -> list[ScoredMemory]:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        if self._searches.locked():
-            # each search embeds and scans: past a few at once, the rest only queue
-            # behind them and slow every turn of the process
-            raise RateLimited("too many memory searches at once", 1.0)
-        async with self._searches:
-            return await self.services.memory.search(
-                persona_id=persona_id,
-                user_id=user_id,
-                text=query,
-                k=k,
-                session_id=str(session_id) if session_id else None,
-            )
-
-    async def delete_memory(
-        self, principal: Principal, persona: str, memory_id: uuid.UUID, *, user: str | None = None
-    ) -> None:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        await self.services.memory.delete(memory_id, persona_id=persona_id, user_id=user_id)
-
-    async def pin_memory(
-        self,
-        principal: Principal,
-        persona: str,
-        memory_id: uuid.UUID,
-        pinned: bool,
-        *,
-        user: str | None = None,
-    ) -> MemoryRecord:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        return await self.services.memory.set_pinned(
-            memory_id, pinned, persona_id=persona_id, user_id=user_id
-        )
-
     async def traits(
         self, principal: Principal, persona: str, session_id: uuid.UUID | None = None
     ) -> TraitsView:
-        p = await self.services.personas.get(persona)
-        tracker = self.services.agents.tracker
-        if session_id is None and not principal.is_admin:
-            # the persona-wide profile is built from every user's chats: admins only
-            empty = ObservedProfile()
-            return TraitsView(p, empty, 0, tracker.drift_of(p, empty))
-        if session_id is not None:
-            await self.session_for(principal, session_id)
-        observed, turns = await tracker.profile(p.id, session_id)
-        return TraitsView(p, observed, turns, await tracker.drift(p, session_id))
+        """The persona's traits as the caller may see them (:meth:`Inspection.traits`)."""
+        return await self.inspection.traits(principal, persona, session_id)
 
 
 def _all_complete(results: Sequence[TurnResult]) -> bool:

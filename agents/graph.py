@@ -16,6 +16,7 @@ together share a node."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import operator
 import time
 from collections.abc import Sequence
@@ -32,11 +33,16 @@ from agents.prompt import Line, Prompt, PromptInput, Recollection, compose
 from agents.tracker import TraitUpdate
 from agents.traits import TraitObservation, extract
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult, TurnStatus
+from memory.errors import IndexUnavailable
 from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, spoken_line
 from personas import Persona, PersonaError
 
+log = logging.getLogger(__name__)
+MEMORY_UNAVAILABLE = "memory_unavailable"
+"""In a reply's timings (1): the vector store was down, so it was answered without
+memories."""
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
 assert _END == END
 
@@ -55,6 +61,8 @@ class TurnState(TypedDict, total=False):
     observations: list[TraitObservation]
     traits: TraitUpdate
     timings: Annotated[dict[str, float], operator.or_]
+    late_errors: list[str]
+    memories_lost: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,33 +89,47 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         await events.started(persona, request.reply_id)
         t1 = time.perf_counter()
 
-        async def recall() -> tuple[Recall, float]:
-            found = await services.memory.recall(
-                persona_id=str(persona.id),
-                user_id=request.user_id,
-                text=request.user_message.text,
-                k=cfg.memory_k,
-            )
+        async def recall() -> tuple[Recall | None, float]:
+            try:
+                found = await services.memory.recall(
+                    persona_id=str(persona.id),
+                    user_id=request.user_id,
+                    text=request.user_message.text,
+                    k=cfg.memory_k,
+                )
+            except IndexUnavailable as exc:
+                # the vector store is down: answer without memories, and say so
+                log.warning(
+                    "turn %s of session %s answers without memories: %s",
+                    request.reply_id,
+                    request.session_id,
+                    exc,
+                )
+                return None, _ms(t1)
             return found, _ms(t1)
 
         # the memories (Qdrant) and the recent transcript (PostgreSQL) at once
         (found, retrieve_ms), recent = await asyncio.gather(
             recall(), recent_lines(services, request)
         )
-        prompt = await compose_from(services, request, persona, found.memories, recent)
+        memories = found.memories if found is not None else []
+        prompt = await compose_from(services, request, persona, memories, recent)
         load_ms = (t1 - t0) * 1000
+        timings = {
+            "load_persona_ms": load_ms,
+            "retrieve_ms": retrieve_ms,
+            # the rest: the transcript read outlasting the recall, and composing
+            "compose_ms": _ms(t0) - load_ms - retrieve_ms,
+        }
+        if found is None:
+            timings[MEMORY_UNAVAILABLE] = 1.0
         return Command(
             update={
                 "persona": persona,
-                "memories": found.memories,
+                "memories": memories,
                 "said_before": said_before(request, recent),
                 "prompt": prompt,
-                "timings": {
-                    "load_persona_ms": load_ms,
-                    "retrieve_ms": retrieve_ms,
-                    # the rest: the transcript read outlasting the recall, and composing
-                    "compose_ms": _ms(t0) - load_ms - retrieve_ms,
-                },
+                "timings": timings,
             },
             goto="respond",
         )
@@ -196,6 +218,22 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         return message, timings
 
     async def extract_traits(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
+        # the reply is stored and delivered: what fails from here fails on its own
+        try:
+            return await remember_and_observe(state, runtime)
+        except Exception as exc:  # logged, and reported in the result
+            log.warning(
+                "after reply %s was delivered, extract_traits failed: %s: %s",
+                state["message"].id,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            return {"late_errors": ["extract_traits"]}
+
+    async def remember_and_observe(
+        state: TurnState, runtime: Runtime[TurnContext]
+    ) -> TurnState:
         t0 = time.perf_counter()
         request, persona, message = state["request"], state["persona"], state["message"]
         base = NewMemory(
@@ -228,7 +266,8 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             [user_line.spoken, reply_line.spoken, message.text]
         )
         reply_vector = vectors[2]
-        await services.memory.remember(
+        lost: list[str] = []
+        lines = (
             [
                 replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
                 replace(
@@ -236,6 +275,12 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                 ),
             ]
         )
+        try:
+            await services.memory.remember(lines)
+        except IndexUnavailable as exc:
+            # the transcript holds both lines; only their memories are lost
+            lost = [str(request.user_message.id), str(message.id)]
+            log.warning("memories of messages %s not stored: %s", ", ".join(lost), exc)
         observations = extract(
             message.text, reply_vector, request.user_message.text, scorer=services.scorer
         )
@@ -255,6 +300,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             "observations": observations,
             "traits": update,
             "timings": {"extract_ms": _ms(t0)},
+            "memories_lost": lost,
         }
 
     graph = StateGraph(TurnState, context_schema=TurnContext)
@@ -272,10 +318,22 @@ async def run_turn(
     """Run one turn; ``events`` hear of it as it goes (the reply's tokens as the model
     streams them, ``done`` as soon as the reply is stored). Returns after memories and
     traits are written too."""
-    state = await graph.ainvoke(
-        {"request": request, "timings": {}},
-        context=TurnContext(events, time.perf_counter()),
-    )
+    try:
+        state = await graph.ainvoke(
+            {"request": request, "timings": {}},
+            context=TurnContext(events, time.perf_counter()),
+        )
+    except Exception as exc:  # this persona's turn fails; the others go on
+        log.error(
+            "turn %s for message %s failed: %s: %s",
+            request.reply_id,
+            request.user_message.id,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        await events.failed(None, "internal", "the reply failed; the message is kept")
+        return TurnResult(None, None, "failed", error_code="internal", error=type(exc).__name__)
     return TurnResult(
         persona=state.get("persona"),
         message=state.get("message"),
@@ -285,6 +343,8 @@ async def run_turn(
         timings=state.get("timings", {}),
         observations=tuple(state.get("observations", ())),
         traits=state.get("traits"),
+        late_errors=tuple(state.get("late_errors", ())),
+        memories_lost=tuple(state.get("memories_lost", ())),
     )
 
 

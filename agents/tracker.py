@@ -285,6 +285,10 @@ class TraitTracker:
         log.info("persona %s evolved %d trait(s)", persona.slug, len(changes))
         return tuple(changes)
 
+    def drift_of(self, persona: Persona, profile: ObservedProfile) -> DriftReport:
+        """The drift ``profile`` shows from the persona's configured traits."""
+        return self._drift(persona, profile)
+
     def _drift(self, persona: Persona, profile: ObservedProfile) -> DriftReport:
         return drift(
             persona.traits,

@@ -65,6 +65,10 @@ class TurnResult:
     timings: Mapping[str, float] = field(default_factory=dict)
     observations: tuple[TraitObservation, ...] = ()
     traits: TraitUpdate | None = None
+    late_errors: tuple[str, ...] = ()
+    """Steps after the reply was stored and delivered that failed (the reply stands)."""
+    memories_lost: tuple[str, ...] = ()
+    """Ids of messages whose memories could not be stored (the vector store was down)."""
 
 
 class TurnEvents(Protocol):

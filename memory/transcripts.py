@@ -278,6 +278,16 @@ class Transcripts:
             row = await cur.fetchone()
         return None if row is None else Feedback(**row)
 
+    async def message(self, session_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
+        """One message of the session, if it is there."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = %s AND session_id = %s",
+                (message_id, session_id),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _message(row)
+
     async def message_exists(self, message_id: uuid.UUID) -> bool:
         async with self._pool.connection() as conn:
             cur = await conn.execute("SELECT 1 FROM messages WHERE id = %s", (message_id,))

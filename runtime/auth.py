@@ -5,6 +5,7 @@ With no secret configured (the embedded default) every caller is the local admin
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,6 +27,11 @@ class AuthError(RuntimeLayerError):
 class Principal:
     user_id: str
     role: Role
+    expires_at: float | None = None
+    """The token's ``exp`` (Unix seconds); None: it never expires (no secret set)."""
+
+    def expired(self, now: float | None = None) -> bool:
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
     @property
     def is_admin(self) -> bool:
@@ -70,4 +76,7 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
         raise AuthError("invalid token")
     if role not in ("user", "admin"):
         raise AuthError("invalid token")
-    return Principal(user_id, role)
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or isinstance(expires, bool):
+        raise AuthError("invalid token")
+    return Principal(user_id, role, float(expires))

@@ -1,6 +1,8 @@
-"""ChatService: what the transports (Socket.IO, REST) call — sessions, sending a message
-and running its turns in the background, history, memory inspection and trait views,
-with ownership checks and per-user limits. Transports only translate payloads and errors."""
+"""ChatService: what the transports (Socket.IO, REST) call — sessions, sending and
+retrying messages and running their turns in the background (in order per session, see
+:mod:`runtime.turn_order`), history and feedback, with ownership checks and per-user
+limits; memory and trait views are its :class:`~runtime.inspection.Inspection`.
+Transports only translate payloads and errors."""
 
 from __future__ import annotations
 
@@ -14,27 +16,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.director import POLICIES
-from agents.traits import DriftReport, ObservedProfile
 from agents.types import TurnEvents, TurnResult
-from memory import MemoryFilter, MemoryKind, MemoryPage, MemoryRecord, ScoredMemory
 from memory.transcripts import Feedback, Message, MessagePage, Session
 from personas import Persona
 from runtime.auth import Principal
-from runtime.errors import RuntimeLayerError
+from runtime.errors import ChatError
+from runtime.inspection import Inspection, TraitsView
 from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
+from runtime.turn_order import Interrupts, SessionOrder
 
+__all__ = ["ChatError", "ChatService", "Sent", "TraitsView"]
 log = logging.getLogger(__name__)
 _OWNERS_KEPT = 100_000  # sessions whose owner a send can check without a read
-
-
-class ChatError(RuntimeLayerError):
-    """A request the chat service refuses; ``code`` is the protocol's error code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,26 +38,26 @@ class Sent:
     duplicate: bool
 
 
-@dataclass(frozen=True, slots=True)
-class TraitsView:
-    persona: Persona
-    observed: ObservedProfile
-    turns: int
-    drift: DriftReport
-
-
 EventsFor = Callable[[uuid.UUID], TurnEvents]
 
 
 class ChatService:
-    def __init__(self, services: Services, limiter: RateLimiter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        services: Services,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        order: SessionOrder | None = None,
+        interrupts: Interrupts | None = None,
+    ) -> None:
         self.services = services
         self.limiter = limiter
         self.metrics = metrics
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
-        self._session_locks: dict[uuid.UUID, asyncio.Lock] = {}
-        self._interrupts: dict[uuid.UUID, asyncio.Event] = {}
+        self._order = order or SessionOrder(None)
+        self.inspection = Inspection(services, self.session_for)
+        self._interrupts = interrupts or Interrupts(None)
         self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 
     # sessions -----------------------------------------------------------------------
@@ -93,6 +88,7 @@ class ChatService:
                 found.append(persona)
         if policy is not None and policy not in POLICIES:
             raise ChatError("invalid_payload", f"policy: unknown policy {policy!r}")
+        await self.limiter.admit_session(principal.user_id)
         metadata: dict[str, Any] = {}
         if policy == "autonomous":
             metadata["rounds"] = min(
@@ -185,14 +181,76 @@ class ChatService:
         if session is None:
             await self.limiter.release_turn(principal.user_id, held)
             return Sent(message, duplicate=True)
-        interrupt = self._interrupts.get(session.id)
-        if interrupt is not None:
-            interrupt.set()  # a user message stops the personas' autonomous round
+        if session.policy == "autonomous":
+            # a user message stops the personas' round, on whichever process runs it
+            await self._interrupts.interrupt(session.id)
         self._spawn(
             self._turns(principal, session, message, user_name, events, to, mode, held),
             name=f"turn-{message.id}",
         )
         return Sent(message, duplicate=False)
+
+    async def retry(
+        self,
+        principal: Principal,
+        *,
+        user_name: str,
+        session_id: uuid.UUID,
+        message_id: uuid.UUID,
+        events: TurnEvents,
+        on_accepted: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+    ) -> Message:
+        """Answer a stored user message again: each persona the policy picks that has not
+        answered it yet answers now; one that has re-sends its stored reply. Runs after
+        the session's other turns, like a send."""
+        if not self.accepting:
+            raise ChatError("shutting_down", "the server is shutting down; retry on another")
+        session = await self.session_for(principal, session_id)
+        message = await self.services.memory.transcripts.message(session_id, message_id)
+        if message is None or message.role != "user":
+            raise ChatError(
+                "message_not_found", f"no user message '{message_id}' in this session"
+            )
+        if on_accepted is not None:
+            await on_accepted(session_id)
+        held = await self.limiter.admit(principal.user_id)
+        self._spawn(
+            self._turns(principal, session, message, user_name, events, (), None, held, fresh=False),
+            name=f"retry-{message.id}",
+        )
+        return message
+
+    async def answer_unanswered(
+        self,
+        principal: Principal,
+        *,
+        user_name: str,
+        session: Session,
+        recent: Sequence[Message],
+        events: TurnEvents,
+    ) -> int:
+        """Answer the user messages among ``recent`` that no persona has answered (a
+        failed or never-run turn), oldest first, like :meth:`retry`; returns how many.
+        Stops quietly at the caller's rate limit."""
+        answered = {m.reply_to for m in recent if m.reply_to is not None}
+        pending = [m for m in recent if m.role == "user" and m.id not in answered]
+        started = 0
+        for message in pending:
+            if not self.accepting:
+                break
+            try:
+                held = await self.limiter.admit(principal.user_id)
+            except RateLimited:
+                log.info("session %s: %d unanswered left for later", session.id, len(pending))
+                break
+            self._spawn(
+                self._turns(
+                    principal, session, message, user_name, events, (), None, held, fresh=False
+                ),
+                name=f"rejoin-{message.id}",
+            )
+            started += 1
+        return started
 
     async def _turns(
         self,
@@ -204,20 +262,28 @@ class ChatService:
         to: Sequence[str],
         mode: str | None,
         held: bool,
+        *,
+        fresh: bool = True,
     ) -> None:
-        lock = self._session_locks.setdefault(session.id, asyncio.Lock())
         started = time.perf_counter()
+        released = False
+
+        async def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                await self.limiter.release_turn(principal.user_id, held)
+
         try:
-            async with lock:  # one session's turns run in order
+            async with self._order.turn(session.id):  # one session's turns run in order
                 results = await self.services.director.respond(
                     session, message, user_name=user_name, events=events, to=to, mode=mode,
-                    fresh=True,
+                    fresh=fresh,
                 )
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))
                 if session.policy == "autonomous" and rounds > 0 and _all_complete(results):
-                    interrupt = asyncio.Event()
-                    self._interrupts[session.id] = interrupt
+                    interrupt = self._interrupts.watch(session.id)
                     try:
                         more = await self.services.director.autonomous(
                             session,
@@ -228,7 +294,9 @@ class ChatService:
                         )
                         self._observe(more, time.perf_counter())
                     finally:
-                        self._interrupts.pop(session.id, None)
+                        self._interrupts.unwatch(session.id)
+                # the slot goes before the session's lock: the user's next turn may start
+                await release()
         except Exception as exc:  # a worker must survive: report, log type and message
             log.error(
                 "turn for message %s in session %s failed: %s: %s",
@@ -241,15 +309,17 @@ class ChatService:
             self.metrics.turn_errors.labels(code="internal").inc()
             await events.failed(None, "internal", "the reply failed; the message is kept")
         finally:
-            await self.limiter.release_turn(principal.user_id, held)
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._session_locks.pop(session.id, None)
+            await release()
 
     def _observe(self, results: Sequence[TurnResult], started: float) -> None:
         for r in results:
             self.metrics.turns.labels(status=r.status).inc()
             if r.error_code:
                 self.metrics.turn_errors.labels(code=r.error_code).inc()
+            for step in r.late_errors:
+                self.metrics.step_errors.labels(step=step).inc()
+            if r.memories_lost:
+                self.metrics.memories_lost.inc(len(r.memories_lost))
             t = r.timings
             critical = sum(t.get(k, 0.0) for k in ("load_persona_ms", "retrieve_ms", "compose_ms"))
             if critical:
@@ -291,82 +361,11 @@ class ChatService:
             raise ChatError("forbidden", f"message '{message_id}' is not in one of your sessions")
         raise ChatError("message_not_found", f"message '{message_id}' not found")
 
-    # memory inspection ----------------------------------------------------------------
-
-    async def _scope(self, principal: Principal, persona: str, user: str | None) -> tuple[str, str]:
-        p = await self.services.personas.get(persona)
-        if user is not None and user != principal.user_id and not principal.is_admin:
-            raise ChatError("forbidden", "only an admin may inspect another user's memories")
-        return str(p.id), user or principal.user_id
-
-    async def list_memories(
-        self,
-        principal: Principal,
-        persona: str,
-        *,
-        session_id: uuid.UUID | None = None,
-        kind: MemoryKind | None = None,
-        user: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> MemoryPage:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        where = MemoryFilter(
-            persona_id=persona_id,
-            user_id=user_id,
-            session_id=str(session_id) if session_id else None,
-            kinds=frozenset({kind}) if kind else None,
-        )
-        return await self.services.memory.list(where, limit=limit, cursor=cursor)
-
-    async def search_memories(
-        self,
-        principal: Principal,
-        persona: str,
-        query: str,
-        *,
-        k: int = 10,
-        session_id: uuid.UUID | None = None,
-        user: str | None = None,
-    ) -> list[ScoredMemory]:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        return await self.services.memory.search(
-            persona_id=persona_id,
-            user_id=user_id,
-            text=query,
-            k=k,
-            session_id=str(session_id) if session_id else None,
-        )
-
-    async def delete_memory(
-        self, principal: Principal, persona: str, memory_id: uuid.UUID, *, user: str | None = None
-    ) -> None:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        await self.services.memory.delete(memory_id, persona_id=persona_id, user_id=user_id)
-
-    async def pin_memory(
-        self,
-        principal: Principal,
-        persona: str,
-        memory_id: uuid.UUID,
-        pinned: bool,
-        *,
-        user: str | None = None,
-    ) -> MemoryRecord:
-        persona_id, user_id = await self._scope(principal, persona, user)
-        return await self.services.memory.set_pinned(
-            memory_id, pinned, persona_id=persona_id, user_id=user_id
-        )
-
     async def traits(
         self, principal: Principal, persona: str, session_id: uuid.UUID | None = None
     ) -> TraitsView:
-        p = await self.services.personas.get(persona)
-        if session_id is not None:
-            await self.session_for(principal, session_id)
-        tracker = self.services.agents.tracker
-        observed, turns = await tracker.profile(p.id, session_id)
-        return TraitsView(p, observed, turns, await tracker.drift(p, session_id))
+        """The persona's traits as the caller may see them (:meth:`Inspection.traits`)."""
+        return await self.inspection.traits(principal, persona, session_id)
 
 
 def _all_complete(results: Sequence[TurnResult]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import select
+import selectors
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,11 +32,27 @@ async def _check_idle_connection(conn: AsyncConnection[Any]) -> None:
     if conn.closed:
         raise psycopg.OperationalError("connection closed")
     try:
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        readable = _readable(conn.pgconn.socket)
     except (OSError, ValueError):
         raise psycopg.OperationalError("connection socket unusable") from None
     if readable:
         await AsyncConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read (or hung up), without waiting. ``poll`` (or a
+    selector where there is none) takes any descriptor; ``select.select`` refuses those
+    from 1,024 on, which a busy server's connections reach."""
+    if _poll is None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            return bool(selector.select(0))
+    poller = _poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
+_poll = getattr(select, "poll", None)
 
 
 @asynccontextmanager

@@ -22,3 +22,11 @@ class MigrationError(RuntimeLayerError):
         super().__init__(f"migration {name!r} failed: {reason}")
         self.name = name
         self.reason = reason
+
+
+class ChatError(RuntimeLayerError):
+    """A request the chat service refuses; ``code`` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code

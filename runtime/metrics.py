@@ -1,10 +1,15 @@
-"""Prometheus metrics of one server process (``GET /metrics``)."""
+"""Prometheus metrics of a server (``GET /metrics``). With ``PERSONAE_WORKERS`` > 1 each
+worker writes its values under the supervisor's ``metrics_dir`` (prometheus-client's
+multiprocess mode, which the supervisor turns on for its workers), and any worker's
+``/metrics`` answers with the sum over all of them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -20,6 +25,11 @@ class Metrics:
     connections: Gauge
     events: Counter
     client_errors: Counter
+    origins_refused: Counter
+    malformed_frames: Counter
+    client_aborts: Counter
+    step_errors: Counter
+    memories_lost: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -49,7 +59,12 @@ class Metrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=r,
             ),
-            connections=Gauge("personae_connections", "open Socket.IO connections", registry=r),
+            connections=Gauge(
+                "personae_connections",
+                "open Socket.IO connections",
+                registry=r,
+                multiprocess_mode="livesum",  # with workers: the live ones' sum
+            ),
             events=Counter("personae_events", "client events handled", ["event"], registry=r),
             client_errors=Counter(
                 "personae_client_errors",
@@ -57,4 +72,40 @@ class Metrics:
                 ["code"],
                 registry=r,
             ),
+            origins_refused=Counter(
+                "personae_origins_refused",
+                "requests refused for a foreign Origin header",
+                registry=r,
+            ),
+            malformed_frames=Counter(
+                "personae_malformed_frames",
+                "Socket.IO frames that could not be parsed or dispatched",
+                registry=r,
+            ),
+            client_aborts=Counter(
+                "personae_client_aborts",
+                "HTTP requests the client abandoned before the server answered",
+                registry=r,
+            ),
+            step_errors=Counter(
+                "personae_turn_step_errors",
+                "steps after a stored reply that failed (the reply stands), by step",
+                ["step"],
+                registry=r,
+            ),
+            memories_lost=Counter(
+                "personae_memories_lost",
+                "lines that could not be stored as memories (the vector store was down)",
+                registry=r,
+            ),
         )
+
+
+def exposition(metrics: Metrics, shared_dir: Path | None) -> bytes:
+    """The Prometheus text: this process's metrics, or (``shared_dir``: workers) the sum
+    of every worker's."""
+    if shared_dir is None:
+        return bytes(generate_latest(metrics.registry))
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(shared_dir))  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(registry))

@@ -44,6 +44,20 @@ return n
 """
 
 
+# KEYS[1]: a sorted set of event times; ARGV: now ms, limit, member, window ms.
+# Returns 0 (counted) or the ms until the oldest event leaves the window.
+_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[4])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + tonumber(ARGV[4]) - tonumber(ARGV[1]))
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4] + 1000)
+return 0
+"""
+
+
 class RateLimited(RuntimeLayerError):
     def __init__(self, reason: str, retry_after_s: float) -> None:
         super().__init__(f"rate limited: {reason}; retry after {retry_after_s:.1f} s")
@@ -57,6 +71,7 @@ class Limits:
     concurrent_turns: int
     fail_open: bool = True
     turn_slot_ttl_s: float = 300.0
+    sessions_per_minute: int = 10
 
 
 class RateLimiter:
@@ -69,6 +84,7 @@ class RateLimiter:
         self._timeout = timeout_s
         self._admit = redis.register_script(_ADMIT)
         self._release = redis.register_script(_RELEASE)
+        self._window = redis.register_script(_WINDOW)
 
     async def admit(self, user_id: str) -> bool:
         """Count one message for ``user_id`` and take one of its concurrent turn slots;
@@ -100,6 +116,23 @@ class RateLimiter:
         if status == 2:
             raise RateLimited(f"more than {limits.concurrent_turns} turns at once", 1.0)
         return True
+
+    async def admit_session(self, user_id: str) -> None:
+        """Count one new session for ``user_id``; raises :class:`RateLimited` past
+        ``sessions_per_minute`` (each session is rows, a room and Redis keys)."""
+        now_ms = int(time.time() * 1000)
+        limit = self.limits.sessions_per_minute
+        try:
+            async with asyncio.timeout(self._timeout):
+                wait_ms = await self._window(
+                    keys=[self._prefix + f"sessions:{user_id}"],
+                    args=[now_ms, limit, f"{now_ms}:{uuid.uuid4().hex}", 60_000],
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._unavailable(user_id, exc)
+            return
+        if int(wait_ms) > 0:
+            raise RateLimited(f"more than {limit} new sessions a minute", int(wait_ms) / 1000)
 
     async def release_turn(self, user_id: str, held: bool) -> None:
         if not held:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +52,10 @@ class Settings(BaseSettings):
         default=None,
         description="Unix socket of the vector index the supervisor shares (set by it)",
     )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="set by the supervisor: where workers keep metrics for /metrics to sum",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
         default="auto", description="'auto' runs on uvloop when it is installed"
@@ -77,6 +82,14 @@ class Settings(BaseSettings):
     )
 
     auth_secret: SecretStr | None = None
+    allowed_origins: str = Field(
+        default="",
+        max_length=4_000,
+        description=(
+            "web origins besides the server's own that may connect and call the API, "
+            "comma-separated (https://app.example.com,http://localhost:5173)"
+        ),
+    )
 
     memory_k: int = Field(default=6, ge=1, le=100)
     memory_half_life_hours: float = Field(default=72.0, gt=0, le=100_000)
@@ -97,14 +110,42 @@ class Settings(BaseSettings):
 
     db_pool_min: int = Field(default=1, ge=0, le=100)
     db_pool_max: int = Field(default=10, ge=1, le=500)
+    db_lock_pool_max: int = Field(
+        default=20,
+        ge=1,
+        le=500,
+        description="connections holding sessions' turn locks: sessions with a turn at once",
+    )
     persona_cache_ttl_s: float = Field(default=300.0, gt=0, le=86_400)
     persona_l1_ttl_s: float = Field(default=30.0, ge=0, le=3_600)
     max_message_chars: int = Field(default=8_000, ge=1, le=1_000_000)
     rate_limit_per_minute: int = Field(default=30, ge=1, le=100_000)
     max_concurrent_turns: int = Field(default=2, ge=1, le=1_000)
     rate_limit_fail_open: bool = True
+    sessions_per_minute: int = Field(
+        default=10, ge=1, le=100_000, description="new sessions a user may start per minute"
+    )
+    max_rooms_per_connection: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="sessions one connection follows; joining one more leaves the oldest",
+    )
+    max_concurrent_searches: int = Field(
+        default=8, ge=1, le=10_000, description="memory searches a process runs at once"
+    )
     autonomous_max_rounds: int = Field(default=6, ge=0, le=50)
+    answer_on_rejoin: bool = Field(
+        default=False,
+        description="rejoining a session answers its recent user messages that have no reply",
+    )
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="time a client has to send a request body (REST and polling POSTs)",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -130,9 +171,29 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 32 characters for HS256")
         return value
 
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return value
+
     @property
     def auth_enabled(self) -> bool:
         return self.auth_secret is not None
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The extra origins of ``PERSONAE_ALLOWED_ORIGINS``, lower-cased."""
+        return frozenset(o.lower() for o in _split_origins(self.allowed_origins))
+
+
+_ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
+def _split_origins(value: str) -> list[str]:
+    return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
 
 
 def _check_scheme(value: str | None, schemes: tuple[str, ...]) -> str | None:

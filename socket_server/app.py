@@ -14,12 +14,14 @@ import socketio
 from aiohttp import web
 
 from runtime.chat import ChatService
+from runtime.db import open_pool
 from runtime.loop import tune_collector
 from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
-from socket_server import fastjson
+from runtime.turn_order import Interrupts, SessionOrder
+from socket_server import edge, fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
 
@@ -30,6 +32,8 @@ CHAT = web.AppKey("chat", ChatService)
 METRICS = web.AppKey("metrics", Metrics)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 STATIC = Path(__file__).resolve().parent / "static"
+SOCKET_BUFFER = 256 * 1024
+"""The largest Socket.IO message (Engine.IO ``maxPayload``) and polling POST body."""
 
 
 def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web.Application:
@@ -37,17 +41,26 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     ``settings`` must carry the database and Redis URLs (see :func:`run_server`)."""
     if settings.redis_url is None or settings.database_url is None:
         raise ValueError("create_app needs resolved database and Redis URLs")
-    app = web.Application(client_max_size=1024**2)
     metrics = Metrics.create()
+    app = web.Application(
+        client_max_size=1024**2,
+        middlewares=[
+            edge.origin_middleware(settings.origins, metrics),
+            edge.polling_guard(SOCKET_BUFFER, settings.body_timeout_s, metrics),
+        ],
+    )
     app[METRICS] = metrics
+    app.on_response_prepare.append(edge.hide_server_version)
     sio = ChatServer(
+        metrics=metrics,
         async_mode="aiohttp",
         json=fastjson,
         client_manager=RedisManager(
             settings.redis_url, channel=f"{settings.redis_prefix}-socketio"
         ),
+        # the Origin check is socket_server.edge's, for Socket.IO and REST alike
         cors_allowed_origins=[],
-        max_http_buffer_size=256 * 1024,
+        max_http_buffer_size=SOCKET_BUFFER,
         # worker processes share one port: a polling client's requests could reach any
         # of them, so only WebSocket connections are taken (see socket_server.workers)
         transports=["websocket"] if settings.worker is not None else None,
@@ -64,7 +77,14 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     sio.attach(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, overrides=overrides) as services:
+        lock_pool = settings.model_copy(
+            update={"db_pool_min": 1, "db_pool_max": settings.db_lock_pool_max}
+        )
+        async with (
+            open_services(settings, overrides=overrides) as services,
+            open_pool(services.database_url, lock_pool) as locks,
+            Interrupts(services.redis, f"{settings.redis_prefix}:interrupts") as interrupts,
+        ):
             app[SERVICES] = services
             limiter = RateLimiter(
                 services.redis,
@@ -72,10 +92,11 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
                     messages_per_minute=settings.rate_limit_per_minute,
                     concurrent_turns=settings.max_concurrent_turns,
                     fail_open=settings.rate_limit_fail_open,
+                    sessions_per_minute=settings.sessions_per_minute,
                 ),
                 namespace=settings.redis_prefix,
             )
-            app[CHAT] = ChatService(services, limiter, metrics)
+            app[CHAT] = ChatService(services, limiter, metrics, SessionOrder(locks), interrupts)
             frozen = tune_collector()
             log.info("%d start-up objects frozen out of garbage collection", frozen)
             if not sio.manager_initialized:
@@ -134,7 +155,9 @@ async def run_server(
 async def serve(app: web.Application, settings: Settings) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: stop taking turns, let running ones finish
     within the grace period, then close every connection and service."""
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=5.0, access_log_class=edge.ACCESS_LOGGER
+    )
     await runner.setup()
     # a worker shares the port with its siblings; the kernel spreads connections
     site = web.TCPSite(

@@ -14,6 +14,8 @@ from typing import Any
 import socketio
 from redis.exceptions import RedisError
 
+from runtime.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -304,13 +306,40 @@ RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
 
 
 class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
-    """Refuses client events that are not plain names: a client that emits ``connect``
-    or ``disconnect`` (or a number) must not reach those handlers, but get
-    ``unknown_event`` like any other name the protocol lacks."""
+    """The Socket.IO server, stricter about what clients send.
+
+    A client event that is not a plain name (``connect``, ``disconnect``, a number) gets
+    ``unknown_event`` like any other name the protocol lacks, never those handlers. A
+    frame that cannot be parsed or dispatched (bad JSON, nesting past the parser, an
+    unknown packet type, an event packet without a name) is dropped with one WARNING
+    line naming the connection, and counted; the connection stays open."""
+
+    def __init__(self, *args: Any, metrics: Metrics | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metrics = metrics
+        self.malformed = 0
+        # Engine.IO's public handler registration: each message passes this guard
+        self.eio.on("message", self._guarded_message)
+
+    async def _guarded_message(self, eio_sid: str, data: object) -> None:
+        try:
+            await self._handle_eio_message(eio_sid, data)
+        except Exception as exc:  # noqa: BLE001  (one line per bad frame, not a traceback)
+            self.malformed += 1
+            if self._metrics is not None:
+                self._metrics.malformed_frames.inc()
+            log.warning(
+                "dropped a malformed socket.io frame from sid=%s: %s: %s",
+                eio_sid,
+                type(exc).__name__,
+                str(exc)[:120],
+            )
 
     async def _handle_event(
-        self, eio_sid: str, namespace: str | None, id: object, data: list[object]
+        self, eio_sid: str, namespace: str | None, id: object, data: object
     ) -> object:
-        if data and (not isinstance(data[0], str) or data[0] in RESERVED_EVENTS):
+        if not isinstance(data, list) or not data:
+            raise ValueError("an event packet must be a list starting with the event name")
+        if not isinstance(data[0], str) or data[0] in RESERVED_EVENTS:
             data = [f"<{str(data[0])[:40]}>", *data[1:]]
         return await super()._handle_event(eio_sid, namespace, id, data)

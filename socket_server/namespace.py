@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import socketio
 from pydantic import BaseModel
 
-from agents.tracker import TraitUpdate
 from agents.types import NullEvents
 from memory.transcripts import Message
 from personas import Persona
 from runtime.auth import AuthError, Principal, verify_token
 from runtime.chat import ChatService
 from socket_server import payloads as p
+from socket_server.room_events import NAMESPACE, RoomEvents, room
 from socket_server.views import (
     ClientError,
     drift_view,
@@ -29,143 +30,12 @@ from socket_server.views import (
     persona_ref,
     scored_view,
     session_view,
-    timings_view,
     trait_view,
 )
 
 log = logging.getLogger(__name__)
-NAMESPACE = "/chat"
-MAX_NAME = 60
 
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
-
-
-def room(session_id: uuid.UUID | str) -> str:
-    return f"session:{session_id}"
-
-
-class RoomEvents:
-    """Turn events as Socket.IO emits to the session's room (on every node).
-
-    Tokens are coalesced: a token that comes less than ``coalesce_s`` after the last
-    ``message.token`` of this reply went out is held, and whatever arrives meanwhile is
-    sent with it as one ``message.token`` when that interval is up. A model that streams
-    faster than that would otherwise cost one emit (and, between nodes, one Redis
-    publish) per token, while a reader cannot tell 15 ms apart. The first token of a
-    reply, and every token of a model slower than that, goes out at once; a held token
-    always goes out before the next event of the turn (``message.done`` and the rest)."""
-
-    def __init__(
-        self, sio: socketio.AsyncServer, session_id: uuid.UUID, *, coalesce_s: float = 0.015
-    ) -> None:
-        self._sio = sio
-        self._session = str(session_id)
-        self._room = room(session_id)
-        self._coalesce_s = coalesce_s
-        self._held: dict[str, Any] | None = None  # a message.token not sent yet
-        self._held_parts: list[str] = []
-        self._last_sent = -math.inf
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Task[None] | None = None
-        self._ids: tuple[uuid.UUID, str, str] | None = None  # the reply being streamed
-
-    async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
-        await self._send_held()
-        self._last_sent = -math.inf  # a reply's first token goes out at once
-        await self._emit(
-            "message.started",
-            {
-                "session_id": self._session,
-                "message_id": str(reply_id),
-                "persona": persona_ref(persona),
-            },
-        )
-
-    async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
-        if self._ids is None or self._ids[0] != reply_id:
-            # a reply's ids as text, made once rather than per token
-            self._ids = (reply_id, str(reply_id), str(persona.id))
-        _, message_id, persona_id = self._ids
-        if self._held is not None and self._held["message_id"] == message_id:
-            self._held_parts.append(delta)  # goes out with the held token
-            return
-        await self._send_held()
-        payload = {
-            "session_id": self._session,
-            "message_id": message_id,
-            "persona_id": persona_id,
-            "delta": delta,
-        }
-        loop = asyncio.get_running_loop()
-        wait = self._last_sent + self._coalesce_s - loop.time()
-        if wait <= 0:
-            self._last_sent = loop.time()
-            await self._emit("message.token", payload)
-            return
-        self._held, self._held_parts = payload, [delta]
-        self._timer = loop.call_later(wait, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._flushing = asyncio.create_task(self._flush_on_timer(), name="token-flush")
-
-    async def _flush_on_timer(self) -> None:
-        try:
-            await self._flush()
-        except Exception as exc:  # noqa: BLE001  (nobody awaits a timer's task to hear it)
-            log.warning("held tokens of session %s not sent: %s", self._session, exc)
-
-    async def _flush(self) -> None:
-        held, self._held = self._held, None
-        if held is not None:
-            held["delta"] = "".join(self._held_parts)
-            self._held_parts = []
-            self._last_sent = asyncio.get_running_loop().time()
-            await self._emit("message.token", held)
-
-    async def _send_held(self) -> None:
-        """Send a held token now (or let the timer's send finish), so that what the
-        turn emits next follows it."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._flushing is not None:
-            flushing, self._flushing = self._flushing, None
-            await flushing
-        await self._flush()
-
-    async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
-        await self._send_held()
-        view = message_view(message)
-        view["timings"] = timings_view(timings)
-        await self._emit("message.done", {"session_id": self._session, "message": view})
-
-    async def failed(self, persona: Persona | None, code: str, message: str) -> None:
-        await self._send_held()
-        await self._emit(
-            "message.error",
-            {
-                "session_id": self._session,
-                "persona_id": str(persona.id) if persona else None,
-                "code": code,
-                "message": message,
-            },
-        )
-
-    async def traits(self, persona: Persona, update: TraitUpdate) -> None:
-        await self._send_held()
-        await self._emit(
-            "persona.traits_updated",
-            {
-                "session_id": self._session,
-                "persona_id": str(persona.id),
-                "drift": drift_view(update.session_drift),
-                "evolved": [{"name": c.name, "old": c.old, "new": c.new} for c in update.evolved],
-            },
-        )
-
-    async def _emit(self, event: str, data: dict[str, Any]) -> None:
-        await self._sio.emit(event, data, room=self._room, namespace=NAMESPACE)
 
 
 class ChatNamespace(socketio.AsyncNamespace):
@@ -178,6 +48,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             "session.history": (p.SessionHistory, self._session_history),
             "session.leave": (p.SessionRef, self._session_leave),
             "message.send": (p.MessageSend, self._message_send),
+            "message.retry": (p.MessageRetry, self._message_retry),
             "typing": (p.Typing, self._typing),
             "memory.list": (p.MemoryList, self._memory_list),
             "memory.search": (p.MemorySearch, self._memory_search),
@@ -186,6 +57,9 @@ class ChatNamespace(socketio.AsyncNamespace):
             "persona.traits": (p.PersonaTraits, self._persona_traits),
             "chat_message": (p.LegacyChat, self._legacy_chat),
         }
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._joined: dict[str, OrderedDict[str, None]] = {}  # sid -> rooms, oldest first
+        self._closing: set[asyncio.Task[None]] = set()
 
     # connection -------------------------------------------------------------------------
 
@@ -200,18 +74,39 @@ class ChatNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), {"code": "unauthorized", "message": str(exc)}
             ) from None
-        name = auth.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        try:
+            name = p.display_name(auth.get("name"))
+        except (TypeError, ValueError) as exc:
+            raise socketio.exceptions.ConnectionRefusedError(
+                str(exc), {"code": "invalid_payload", "message": str(exc)}
+            ) from None
+        if name is None:
             name = principal.user_id if principal.user_id != "local" else "You"
         await self.save_session(
-            sid, {"principal": principal, "name": name.strip(), "legacy": {}}, namespace=NAMESPACE
+            sid, {"principal": principal, "name": name, "legacy": {}}, namespace=NAMESPACE
         )
+        if principal.expires_at is not None:
+            # the connection ends when its token does (calls after it are refused too)
+            self._expiry[sid] = asyncio.get_running_loop().call_later(
+                max(0.0, principal.expires_at - time.time()), self._expire, sid
+            )
         self._chat().metrics.connections.inc()
         log.info("connected sid=%s user=%s", sid, principal.user_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        self._joined.pop(sid, None)
+        timer = self._expiry.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
         self._chat().metrics.connections.dec()
         log.info("disconnected sid=%s", sid)
+
+    def _expire(self, sid: str) -> None:
+        self._expiry.pop(sid, None)
+        log.info("token expired: disconnecting sid=%s", sid)
+        task = asyncio.create_task(self.disconnect(sid, namespace=NAMESPACE), name=f"expire-{sid}")
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         if event in ("connect", "disconnect"):
@@ -222,6 +117,11 @@ class ChatNamespace(socketio.AsyncNamespace):
         chat.metrics.events.labels(event=event if event in self._handlers else "unknown").inc()
         entry = self._handlers.get(event)
         try:
+            if self._secret() is not None:
+                principal, _, _ = await self._who(sid)
+                if principal.expired():
+                    self._expire(sid)
+                    raise ClientError("unauthorized", "token expired; connect with a new one")
             if entry is None:
                 raise ClientError("unknown_event", f"unknown event {event[:60]!r}")
             model, handler = entry
@@ -245,7 +145,7 @@ class ChatNamespace(socketio.AsyncNamespace):
     # sessions -----------------------------------------------------------------------------
 
     async def _session_start(self, sid: str, payload: p.SessionStart) -> dict[str, Any]:
-        principal, _, _ = await self._who(sid)
+        principal, name, _ = await self._who(sid)
         session, personas = await self._chat().start_session(
             principal,
             payload.personas,
@@ -254,8 +154,17 @@ class ChatNamespace(socketio.AsyncNamespace):
             title=payload.title,
             rounds=payload.rounds,
         )
-        await self.enter_room(sid, room(session.id), namespace=NAMESPACE)
-        page = await self._chat().history(principal, session.id, before=None, limit=50)
+        await self._join(sid, session.id)
+        chat = self._chat()
+        page = await chat.history(principal, session.id, before=None, limit=50)
+        if payload.session_id is not None and chat.services.settings.answer_on_rejoin:
+            await chat.answer_unanswered(
+                principal,
+                user_name=name,
+                session=session,
+                recent=page.items,
+                events=RoomEvents(self.server, session.id),
+            )
         return {
             "session": session_view(session, personas),
             "history": [message_view(m) for m in page.items],
@@ -270,8 +179,26 @@ class ChatNamespace(socketio.AsyncNamespace):
         return {"messages": [message_view(m) for m in page.items], "before": page.before}
 
     async def _session_leave(self, sid: str, payload: p.SessionRef) -> dict[str, Any]:
+        joined = self._joined.get(sid)
+        if joined is not None:
+            joined.pop(room(payload.session_id), None)
         await self.leave_room(sid, room(payload.session_id), namespace=NAMESPACE)
         return {}
+
+    async def _join(self, sid: str, session_id: uuid.UUID) -> None:
+        """Follow the session's room; past the per-connection limit, stop following the
+        one joined longest ago (its transcript is still there to read)."""
+        name = room(session_id)
+        joined = self._joined.setdefault(sid, OrderedDict())
+        if name in joined:
+            joined.move_to_end(name)
+            return
+        limit = self._chat().services.settings.max_rooms_per_connection
+        while len(joined) >= limit:
+            oldest, _ = joined.popitem(last=False)
+            await self.leave_room(sid, oldest, namespace=NAMESPACE)
+        await self.enter_room(sid, name, namespace=NAMESPACE)
+        joined[name] = None
 
     # messages -----------------------------------------------------------------------------
 
@@ -282,7 +209,7 @@ class ChatNamespace(socketio.AsyncNamespace):
         async def join(session_id: uuid.UUID) -> None:
             # a tab that sends into a session it has not joined joins it (and sees the
             # reply); send calls this once the session is known to be the caller's
-            await self.enter_room(sid, room(session_id), namespace=NAMESPACE)
+            await self._join(sid, session_id)
 
         sent = await chat.send(
             principal,
@@ -296,6 +223,22 @@ class ChatNamespace(socketio.AsyncNamespace):
             on_accepted=join,
         )
         return {"message": message_view(sent.message), "duplicate": sent.duplicate}
+
+    async def _message_retry(self, sid: str, payload: p.MessageRetry) -> dict[str, Any]:
+        principal, name, _ = await self._who(sid)
+
+        async def join(session_id: uuid.UUID) -> None:
+            await self._join(sid, session_id)
+
+        message = await self._chat().retry(
+            principal,
+            user_name=name,
+            session_id=payload.session_id,
+            message_id=payload.message_id,
+            events=RoomEvents(self.server, payload.session_id),
+            on_accepted=join,
+        )
+        return {"message": message_view(message)}
 
     async def _typing(self, sid: str, payload: p.Typing) -> dict[str, Any]:
         principal, name, _ = await self._who(sid)
@@ -313,7 +256,7 @@ class ChatNamespace(socketio.AsyncNamespace):
 
     async def _memory_list(self, sid: str, payload: p.MemoryList) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
-        page = await self._chat().list_memories(
+        page = await self._chat().inspection.list_memories(
             principal,
             payload.persona,
             session_id=payload.session_id,
@@ -329,7 +272,7 @@ class ChatNamespace(socketio.AsyncNamespace):
 
     async def _memory_search(self, sid: str, payload: p.MemorySearch) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
-        found = await self._chat().search_memories(
+        found = await self._chat().inspection.search_memories(
             principal,
             payload.persona,
             payload.query,
@@ -341,14 +284,14 @@ class ChatNamespace(socketio.AsyncNamespace):
 
     async def _memory_delete(self, sid: str, payload: p.MemoryRef) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
-        await self._chat().delete_memory(
+        await self._chat().inspection.delete_memory(
             principal, payload.persona, payload.memory_id, user=payload.user
         )
         return {}
 
     async def _memory_pin(self, sid: str, payload: p.MemoryPin) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
-        record = await self._chat().pin_memory(
+        record = await self._chat().inspection.pin_memory(
             principal, payload.persona, payload.memory_id, payload.pinned, user=payload.user
         )
         return {"memory": memory_view(record)}

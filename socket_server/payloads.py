@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Literal
 
@@ -31,6 +32,32 @@ def find_nul(value: object, path: str = "payload", depth: int = 0) -> str | None
     return None
 
 
+MAX_NAME = 60
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def display_name(value: object) -> str | None:
+    """``auth.name`` checked: None when absent or blank (the default name is used), else
+    at most 60 characters with no control characters, line or paragraph separators or
+    lone surrogates (a name is stored and put into prompts as one line). Raises
+    ``ValueError`` (``TypeError``: not a string) naming what is wrong."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError("auth.name: expected a string")
+    name = value.strip()
+    if not name:
+        return None
+    if len(name) > MAX_NAME:
+        raise ValueError(f"auth.name: longer than {MAX_NAME} characters")
+    bad = _NOT_IN_NAMES.search(name)
+    if bad is not None:
+        raise ValueError(
+            f"auth.name: must be one line of text (U+{ord(bad.group()):04X} not allowed)"
+        )
+    return name
+
+
 class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
@@ -51,6 +78,11 @@ class SessionHistory(Payload):
     session_id: uuid.UUID
     before: int | None = Field(default=None, ge=1, le=2**62)
     limit: int = Field(default=50, ge=1, le=200)
+
+
+class MessageRetry(Payload):
+    session_id: uuid.UUID
+    message_id: uuid.UUID
 
 
 class MessageSend(Payload):

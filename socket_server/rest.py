@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from runtime.auth import Principal, verify_token
+from runtime.auth import AuthError, Principal, verify_token
+from runtime.metrics import exposition
 from runtime.ratelimit import RateLimited
 from socket_server import openapi
 from socket_server.app import CHAT, METRICS, SERVICES
@@ -47,6 +48,7 @@ _STATUS = {
     "conflict": 409,
     "text_too_long": 413,
     "body_too_large": 413,
+    "request_timeout": 408,
     "rate_limited": 429,
     "internal": 500,
     "llm_stream_broken": 502,
@@ -97,6 +99,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return await handler(request)
     try:
         return await handler(request)
+    except ConnectionResetError:
+        # the client went away mid-request: nobody to answer, nothing the server did wrong
+        request.app[METRICS].client_aborts.inc()
+        log.info("client left %s %s before it was answered", request.method, request.path)
+        return web.Response(status=400, text="connection lost")
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
@@ -175,7 +182,14 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     charset = request.charset
     if charset is not None and charset.lower().replace("-", "") != "utf8":
         raise ClientError("invalid_payload", "body: JSON must be UTF-8")
-    raw = await request.read()
+    timeout_s = request.app[SERVICES].settings.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        raise ClientError(
+            "request_timeout", f"body: not received within {timeout_s:g} s"
+        ) from None
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except UnicodeDecodeError:
@@ -240,8 +254,20 @@ def json_ok(data: Mapping[str, Any], status: int = 200) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text of this process's metrics."""
-    body = generate_latest(request.app[METRICS].registry)
+    """Prometheus text of this process's metrics; with a secret set, for an admin's
+    bearer token only (the counters describe everyone's use)."""
+    services = request.app.get(SERVICES)
+    secret = services.settings.auth_secret if services is not None else None
+    if secret is not None:
+        try:
+            who = verify_token(secret.get_secret_value(), _bearer(request))
+        except AuthError as exc:
+            return error_response(exc, request)
+        if not who.is_admin:
+            return error_response(ClientError("forbidden", "metrics are for admins"), request)
+    body = exposition(
+        request.app[METRICS], services.settings.metrics_dir if services is not None else None
+    )
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -145,11 +145,11 @@ async def memories(request: web.Request) -> web.Response:
     query = read_query(request, MemoriesQuery)
     chat, who, key = request.app[CHAT], principal(request), path_key(request)
     if query.q is not None:
-        found = await chat.search_memories(
+        found = await chat.inspection.search_memories(
             who, key, query.q, k=query.k or 10, session_id=query.session_id, user=query.user
         )
         return json_ok({"results": [scored_view(m) for m in found]})
-    page = await chat.list_memories(
+    page = await chat.inspection.list_memories(
         who,
         key,
         session_id=query.session_id,
@@ -168,7 +168,7 @@ async def memories(request: web.Request) -> web.Response:
 
 async def delete_memory(request: web.Request) -> web.Response:
     query = read_query(request, MemoryScope)
-    await request.app[CHAT].delete_memory(
+    await request.app[CHAT].inspection.delete_memory(
         principal(request), path_key(request), path_uuid(request, "memory_id"), user=query.user
     )
     return web.Response(status=204)
@@ -178,7 +178,7 @@ async def pin_memory(request: web.Request) -> web.Response:
     query = read_query(request, MemoryScope)
     memory_id = path_uuid(request, "memory_id")
     body = await read_json(request, PinBody)
-    record = await request.app[CHAT].pin_memory(
+    record = await request.app[CHAT].inspection.pin_memory(
         principal(request), path_key(request), memory_id, body.pinned, user=query.user
     )
     return json_ok({"memory": memory_view(record)})

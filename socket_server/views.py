@@ -27,7 +27,7 @@ from personas import (
     VersionNotFound,
 )
 from runtime.auth import AuthError
-from runtime.chat import ChatError
+from runtime.errors import ChatError
 from runtime.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from prometheus_client import multiprocess
 
 from memory.remote import IndexHost
 from runtime.errors import RuntimeLayerError
@@ -37,6 +40,8 @@ from runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 READY = "ready on "
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client reads it at import: the supervisor sets it for its workers only."""
 RESTART_DELAY_S = 1.0
 
 
@@ -67,6 +72,11 @@ async def supervise(settings: Settings, command: Sequence[str] | None = None) ->
             log.info("applied %d migration(s)", len(applied))
         env = {k: v for k, v in os.environ.items() if k != "PERSONAE_INDEX_SOCKET"}
         env |= {"PERSONAE_DATABASE_URL": database_url, "PERSONAE_REDIS_URL": redis_url}
+        # each worker's metrics go to files here, and any worker's /metrics sums them
+        metrics_dir = (settings.home / "metrics").resolve()
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # a previous run's values
+        metrics_dir.mkdir(parents=True, mode=0o700)
+        env |= {"PERSONAE_METRICS_DIR": str(metrics_dir), MULTIPROC_ENV: str(metrics_dir)}
         if not settings.qdrant_url:
             own = settings.model_copy(update={"index_socket": None})  # the store itself
             host = IndexHost(lambda dim: vector_index(own, dim), settings.home / "index.sock")
@@ -130,6 +140,10 @@ class _Supervisor:
                 continue
             print(f"[worker {n}] {line}", flush=True)
         code = await proc.wait()
+        metrics_dir = self._env.get("PERSONAE_METRICS_DIR")
+        if metrics_dir:
+            # its gauges stop counting; its counters stay in the sums
+            multiprocess.mark_process_dead(proc.pid, metrics_dir)  # type: ignore[no-untyped-call]
         if self._stopping.is_set():
             return
         if not ready.is_set():

@@ -40,6 +40,7 @@ ACK_TIMEOUT = 5.0
 SETTINGS = {
     "rate_limit_per_minute": 100_000,
     "max_concurrent_turns": 1_000,
+    "sessions_per_minute": 100_000,
     "shutdown_grace_s": 5.0,
 }
 

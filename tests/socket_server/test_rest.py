@@ -148,8 +148,12 @@ async def test_api_needs_a_valid_bearer_token(server: Server, api: Api) -> None:
     basic = await api("GET", "/api/sessions", user=None, headers={"Authorization": "Basic YTpi"})
     assert basic.status == 401
     assert (await api("GET", "/api/personas")).status == 200
-    for path in ("/healthz", "/readyz", "/metrics", "/api/openapi.json"):
+    for path in ("/healthz", "/readyz", "/api/openapi.json"):
         assert (await api("GET", path, user=None)).status == 200, path
+    # metrics describe everyone's use: an admin's token, when a secret is set
+    assert (await api("GET", "/metrics", user=None)).status == 401
+    assert (await api("GET", "/metrics", user="alice")).status == 403
+    assert (await api("GET", "/metrics", user="root", role="admin")).status == 200
 
 
 async def test_without_a_secret_everyone_is_the_local_admin(start_server: Any) -> None:
@@ -535,7 +539,7 @@ async def test_metrics_count_turns(server: Server, api: Api) -> None:
     await chat_turn(server, "alice", "Hi there.")
 
     async def counted() -> bool:
-        reply = await api("GET", "/metrics", user=None)
+        reply = await api("GET", "/metrics", user="root", role="admin")
         return 'personae_turns_total{status="complete"} 1.0' in reply.body.decode()
 
     await eventually(counted)

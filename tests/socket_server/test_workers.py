@@ -130,3 +130,37 @@ async def test_a_worker_stops_when_its_supervisor_is_killed(spawn: Any, server: 
     proc.kill()
     await asyncio.to_thread(proc.wait, 10)
     await until(lambda: all(not Path(f"/proc/{w}").exists() or _zombie(w) for w in workers))
+
+
+async def test_metrics_are_the_sum_over_every_worker(spawn: Any, server: Server) -> None:
+    import aiohttp
+
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    proc, url = await spawn("summed", PERSONAE_WORKERS="2")
+    chats = 6
+    await asyncio.gather(*(chat(url, server.token(f"m{n}"), n) for n in range(chats)))
+    headers = {"Authorization": f"Bearer {server.token('root', 'admin')}"}
+
+    async def turns() -> float:
+        # a new connection each time: the kernel picks the worker that answers
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(force_close=True)
+        ) as http, http.get(url + "/metrics", headers=headers) as response:
+            assert response.status == 200
+            for line in (await response.text()).splitlines():
+                if line.startswith('personae_turns_total{status="complete"}'):
+                    return float(line.split()[-1])
+        return 0.0
+
+    # the last turns' counts land just after their replies
+    await until_async(lambda: turns(), chats)
+    readings = [await turns() for _ in range(8)]
+    assert readings == [float(chats)] * 8, readings
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 60) == 0
+
+
+async def until_async(probe: Any, wanted: float, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while await probe() != wanted:
+            await asyncio.sleep(0.1)

@@ -1,0 +1,124 @@
+"""What a user may look at and change of what personas keep about them: their memories
+(list, search, forget, pin) and the personas' traits as seen in their sessions. The chat
+service owns one; transports call it through ``ChatService.inspection``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agents.traits import DriftReport, ObservedProfile
+from memory import MemoryFilter, MemoryKind, MemoryPage, MemoryRecord, ScoredMemory
+from memory.transcripts import Session
+from personas import Persona
+from runtime.auth import Principal
+from runtime.errors import ChatError
+from runtime.ratelimit import RateLimited
+from runtime.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class TraitsView:
+    persona: Persona
+    observed: ObservedProfile
+    turns: int
+    drift: DriftReport
+
+
+
+
+class Inspection:
+    def __init__(
+        self,
+        services: Services,
+        session_for: Callable[[Principal, uuid.UUID], Awaitable[Session]],
+    ) -> None:
+        self.services = services
+        self.session_for = session_for
+        self._searches = asyncio.Semaphore(services.settings.max_concurrent_searches)
+
+    async def _scope(self, principal: Principal, persona: str, user: str | None) -> tuple[str, str]:
+        p = await self.services.personas.get(persona)
+        if user is not None and user != principal.user_id and not principal.is_admin:
+            raise ChatError("forbidden", "only an admin may inspect another user's memories")
+        return str(p.id), user or principal.user_id
+
+    async def list_memories(
+        self,
+        principal: Principal,
+        persona: str,
+        *,
+        session_id: uuid.UUID | None = None,
+        kind: MemoryKind | None = None,
+        user: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> MemoryPage:
+        persona_id, user_id = await self._scope(principal, persona, user)
+        where = MemoryFilter(
+            persona_id=persona_id,
+            user_id=user_id,
+            session_id=str(session_id) if session_id else None,
+            kinds=frozenset({kind}) if kind else None,
+        )
+        return await self.services.memory.list(where, limit=limit, cursor=cursor)
+
+    async def search_memories(
+        self,
+        principal: Principal,
+        persona: str,
+        query: str,
+        *,
+        k: int = 10,
+        session_id: uuid.UUID | None = None,
+        user: str | None = None,
+    ) -> list[ScoredMemory]:
+        persona_id, user_id = await self._scope(principal, persona, user)
+        if self._searches.locked():
+            # each search embeds and scans: past a few at once, the rest only queue
+            # behind them and slow every turn of the process
+            raise RateLimited("too many memory searches at once", 1.0)
+        async with self._searches:
+            return await self.services.memory.search(
+                persona_id=persona_id,
+                user_id=user_id,
+                text=query,
+                k=k,
+                session_id=str(session_id) if session_id else None,
+            )
+
+    async def delete_memory(
+        self, principal: Principal, persona: str, memory_id: uuid.UUID, *, user: str | None = None
+    ) -> None:
+        persona_id, user_id = await self._scope(principal, persona, user)
+        await self.services.memory.delete(memory_id, persona_id=persona_id, user_id=user_id)
+
+    async def pin_memory(
+        self,
+        principal: Principal,
+        persona: str,
+        memory_id: uuid.UUID,
+        pinned: bool,
+        *,
+        user: str | None = None,
+    ) -> MemoryRecord:
+        persona_id, user_id = await self._scope(principal, persona, user)
+        return await self.services.memory.set_pinned(
+            memory_id, pinned, persona_id=persona_id, user_id=user_id
+        )
+
+    async def traits(
+        self, principal: Principal, persona: str, session_id: uuid.UUID | None = None
+    ) -> TraitsView:
+        p = await self.services.personas.get(persona)
+        tracker = self.services.agents.tracker
+        if session_id is None and not principal.is_admin:
+            # the persona-wide profile is built from every user's chats: admins only
+            empty = ObservedProfile()
+            return TraitsView(p, empty, 0, tracker.drift_of(p, empty))
+        if session_id is not None:
+            await self.session_for(principal, session_id)
+        observed, turns = await tracker.profile(p.id, session_id)
+        return TraitsView(p, observed, turns, await tracker.drift(p, session_id))

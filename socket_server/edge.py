@@ -1,0 +1,148 @@
+"""What every HTTP request passes before its route: the ``Origin`` check (Socket.IO and
+REST), CORS for the origins a deployment allows, no server version in responses, and an
+access log that writes neither tokens nor search text.
+
+A browser sends ``Origin`` with every WebSocket handshake and every cross-site or
+state-changing request, and a page cannot forge it. Without the check, any site a user
+visits could open a socket to a server on their machine (where, with no secret set,
+every client is the local admin) and read every transcript. Requests without
+``Origin`` (programs, same-origin navigation) pass: they are not a page acting for
+someone else."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Middleware
+from aiohttp.web_log import AccessLogger
+
+from runtime.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+_CORS_HEADERS = "Authorization, Content-Type"
+SERVER_NAME = "personae"
+
+
+def own_origin(request: web.Request) -> str:
+    """The origin the request was addressed to (its scheme and ``Host``)."""
+    return f"{request.scheme}://{request.host}".lower()
+
+
+def origin_middleware(allowed: frozenset[str], metrics: Metrics) -> Middleware:
+    """Refuse a foreign ``Origin`` on Socket.IO (every transport, before the handshake)
+    and on state-changing REST calls, with 403; answer CORS for ``allowed`` origins only
+    (same-origin needs none)."""
+
+    @web.middleware
+    async def check_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return await handler(request)
+        origin = origin.strip().lower()
+        extra = origin in allowed
+        ok = extra or origin == own_origin(request)
+        socket = request.path.startswith("/socket.io/")
+        if not ok and (socket or request.method in _UNSAFE):
+            metrics.origins_refused.inc()
+            log.warning(
+                "refused %s %s from origin %r (not %s)",
+                request.method,
+                request.path,
+                origin[:200],
+                "allowed" if allowed else "this server's own",
+            )
+            return web.json_response(
+                {"error": {"code": "forbidden", "message": "origin not allowed"}}, status=403
+            )
+        if extra and request.method == "OPTIONS" and not socket:
+            return web.Response(status=204, headers=_cors(origin, preflight=True))
+        response = await handler(request)
+        if extra and not response.prepared:
+            response.headers.update(_cors(origin, preflight=False))
+        return response
+
+    return check_origin
+
+
+def polling_guard(max_bytes: int, timeout_s: float, metrics: Metrics) -> Middleware:
+    """Bound a long-polling POST: refuse one declaring more than ``max_bytes`` before
+    reading it (413), give its body ``timeout_s`` to arrive (408), and take a client
+    that leaves mid-body for what it is, not a server error."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method != "POST" or not request.path.startswith("/socket.io/"):
+            return await handler(request)
+        declared = request.content_length
+        if declared is not None and declared > max_bytes:
+            return web.json_response(
+                {"error": {"code": "body_too_large", "message": "body: larger than allowed"}},
+                status=413,
+            )
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await handler(request)
+        except TimeoutError:
+            log.info("polling POST of %s: body not received within %g s", request.remote, timeout_s)
+            return web.json_response(
+                {"error": {"code": "request_timeout", "message": "body: not received in time"}},
+                status=408,
+            )
+        except ConnectionResetError:
+            metrics.client_aborts.inc()
+            log.info("client left a polling POST before it was answered")
+            return web.Response(status=400, text="connection lost")
+
+    return guard
+
+
+def _cors(origin: str, *, preflight: bool) -> dict[str, str]:
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Vary": "Origin",
+    }
+    if preflight:
+        headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+        headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+        headers["Access-Control-Max-Age"] = "600"
+    return headers
+
+
+async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: name the server without its Python and aiohttp versions."""
+    response.headers["Server"] = SERVER_NAME
+
+
+class QuietAccessLogger(AccessLogger):
+    """aiohttp's access log line with the path only: query strings carry tokens
+    (``?token=``), search text (``?q=``) and cursors, none of which belong in a log."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        try:
+            self.logger.info(
+                '%s "%s %s HTTP/%d.%d" %d %d %.3f',
+                request.remote,
+                request.method,
+                request.path,
+                request.version.major,
+                request.version.minor,
+                response.status,
+                response.body_length,
+                time,
+            )
+        except Exception:  # a log line must never fail a request
+            self.logger.exception("access log line failed")
+
+
+ACCESS_LOGGER: type[AbstractAccessLogger] = QuietAccessLogger

@@ -1,0 +1,433 @@
+"""The hostile corpus at the edges before any event handler: foreign ``Origin`` headers
+on Socket.IO and REST, display names that would break storage or forge prompt lines,
+expired tokens on a live socket, malformed frames, slow and abandoned request bodies,
+and what responses and logs give away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+import socketio
+
+from personas import Actor
+from socket_server.app import METRICS
+from tests.personas.factory import definition
+from tests.socket_server import hostile_corpus as hc
+from tests.socket_server.conftest import Client, Server
+
+ADMIN = Actor("admin", is_admin=True)
+Start = Callable[..., Awaitable[Server]]
+Connect = Callable[..., Awaitable[Client]]
+
+
+async def _socket(server: Server, **how: Any) -> socketio.AsyncClient:
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(
+        server.url, namespaces=["/chat"], transports=["websocket"], wait_timeout=5, **how
+    )
+    return sio
+
+
+async def _refused_socket(server: Server, **how: Any) -> bool:
+    sio = socketio.AsyncClient(reconnection=False)
+    try:
+        await sio.connect(
+            server.url, namespaces=["/chat"], transports=["websocket"], wait_timeout=5, **how
+        )
+    except socketio.exceptions.ConnectionError:
+        return True
+    finally:
+        await sio.disconnect()
+    return False
+
+
+# ---- origins ----------------------------------------------------------------------------
+
+
+async def test_a_foreign_page_cannot_open_a_socket_or_change_anything(
+    start_server: Start, connect: Connect
+) -> None:
+    """With no secret (every client is the local admin), a page of another site must not
+    reach the transcripts: its WebSocket and polling handshakes and its state-changing
+    REST calls are refused, and REST answers carry no CORS header for it."""
+    server = await start_server(auth_secret=None)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    owner = await connect(server)
+    session = (await owner.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    sent = await owner.call(
+        "message.send", {"session_id": session, "text": "private words", "client_msg_id": "p1"}
+    )
+    await owner.wait_for("message.done")
+    problems = []
+    async with aiohttp.ClientSession() as http:
+        for origin in hc.foreign_origins(server.url):
+            if not await _refused_socket(server, headers={"Origin": origin}):
+                problems.append(f"websocket from {origin!r} accepted")
+            async with http.get(
+                server.url + "/socket.io/?EIO=4&transport=polling", headers={"Origin": origin}
+            ) as response:
+                if response.status != 403:
+                    problems.append(f"polling from {origin!r}: {response.status}")
+            async with http.post(
+                f"{server.url}/api/messages/{sent['message']['id']}/feedback",
+                json={"rating": -1},
+                headers={"Origin": origin},
+            ) as response:
+                if response.status != 403:
+                    problems.append(f"POST from {origin!r}: {response.status}")
+                elif (await response.json())["error"]["code"] != "forbidden":
+                    problems.append(f"POST from {origin!r}: not a forbidden error")
+            async with http.get(
+                f"{server.url}/api/sessions/{session}/messages", headers={"Origin": origin}
+            ) as response:
+                if "Access-Control-Allow-Origin" in response.headers:
+                    problems.append(f"GET from {origin!r} allowed by CORS")
+        assert not problems, problems
+        refused = server.app[METRICS].registry.get_sample_value("personae_origins_refused_total")
+        assert refused is not None and refused >= 3 * len(hc.foreign_origins(server.url))
+        # the server's own page, and programs that send no Origin, are served as before
+        own = await _socket(server, headers={"Origin": server.url})
+        history = await own.call(
+            "session.history", {"session_id": session}, namespace="/chat", timeout=5
+        )
+        assert history["ok"] and history["messages"][0]["text"] == "private words"
+        await own.disconnect()
+        async with http.post(
+            f"{server.url}/api/messages/{sent['message']['id']}/feedback",
+            json={"rating": 1},
+            headers={"Origin": server.url},
+        ) as response:
+            assert response.status == 200, await response.text()
+
+
+async def test_allowed_origins_may_connect_and_call_the_api_with_cors(
+    start_server: Start,
+) -> None:
+    server = await start_server(
+        allowed_origins="https://app.example, http://localhost:5173/"
+    )
+    token = server.token("uma")
+    for origin in ("https://app.example", "http://localhost:5173", "HTTPS://APP.EXAMPLE"):
+        sio = await _socket(server, headers={"Origin": origin}, auth={"token": token})
+        await sio.disconnect()
+    assert await _refused_socket(
+        server, headers={"Origin": "https://other.example"}, auth={"token": token}
+    )
+    async with aiohttp.ClientSession() as http:
+        async with http.options(
+            server.url + "/api/sessions",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        ) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+            assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+        async with http.get(
+            server.url + "/api/sessions",
+            headers={"Origin": "https://app.example", "Authorization": f"Bearer {token}"},
+        ) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
+
+
+def test_allowed_origins_must_be_origins(no_personae_env: None) -> None:
+    from runtime.errors import SettingsError
+    from runtime.settings import load_settings
+
+    for bad in ("evil.example", "https://app.example/path", "javascript:alert(1)", "*"):
+        with pytest.raises(SettingsError, match="PERSONAE_ALLOWED_ORIGINS"):
+            load_settings(allowed_origins=bad)
+    ok = load_settings(allowed_origins=" https://a.example ,http://[::1]:8080/")
+    assert ok.origins == {"https://a.example", "http://[::1]:8080"}
+
+
+async def test_responses_do_not_name_the_server_software(server: Server) -> None:
+    async with aiohttp.ClientSession() as http:
+        for path in ("/healthz", "/api/openapi.json", "/api/nope", "/"):
+            async with http.get(server.url + path) as response:
+                named = response.headers.get("Server", "")
+                assert "aiohttp" not in named.lower() and "python" not in named.lower(), named
+
+
+# ---- display names and token expiry -------------------------------------------------------
+
+
+async def test_display_names_that_break_storage_or_prompts_are_refused(
+    server: Server, connect: Connect
+) -> None:
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    token = server.token(hc.BOB)
+    problems = []
+    for name in hc.BAD_NAMES:
+        sio = socketio.AsyncClient(reconnection=False)
+        said: list[Any] = []
+
+        async def on_error(data: Any = None, said: list[Any] = said) -> None:
+            said.append(data)
+
+        sio.on("connect_error", on_error, namespace="/chat")
+        try:
+            await sio.connect(
+                server.url,
+                namespaces=["/chat"],
+                transports=["websocket"],
+                auth={"token": token, "name": name},
+                wait_timeout=5,
+            )
+        except socketio.exceptions.ConnectionError:
+            pass
+        connected = sio.connected
+        await sio.disconnect()
+        if connected:
+            problems.append(f"{name[:20]!r}: accepted")
+        elif not said or said[0].get("data", {}).get("code") != "invalid_payload":
+            problems.append(f"{name[:20]!r}: refused with {said}")
+    assert not problems, problems
+    # a plain name still works, and it is the one the persona hears
+    bob = await connect(server, user=hc.BOB, name="  Bob Smith ")
+    session = (await bob.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    sent = await bob.call(
+        "message.send", {"session_id": session, "text": "hi", "client_msg_id": "n1"}
+    )
+    assert sent["ok"] and sent["message"]["speaker"] == "Bob Smith", sent
+    await bob.wait_for("message.done")
+
+
+async def test_a_socket_is_closed_when_its_token_expires(server: Server) -> None:
+    from runtime.auth import mint_token
+
+    assert server.settings.auth_secret is not None
+    token = mint_token(server.settings.auth_secret.get_secret_value(), hc.BOB, ttl_s=3)
+    sio = socketio.AsyncClient(reconnection=False)
+    gone = asyncio.Event()
+    sio.on("disconnect", lambda *_: gone.set(), namespace="/chat")
+    await sio.connect(
+        server.url, namespaces=["/chat"], transports=["websocket"], auth={"token": token},
+        wait_timeout=5,
+    )
+    async with asyncio.timeout(15):
+        await gone.wait()
+    assert await _refused_socket(server, auth={"token": token})
+
+
+# ---- malformed frames -------------------------------------------------------------------------
+
+
+async def test_a_malformed_frame_is_one_warning_line_with_its_sid_and_is_counted(
+    server: Server, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await connect(server, user=hc.BOB)
+    eio_sid = client.sio.eio.sid
+    with caplog.at_level(logging.WARNING):
+        for raw in hc.MALFORMED_FRAMES:
+            await client.sio.eio.send(raw)
+            # frames are handled in order: once this is answered, the bad one was seen
+            ack = await client.call("memory.list", {"persona": "tutor"}, timeout=5)
+            assert ack["error"]["code"] == "persona_not_found", (raw[:40], ack)
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not loud, [r.getMessage()[:200] for r in loud]
+    dropped = [r for r in caplog.records if "malformed socket.io frame" in r.getMessage()]
+    assert len(dropped) == len(hc.MALFORMED_FRAMES), [r.getMessage() for r in caplog.records]
+    assert all(f"sid={eio_sid}" in r.getMessage() and not r.exc_info for r in dropped)
+    assert all("\n" not in r.getMessage() for r in dropped)
+    counted = server.app[METRICS].registry.get_sample_value("personae_malformed_frames_total")
+    assert counted == len(hc.MALFORMED_FRAMES)
+
+
+# ---- slow and abandoned bodies ------------------------------------------------------------------
+
+
+async def _raw_request(
+    server: Server, head: str, body: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head.encode() + b"\r\n" + body)
+    await writer.drain()
+    return reader, writer
+
+
+def _post_head(path: str, length: int, token: str) -> str:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {length}\r\n"
+    )
+
+
+async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_server_error(
+    start_server: Start, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(body_timeout_s=0.5)
+    path = f"/api/messages/{uuid.uuid4()}/feedback"
+    token = server.token(hc.BOB)
+    reader, writer = await _raw_request(server, _post_head(path, 500_000, token), b"{")
+    try:
+        async with asyncio.timeout(15):
+            status = await reader.readline()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status.split()[1:2] == [b"408"], status
+    # a polling POST that declares more than a message may hold is refused before reading
+    async with aiohttp.ClientSession() as http, http.post(
+        server.url + "/socket.io/?EIO=4&transport=polling&sid=x",
+        data=b"4" * (hc.SOCKET_BUFFER + 1),
+    ) as response:
+        assert response.status == 413
+    # a client that leaves mid-body is counted as such, not as an internal error
+    aborted = asyncio.Event()
+
+    class Heard(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "before it was answered" in record.getMessage():
+                aborted.set()
+
+    heard = Heard()
+    logging.getLogger("socket_server.rest").addHandler(heard)
+    try:
+        with caplog.at_level(logging.INFO):
+            _, writer = await _raw_request(server, _post_head(path, 100, token), b'{"rating":')
+            writer.close()
+            await writer.wait_closed()
+            async with asyncio.timeout(15):
+                await aborted.wait()
+    finally:
+        logging.getLogger("socket_server.rest").removeHandler(heard)
+    registry = server.app[METRICS].registry
+    assert registry.get_sample_value("personae_client_aborts_total") == 1
+    assert registry.get_sample_value("personae_client_errors_total", {"code": "internal"}) is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+# ---- limits ----------------------------------------------------------------------------------
+
+
+async def test_new_sessions_are_limited_per_user(start_server: Start, connect: Connect) -> None:
+    server = await start_server(sessions_per_minute=3)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    bob = await connect(server, user=hc.BOB)
+    made = [await bob.call("session.start", {"personas": ["tutor"]}) for _ in range(3)]
+    assert all(m["ok"] for m in made), made
+    over = await bob.call("session.start", {"personas": ["tutor"]})
+    assert over["error"]["code"] == "rate_limited" and over["error"]["retry_after"] > 0, over
+    # joining one's own sessions again is not a new session; other users are not affected
+    again = await bob.call("session.start", {"session_id": made[0]["session"]["id"]})
+    assert again["ok"], again
+    alice = await connect(server, user=hc.ALICE)
+    assert (await alice.call("session.start", {"personas": ["tutor"]}))["ok"]
+
+
+async def test_a_connection_follows_a_bounded_number_of_sessions(
+    start_server: Start, connect: Connect
+) -> None:
+    from socket_server.app import SIO
+
+    server = await start_server(max_rooms_per_connection=2)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    bob = await connect(server, user=hc.BOB)
+    sessions = [
+        (await bob.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+        for _ in range(3)
+    ]
+    sid = bob.sio.get_sid("/chat")
+    rooms = set(server.app[SIO].rooms(sid, namespace="/chat")) - {sid}
+    assert rooms == {f"session:{s}" for s in sessions[1:]}, rooms
+    # a send into the oldest one follows it again, and its reply arrives
+    sent = await bob.call(
+        "message.send", {"session_id": sessions[0], "text": "back", "client_msg_id": "b1"}
+    )
+    done = await bob.wait_for("message.done")
+    assert done["message"]["reply_to"] == sent["message"]["id"]
+    rooms = set(server.app[SIO].rooms(sid, namespace="/chat")) - {sid}
+    assert rooms == {f"session:{sessions[0]}", f"session:{sessions[2]}"}, rooms
+
+
+async def test_memory_searches_at_once_are_bounded(
+    start_server: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memory.service import MemoryService
+
+    server = await start_server(max_concurrent_searches=1)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    entered, release = asyncio.Event(), asyncio.Event()
+    search = MemoryService.search
+
+    async def slow(self: MemoryService, *args: Any, **kwargs: Any) -> Any:
+        entered.set()
+        async with asyncio.timeout(15):
+            await release.wait()
+        return await search(self, *args, **kwargs)
+
+    monkeypatch.setattr(MemoryService, "search", slow)
+    headers = {"Authorization": f"Bearer {server.token(hc.BOB)}"}
+    url = server.url + "/api/personas/tutor/memories?q=chess"
+    async with aiohttp.ClientSession() as http:
+
+        async def get() -> int:
+            async with http.get(url, headers=headers) as response:
+                return response.status
+
+        first = asyncio.create_task(get())
+        async with asyncio.timeout(15):
+            await entered.wait()
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 429 and "Retry-After" in response.headers
+            assert (await response.json())["error"]["code"] == "rate_limited"
+        release.set()
+        assert await first == 200
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 200
+
+
+# ---- small leaks ------------------------------------------------------------------------------
+
+
+async def test_the_persona_wide_profile_is_for_admins_only(
+    server: Server, connect: Connect
+) -> None:
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    alice = await connect(server, user=hc.ALICE)
+    session = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    await alice.call(
+        "message.send", {"session_id": session, "text": "Why? Really? Tell me!",
+                         "client_msg_id": "t1"}
+    )
+    await alice.wait_for("persona.traits_updated")
+    bob = await connect(server, user=hc.BOB)
+    seen = await bob.call("persona.traits", {"persona": "tutor"})
+    assert seen["ok"] and seen["traits"], seen
+    assert seen["observed"] == {} and seen["turns"] == 0, "alice's chat shows through"
+    own = await alice.call("persona.traits", {"persona": "tutor", "session_id": session})
+    assert own["observed"] and own["turns"] == 1
+    admin = await connect(server, token=server.token("root", "admin"))
+    overall = await admin.call("persona.traits", {"persona": "tutor"})
+    assert overall["observed"] and overall["turns"] >= 1
+
+
+def test_the_access_log_writes_paths_without_query_strings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from socket_server.edge import QuietAccessLogger
+
+    logger = logging.getLogger("aiohttp.access")
+    access = QuietAccessLogger(logger, "")
+    request = make_mocked_request(
+        "GET", "/api/personas/tutor/memories?q=my+secret+diagnosis&token=eyJhbGciOi.x.y"
+    )
+    with caplog.at_level(logging.INFO, logger="aiohttp.access"):
+        access.log(request, web.Response(status=200), 0.01)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "/api/personas/tutor/memories" in line and " 200 " in line
+    assert "secret" not in line and "eyJ" not in line and "?" not in line

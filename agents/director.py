@@ -131,6 +131,7 @@ class Director:
             user_message=message,
             others=tuple(p.name for p in personas if p.id != persona.id),
             mode=mode,
+            handles=tuple(p.slug for p in personas if p.id != persona.id),
         )
         return await run_turn(self._graph, request, events)
 

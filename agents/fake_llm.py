@@ -93,7 +93,9 @@ class FakeStreamingChatModel(BaseChatModel):
 
     def _plan(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> list[str]:
+    ) -> tuple[list[str], str]:
+        """The tokens to stream, and why the reply ends there (``"length"`` when
+        ``max_tokens`` cut it, as a real model reports)."""
         self._calls += 1
         self._last_messages = list(messages)
         self._last_stop = list(stop) if stop is not None else None
@@ -107,9 +109,9 @@ class FakeStreamingChatModel(BaseChatModel):
             tokens = [t if i == 0 or t[:1].isspace() else " " + t for i, t in enumerate(cycled)]
         tokens = split_tokens(cut_at_stop("".join(tokens), stop))
         max_tokens = kwargs.get("max_tokens")
-        if max_tokens is not None:
-            tokens = tokens[: int(max_tokens)]
-        return tokens
+        if max_tokens is not None and len(tokens) > int(max_tokens):
+            return tokens[: int(max_tokens)], "length"
+        return tokens, "stop"
 
     def _failure(self, sent: list[str]) -> Exception | None:
         if self.fail_before_first_token:
@@ -129,7 +131,7 @@ class FakeStreamingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        tokens = self._plan(messages, stop, kwargs)
+        tokens, reason = self._plan(messages, stop, kwargs)
         await asyncio.sleep(self.first_token_delay_s)
         sent: list[str] = []
         for index, token in enumerate(tokens):
@@ -146,6 +148,8 @@ class FakeStreamingChatModel(BaseChatModel):
         failure = self._failure(sent)
         if failure is not None:
             raise failure
+        end = AIMessageChunk(content="", response_metadata={"finish_reason": reason})
+        yield ChatGenerationChunk(message=end)
 
     async def _agenerate(
         self,
@@ -164,7 +168,7 @@ class FakeStreamingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        tokens = self._plan(messages, stop, kwargs)
+        tokens, _ = self._plan(messages, stop, kwargs)
         sent: list[str] = []
         for token in tokens:
             failure = self._failure(sent)

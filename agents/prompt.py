@@ -147,7 +147,7 @@ def compose(
     memories = sorted(_usable(data.memories, short), key=lambda m: m.score, reverse=True)
     if profile.memories is not None:
         memories = memories[: profile.memories]
-    lines = list(data.transcript)
+    lines = [ln for ln in data.transcript if profile.own_lines or not ln.own]
     if profile.transcript_lines is not None:
         lines = lines[len(lines) - min(len(lines), profile.transcript_lines) :]
     said = _said(data.speaker or data.user_name, data.user_text, data.others)

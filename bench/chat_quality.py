@@ -139,7 +139,10 @@ class Client:
         pending = self._waiting.get(str(data.get("session_id")))
         if pending is None:
             return
-        reply_id = data.get("message_id") or (data.get("message") or {}).get("id")
+        message = data.get("message")  # message.done: the message; message.error: a text
+        reply_id = data.get("message_id") or (
+            message.get("id") if isinstance(message, dict) else None
+        )
         if reply_id in self._ended and event == "message.error":
             return  # the error that follows an incomplete reply's message.done
         if event == "message.started":

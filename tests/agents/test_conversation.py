@@ -79,7 +79,8 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
         first_done = rec.events.index(rec.of("done")[0])
         assert any(e[0] == "token" and e[1] == "ada" for e in rec.events[:first_done])
         assert not rec.of("failed")
-        assert [e[1] for e in rec.of("traits")] == ["ada", "blaise"]
+        # the next persona starts once a reply is stored: traits may come in either order
+        assert sorted(e[1] for e in rec.of("traits")) == ["ada", "blaise"]
 
         # attribution: nobody speaks for another — the fake's extra line was cut
         for r in results:

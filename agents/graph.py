@@ -148,29 +148,35 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         t0 = time.perf_counter()
         request, persona, prompt = state["request"], state["persona"], state["prompt"]
         model = services.chat_model()
-        guard = ReplyGuard(prompt.speakers)
         decoding = decoding_for(cfg.model, persona.style)
-        finish: str | None = None
+        options: dict[str, Any] = decoding.options()
         first: float | None = None
         try:
             async with asyncio.timeout(cfg.llm_timeout_s):
-                options: dict[str, Any] = decoding.options()
-                # an async generator: closing it stops the model (a guard's early end)
-                stream = cast(
-                    "AsyncGenerator[BaseMessageChunk, None]",
-                    model.astream(list(prompt.messages), **options),
-                )
-                async with aclosing(stream) as chunks:
-                    async for chunk in chunks:
-                        finish = chunk.response_metadata.get("finish_reason") or finish
-                        text = chunk.content if isinstance(chunk.content, str) else ""
-                        shown = guard.feed(text)
-                        if shown:
-                            if first is None:
-                                first = time.perf_counter()
-                            await events.token(persona, request.reply_id, shown)
-                        if guard.stopped:
-                            break
+                # a reply the guard cut to nothing (it began with another's line) is
+                # asked for once more before the turn fails as empty
+                for _ in range(2):
+                    guard = ReplyGuard(prompt.speakers)
+                    finish: str | None = None
+                    # an async generator: closing it stops the model (a guard's early end)
+                    stream = cast(
+                        "AsyncGenerator[BaseMessageChunk, None]",
+                        model.astream(list(prompt.messages), **options),
+                    )
+                    async with aclosing(stream) as chunks:
+                        async for chunk in chunks:
+                            finish = chunk.response_metadata.get("finish_reason") or finish
+                            text = chunk.content if isinstance(chunk.content, str) else ""
+                            shown = guard.feed(text)
+                            if shown:
+                                if first is None:
+                                    first = time.perf_counter()
+                                await events.token(persona, request.reply_id, shown)
+                            if guard.stopped:
+                                break
+                    reply = guard.finish(finish)
+                    if reply.text or reply.cut is None:
+                        break
         except LLMUnavailable as exc:
             return _failed("llm_unavailable", str(exc), t0)
         except LLMStreamBroken as exc:
@@ -181,7 +187,6 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             if partial:
                 return _incomplete(partial, reason, t0, first)
             return _failed("llm_unavailable", reason, t0)
-        reply = guard.finish(finish)
         if not reply.text:
             return _failed("llm_empty", f"llm {services.llm_name!r} returned an empty reply", t0)
         if reply.tail:

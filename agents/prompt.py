@@ -3,9 +3,10 @@ remembers and the recent transcript, turned into chat messages within a token bu
 
 The model's profile decides the shape. A capable model gets the full card (every trait,
 belief and style rule) with the memories in the system message. A small local model gets
-a short card (who the persona is, how it speaks, two or three beliefs), the few memories
-the user told it said plainly next to the question ("You remember that Sam told you:
-..."), and the last few turns. Either way the system message starts with what is fixed
+a short card (who the persona is, how it speaks, two or three beliefs), the few things
+the user told it before, said plainly as an earlier turn it acknowledged ("My cat is
+called Miso." - "Thank you for telling me, Sam. I will remember that."), and the last
+few lines the others said. Either way the system message starts with what is fixed
 for the persona, so a local model reuses its evaluation across sessions."""
 
 from __future__ import annotations
@@ -170,8 +171,8 @@ def compose(
         dropped_memories += 1
 
     if short:
-        messages: list[BaseMessage] = [SystemMessage(content=system)]
-        user = HumanMessage(content=_with_memories(memories, data, said))
+        messages: list[BaseMessage] = [SystemMessage(content=system), *_told(memories, data)]
+        user = HumanMessage(content=said)
     else:
         messages = [SystemMessage(content=system + _memories_text(memories, data.now))]
         user = HumanMessage(content=said)
@@ -200,19 +201,20 @@ def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]
     return [m for m in memories if not short or m.role == "user"]
 
 
-def _with_memories(memories: Sequence[Recollection], data: PromptInput, said: str) -> str:
-    """The user's message after what they told the persona before, said plainly: a
-    small model uses a memory that sits next to the question, not one in the card."""
+def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessage]:
+    """What the user told the persona before, as an earlier turn of this chat that the
+    persona acknowledged: a small model answers from its conversation (it recalls a fact
+    told in the same session), not from notes in its card, and echoes notes' wording.
+    The most relevant memory comes last, next to the question."""
     if not memories:
-        return said
-    lines = [
-        f'You remember that {m.speaker or data.user_name} told you: "{m.text.strip()}"'
-        for m in sorted(memories, key=lambda m: m.created_at)
+        return []
+    told = " ".join(
+        m.text.strip() for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
+    )
+    return [
+        HumanMessage(content=_said(data.user_name, told, data.others)),
+        AIMessage(content=f"Thank you for telling me, {data.user_name}. I will remember that."),
     ]
-    if not data.others:  # alone, the message has no speaker prefix yet
-        verb = "asks" if data.user_text.rstrip().endswith("?") else "says"
-        said = f"{data.speaker or data.user_name} {verb}: {said}"
-    return "\n".join(lines) + "\n\n" + said
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

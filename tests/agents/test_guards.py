@@ -175,3 +175,16 @@ async def test_the_small_model_profile_sets_decoding(services_factory: Any) -> N
     assert kwargs["temperature"] < 0.5 and kwargs["repeat_penalty"] > 1.0
     system = str((model.last_messages or [])[0].content)
     assert "You are talking with Sam" in system
+
+
+async def test_a_reply_that_starts_with_the_users_line_is_asked_for_again(
+    services_factory: Any,
+) -> None:
+    replies = iter(["Sam: What is space, really?", "Space is where things are."])
+    model = FakeStreamingChatModel(reply=lambda _: next(replies))
+    async with services_factory(model) as services:
+        result, stored, streamed = await _turn(services, model, max_tokens=512)
+    assert model.calls == 2
+    assert result.status == "complete"
+    assert (stored.text, stored.cut) == ("Space is where things are.", None)
+    assert streamed == stored.text, "nothing of the first try was shown"

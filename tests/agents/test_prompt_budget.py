@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from agents.decoding import CAPABLE, SMALL_LOCAL, decoding_for, reply_tokens
 from agents.prompt import Line, PromptInput, Recollection, compose, estimate_tokens
@@ -76,7 +76,7 @@ def data(**overrides: object) -> PromptInput:
 
 def test_a_small_model_gets_a_short_card_and_plain_memories_by_the_question() -> None:
     prompt = compose(data(), budget_tokens=1536, profile=SMALL_LOCAL)
-    system, *middle, user = prompt.messages
+    system, told, ack, *middle, user = prompt.messages
     assert isinstance(system, SystemMessage) and isinstance(user, HumanMessage)
     card = str(system.content)
     assert card.startswith("You are Albert Einstein, theoretical physicist")
@@ -84,11 +84,12 @@ def test_a_small_model_gets_a_short_card_and_plain_memories_by_the_question() ->
     assert card.count("- Belief number") == 3, "two or three beliefs, not all five"
     assert "You are talking with Sam. Call them Sam." in card
     assert "Miso" not in card, "memories are not in the card (it stays a reusable prefix)"
-    text = str(user.content)
-    assert text.startswith('You remember that Sam told you: "My cat is called Miso."')
-    assert text.endswith("Sam asks: What is my cat's name?")
-    assert "sounds lovely" not in text, "the small model is not shown its own old replies"
-    assert text.count("You remember") == 3
+    # what the user told before: an earlier turn, the most relevant last, acknowledged
+    assert isinstance(told, HumanMessage) and isinstance(ack, AIMessage)
+    assert str(told.content) == "My sister is Priya. I live in Lisbon. My cat is called Miso."
+    assert "sounds lovely" not in str(told.content), "not its own old replies"
+    assert str(ack.content) == "Thank you for telling me, Sam. I will remember that."
+    assert str(user.content) == "What is my cat's name?"
     assert len(middle) <= 2, "the last few turns"
     assert all(isinstance(m, HumanMessage) for m in middle), "not its own replies to copy"
     assert "line 10" in str(middle[-1].content)
@@ -104,7 +105,8 @@ def test_the_small_prompt_stays_within_its_budget_dropping_oldest_lines_first() 
     total = sum(estimate_tokens(str(m.content)) for m in prompt.messages)
     assert total <= 640
     # the question and the best memory survive
-    assert "Miso" in str(prompt.messages[-1].content)
+    assert str(prompt.messages[-1].content) == "What is my cat's name?"
+    assert "Miso" in str(prompt.messages[1].content)
 
 
 def test_a_capable_model_gets_the_full_card_with_every_belief() -> None:

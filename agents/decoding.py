@@ -49,7 +49,7 @@ SMALL_LOCAL = ModelProfile(
     penalties=True,
     reply_tokens=(64, 128),
     temperature_cap=0.5,
-    memories=3,
+    memories=2,  # measured: a third memory distracts the 135M model from the right one
     transcript_lines=2,
     own_lines=False,
 )

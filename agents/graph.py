@@ -91,7 +91,8 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                 persona_id=str(persona.id),
                 user_id=request.user_id,
                 text=request.user_message.text,
-                k=cfg.memory_k,
+                # a short card shows only what the user said: look further for it
+                k=cfg.memory_k * (2 if cfg.model.card == "short" else 1),
             )
             return found, _ms(t1)
 

@@ -3,11 +3,12 @@ remembers and the recent transcript, turned into chat messages within a token bu
 
 The model's profile decides the shape. A capable model gets the full card (every trait,
 belief and style rule) with the memories in the system message. A small local model gets
-a short card (who the persona is, how it speaks, two or three beliefs), the few things
-the user told it before, said plainly as an earlier turn it acknowledged ("My cat is
-called Miso." - "Thank you for telling me, Sam. I will remember that."), and the last
-few lines the others said. Either way the system message starts with what is fixed
-for the persona, so a local model reuses its evaluation across sessions."""
+a short card (who the persona is, how it speaks, two or three beliefs), the two things
+the user told it before that matter most, said plainly as an earlier turn that it
+acknowledged in its own words ("My cat is called Miso." - "I will remember that, Sam:
+Your cat is called Miso."), and the last few lines the others said. Either way the
+system message starts with what is fixed for the persona, so a local model reuses its
+evaluation across sessions."""
 
 from __future__ import annotations
 
@@ -203,18 +204,52 @@ def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]
 
 def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessage]:
     """What the user told the persona before, as an earlier turn of this chat that the
-    persona acknowledged: a small model answers from its conversation (it recalls a fact
-    told in the same session), not from notes in its card, and echoes notes' wording.
-    The most relevant memory comes last, next to the question."""
+    persona acknowledged by saying it back: a small model answers from its conversation
+    (it recalls a fact told in the same session), not from notes in its card. The most
+    relevant memory comes last, next to the question."""
     if not memories:
         return []
     told = " ".join(
         m.text.strip() for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
     )
+    noted = " ".join(
+        _to_you(m.text.strip()) for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
+    )
     return [
         HumanMessage(content=_said(data.user_name, told, data.others)),
-        AIMessage(content=f"Thank you for telling me, {data.user_name}. I will remember that."),
+        AIMessage(content=f"I will remember that, {data.user_name}: {noted}"),
     ]
+
+
+# the user's own words as the persona says them back ("My cat" -> "your cat")
+_YOU = {
+    "i am": "you are",
+    "i'm": "you're",
+    "i was": "you were",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "am i": "are you",
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "we": "you",
+    "our": "your",
+    "ours": "yours",
+    "us": "you",
+}
+_FIRST_PERSON = re.compile(
+    r"\b(" + "|".join(re.escape(k) for k in sorted(_YOU, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def _to_you(text: str) -> str:
+    """First person turned into second: what the user said, as the persona repeats it."""
+    out = _FIRST_PERSON.sub(lambda m: _YOU[m.group().lower()], text)
+    return out[:1].upper() + out[1:]
 
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
 from langgraph.graph.state import CompiledStateGraph
 
 from agents.graph import run_turn
+from agents.tracker import TraitUpdate
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult
 from memory.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
@@ -58,22 +59,40 @@ class Director:
         fresh: bool = False,
     ) -> list[TurnResult]:
         """Answer a stored user message with the persona(s) the session's policy picks,
-        one after another (each sees the replies before it). A persona that already
-        answered this message (a retried send) is not run again: its stored reply is
-        reported instead (``fresh``: the message was just stored, so none has)."""
+        one after another (each sees the replies before it). The next persona starts as
+        soon as the one before has stored its reply: it does not wait for that reply's
+        memories and traits. A persona that already answered this message (a retried
+        send) is not run again: its stored reply is reported instead (``fresh``: the
+        message was just stored, so none has)."""
         personas = await self.participants(session)
         last = None
         if len(personas) > 1:
             last = _last_speaker(await self._services.memory.transcripts.recent(session.id, 20))
         chosen = choose(session.policy, personas, message.text, to, last)
-        results = []
-        for persona in chosen:
-            results.append(
-                await self._turn(
-                    session, persona, personas, message, user_name, events, mode, fresh=fresh
+        turns: list[asyncio.Task[TurnResult]] = []
+        try:
+            for persona in chosen:
+                stored = asyncio.Event()
+                turn = asyncio.create_task(
+                    self._turn(
+                        session,
+                        persona,
+                        personas,
+                        message,
+                        user_name,
+                        _Stored(events, stored),
+                        mode,
+                        fresh=fresh,
+                    ),
+                    name=f"turn-{persona.slug}-{message.id}",
                 )
-            )
-        return results
+                turns.append(turn)
+                await _until(stored, turn)
+            return list(await asyncio.gather(*turns))
+        finally:
+            for turn in turns:
+                turn.cancel()  # only when this call is cancelled or a turn raised
+            await asyncio.gather(*turns, return_exceptions=True)
 
     async def autonomous(
         self,
@@ -131,8 +150,49 @@ class Director:
             user_message=message,
             others=tuple(p.name for p in personas if p.id != persona.id),
             mode=mode,
+            handles=tuple(p.slug for p in personas if p.id != persona.id),
         )
         return await run_turn(self._graph, request, events)
+
+
+class _Stored:
+    """Events passed through; ``stored`` is set once the reply is stored (or the turn
+    failed before it could be)."""
+
+    def __init__(self, events: TurnEvents, stored: asyncio.Event) -> None:
+        self._events = events
+        self._stored = stored
+
+    async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
+        await self._events.started(persona, reply_id)
+
+    async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
+        await self._events.token(persona, reply_id, delta)
+
+    async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
+        try:
+            await self._events.done(persona, message, timings)
+        finally:
+            self._stored.set()
+
+    async def failed(self, persona: Persona | None, code: str, message: str) -> None:
+        try:
+            await self._events.failed(persona, code, message)
+        finally:
+            self._stored.set()
+
+    async def traits(self, persona: Persona, update: TraitUpdate) -> None:
+        await self._events.traits(persona, update)
+
+
+async def _until(stored: asyncio.Event, turn: asyncio.Task[TurnResult]) -> None:
+    """Wait until the turn's reply is stored or the turn is over (whichever is first)."""
+    waiter = asyncio.create_task(stored.wait(), name="reply-stored")
+    try:
+        await asyncio.wait({waiter, turn}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
 
 
 def choose(

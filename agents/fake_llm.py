@@ -48,7 +48,7 @@ class FakeStreamingChatModel(BaseChatModel):
     """Streams ``reply`` (a text, or a function of the prompt messages) word by word.
 
     Use it wherever a test or benchmark needs the shape of an LLM reply without a model:
-    ``token_count`` repeats or trims the reply to exactly that many tokens,
+    ``token_count`` pads (with numbered words) or trims the reply to exactly that many tokens,
     ``token_delay_s`` paces them, ``fail_before_first_token`` raises ``LLMUnavailable``
     and ``break_after_tokens=N`` raises ``LLMStreamBroken`` after N tokens. The last
     prompt, stop sequences and call kwargs are kept for assertions.
@@ -93,7 +93,9 @@ class FakeStreamingChatModel(BaseChatModel):
 
     def _plan(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> list[str]:
+    ) -> tuple[list[str], str]:
+        """The tokens to stream, and why the reply ends there (``"length"`` when
+        ``max_tokens`` cut it, as a real model reports)."""
         self._calls += 1
         self._last_messages = list(messages)
         self._last_stop = list(stop) if stop is not None else None
@@ -103,13 +105,17 @@ class FakeStreamingChatModel(BaseChatModel):
         if self.token_count is not None:
             if not tokens:
                 tokens = [" token"]
-            cycled = (tokens[i % len(tokens)] for i in range(self.token_count))
-            tokens = [t if i == 0 or t[:1].isspace() else " " + t for i, t in enumerate(cycled)]
+            # padded with numbered words, not the reply again: a real reply that loops
+            # is cut by the reply guard, and a fake one must not look like one
+            padded = (
+                tokens[i] if i < len(tokens) else f"w{i + 1}" for i in range(self.token_count)
+            )
+            tokens = [t if i == 0 or t[:1].isspace() else " " + t for i, t in enumerate(padded)]
         tokens = split_tokens(cut_at_stop("".join(tokens), stop))
         max_tokens = kwargs.get("max_tokens")
-        if max_tokens is not None:
-            tokens = tokens[: int(max_tokens)]
-        return tokens
+        if max_tokens is not None and len(tokens) > int(max_tokens):
+            return tokens[: int(max_tokens)], "length"
+        return tokens, "stop"
 
     def _failure(self, sent: list[str]) -> Exception | None:
         if self.fail_before_first_token:
@@ -129,7 +135,7 @@ class FakeStreamingChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        tokens = self._plan(messages, stop, kwargs)
+        tokens, reason = self._plan(messages, stop, kwargs)
         await asyncio.sleep(self.first_token_delay_s)
         sent: list[str] = []
         for index, token in enumerate(tokens):
@@ -146,6 +152,8 @@ class FakeStreamingChatModel(BaseChatModel):
         failure = self._failure(sent)
         if failure is not None:
             raise failure
+        end = AIMessageChunk(content="", response_metadata={"finish_reason": reason})
+        yield ChatGenerationChunk(message=end)
 
     async def _agenerate(
         self,
@@ -164,7 +172,7 @@ class FakeStreamingChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        tokens = self._plan(messages, stop, kwargs)
+        tokens, _ = self._plan(messages, stop, kwargs)
         sent: list[str] = []
         for token in tokens:
             failure = self._failure(sent)

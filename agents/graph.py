@@ -19,16 +19,20 @@ import asyncio
 import logging
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict, cast
 
+from langchain_core.messages import BaseMessageChunk
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from agents.decoding import decoding_for
 from agents.errors import LLMStreamBroken, LLMUnavailable
+from agents.guards import Cut, ReplyGuard
 from agents.prompt import Line, Prompt, PromptInput, Recollection, compose
 from agents.tracker import TraitUpdate
 from agents.traits import TraitObservation, extract
@@ -55,6 +59,7 @@ class TurnState(TypedDict, total=False):
     prompt: Prompt
     reply: str
     status: TurnStatus
+    cut: Cut | None
     error_code: str
     error: str
     message: Message
@@ -95,7 +100,8 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
                     persona_id=str(persona.id),
                     user_id=request.user_id,
                     text=request.user_message.text,
-                    k=cfg.memory_k,
+                    # a short card shows only what the user said: look further for it
+                    k=cfg.memory_k * (2 if cfg.model.card == "short" else 1),
                 )
             except IndexUnavailable as exc:
                 # the vector store is down: answer without memories, and say so
@@ -160,41 +166,60 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         return Command(update=update, goto="extract_traits")
 
     async def stream_reply(state: TurnState, events: TurnEvents) -> TurnState:
+        """Stream the reply through the guard (no other speaker's lines, no loops): the
+        guard's text goes out as tokens; a reply it or the token limit cut is marked."""
         t0 = time.perf_counter()
         request, persona, prompt = state["request"], state["persona"], state["prompt"]
         model = services.chat_model()
-        parts: list[str] = []
+        decoding = decoding_for(cfg.model, persona.style)
+        options: dict[str, Any] = decoding.options()
         first: float | None = None
         try:
             async with asyncio.timeout(cfg.llm_timeout_s):
-                async for chunk in model.astream(
-                    list(prompt.messages),
-                    stop=list(prompt.stop),
-                    temperature=persona.style.temperature,
-                    max_tokens=persona.style.max_tokens,
-                ):
-                    text = chunk.content if isinstance(chunk.content, str) else ""
-                    if text:
-                        if first is None:
-                            first = time.perf_counter()
-                        parts.append(text)
-                        await events.token(persona, request.reply_id, text)
+                # a reply the guard cut to nothing (it began with another's line) is
+                # asked for once more before the turn fails as empty
+                for _ in range(2):
+                    guard = ReplyGuard(prompt.speakers)
+                    finish: str | None = None
+                    # an async generator: closing it stops the model (a guard's early end)
+                    stream = cast(
+                        "AsyncGenerator[BaseMessageChunk, None]",
+                        model.astream(list(prompt.messages), **options),
+                    )
+                    async with aclosing(stream) as chunks:
+                        async for chunk in chunks:
+                            finish = chunk.response_metadata.get("finish_reason") or finish
+                            text = chunk.content if isinstance(chunk.content, str) else ""
+                            shown = guard.feed(text)
+                            if shown:
+                                if first is None:
+                                    first = time.perf_counter()
+                                await events.token(persona, request.reply_id, shown)
+                            if guard.stopped:
+                                break
+                    reply = guard.finish(finish)
+                    if reply.text or reply.cut is None:
+                        break
         except LLMUnavailable as exc:
             return _failed("llm_unavailable", str(exc), t0)
         except LLMStreamBroken as exc:
-            return _incomplete("".join(parts) or exc.partial, str(exc), t0, first)
+            return _incomplete(guard.finish().text or exc.partial, str(exc), t0, first)
         except TimeoutError:
             reason = f"llm {services.llm_name!r} timed out after {cfg.llm_timeout_s:g} s"
-            if parts:
-                return _incomplete("".join(parts), reason, t0, first)
+            partial = guard.finish().text
+            if partial:
+                return _incomplete(partial, reason, t0, first)
             return _failed("llm_unavailable", reason, t0)
-        reply = _trim_reply("".join(parts), persona.name, request_others(state))
-        if not reply:
+        if not reply.text:
             return _failed("llm_empty", f"llm {services.llm_name!r} returned an empty reply", t0)
+        if reply.tail:
+            if first is None:
+                first = time.perf_counter()
+            await events.token(persona, request.reply_id, reply.tail)
         timings = {"llm_ms": _ms(t0)}
         if first is not None:
             timings["first_token_ms"] = (first - t0) * 1000
-        return {"reply": reply, "status": "complete", "timings": timings}
+        return {"reply": reply.text, "status": "complete", "cut": reply.cut, "timings": timings}
 
     async def store_reply(
         state: TurnState, runtime: Runtime[TurnContext]
@@ -210,6 +235,7 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             text=state["reply"],
             reply_to=request.user_message.id,
             status=state["status"],
+            cut=state.get("cut"),
             timings={k: round(v, 2) for k, v in state["timings"].items()},
             message_id=request.reply_id,
         )
@@ -374,11 +400,15 @@ async def compose_from(
     recent: Sequence[SpokenLine],
 ) -> Prompt:
     cfg = services.config
+    keep = cfg.transcript_lines
+    if cfg.model.transcript_lines is not None:
+        keep = min(keep, cfg.model.transcript_lines)
     lines = [
         Line(m.speaker, m.text, own=m.persona_id == persona.id)
         for m in recent
         if m.id != request.user_message.id and m.status != "failed"
-    ][-cfg.transcript_lines :]
+    ]
+    lines = lines[len(lines) - min(keep, len(lines)) :]
     return compose(
         PromptInput(
             persona=persona,
@@ -388,10 +418,12 @@ async def compose_from(
             memories=[_recollection(m) for m in memories],
             transcript=lines,
             others=request.others,
+            handles=request.handles,
             mode=request.mode,
             reinforcement=await services.tracker.reinforcement(persona, request.session_id),
         ),
         budget_tokens=cfg.budget_tokens,
+        profile=cfg.model,
     )
 
 
@@ -405,31 +437,11 @@ def said_before(request: TurnRequest, recent: Sequence[SpokenLine]) -> tuple[str
     return tuple(lines[-2:])
 
 
-def request_others(state: TurnState) -> tuple[str, ...]:
-    return state["request"].others + (state["request"].user_name,)
-
-
-def _trim_reply(text: str, own_name: str, others: tuple[str, ...]) -> str:
-    """No persona speaks for another: cut where another speaker's line would begin, and
-    drop the persona's own name if the model prefixed it."""
-    reply = text.strip()
-    for prefix in (f"{own_name}:", f"**{own_name}**:"):
-        if reply.startswith(prefix):
-            reply = reply[len(prefix) :].lstrip()
-    cut = len(reply)
-    for name in others:
-        for marker in (f"\n{name}:", f"\n**{name}**:"):
-            at = reply.find(marker)
-            if at != -1:
-                cut = min(cut, at)
-        if reply.startswith(f"{name}:"):
-            return ""
-    return reply[:cut].strip()
-
-
 def _recollection(m: ScoredMemory) -> Recollection:
     r = m.record
-    return Recollection(r.text, r.speaker_name, r.created_at, r.kind, m.score.total)
+    return Recollection(
+        r.text, r.speaker_name, r.created_at, r.kind, m.score.total, role=r.speaker_role
+    )
 
 
 def _observed_summary(observations: list[TraitObservation]) -> dict[str, Any]:

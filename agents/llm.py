@@ -5,23 +5,67 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
+from agents.decoding import CAPABLE, LOCAL_GGUF, SMALL_LOCAL, ModelProfile
 from agents.errors import LLMUnavailable
 from agents.local_llm import LocalChatModel
 
-__all__ = ["LOCAL", "ChatModelFactory", "LLMSpec", "make_chat_model"]
+__all__ = [
+    "GGUF",
+    "LOCAL",
+    "ChatModelFactory",
+    "LLMSpec",
+    "is_local",
+    "make_chat_model",
+    "profile_for",
+]
 
 LOCAL = "local"
+GGUF = "gguf:"
+"""``gguf:/path/to/model.gguf``: any local GGUF file, run in-process like the default."""
+# a GGUF file under this size holds a small model (SmolLM2-135M is ~140 MB, 360M ~370 MB)
+_SMALL_GGUF_BYTES = 1 << 30
+_GGUF_CONTEXT = 4096
+
+
+def is_local(model: str) -> bool:
+    """Whether ``model`` runs in-process (the embedded model or a GGUF file)."""
+    return model == LOCAL or model.startswith(GGUF)
+
+
+def gguf_path(model: str) -> Path:
+    """The file a ``gguf:`` model id names; ``LLMUnavailable`` when it is not there."""
+    path = Path(model[len(GGUF) :]).expanduser()
+    if not path.is_file():
+        raise LLMUnavailable(model, f"no GGUF file at {path}")
+    return path
+
+
+def profile_for(model: str) -> ModelProfile:
+    """How prompts and decoding fit ``model``: the embedded model and small GGUF files
+    get the small-model profile; larger GGUF files the full card with llama.cpp's
+    penalties; providers the full card and the persona's own settings."""
+    if model == LOCAL:
+        return SMALL_LOCAL
+    if model.startswith(GGUF):
+        try:
+            size = gguf_path(model).stat().st_size
+        except (LLMUnavailable, OSError):
+            return SMALL_LOCAL
+        return SMALL_LOCAL if size < _SMALL_GGUF_BYTES else LOCAL_GGUF
+    return CAPABLE
 
 
 @dataclass(frozen=True, slots=True)
 class LLMSpec:
     """What model to use and how long to wait for it.
 
-    ``model`` is ``"local"`` or an ``init_chat_model`` id. ``timeout_s`` bounds one
+    ``model`` is ``"local"``, ``"gguf:/path/to/model.gguf"`` or an ``init_chat_model``
+    id. ``timeout_s`` bounds one
     request (for the local model: the wait for the first token); ``max_retries`` is
     passed to remote providers."""
 
@@ -50,6 +94,14 @@ def make_chat_model(spec: LLMSpec) -> BaseChatModel:
     package is missing or its configuration is rejected (unknown provider, no API key)."""
     if spec.model == LOCAL:
         return LocalChatModel(timeout_s=spec.timeout_s)
+    if spec.model.startswith(GGUF):
+        path = gguf_path(spec.model)
+        small = path.stat().st_size < _SMALL_GGUF_BYTES
+        return LocalChatModel(
+            model_path=str(path),
+            timeout_s=spec.timeout_s,
+            n_ctx=2048 if small else _GGUF_CONTEXT,
+        )
     try:
         from langchain.chat_models import init_chat_model
     except ImportError as exc:

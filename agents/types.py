@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 
 from langchain_core.language_models import BaseChatModel
 
+from agents.decoding import CAPABLE, ModelProfile
 from agents.judges import LLMTraitJudge
 from agents.tracker import TraitTracker, TraitUpdate
 from agents.traits import PrototypeScorer, TraitObservation
@@ -25,6 +26,8 @@ class TurnConfig:
     transcript_lines: int = 12
     budget_tokens: int = 1536
     llm_timeout_s: float = 60.0
+    model: ModelProfile = CAPABLE
+    """How prompts and decoding fit the model (``SMALL_LOCAL`` for the embedded one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,8 @@ class TurnRequest:
     user_message: Message
     others: tuple[str, ...] = ()
     mode: str | None = None
+    handles: tuple[str, ...] = ()
+    """The other personas' slugs: a line starting ``@slug`` is theirs."""
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 

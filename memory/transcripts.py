@@ -18,10 +18,11 @@ from memory.errors import SessionNotFound
 
 Role = Literal["user", "persona", "system"]
 MessageStatus = Literal["complete", "incomplete", "failed"]
+MessageCut = Literal["length", "repetition", "speaker"]
 
 _MESSAGE_COLUMNS = (
     "id, session_id, seq, role, persona_id, user_id, speaker, text, client_msg_id,"
-    " reply_to, status, extracted_traits, timings, created_at"
+    " reply_to, status, extracted_traits, timings, created_at, cut"
 )
 _SESSION_COLUMNS = "id, user_id, title, policy, persona_ids, metadata, created_at, updated_at"
 
@@ -69,6 +70,9 @@ class Message:
     extracted_traits: Mapping[str, Any]
     timings: Mapping[str, Any]
     created_at: dt.datetime
+    cut: MessageCut | None = None
+    """Why a reply was cut short (its token limit, a repetition, another speaker's
+    line), or None when it ended by itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +229,14 @@ class Transcripts:
         status: MessageStatus = "complete",
         timings: Mapping[str, Any] | None = None,
         message_id: uuid.UUID | None = None,
+        cut: MessageCut | None = None,
     ) -> tuple[Message, bool]:
         """Store a persona's reply once per (``reply_to``, persona)."""
         async with self._pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
                 "INSERT INTO messages (id, session_id, role, persona_id, speaker, text,"
-                " reply_to, status, timings) VALUES (%s, %s, 'persona', %s, %s, %s, %s, %s, %s)"
+                " reply_to, status, timings, cut)"
+                " VALUES (%s, %s, 'persona', %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (reply_to, persona_id) WHERE reply_to IS NOT NULL"
                 f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}",
                 (
@@ -242,6 +248,7 @@ class Transcripts:
                     reply_to,
                     status,
                     Jsonb(dict(timings or {})),
+                    cut,
                 ),
             )
             row = await cur.fetchone()

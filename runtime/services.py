@@ -15,10 +15,11 @@ from langgraph.graph.state import CompiledStateGraph
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from agents.decoding import CAPABLE
 from agents.director import Director
 from agents.graph import build_graph
 from agents.judges import LLMImportance, LLMTraitJudge
-from agents.llm import LLMSpec, make_chat_model
+from agents.llm import LLMSpec, is_local, make_chat_model, profile_for
 from agents.tracker import TrackerSettings, TraitTracker
 from agents.traits import PrototypeScorer
 from agents.types import AgentServices, TurnConfig
@@ -180,7 +181,7 @@ async def open_services(
         index = await stack.enter_async_context(vector_index(settings, embedder.dim))
         chat_model = overrides.chat_model or _shared_model(settings)
         # the embedded 135M model is too weak to judge; a configured provider is asked
-        capable = settings.llm != "local" and settings.llm_judges
+        capable = not is_local(settings.llm) and settings.llm_judges
         memory = MemoryService(
             index,
             embedder,
@@ -212,6 +213,8 @@ async def open_services(
                     else settings.prompt_budget_tokens
                 ),
                 llm_timeout_s=settings.llm_timeout_s,
+                # prompts and decoding fitted to the model (its size, its options)
+                model=profile_for(settings.llm) if overrides.chat_model is None else CAPABLE,
             ),
         )
         graph = build_graph(agents)

@@ -61,7 +61,11 @@ class Settings(BaseSettings):
         default="auto", description="'auto' runs on uvloop when it is installed"
     )
 
-    llm: str = Field(default="local", min_length=1, description="'local' or an init_chat_model id")
+    llm: str = Field(
+        default="local",
+        min_length=1,
+        description="'local', 'gguf:/path/to/model.gguf' or an init_chat_model id",
+    )
     llm_base_url: str | None = None
     llm_timeout_s: float = Field(default=60.0, gt=0, le=600)
     llm_max_retries: int = Field(default=2, ge=0, le=10)

@@ -377,6 +377,7 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
                         "client_msg_id": _nullable(_STR),
                         "reply_to": _nullable(_UUID),
                         "status": {"enum": ["complete", "incomplete", "failed"]},
+                        "cut": _nullable({"enum": ["length", "repetition", "speaker"]}),
                         "traits": _MAP,
                         "timings": _MAP,
                         "created_at": _TIME,

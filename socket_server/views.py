@@ -174,6 +174,7 @@ def message_view(m: Message) -> dict[str, Any]:
         "client_msg_id": m.client_msg_id,
         "reply_to": str(m.reply_to) if m.reply_to else None,
         "status": m.status,
+        "cut": m.cut,
         "traits": dict(m.extracted_traits),
         "timings": dict(m.timings),
         "created_at": m.created_at.isoformat(),

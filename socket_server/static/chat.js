@@ -69,6 +69,12 @@ function setStatus(b, status, note) {
   if (note) b.foot.replaceChildren(h("span", { class: "error-text", testid: "message-error" }, note));
 }
 
+const CUT_REASONS = {
+  length: "cut at the reply length limit",
+  repetition: "cut where it started repeating itself",
+  speaker: "cut where it started writing another speaker's line",
+};
+
 function upsertStored(m) {
   let b = state.bubbles.get(m.id);
   if (!b) {
@@ -81,6 +87,12 @@ function upsertStored(m) {
   b.node.dataset.seq = m.seq;
   b.text.data = m.text;
   setStatus(b, m.status);
+  if (m.cut) {
+    // the reply was cut short (token limit, a repetition, another speaker's line)
+    b.node.dataset.cut = m.cut;
+    b.meta.append(h("span", { class: "badge warn", testid: "message-cut",
+                              title: CUT_REASONS[m.cut] || m.cut }, "cut"));
+  }
   const t = m.timings || {};
   if (m.role === "persona" && t.turn_ms !== undefined) {
     const parts = [];

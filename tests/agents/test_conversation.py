@@ -79,15 +79,16 @@ async def test_two_personas_order_attribution_memories_traits(services_factory: 
         first_done = rec.events.index(rec.of("done")[0])
         assert any(e[0] == "token" and e[1] == "ada" for e in rec.events[:first_done])
         assert not rec.of("failed")
-        assert [e[1] for e in rec.of("traits")] == ["ada", "blaise"]
+        # the next persona starts once a reply is stored: traits may come in either order
+        assert sorted(e[1] for e in rec.of("traits")) == ["ada", "blaise"]
 
         # attribution: nobody speaks for another — the fake's extra line was cut
         for r in results:
             assert r.status == "complete"
             assert "I agree with everything" not in r.message.text
             assert r.message.speaker == r.persona.name
-        # Blaise saw Ada's reply attributed by name; stop sequences name the others
-        assert model.last_stop is not None and "\nAda:" in model.last_stop
+            assert r.message.cut == "speaker", "a reply cut at another's line says so"
+        # Blaise saw Ada's reply attributed by name
         prompt_text = "\n".join(str(m.content) for m in model.last_messages or [])
         assert "Ada: I am Ada" in prompt_text
 

@@ -283,3 +283,20 @@ async def test_with_auth_the_page_asks_for_a_token_and_keeps_it(
     await expect(by("token-input")).to_have_value(token)
     await expect(by("name-input")).to_have_value("Alice")
     assert tab.problems == []
+
+
+async def test_a_reply_cut_by_the_guard_shows_as_cut(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    loop = "Space is only a dimension of time. "
+    server = await start_server(model=FakeStreamingChatModel(reply=loop * 12), auth_secret=None)
+    persona = await server.services.personas.create(definition("tutor"), ADMIN)
+    session_id = await _open_session(tab, server, persona)
+    await _send(tab, "What is space?")
+    reply = tab.message("persona")
+    await tab.expect(reply).to_have_attribute("data-cut", "repetition")
+    await tab.expect(reply.get_by_test_id("message-cut")).to_have_text("cut")
+    [stored] = await _stored_replies(server, session_id)
+    assert (stored.text, stored.cut) == (loop.strip(), "repetition")
+    assert await reply.get_by_test_id("message-text").text_content() == stored.text
+    assert tab.problems == []

@@ -159,7 +159,7 @@ _REASONS = {
     204: "done; no body",
     400: "invalid_payload: a malformed body, a wrong content type or a bad parameter",
     401: "unauthorized: missing, invalid or expired bearer token",
-    403: "forbidden: not yours, or needs an admin",
+    403: "forbidden: not yours, or needs an editor or an admin",
     404: "the persona, version, session, message or memory does not exist",
     409: "conflict: the persona already exists",
     413: "body_too_large",
@@ -178,6 +178,8 @@ PATH_PARAMS: dict[str, JSONSchema] = {
     "session_id": {"type": "string", "format": "uuid"},
     "message_id": {"type": "string", "format": "uuid"},
     "memory_id": {"type": "string", "format": "uuid"},
+    "channel": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,47}$"},
+    "template": {"type": "string", "minLength": 1, "maxLength": 60},
 }
 
 
@@ -255,8 +257,26 @@ _PERSONA = _obj(
         ),
         "updated_at": _TIME,
         "rank": _NUM,
+        "channels": _array(_ref("Channel")),
     },
-    optional=("rank",),
+    optional=("rank", "channels"),
+)
+_FLAG: JSONSchema = {"anyOf": [_BOOL, {"type": "null"}]}
+_CHANNEL = _obj(
+    {
+        "name": _STR,
+        "min_words": _nullable(_INT),
+        "max_words": _nullable(_INT),
+        "tone": _STR,
+        "paragraphs": _FLAG,
+        "lists": _FLAG,
+        "hashtags": _FLAG,
+        "emoji": _FLAG,
+        "call_to_action": _FLAG,
+        "instructions": _STR,
+        "builtin": _BOOL,
+        "overridden": _BOOL,
+    }
 )
 _MEMORY = _obj(
     {
@@ -419,4 +439,75 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
     "MemoryListing": {"oneOf": [_ref("MemoryPage"), _ref("MemoryResults")]},
     "MemoryEnvelope": _obj({"memory": _ref("Memory")}),
     "OpenAPIDocument": {"type": "object", "required": ["openapi", "paths"]},
+    # the persona studio (socket_server.rest_studio, socket_server.rest_quality)
+    "Channel": _CHANNEL,
+    "StudioPersona": {**_PERSONA, "required": [*_PERSONA["required"], "channels"]},
+    "ChannelList": _obj({"channels": _array(_ref("Channel"))}),
+    "ChannelChange": _obj({"channels": _array(_ref("Channel")), "version": _INT}),
+    "GeneratedPersona": _obj(
+        {
+            "persona": _ref("StudioPersona"),
+            "archetype": _STR,
+            "confidence": _NUM,
+            "fingerprint": {**_MAP, "description": "the linguistic fingerprint; see docs"},
+        }
+    ),
+    "PersonaAnalyses": _obj(
+        {
+            "analyses": _array(
+                _obj(
+                    {
+                        "kind": _STR,
+                        "samples": _INT,
+                        "words": _INT,
+                        "confidence": _NUM,
+                        "fingerprint": _MAP,
+                        "created_by": _STR,
+                        "created_at": _nullable(_TIME),
+                    }
+                )
+            )
+        }
+    ),
+    "PersonaVersionSnapshot": _obj(
+        {
+            "version": _INT,
+            "reason": _STR,
+            "created_by": _STR,
+            "created_at": _TIME,
+            "snapshot": _MAP,
+        }
+    ),
+    "PersonaDiff": _obj(
+        {
+            "from": _INT,
+            "to": _INT,
+            "changes": _array(
+                _obj(
+                    {
+                        "path": _STR,
+                        "kind": {"enum": ["added", "removed", "changed"]},
+                        "old": {},
+                        "new": {},
+                    }
+                )
+            ),
+        }
+    ),
+    "TemplateList": _obj(
+        {
+            "templates": _array(
+                _obj(
+                    {
+                        "name": _STR,
+                        "title": _STR,
+                        "description": _STR,
+                        "traits": _array(_MAP),
+                        "modes": _array(_STR),
+                        "style": _MAP,
+                    }
+                )
+            )
+        }
+    ),
 }

@@ -131,6 +131,7 @@ class Director:
             user_message=message,
             others=tuple(p.name for p in personas if p.id != persona.id),
             mode=mode,
+            channel=session.metadata.get("channel"),
         )
         return await run_turn(self._graph, request, events)
 

@@ -36,6 +36,7 @@ from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, Vector
 from personas import Persona, PersonaError
+from personas.channels import channel_of
 
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
 assert _END == END
@@ -241,6 +242,9 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             _observed_summary(observations),
         )
         await runtime.context.events.traits(persona, update)
+        channel = channel_of(persona, request.channel)
+        if channel is not None:  # did the reply meet the overlay's constraints?
+            await services.personas.record_channel(message.id, persona.id, channel, message.text)
         return {
             "observations": observations,
             "traits": update,
@@ -320,6 +324,7 @@ async def compose_from(
             others=request.others,
             mode=request.mode,
             reinforcement=await services.tracker.reinforcement(persona, request.session_id),
+            channel=channel_of(persona, request.channel),
         ),
         budget_tokens=cfg.budget_tokens,
     )

@@ -53,6 +53,8 @@ class TurnRequest:
     others: tuple[str, ...] = ()
     mode: str | None = None
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    channel: str | None = None
+    """The channel overlay the reply is written for (``personas.channels``), if any."""
 
 
 @dataclass(frozen=True, slots=True)

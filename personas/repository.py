@@ -78,6 +78,10 @@ class PersonaRepository:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]:
+        return self._pool
+
     # reads ------------------------------------------------------------------------------
 
     async def get(self, key: str | uuid.UUID) -> Persona:

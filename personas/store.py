@@ -7,12 +7,15 @@ import builtins
 import uuid
 
 from personas.cache import PersonaCache
+from personas.channels import ChannelCheck
 from personas.definitions import PersonaDef, PersonaPatch, SettingsPatch
 from personas.errors import PersonaNotFound
+from personas.replies import record_channel
 from personas.repository import PersonaRepository
 from personas.types import (
     Actor,
     Analysis,
+    Channel,
     ImportResult,
     Persona,
     PersonaPage,
@@ -103,6 +106,12 @@ class PersonaStore:
             persona = await self.repository.get(result.slug)
             await self._cache.invalidate(persona.id, persona.slug, persona.version)
         return result
+
+    async def record_channel(
+        self, message_id: uuid.UUID, persona_id: uuid.UUID, channel: Channel, text: str
+    ) -> ChannelCheck:
+        """Record the channel a reply was written for and whether it met its overlay."""
+        return await record_channel(self.repository.pool, message_id, persona_id, channel, text)
 
     async def _changed(self, persona: Persona) -> Persona:
         await self._cache.invalidate(persona.id, persona.slug, persona.version)

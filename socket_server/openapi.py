@@ -414,9 +414,15 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
                     "rating": {"enum": [-1, 0, 1]},
                     "comment": _STR,
                     "created_at": _TIME,
-                }
-            )
-        }
+                    "reason": _nullable(_STR),
+                },
+                optional=("reason",),
+            ),
+            "adjusted": _nullable(
+                _obj({"setting": _STR, "old": _NUM, "new": _NUM, "reason": _STR, "version": _INT})
+            ),
+        },
+        optional=("adjusted",),
     ),
     "Memory": _MEMORY,
     "MemoryPage": _obj({"memories": _array(_ref("Memory")), "next_cursor": _nullable(_STR)}),
@@ -494,6 +500,66 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
             ),
         }
     ),
+    "PersonaQuality": _obj(
+        {
+            "persona": _ref("PersonaRef"),
+            "overall": _nullable(_NUM),
+            "parts": _obj(
+                {
+                    name: _nullable({**_MAP, "required": ["score"]})
+                    for name in (
+                        "consistency",
+                        "linguistic_match",
+                        "channel_compliance",
+                        "satisfaction",
+                    )
+                }
+            ),
+            "weakest": _nullable(_STR),
+            "next": _STR,
+        }
+    ),
+    "PersonaAnalytics": _obj(
+        {
+            "persona": _ref("PersonaRef"),
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "days": _array(
+                _obj(
+                    {
+                        "day": {"type": "string", "format": "date"},
+                        "turns": _INT,
+                        "users": _INT,
+                        "sessions": _INT,
+                        "feedback_up": _INT,
+                        "feedback_down": _INT,
+                        "first_token_ms": _nullable(_obj({"p50": _NUM, "p95": _NUM})),
+                        "turn_ms": _nullable(_obj({"p50": _NUM, "p95": _NUM})),
+                        "drift": _nullable(_NUM),
+                    }
+                )
+            ),
+            "totals": _obj({"turns": _INT, "feedback_up": _INT, "feedback_down": _INT}),
+        }
+    ),
+    "FeedbackList": _obj(
+        {
+            "feedback": _array(
+                _obj(
+                    {
+                        "message_id": _UUID,
+                        "persona": _obj({"id": _UUID, "slug": _STR}),
+                        "user_id": _STR,
+                        "rating": {"enum": [-1, 0, 1]},
+                        "reason": _nullable(_STR),
+                        "comment": _STR,
+                        "created_at": _TIME,
+                    }
+                )
+            )
+        }
+    ),
+    "SessionChannel": _obj({"session_id": _UUID, "channel": _nullable(_STR)}),
     "TemplateList": _obj(
         {
             "templates": _array(

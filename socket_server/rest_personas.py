@@ -23,6 +23,7 @@ from socket_server.rest import (
     read_json,
     read_query,
 )
+from socket_server.rest_quality import ROUTES as QUALITY_ROUTES
 from socket_server.rest_studio import EARLY, require_editor, studio_view
 from socket_server.rest_studio import ROUTES as STUDIO_ROUTES
 from socket_server.views import drift_view, persona_ref, persona_view, trait_view
@@ -263,4 +264,5 @@ ROUTES: tuple[Route, ...] = (
         errors=(403, 404),
     ),
     *STUDIO_ROUTES,
+    *QUALITY_ROUTES,
 )

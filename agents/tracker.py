@@ -220,10 +220,10 @@ class TraitTracker:
         self._remember((persona.id, session_id), (profile, turns))
         if observations:
             self._queued[persona.id].append(observations)
-            known = self._cache.get((persona.id, None))
+            folded = self._cache.get((persona.id, None))
             every = self.settings.evolve_every_turns
             queued = len(self._queued[persona.id])
-            if known is not None and (known[1] + queued) // every > known[1] // every:
+            if folded is not None and (folded[1] + queued) // every > folded[1] // every:
                 await self.fold(persona.id)  # this reply completes an interval: evolve now
         overall, _ = self._cache.get((persona.id, None), (ObservedProfile(), 0))
         evolved = self._evolved.pop(persona.id, ())

@@ -46,10 +46,10 @@ async def turns(server: Server, user: str, session_id: uuid.UUID, n: int) -> lis
         await chat.send(who, user_name=user, session_id=session_id, text=f"Tell me more ({i})",
                         client_msg_id=f"m{i}", events=NullEvents())
 
-        async def answered() -> list[uuid.UUID]:
+        async def answered(want: int = len(ids) + 1) -> list[uuid.UUID]:
             page = await chat.history(who, session_id, before=None, limit=100)
             found = [m.id for m in page.items if m.role == "persona"]
-            return found if len(found) == len(ids) + 1 else []
+            return found if len(found) == want else []
 
         ids = await eventually(answered)
     return ids

@@ -500,6 +500,22 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
             ),
         }
     ),
+    "PersonaSearch": _obj(
+        {
+            "query": _STR,
+            "items": _array(
+                _obj(
+                    {
+                        **_PERSONA["properties"],
+                        "score": _NUM,
+                        "meaning": _NUM,
+                        "text": _NUM,
+                    },
+                    optional=("rank", "channels"),
+                )
+            ),
+        }
+    ),
     "PersonaQuality": _obj(
         {
             "persona": _ref("PersonaRef"),

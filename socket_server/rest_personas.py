@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import Field
 
 from personas import Persona, PersonaDef, PersonaVersion, SettingsPatch
+from runtime.catalog import embedding_text
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (
@@ -146,15 +147,6 @@ async def persona_embedding(request: web.Request) -> web.Response:
             "vector": [float(x) for x in vector],
         }
     )
-
-
-def embedding_text(p: Persona) -> str:
-    """What a persona's embedding is made of: who it is, what it knows and believes."""
-    parts = [p.name, p.role, p.description]
-    if p.domains:
-        parts.append("Domains: " + ", ".join(p.domains))
-    parts.extend(b.text for b in p.beliefs)
-    return "\n".join(part for part in parts if part)
 
 
 async def persona_traits(request: web.Request) -> web.Response:

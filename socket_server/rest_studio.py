@@ -48,6 +48,11 @@ class GenerateBody(_Body):
     )
 
 
+class SearchQuery(Query):
+    q: str = Field(min_length=1, max_length=500, description="what you are looking for")
+    limit: int = Field(default=10, ge=1, le=50)
+
+
 class DiffQuery(Query):
     from_: int = Field(alias="from", ge=1, le=1_000_000_000)
     to: int | None = Field(default=None, ge=1, le=1_000_000_000, description="default: current")
@@ -202,6 +207,27 @@ async def remove_channel(request: web.Request) -> web.Response:
     return json_ok({"channels": channels_view(persona), "version": persona.version})
 
 
+async def search_personas(request: web.Request) -> web.Response:
+    query = read_query(request, SearchQuery)
+    if not query.q.strip():
+        raise ClientError("invalid_payload", "q: must not be blank")
+    hits = await request.app[SERVICES].catalog.search(query.q, limit=query.limit)
+    return json_ok(
+        {
+            "query": query.q,
+            "items": [
+                {
+                    **persona_view(h.persona),
+                    "score": round(h.score, 4),
+                    "meaning": round(h.meaning, 4),
+                    "text": round(h.text, 4),
+                }
+                for h in hits
+            ],
+        }
+    )
+
+
 async def list_templates(request: web.Request) -> web.Response:
     return json_ok({"templates": [template_view(t) for t in TEMPLATES.values()]})
 
@@ -248,6 +274,16 @@ EARLY: tuple[Route, ...] = (
         schema="GeneratedPersona",
         body=GenerateBody,
         errors=(403,),
+    ),
+    Route(
+        "GET",
+        _P + "/search",
+        search_personas,
+        "Search personas by meaning and text together (embeddings of name, role, "
+        "description, domains and beliefs, plus full-text rank)",
+        "personas",
+        schema="PersonaSearch",
+        query=SearchQuery,
     ),
     Route(
         "GET",

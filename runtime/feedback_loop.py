@@ -16,6 +16,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from agents.traits import canonical
 from agents.traits.evolution import FEEDBACK_REASONS, feedback_change
 from personas import Actor, PersonaError, PersonaStore, SettingsPatch
 from runtime.errors import RuntimeLayerError
@@ -101,7 +102,7 @@ async def _maybe_adjust(
         return None
     name, direction, style_field, style_step = FEEDBACK_REASONS[reason]
     change = feedback_change(persona.own_traits, reason, count, rate=FEEDBACK_RATE)
-    has_trait = any(t.name == name for t in persona.own_traits)
+    has_trait = any(canonical(t.name) == canonical(name) for t in persona.own_traits)
     patch: dict[str, Any]
     if change is not None:
         setting, old, new, why = change.name, change.old, change.new, change.reason

@@ -226,7 +226,9 @@ _TRAIT = _obj(
         "evolves": _BOOL,
         "locked": _BOOL,
         "description": _STR,
-    }
+        "source": _STR,
+    },
+    optional=("source",),
 )
 _PERSONA = _obj(
     {

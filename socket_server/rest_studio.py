@@ -78,8 +78,12 @@ def require_editor(request: web.Request, what: str) -> Principal:
 
 
 def studio_view(p: Persona) -> dict[str, Any]:
-    """A persona as the studio shows it: the persona view with its channel overlays."""
-    return {**persona_view(p), "channels": channels_view(p)}
+    """A persona as the studio shows it: the persona view with its traits' sources and
+    its channel overlays."""
+    view = persona_view(p)
+    sources = {t.name: t.source for t in p.traits}
+    view["traits"] = [{**t, "source": sources.get(t["name"], "")} for t in view["traits"]]
+    return {**view, "channels": channels_view(p)}
 
 
 def channels_view(p: Persona) -> list[dict[str, Any]]:

@@ -56,6 +56,7 @@ class Director:
         to: Sequence[str] = (),
         mode: str | None = None,
         fresh: bool = False,
+        channel: str | None = None,
     ) -> list[TurnResult]:
         """Answer a stored user message with the persona(s) the session's policy picks,
         one after another (each sees the replies before it). A persona that already
@@ -70,7 +71,8 @@ class Director:
         for persona in chosen:
             results.append(
                 await self._turn(
-                    session, persona, personas, message, user_name, events, mode, fresh=fresh
+                    session, persona, personas, message, user_name, events, mode, fresh=fresh,
+                    channel=channel,
                 )
             )
         return results
@@ -116,6 +118,7 @@ class Director:
         mode: str | None,
         *,
         fresh: bool = False,
+        channel: str | None = None,
     ) -> TurnResult:
         existing = (
             None if fresh else await self._services.memory.transcripts.reply_to(message.id, persona.id)
@@ -131,7 +134,7 @@ class Director:
             user_message=message,
             others=tuple(p.name for p in personas if p.id != persona.id),
             mode=mode,
-            channel=session.metadata.get("channel"),
+            channel=channel or session.metadata.get("channel"),
         )
         return await run_turn(self._graph, request, events)
 

@@ -146,6 +146,7 @@ class ChatService:
         to: Sequence[str] = (),
         mode: str | None = None,
         on_accepted: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+        channel: str | None = None,
     ) -> Sent:
         """Store the user message exactly once and start its turns in the background.
         A resend of an accepted ``client_msg_id`` returns the stored message and starts
@@ -189,7 +190,7 @@ class ChatService:
         if interrupt is not None:
             interrupt.set()  # a user message stops the personas' autonomous round
         self._spawn(
-            self._turns(principal, session, message, user_name, events, to, mode, held),
+            self._turns(principal, session, message, user_name, events, to, mode, held, channel),
             name=f"turn-{message.id}",
         )
         return Sent(message, duplicate=False)
@@ -204,6 +205,7 @@ class ChatService:
         to: Sequence[str],
         mode: str | None,
         held: bool,
+        channel: str | None = None,
     ) -> None:
         lock = self._session_locks.setdefault(session.id, asyncio.Lock())
         started = time.perf_counter()
@@ -211,7 +213,7 @@ class ChatService:
             async with lock:  # one session's turns run in order
                 results = await self.services.director.respond(
                     session, message, user_name=user_name, events=events, to=to, mode=mode,
-                    fresh=True,
+                    fresh=True, channel=channel,
                 )
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))

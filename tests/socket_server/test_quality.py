@@ -170,3 +170,29 @@ async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
         problems = _violations(doc, schema["application/json"]["schema"], reply.body, "$")
         assert not problems, (template, problems)
     assert persona.id
+
+
+async def test_a_single_message_picks_its_channel(server: Server, connect: Any) -> None:
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    client = await connect(server, name="Alice")
+    started = await client.call("session.start", {"personas": ["tutor"]})
+    session_id = started["session"]["id"]
+    sent = {"session_id": session_id, "text": "Write a post", "client_msg_id": "c1",
+            "channel": "facebook"}
+    assert (await client.call("message.send", sent))["ok"]
+    done = await client.wait_for("message.done")
+    plain = {"session_id": session_id, "text": "And now?", "client_msg_id": "c2"}
+    assert (await client.call("message.send", plain))["ok"]
+    await client.wait_for("message.done", lambda d: d["message"]["id"] != done["message"]["id"])
+    bad = await client.call("message.send", {**plain, "client_msg_id": "c3", "channel": "X!"})
+    assert not bad["ok"] and bad["error"]["code"] == "invalid_payload"
+
+    async def recorded() -> Any:
+        async with server.services.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT message_id, channel, compliant FROM reply_channels")
+            return await cur.fetchall()
+
+    rows = await eventually(recorded)
+    # only the message that asked for a channel is checked against it
+    assert [(str(r[0]), r[1]) for r in rows] == [(done["message"]["id"], "facebook")]

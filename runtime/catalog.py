@@ -114,13 +114,17 @@ class PersonaCatalog:
         text_rank = {h.persona.id: h.rank / best for h in text_hits} if best > 0 else {}
         meaning = {m.record.id: m.score.relevance for m in scored}
         hits: list[CatalogHit] = []
+        stale: list[uuid.UUID] = []
         for persona_id in dict.fromkeys([*meaning, *text_rank]):
             try:
                 persona = await self._personas.get(persona_id)
-            except PersonaNotFound:
+            except PersonaNotFound:  # deleted before this process embedded anything
+                stale.append(persona_id)
                 continue
             m, t = meaning.get(persona_id, 0.0), text_rank.get(persona_id, 0.0)
             hits.append(CatalogHit(persona, m + TEXT_WEIGHT * t, m, t))
+        if stale:
+            await self._index.delete(stale, persona_id=CATALOG_SCOPE)
         hits.sort(key=lambda h: (-h.score, h.persona.name))
         return hits[:limit]
 

@@ -20,6 +20,8 @@ from personas.types import OCEAN_TRAITS
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+RESERVED_SLUGS = frozenset({"search", "generate", "templates"})
+"""Fixed paths under ``/api/personas/`` a slug would be shadowed by."""
 
 
 class _Strict(BaseModel):
@@ -118,6 +120,13 @@ class PersonaDef(_Strict):
     modes: tuple[ModeDef, ...] = Field(default=(), max_length=16)
     style: StyleDef = StyleDef()
     channels: tuple[ChannelDef, ...] = Field(default=(), max_length=16)
+
+    @field_validator("slug")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_SLUGS:
+            raise ValueError(f"{value!r} is reserved (a route of the API)")
+        return value
 
     @field_validator("domains")
     @classmethod

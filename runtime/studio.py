@@ -11,7 +11,7 @@ from agents.traits.draft import Draft, archetype_of, draft_persona, slugify
 from agents.traits.fingerprint import Fingerprint, fingerprint
 from personas import Actor, Persona, PersonaStore, to_definition
 from personas.channels import BUILTIN, structure_of
-from personas.definitions import ChannelDef, PersonaPatch, validated
+from personas.definitions import RESERVED_SLUGS, ChannelDef, PersonaPatch, validated
 from personas.errors import InvalidPersonaChange
 from personas.templates import TEMPLATES, template_patch
 from personas.types import Analysis
@@ -63,7 +63,7 @@ async def generate(
 
 async def _free_slug(personas: PersonaStore, base: str) -> str:
     slug, n = base, 1
-    while await personas.repository.find(slug) is not None:
+    while slug in RESERVED_SLUGS or await personas.repository.find(slug) is not None:
         n += 1
         suffix = f"-{n}"
         slug = base[: 64 - len(suffix)].rstrip("-") + suffix

@@ -57,6 +57,7 @@ class Director:
         to: Sequence[str] = (),
         mode: str | None = None,
         fresh: bool = False,
+        channel: str | None = None,
     ) -> list[TurnResult]:
         """Answer a stored user message with the persona(s) the session's policy picks,
         one after another (each sees the replies before it). The next persona starts as
@@ -83,6 +84,7 @@ class Director:
                         _Stored(events, stored),
                         mode,
                         fresh=fresh,
+                        channel=channel,
                     ),
                     name=f"turn-{persona.slug}-{message.id}",
                 )
@@ -135,6 +137,7 @@ class Director:
         mode: str | None,
         *,
         fresh: bool = False,
+        channel: str | None = None,
     ) -> TurnResult:
         existing = (
             None if fresh else await self._services.memory.transcripts.reply_to(message.id, persona.id)
@@ -151,6 +154,7 @@ class Director:
             others=tuple(p.name for p in personas if p.id != persona.id),
             mode=mode,
             handles=tuple(p.slug for p in personas if p.id != persona.id),
+            channel=channel or session.metadata.get("channel"),
         )
         return await run_turn(self._graph, request, events)
 

@@ -42,6 +42,7 @@ from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, spoken_line
 from personas import Persona, PersonaError
+from personas.channels import channel_of
 
 log = logging.getLogger(__name__)
 MEMORY_UNAVAILABLE = "memory_unavailable"
@@ -322,6 +323,9 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
             _observed_summary(observations),
         )
         await runtime.context.events.traits(persona, update)
+        channel = channel_of(persona, request.channel)
+        if channel is not None:  # did the reply meet the overlay's constraints?
+            await services.personas.record_channel(message.id, persona.id, channel, message.text)
         return {
             "observations": observations,
             "traits": update,
@@ -421,6 +425,7 @@ async def compose_from(
             handles=request.handles,
             mode=request.mode,
             reinforcement=await services.tracker.reinforcement(persona, request.session_id),
+            channel=channel_of(persona, request.channel),
         ),
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,

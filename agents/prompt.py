@@ -22,6 +22,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from agents.decoding import CAPABLE, ModelProfile
 from agents.guards import Speakers
 from personas import Persona, Trait
+from personas.channels import channel_text
+from personas.types import Channel
 
 # (low, high) phrases for the Big Five, so intensities read as behaviour, not numbers
 _OCEAN = {
@@ -107,6 +109,8 @@ class PromptInput:
     """Who said ``user_text`` when it was not the user (personas talking among themselves)."""
     handles: Sequence[str] = ()
     """The other participants' ``@`` handles (slugs)."""
+    channel: Channel | None = None
+    """The channel overlay the reply is written for (length, tone, structure)."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
@@ -333,6 +337,8 @@ def _system_text(data: PromptInput) -> str:
     if mode and mode in p.enabled_modes:
         out.append(f"Current mode: {_MODES.get(mode, mode)}.")
     out.append(_style_text(p))
+    if data.channel is not None:
+        out.append(channel_text(data.channel))
     core = [t for t in p.traits if t.inherited]
     if core:
         out.append(

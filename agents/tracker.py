@@ -80,8 +80,9 @@ class TrackerSettings:
 
 @dataclass(frozen=True, slots=True)
 class TraitUpdate:
-    """What one reply's extraction changed: the session's drift, and the persona's
-    overall drift as last folded."""
+    """What one reply's extraction changed: the session's drift, the persona's overall
+    drift as last folded, and the traits that evolved since the persona's last reply
+    (the reply that completes an evolution interval folds and evolves at once)."""
 
     session_drift: DriftReport
     overall_drift: DriftReport
@@ -110,6 +111,7 @@ class TraitTracker:
         self._queued: defaultdict[uuid.UUID, list[Sequence[TraitObservation]]] = defaultdict(list)
         self._folding = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._evolved: dict[uuid.UUID, tuple[TraitChange, ...]] = {}
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._fold_loop(), name="trait-profile-folder")
@@ -218,8 +220,14 @@ class TraitTracker:
         self._remember((persona.id, session_id), (profile, turns))
         if observations:
             self._queued[persona.id].append(observations)
+            folded = self._cache.get((persona.id, None))
+            every = self.settings.evolve_every_turns
+            queued = len(self._queued[persona.id])
+            if folded is not None and (folded[1] + queued) // every > folded[1] // every:
+                await self.fold(persona.id)  # this reply completes an interval: evolve now
         overall, _ = self._cache.get((persona.id, None), (ObservedProfile(), 0))
-        return TraitUpdate(session_drift, self._drift(persona, overall))
+        evolved = self._evolved.pop(persona.id, ())
+        return TraitUpdate(session_drift, self._drift(persona, overall), evolved)
 
     async def fold(self, only: uuid.UUID | None = None) -> None:
         """Fold queued observations into the overall profiles (all personas, or one)."""
@@ -257,7 +265,9 @@ class TraitTracker:
         self._remember((persona_id, None), (profile, turns))
         every = self.settings.evolve_every_turns
         if turns // every > (turns - len(batches)) // every:
-            await self._evolve(persona, profile)
+            changes = await self._evolve(persona, profile)
+            if changes:
+                self._evolved[persona_id] = self._evolved.get(persona_id, ()) + changes
 
     async def _fold_loop(self) -> None:
         while True:

@@ -58,6 +58,8 @@ class TurnRequest:
     handles: tuple[str, ...] = ()
     """The other personas' slugs: a line starting ``@slug`` is theirs."""
     reply_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    channel: str | None = None
+    """The channel overlay the reply is written for (``personas.channels``), if any."""
 
 
 @dataclass(frozen=True, slots=True)

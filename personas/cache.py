@@ -23,7 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from personas.types import Belief, Mode, Persona, StyleConfig, Trait
+from personas.types import Belief, Channel, Mode, Persona, StyleConfig, Trait
 
 log = logging.getLogger(__name__)
 
@@ -254,4 +254,5 @@ def _decode(raw: bytes | str) -> Persona:
         style=StyleConfig(**d["style"]),
         created_at=dt.datetime.fromisoformat(d["created_at"]),
         updated_at=dt.datetime.fromisoformat(d["updated_at"]),
+        channels=tuple(Channel(**c) for c in d.get("channels", ())),
     )

@@ -20,6 +20,8 @@ from personas.types import OCEAN_TRAITS
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
+RESERVED_SLUGS = frozenset({"search", "generate", "templates"})
+"""Fixed paths under ``/api/personas/`` a slug would be shadowed by."""
 
 
 class _Strict(BaseModel):
@@ -72,6 +74,32 @@ class StyleDef(_Strict):
     max_tokens: int = Field(default=512, ge=16, le=8_192)
 
 
+class ChannelDef(_Strict):
+    """A channel overlay: target length, tone and structure on one platform. Each
+    structure flag is true (required), false (must be absent) or null (free)."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    min_words: int | None = Field(default=None, ge=1, le=10_000)
+    max_words: int | None = Field(default=None, ge=1, le=10_000)
+    tone: str = Field(default="", max_length=200)
+    paragraphs: bool | None = None
+    lists: bool | None = None
+    hashtags: bool | None = None
+    emoji: bool | None = None
+    call_to_action: bool | None = None
+    instructions: str = Field(default="", max_length=1_000)
+
+    @model_validator(mode="after")
+    def _range(self) -> ChannelDef:
+        if (
+            self.min_words is not None
+            and self.max_words is not None
+            and self.min_words > self.max_words
+        ):
+            raise ValueError("min_words must not exceed max_words")
+        return self
+
+
 class PersonaDef(_Strict):
     """One persona as written in a definitions file."""
 
@@ -91,6 +119,14 @@ class PersonaDef(_Strict):
     beliefs: tuple[BeliefDef, ...] = Field(default=(), max_length=64)
     modes: tuple[ModeDef, ...] = Field(default=(), max_length=16)
     style: StyleDef = StyleDef()
+    channels: tuple[ChannelDef, ...] = Field(default=(), max_length=16)
+
+    @field_validator("slug")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_SLUGS:
+            raise ValueError(f"{value!r} is reserved (a route of the API)")
+        return value
 
     @field_validator("domains")
     @classmethod
@@ -110,6 +146,9 @@ class PersonaDef(_Strict):
         modes = [m.mode for m in self.modes]
         if len(set(modes)) != len(modes):
             raise ValueError("mode listed twice")
+        channels = [c.name for c in self.channels]
+        if len(set(channels)) != len(channels):
+            raise ValueError("channel defined twice")
         default = self.style.default_mode
         if default is not None and default not in {m.mode for m in self.modes if m.enabled}:
             raise ValueError(f"style.default_mode {default!r} is not an enabled mode")
@@ -122,6 +161,7 @@ class PersonaDef(_Strict):
         carries meaning: beliefs and modes; traits sorted by name)."""
         data = self.model_dump(mode="json")
         data["traits"] = sorted(data["traits"], key=lambda t: t["name"])
+        data["channels"] = sorted(data["channels"], key=lambda c: c["name"])
         return data
 
 
@@ -269,6 +309,50 @@ def apply_patch(current: PersonaDef, patch: SettingsPatch) -> PersonaDef:
     data["style"] = {**data["style"], **patch.style.model_dump(exclude_none=True)}
     if patch.active is not None:
         data["active"] = patch.active
+    try:
+        return PersonaDef.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise ValueError(f"{where}: {err['msg']}" if where else err["msg"]) from None
+
+
+class PersonaPatch(_Strict):
+    """A partial update of a persona (``PATCH /api/personas/{key}``): each field given
+    replaces that part of the definition whole (``beliefs`` is the new list of beliefs);
+    fields left out stay as they are. The slug never changes."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    description: str | None = Field(default=None, min_length=1, max_length=2_000)
+    role: str | None = Field(default=None, max_length=200)
+    system_prompt: str | None = Field(default=None, max_length=8_000)
+    domains: tuple[str, ...] | None = Field(default=None, max_length=20)
+    is_real: bool | None = None
+    persona_type: Literal["historical", "fictional", "synthetic"] | None = None
+    birth_date: dt.date | None = None
+    avatar_url: str | None = Field(default=None, max_length=500)
+    active: bool | None = None
+    protected: bool | None = None
+    traits: tuple[TraitDef, ...] | None = Field(default=None, max_length=64)
+    beliefs: tuple[BeliefDef, ...] | None = Field(default=None, max_length=64)
+    modes: tuple[ModeDef, ...] | None = Field(default=None, max_length=16)
+    style: StylePatch | None = None
+    channels: tuple[ChannelDef, ...] | None = Field(default=None, max_length=16)
+    reason: str = Field(default="", max_length=300, description="recorded with the version")
+
+
+def apply_persona_patch(current: PersonaDef, patch: PersonaPatch) -> PersonaDef:
+    """The definition ``current`` becomes under ``patch``; raises ValueError if invalid."""
+    data = current.model_dump()
+    given = patch.model_dump(exclude_unset=True, exclude={"reason", "style"})
+    data.update(given)
+    if patch.style is not None:
+        data["style"] = {**data["style"], **patch.style.model_dump(exclude_none=True)}
+    return validated(data)
+
+
+def validated(data: dict[str, Any]) -> PersonaDef:
+    """``data`` as a definition; a ValueError names the first bad field."""
     try:
         return PersonaDef.model_validate(data)
     except ValidationError as exc:

@@ -32,6 +32,12 @@ class PersonaProtected(PersonaError):
         self.slug = slug
 
 
+class PersonaReadOnly(PersonaError):
+    def __init__(self, who: str) -> None:
+        super().__init__(f"{who!r} may not change personas: an editor or admin may")
+        self.who = who
+
+
 class InvalidPersonaChange(PersonaError):
     """A change would leave the persona invalid (unknown mode, value out of range...)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import uuid
+from dataclasses import asdict
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -15,17 +16,26 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from personas.definitions import PersonaDef, SettingsPatch, apply_patch
+from personas.definitions import (
+    PersonaDef,
+    PersonaPatch,
+    SettingsPatch,
+    apply_patch,
+    apply_persona_patch,
+)
 from personas.errors import (
     InvalidPersonaChange,
     PersonaExists,
     PersonaNotFound,
     PersonaProtected,
+    PersonaReadOnly,
     VersionNotFound,
 )
 from personas.types import (
     Actor,
+    Analysis,
     Belief,
+    Channel,
     ImportResult,
     Mode,
     Persona,
@@ -39,7 +49,7 @@ from personas.types import (
 _COLUMNS = """
 p.id, p.slug, p.name, p.description, p.role, p.system_prompt, p.domains, p.is_real,
        p.persona_type, p.birth_date, p.avatar_url, p.version, p.active, p.protected,
-       p.created_at, p.updated_at,
+       p.created_at, p.updated_at, p.channels,
        (SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY t.name), '[]')
           FROM traits t WHERE t.persona_id = p.id OR t.persona_id IS NULL) AS traits,
        (SELECT coalesce(jsonb_agg(to_jsonb(b) ORDER BY b.position), '[]')
@@ -67,6 +77,10 @@ class PersonaRepository:
 
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self._pool = pool
+
+    @property
+    def pool(self) -> AsyncConnectionPool[Any]:
+        return self._pool
 
     # reads ------------------------------------------------------------------------------
 
@@ -133,6 +147,19 @@ class PersonaRepository:
             rows = await cur.fetchall()
         return [SearchHit(_persona(r), float(r["rank"])) for r in rows]
 
+    async def version(self, key: str | uuid.UUID, version: int) -> PersonaVersion:
+        persona = await self.get(key)
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "SELECT persona_id, version, reason, created_by, created_at, snapshot"
+                " FROM persona_versions WHERE persona_id = %s AND version = %s",
+                (persona.id, version),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise VersionNotFound(persona.slug, version)
+        return PersonaVersion(**row)
+
     async def versions(self, key: str | uuid.UUID) -> builtins.list[PersonaVersion]:
         persona = await self.get(key)
         async with self._pool.connection() as conn:
@@ -154,7 +181,17 @@ class PersonaRepository:
 
     # writes -----------------------------------------------------------------------------
 
-    async def create(self, definition: PersonaDef, actor: Actor) -> Persona:
+    async def create(
+        self,
+        definition: PersonaDef,
+        actor: Actor,
+        *,
+        reason: str = "created",
+        analysis: Analysis | None = None,
+    ) -> Persona:
+        """A new persona at version 1; with ``analysis`` (what it was generated from),
+        stored in the same transaction."""
+        _may_edit(actor)
         if definition.protected and not actor.is_admin:
             raise PersonaProtected(definition.slug)
         persona_id = uuid.uuid4()
@@ -170,8 +207,34 @@ class PersonaRepository:
                 (persona_id, definition.slug, definition.name),
             )
             await _write(conn, persona_id, definition, version=1)
-            await _snapshot(conn, persona_id, 1, definition, "created", actor)
+            await _snapshot(conn, persona_id, 1, definition, reason, actor)
+            if analysis is not None:
+                await conn.execute(
+                    "INSERT INTO persona_analyses (persona_id, kind, samples, words,"
+                    " confidence, fingerprint, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        persona_id,
+                        analysis.kind,
+                        analysis.samples,
+                        analysis.words,
+                        analysis.confidence,
+                        Jsonb(dict(analysis.fingerprint)),
+                        actor.name,
+                    ),
+                )
         return await self.get(persona_id)
+
+    async def analyses(self, key: str | uuid.UUID) -> builtins.list[Analysis]:
+        """What the persona was generated from, newest first."""
+        persona = await self.get(key)
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                "SELECT kind, samples, words, confidence, fingerprint, created_by, created_at"
+                " FROM persona_analyses WHERE persona_id = %s ORDER BY created_at DESC, id DESC",
+                (persona.id,),
+            )
+            rows = await cur.fetchall()
+        return [Analysis(**r) for r in rows]
 
     async def update(
         self, key: str | uuid.UUID, definition: PersonaDef, actor: Actor, *, reason: str = "updated"
@@ -191,6 +254,23 @@ class PersonaRepository:
             raise InvalidPersonaChange(f"persona {current.slug!r}: {exc}") from None
         persona, _ = await self._replace(
             current.id, definition, actor, reason or "settings updated", expect=current.version
+        )
+        return persona
+
+    async def edit(
+        self, key: str | uuid.UUID, patch: PersonaPatch, actor: Actor, *, reason: str = ""
+    ) -> Persona:
+        """Replace the parts of a persona ``patch`` gives, as a new version (none when
+        nothing changes); the reason names the parts unless one is given."""
+        current = await self.get(key)
+        try:
+            definition = apply_persona_patch(to_definition(current), patch)
+        except ValueError as exc:
+            raise InvalidPersonaChange(f"persona {current.slug!r}: {exc}") from None
+        parts = sorted(patch.model_fields_set - {"reason"})
+        why = reason or patch.reason or ("edited " + ", ".join(parts) if parts else "edited")
+        persona, _ = await self._replace(
+            current.id, definition, actor, why[:500], expect=current.version
         )
         return persona
 
@@ -214,6 +294,7 @@ class PersonaRepository:
     async def delete(self, key: str | uuid.UUID, actor: Actor) -> Persona:
         """Soft-delete: the row and its versions stay, the persona disappears from reads."""
         current = await self.get(key)
+        _may_edit(actor)
         if current.protected and not actor.is_admin:
             raise PersonaProtected(current.slug)
         async with self._pool.connection() as conn:
@@ -247,6 +328,7 @@ class PersonaRepository:
         expect: int | None = None,
     ) -> tuple[Persona, bool]:
         current = await self.get(key)
+        _may_edit(actor)
         if definition.slug != current.slug:
             raise InvalidPersonaChange(f"persona {current.slug!r}: the slug cannot change")
         if (current.protected or definition.protected) and not actor.is_admin:
@@ -301,6 +383,7 @@ def to_definition(persona: Persona) -> PersonaDef:
             ],
             "beliefs": [{"text": b.text, "source": b.source} for b in persona.beliefs],
             "modes": [{"mode": m.mode, "enabled": m.enabled} for m in persona.modes],
+            "channels": [asdict(c) for c in persona.channels],
             "style": {
                 "humour_usage": persona.style.humour_usage,
                 "emotional_style": persona.style.emotional_style,
@@ -312,6 +395,11 @@ def to_definition(persona: Persona) -> PersonaDef:
             },
         }
     )
+
+
+def _may_edit(actor: Actor) -> None:
+    if not actor.can_edit:
+        raise PersonaReadOnly(actor.name)
 
 
 def _key_clause(key: str | uuid.UUID) -> tuple[str, object]:
@@ -329,7 +417,8 @@ async def _write(
     await conn.execute(
         "UPDATE personas SET name = %s, description = %s, role = %s, system_prompt = %s,"
         " domains = %s, is_real = %s, persona_type = %s, birth_date = %s, avatar_url = %s,"
-        " active = %s, protected = %s, version = %s, updated_at = now() WHERE id = %s",
+        " active = %s, protected = %s, version = %s, channels = %s, updated_at = now()"
+        " WHERE id = %s",
         (
             d.name,
             d.description,
@@ -343,6 +432,7 @@ async def _write(
             d.active,
             d.protected,
             version,
+            Jsonb([c.model_dump() for c in d.channels]),
             persona_id,
         ),
     )
@@ -462,4 +552,5 @@ def _persona(row: dict[str, Any]) -> Persona:
         ),
         created_at=created,
         updated_at=row["updated_at"],
+        channels=tuple(Channel(**c) for c in row.get("channels") or ()),
     )

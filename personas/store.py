@@ -7,10 +7,21 @@ import builtins
 import uuid
 
 from personas.cache import PersonaCache
-from personas.definitions import PersonaDef, SettingsPatch
+from personas.channels import ChannelCheck
+from personas.definitions import PersonaDef, PersonaPatch, SettingsPatch
 from personas.errors import PersonaNotFound
+from personas.replies import record_channel
 from personas.repository import PersonaRepository
-from personas.types import Actor, ImportResult, Persona, PersonaPage, PersonaVersion, SearchHit
+from personas.types import (
+    Actor,
+    Analysis,
+    Channel,
+    ImportResult,
+    Persona,
+    PersonaPage,
+    PersonaVersion,
+    SearchHit,
+)
 
 
 class PersonaStore:
@@ -44,8 +55,18 @@ class PersonaStore:
     async def versions(self, key: str | uuid.UUID) -> builtins.list[PersonaVersion]:
         return await self.repository.versions(key)
 
-    async def create(self, definition: PersonaDef, actor: Actor) -> Persona:
-        persona = await self.repository.create(definition, actor)
+    async def analyses(self, key: str | uuid.UUID) -> builtins.list[Analysis]:
+        return await self.repository.analyses(key)
+
+    async def create(
+        self,
+        definition: PersonaDef,
+        actor: Actor,
+        *,
+        reason: str = "created",
+        analysis: Analysis | None = None,
+    ) -> Persona:
+        persona = await self.repository.create(definition, actor, reason=reason, analysis=analysis)
         # a soft-deleted persona may have held this slug in the cache
         await self._cache.invalidate(persona.id, persona.slug, persona.version)
         return persona
@@ -64,6 +85,14 @@ class PersonaStore:
             await self.repository.patch_settings(key, patch, actor, reason=reason)
         )
 
+    async def edit(
+        self, key: str | uuid.UUID, patch: PersonaPatch, actor: Actor, *, reason: str = ""
+    ) -> Persona:
+        return await self._changed(await self.repository.edit(key, patch, actor, reason=reason))
+
+    async def version(self, key: str | uuid.UUID, version: int) -> PersonaVersion:
+        return await self.repository.version(key, version)
+
     async def restore(self, key: str | uuid.UUID, version: int, actor: Actor) -> Persona:
         return await self._changed(await self.repository.restore(key, version, actor))
 
@@ -77,6 +106,12 @@ class PersonaStore:
             persona = await self.repository.get(result.slug)
             await self._cache.invalidate(persona.id, persona.slug, persona.version)
         return result
+
+    async def record_channel(
+        self, message_id: uuid.UUID, persona_id: uuid.UUID, channel: Channel, text: str
+    ) -> ChannelCheck:
+        """Record the channel a reply was written for and whether it met its overlay."""
+        return await record_channel(self.repository.pool, message_id, persona_id, channel, text)
 
     async def _changed(self, persona: Persona) -> Persona:
         await self._cache.invalidate(persona.id, persona.slug, persona.version)

@@ -60,6 +60,25 @@ class StyleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Channel:
+    """How a persona writes on one platform (``chat``, ``linkedin``, a user's own...).
+
+    Word bounds are inclusive; each structure flag is ``True`` (required), ``False``
+    (must be absent) or ``None`` (free). See :mod:`personas.channels`."""
+
+    name: str
+    min_words: int | None = None
+    max_words: int | None = None
+    tone: str = ""
+    paragraphs: bool | None = None
+    lists: bool | None = None
+    hashtags: bool | None = None
+    emoji: bool | None = None
+    call_to_action: bool | None = None
+    instructions: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Persona:
     """A stored persona as a turn sees it: its own traits merged over the core traits."""
 
@@ -83,6 +102,8 @@ class Persona:
     style: StyleConfig
     created_at: dt.datetime
     updated_at: dt.datetime
+    channels: tuple[Channel, ...] = ()
+    """The persona's own channel overlays (built-in ones it changes, and its own)."""
 
     def trait(self, name: str) -> Trait | None:
         for t in self.traits:
@@ -110,6 +131,20 @@ class PersonaVersion:
 
 
 @dataclass(frozen=True, slots=True)
+class Analysis:
+    """A linguistic fingerprint a persona was generated from: what was measured, on how
+    many samples and words, how confident it is, and when."""
+
+    kind: str
+    samples: int
+    words: int
+    confidence: float
+    fingerprint: dict[str, Any] = field(repr=False)
+    created_by: str = "system"
+    created_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PersonaPage:
     items: tuple[Persona, ...]
     total: int
@@ -129,6 +164,8 @@ class Actor:
 
     name: str
     is_admin: bool = False
+    can_edit: bool = True
+    """Editors change unprotected personas; plain users change none."""
 
     @classmethod
     def system(cls) -> Actor:

@@ -1,4 +1,5 @@
-"""Who a caller is: HS256 JWTs with a user id and a role (``user`` or ``admin``).
+"""Who a caller is: HS256 JWTs with a user id and a role: ``user`` (chat), ``editor``
+(also changes unprotected personas) or ``admin`` (everything).
 
 With no secret configured (the embedded default) every caller is the local admin."""
 
@@ -14,7 +15,8 @@ import jwt
 from personas import Actor
 from runtime.errors import RuntimeLayerError
 
-Role = Literal["user", "admin"]
+Role = Literal["user", "editor", "admin"]
+ROLES: tuple[str, ...] = ("user", "editor", "admin")
 ALGORITHM = "HS256"
 LOCAL_USER = "local"
 
@@ -38,8 +40,13 @@ class Principal:
         return self.role == "admin"
 
     @property
+    def is_editor(self) -> bool:
+        """May change personas (protected ones only as an admin)."""
+        return self.role in ("editor", "admin")
+
+    @property
     def actor(self) -> Actor:
-        return Actor(self.user_id, is_admin=self.is_admin)
+        return Actor(self.user_id, is_admin=self.is_admin, can_edit=self.is_editor)
 
 
 LOCAL_ADMIN = Principal(LOCAL_USER, "admin")
@@ -49,7 +56,7 @@ def mint_token(secret: str, user_id: str, role: Role = "user", *, ttl_s: int = 8
     """A signed token for ``user_id`` valid for ``ttl_s`` seconds."""
     if not user_id or len(user_id) > 128:
         raise AuthError("user id must be 1..128 characters")
-    if role not in ("user", "admin"):
+    if role not in ROLES:
         raise AuthError(f"unknown role {role!r}")
     now = dt.datetime.now(dt.UTC)
     claims = {"sub": user_id, "role": role, "iat": now, "exp": now + dt.timedelta(seconds=ttl_s)}
@@ -74,7 +81,7 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
     user_id, role = claims.get("sub"), claims.get("role", "user")
     if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
         raise AuthError("invalid token")
-    if role not in ("user", "admin"):
+    if role not in ROLES:
         raise AuthError("invalid token")
     expires = claims.get("exp")
     if not isinstance(expires, int | float) or isinstance(expires, bool):

@@ -142,6 +142,7 @@ class ChatService:
         to: Sequence[str] = (),
         mode: str | None = None,
         on_accepted: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+        channel: str | None = None,
     ) -> Sent:
         """Store the user message exactly once and start its turns in the background.
         A resend of an accepted ``client_msg_id`` returns the stored message and starts
@@ -185,7 +186,7 @@ class ChatService:
             # a user message stops the personas' round, on whichever process runs it
             await self._interrupts.interrupt(session.id)
         self._spawn(
-            self._turns(principal, session, message, user_name, events, to, mode, held),
+            self._turns(principal, session, message, user_name, events, to, mode, held, channel),
             name=f"turn-{message.id}",
         )
         return Sent(message, duplicate=False)
@@ -264,6 +265,7 @@ class ChatService:
         held: bool,
         *,
         fresh: bool = True,
+        channel: str | None = None,
     ) -> None:
         started = time.perf_counter()
         released = False
@@ -278,7 +280,7 @@ class ChatService:
             async with self._order.turn(session.id):  # one session's turns run in order
                 results = await self.services.director.respond(
                     session, message, user_name=user_name, events=events, to=to, mode=mode,
-                    fresh=fresh,
+                    fresh=fresh, channel=channel,
                 )
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))

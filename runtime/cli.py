@@ -17,6 +17,7 @@ from personas import Actor, Persona, PersonaError, to_definition
 from personas.definitions import load_path, shipped_library
 from runtime.cli_args import Parser
 from runtime.cli_memory import add_commands
+from runtime.cli_personas import add_persona_commands
 from runtime.errors import RuntimeLayerError
 from runtime.loop import run
 from runtime.migrate import migrate_url
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--limit", type=int, default=10)
     search.set_defaults(run=_search)
+    add_persona_commands(personas)
     add_commands(sub)
     return parser
 

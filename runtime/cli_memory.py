@@ -172,7 +172,7 @@ def add_commands(sub: Any) -> None:
 
     token = sub.add_parser("token", help="mint a JWT for a user (needs PERSONAE_AUTH_SECRET)")
     token.add_argument("--user", required=True)
-    token.add_argument("--role", choices=("user", "admin"), default="user")
+    token.add_argument("--role", choices=("user", "editor", "admin"), default="user")
     token.add_argument("--ttl", type=int, default=86_400, help="seconds")
     token.set_defaults(run=_token)
 

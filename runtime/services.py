@@ -35,6 +35,7 @@ from memory.remote import RemoteIndex
 from memory.service import MemoryService
 from memory.transcripts import Transcripts
 from personas import PersonaCache, PersonaRepository, PersonaStore
+from runtime.catalog import PersonaCatalog
 from runtime.db import open_pool, open_redis
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.migrate import migrate_url
@@ -69,6 +70,7 @@ class Services:
     agents: AgentServices
     graph: CompiledStateGraph[Any, Any, Any, Any]
     director: Director
+    catalog: PersonaCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +231,7 @@ async def open_services(
             agents=agents,
             graph=graph,
             director=Director(agents, graph),
+            catalog=PersonaCatalog(core.pool, core.personas, index, embedder),
         )
 
 

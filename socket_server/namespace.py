@@ -219,6 +219,7 @@ class ChatNamespace(socketio.AsyncNamespace):
             client_msg_id=payload.client_msg_id,
             to=payload.to,
             mode=payload.mode,
+            channel=payload.channel,
             events=RoomEvents(self.server, payload.session_id),
             on_accepted=join,
         )

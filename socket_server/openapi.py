@@ -159,7 +159,7 @@ _REASONS = {
     204: "done; no body",
     400: "invalid_payload: a malformed body, a wrong content type or a bad parameter",
     401: "unauthorized: missing, invalid or expired bearer token",
-    403: "forbidden: not yours, or needs an admin",
+    403: "forbidden: not yours, or needs an editor or an admin",
     404: "the persona, version, session, message or memory does not exist",
     409: "conflict: the persona already exists",
     413: "body_too_large",
@@ -178,6 +178,8 @@ PATH_PARAMS: dict[str, JSONSchema] = {
     "session_id": {"type": "string", "format": "uuid"},
     "message_id": {"type": "string", "format": "uuid"},
     "memory_id": {"type": "string", "format": "uuid"},
+    "channel": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,47}$"},
+    "template": {"type": "string", "minLength": 1, "maxLength": 60},
 }
 
 
@@ -224,7 +226,9 @@ _TRAIT = _obj(
         "evolves": _BOOL,
         "locked": _BOOL,
         "description": _STR,
-    }
+        "source": _STR,
+    },
+    optional=("source",),
 )
 _PERSONA = _obj(
     {
@@ -255,8 +259,26 @@ _PERSONA = _obj(
         ),
         "updated_at": _TIME,
         "rank": _NUM,
+        "channels": _array(_ref("Channel")),
     },
-    optional=("rank",),
+    optional=("rank", "channels"),
+)
+_FLAG: JSONSchema = {"anyOf": [_BOOL, {"type": "null"}]}
+_CHANNEL = _obj(
+    {
+        "name": _STR,
+        "min_words": _nullable(_INT),
+        "max_words": _nullable(_INT),
+        "tone": _STR,
+        "paragraphs": _FLAG,
+        "lists": _FLAG,
+        "hashtags": _FLAG,
+        "emoji": _FLAG,
+        "call_to_action": _FLAG,
+        "instructions": _STR,
+        "builtin": _BOOL,
+        "overridden": _BOOL,
+    }
 )
 _MEMORY = _obj(
     {
@@ -395,9 +417,15 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
                     "rating": {"enum": [-1, 0, 1]},
                     "comment": _STR,
                     "created_at": _TIME,
-                }
-            )
-        }
+                    "reason": _nullable(_STR),
+                },
+                optional=("reason",),
+            ),
+            "adjusted": _nullable(
+                _obj({"setting": _STR, "old": _NUM, "new": _NUM, "reason": _STR, "version": _INT})
+            ),
+        },
+        optional=("adjusted",),
     ),
     "Memory": _MEMORY,
     "MemoryPage": _obj({"memories": _array(_ref("Memory")), "next_cursor": _nullable(_STR)}),
@@ -420,4 +448,151 @@ RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
     "MemoryListing": {"oneOf": [_ref("MemoryPage"), _ref("MemoryResults")]},
     "MemoryEnvelope": _obj({"memory": _ref("Memory")}),
     "OpenAPIDocument": {"type": "object", "required": ["openapi", "paths"]},
+    # the persona studio (socket_server.rest_studio, socket_server.rest_quality)
+    "Channel": _CHANNEL,
+    "StudioPersona": {**_PERSONA, "required": [*_PERSONA["required"], "channels"]},
+    "ChannelList": _obj({"channels": _array(_ref("Channel"))}),
+    "ChannelChange": _obj({"channels": _array(_ref("Channel")), "version": _INT}),
+    "GeneratedPersona": _obj(
+        {
+            "persona": _ref("StudioPersona"),
+            "archetype": _STR,
+            "confidence": _NUM,
+            "fingerprint": {**_MAP, "description": "the linguistic fingerprint; see docs"},
+        }
+    ),
+    "PersonaAnalyses": _obj(
+        {
+            "analyses": _array(
+                _obj(
+                    {
+                        "kind": _STR,
+                        "samples": _INT,
+                        "words": _INT,
+                        "confidence": _NUM,
+                        "fingerprint": _MAP,
+                        "created_by": _STR,
+                        "created_at": _nullable(_TIME),
+                    }
+                )
+            )
+        }
+    ),
+    "PersonaVersionSnapshot": _obj(
+        {
+            "version": _INT,
+            "reason": _STR,
+            "created_by": _STR,
+            "created_at": _TIME,
+            "snapshot": _MAP,
+        }
+    ),
+    "PersonaDiff": _obj(
+        {
+            "from": _INT,
+            "to": _INT,
+            "changes": _array(
+                _obj(
+                    {
+                        "path": _STR,
+                        "kind": {"enum": ["added", "removed", "changed"]},
+                        "old": {},
+                        "new": {},
+                    }
+                )
+            ),
+        }
+    ),
+    "PersonaSearch": _obj(
+        {
+            "query": _STR,
+            "items": _array(
+                _obj(
+                    {
+                        **_PERSONA["properties"],
+                        "score": _NUM,
+                        "meaning": _NUM,
+                        "text": _NUM,
+                    },
+                    optional=("rank", "channels"),
+                )
+            ),
+        }
+    ),
+    "PersonaQuality": _obj(
+        {
+            "persona": _ref("PersonaRef"),
+            "overall": _nullable(_NUM),
+            "parts": _obj(
+                {
+                    name: _nullable({**_MAP, "required": ["score"]})
+                    for name in (
+                        "consistency",
+                        "linguistic_match",
+                        "channel_compliance",
+                        "satisfaction",
+                    )
+                }
+            ),
+            "weakest": _nullable(_STR),
+            "next": _STR,
+        }
+    ),
+    "PersonaAnalytics": _obj(
+        {
+            "persona": _ref("PersonaRef"),
+            "from": {"type": "string", "format": "date"},
+            "to": {"type": "string", "format": "date"},
+            "days": _array(
+                _obj(
+                    {
+                        "day": {"type": "string", "format": "date"},
+                        "turns": _INT,
+                        "users": _INT,
+                        "sessions": _INT,
+                        "feedback_up": _INT,
+                        "feedback_down": _INT,
+                        "first_token_ms": _nullable(_obj({"p50": _NUM, "p95": _NUM})),
+                        "turn_ms": _nullable(_obj({"p50": _NUM, "p95": _NUM})),
+                        "drift": _nullable(_NUM),
+                    }
+                )
+            ),
+            "totals": _obj({"turns": _INT, "feedback_up": _INT, "feedback_down": _INT}),
+        }
+    ),
+    "FeedbackList": _obj(
+        {
+            "feedback": _array(
+                _obj(
+                    {
+                        "message_id": _UUID,
+                        "persona": _obj({"id": _UUID, "slug": _STR}),
+                        "user_id": _STR,
+                        "rating": {"enum": [-1, 0, 1]},
+                        "reason": _nullable(_STR),
+                        "comment": _STR,
+                        "created_at": _TIME,
+                    }
+                )
+            )
+        }
+    ),
+    "SessionChannel": _obj({"session_id": _UUID, "channel": _nullable(_STR)}),
+    "TemplateList": _obj(
+        {
+            "templates": _array(
+                _obj(
+                    {
+                        "name": _STR,
+                        "title": _STR,
+                        "description": _STR,
+                        "traits": _array(_MAP),
+                        "modes": _array(_STR),
+                        "style": _MAP,
+                    }
+                )
+            )
+        }
+    ),
 }

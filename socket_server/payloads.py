@@ -91,6 +91,7 @@ class MessageSend(Payload):
     client_msg_id: Key
     to: list[Key] = Field(default_factory=list, max_length=8)
     mode: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")] | None = None
+    channel: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,47}$")] | None = None
 
 
 class Typing(Payload):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from memory.transcripts import Session
 from personas import Persona, PersonaNotFound
+from runtime.feedback_loop import REASON_PATTERN, tag_and_act
 from runtime.services import Services
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
@@ -25,6 +26,7 @@ from socket_server.rest import (
     read_json,
     read_query,
 )
+from socket_server.rest_quality import adjustment_view
 from socket_server.views import ClientError, memory_view, message_view, scored_view, session_view
 
 
@@ -47,6 +49,11 @@ class MessagesQuery(Query):
 class FeedbackBody(Body):
     rating: Annotated[int, Field(strict=True, ge=-1, le=1)]
     comment: str = Field(default="", max_length=2_000)
+    reason: str | None = Field(
+        default=None,
+        pattern=REASON_PATTERN,
+        description="why (too_long, too_formal, off_character...); see docs/personas.md",
+    )
 
 
 class MemoriesQuery(Query):
@@ -135,7 +142,17 @@ async def message_feedback(request: web.Request) -> web.Response:
         "comment": stored.comment,
         "created_at": stored.created_at.isoformat(),
     }
-    return json_ok({"feedback": feedback})
+    services = request.app[SERVICES]
+    adjusted = await tag_and_act(
+        services.pool,
+        services.personas,
+        stored.message_id,
+        stored.user_id,
+        body.rating,
+        body.reason,
+    )
+    feedback["reason"] = body.reason
+    return json_ok({"feedback": feedback, "adjusted": adjustment_view(adjusted)})
 
 
 # ---- memories ------------------------------------------------------------------------------

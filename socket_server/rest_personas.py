@@ -1,5 +1,7 @@
 """REST routes of personas: browse and search, create, patch settings, versions and
-restore, soft delete (admins), the persona's embedding and its trait profile."""
+restore, soft delete (editors; protected personas need an admin), the persona's
+embedding and its trait profile. The studio's routes are in
+:mod:`socket_server.rest_studio`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from aiohttp import web
 from pydantic import Field
 
 from personas import Persona, PersonaDef, PersonaVersion, SettingsPatch
+from runtime.catalog import embedding_text
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (
@@ -20,8 +23,10 @@ from socket_server.rest import (
     principal,
     read_json,
     read_query,
-    require_admin,
 )
+from socket_server.rest_quality import ROUTES as QUALITY_ROUTES
+from socket_server.rest_studio import EARLY, require_editor, studio_view
+from socket_server.rest_studio import ROUTES as STUDIO_ROUTES
 from socket_server.views import drift_view, persona_ref, persona_view, trait_view
 
 SEARCH_CAP = 1_000
@@ -78,30 +83,30 @@ def _keep(p: Persona, query: PersonaListQuery) -> bool:
 
 async def get_persona(request: web.Request) -> web.Response:
     persona = await request.app[SERVICES].personas.get(path_key(request))
-    return json_ok(persona_view(persona))
+    return json_ok(studio_view(persona))
 
 
 async def create_persona(request: web.Request) -> web.Response:
-    who = require_admin(request, "create personas")
+    who = require_editor(request, "create personas")
     definition = await read_json(request, PersonaDef)
     persona = await request.app[SERVICES].personas.create(definition, who.actor)
-    response = json_ok(persona_view(persona), status=201)
+    response = json_ok(studio_view(persona), status=201)
     response.headers["Location"] = f"/api/personas/{persona.id}"
     return response
 
 
 async def patch_settings(request: web.Request) -> web.Response:
-    who = require_admin(request, "change personas")
+    who = require_editor(request, "change personas")
     key = path_key(request)
     patch = await read_json(request, SettingsPatch)
     persona = await request.app[SERVICES].personas.patch_settings(key, patch, who.actor)
-    return json_ok(persona_view(persona))
+    return json_ok(studio_view(persona))
 
 
 async def list_versions(request: web.Request) -> web.Response:
     versions = await request.app[SERVICES].personas.versions(path_key(request))
     # snapshots hold the system prompt, which persona views never show to users
-    full = principal(request).is_admin
+    full = principal(request).is_editor
     return json_ok({"versions": [_version_view(v, full) for v in versions]})
 
 
@@ -118,14 +123,14 @@ def _version_view(v: PersonaVersion, full: bool) -> dict[str, Any]:
 
 
 async def restore_version(request: web.Request) -> web.Response:
-    who = require_admin(request, "restore persona versions")
+    who = require_editor(request, "restore persona versions")
     key, version = path_key(request), path_int(request, "version")
     persona = await request.app[SERVICES].personas.restore(key, version, who.actor)
-    return json_ok(persona_view(persona))
+    return json_ok(studio_view(persona))
 
 
 async def delete_persona(request: web.Request) -> web.Response:
-    who = require_admin(request, "delete personas")
+    who = require_editor(request, "delete personas")
     await request.app[SERVICES].personas.delete(path_key(request), who.actor)
     return web.Response(status=204)
 
@@ -142,15 +147,6 @@ async def persona_embedding(request: web.Request) -> web.Response:
             "vector": [float(x) for x in vector],
         }
     )
-
-
-def embedding_text(p: Persona) -> str:
-    """What a persona's embedding is made of: who it is, what it knows and believes."""
-    parts = [p.name, p.role, p.description]
-    if p.domains:
-        parts.append("Domains: " + ", ".join(p.domains))
-    parts.extend(b.text for b in p.beliefs)
-    return "\n".join(part for part in parts if part)
 
 
 async def persona_traits(request: web.Request) -> web.Response:
@@ -171,7 +167,9 @@ async def persona_traits(request: web.Request) -> web.Response:
 
 
 _P = "/api/personas"
+_EDITOR = "editor; a protected persona needs an admin"
 ROUTES: tuple[Route, ...] = (
+    *EARLY,
     Route(
         "GET",
         _P,
@@ -185,7 +183,7 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         _P,
         create_persona,
-        "Create a persona (admin)",
+        "Create a persona (editor; only an admin may make it protected)",
         "personas",
         status=201,
         schema="Persona",
@@ -205,7 +203,7 @@ ROUTES: tuple[Route, ...] = (
         "DELETE",
         _P + "/{key}",
         delete_persona,
-        "Soft-delete a persona (admin)",
+        f"Soft-delete a persona ({_EDITOR})",
         "personas",
         status=204,
         errors=(403, 404),
@@ -214,7 +212,7 @@ ROUTES: tuple[Route, ...] = (
         "PATCH",
         _P + "/{key}/settings",
         patch_settings,
-        "Change traits (set/increase/decrease), modes and style as a new version (admin)",
+        f"Change traits (set/increase/decrease), modes and style as a new version ({_EDITOR})",
         "personas",
         schema="Persona",
         body=SettingsPatch,
@@ -224,7 +222,7 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         _P + "/{key}/versions",
         list_versions,
-        "The persona's versions (snapshots for admins)",
+        "The persona's versions (snapshots for editors and admins)",
         "personas",
         schema="PersonaVersions",
         errors=(404,),
@@ -233,7 +231,7 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         _P + "/{key}/versions/{version}/restore",
         restore_version,
-        "Make an old version current again, as a new version (admin)",
+        f"Make an old version current again, as a new version ({_EDITOR})",
         "personas",
         schema="Persona",
         errors=(403, 404),
@@ -257,4 +255,6 @@ ROUTES: tuple[Route, ...] = (
         query=TraitsQuery,
         errors=(403, 404),
     ),
+    *STUDIO_ROUTES,
+    *QUALITY_ROUTES,
 )

@@ -77,3 +77,44 @@ def manual_adjust(value: float, action: Action, intensity: float) -> float:
     if action == "decrease":
         return _clamp01(value - intensity)
     raise ValueError(f"unknown trait action '{action}'; use set, increase or decrease")
+
+
+# feedback reason -> (trait it moves, direction, style field moved when the persona lacks
+# the trait, and that field's step)
+FEEDBACK_REASONS: dict[str, tuple[str, int, str | None, float]] = {
+    "too_long": ("verbosity", -1, "max_tokens", 0.15),
+    "too_short": ("verbosity", +1, "max_tokens", 0.15),
+    "too_formal": ("formality", -1, None, 0.0),
+    "too_casual": ("formality", +1, None, 0.0),
+    "too_many_questions": ("inquisitiveness", -1, None, 0.0),
+    "too_uncertain": ("confidence", +1, None, 0.0),
+    "too_harsh": ("agreeableness", +1, None, 0.0),
+    "not_funny": ("humour", -1, "humour_usage", 0.05),
+    "too_dry": ("humour", +1, "humour_usage", 0.05),
+}
+"""Reasons that move a setting. Others (``off_character``, ``wrong_facts``, ...) are
+recorded and counted in quality, but move nothing."""
+
+
+def feedback_change(
+    traits: Sequence[Trait], reason: str, count: int, *, rate: float = 0.05
+) -> TraitChange | None:
+    """The bounded move ``count`` negative ratings tagged ``reason`` ask of the persona's
+    matching trait: ``rate`` in the reason's direction, the same bound as evolution.
+    None when the reason moves no trait, the persona lacks it, or the trait is locked
+    or not opted in to evolution (``evolves``)."""
+    entry = FEEDBACK_REASONS.get(reason)
+    if entry is None:
+        return None
+    name, direction, _, _ = entry
+    trait = next((t for t in traits if canonical(t.name) == canonical(name)), None)
+    if trait is None or trait.locked or not trait.evolves:
+        return None
+    new = round(_clamp01(trait.value + direction * rate), 4)
+    if abs(new - trait.value) < MIN_STEP:
+        return None
+    why = (
+        f"feedback: {count} negative ratings '{reason.replace('_', ' ')}' -> "
+        f"{trait_noun(trait.name)} {'up' if direction > 0 else 'down'}"
+    )
+    return TraitChange(trait.name, trait.value, new, why)

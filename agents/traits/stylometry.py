@@ -129,13 +129,44 @@ def verbosity_of(word_count: int) -> float:
     return word_count / (word_count + VERBOSITY_HALF) if word_count > 0 else 0.0
 
 
+def prose_of(text: str) -> str:
+    """``text`` without code blocks, inline code and URLs: what style is measured on."""
+    return _URL.sub(" ", _INLINE_CODE.sub(" ", _CODE_BLOCK.sub("\n", text)))
+
+
+def tokens_of(prose: str) -> list[str]:
+    """The words of ``prose``, lower-cased, curly apostrophes made straight."""
+    return [w.lower().replace("’", "'") for w in _WORD.findall(prose)]
+
+
+def sentences_of(prose: str) -> list[str]:
+    """The sentences of ``prose`` (ones with at least one word), by the same rule the
+    reply measures use."""
+    return [s for s in (p.strip() for p in _SENTENCE_BREAK.split(prose)) if _WORD.search(s)]
+
+
+def sentence_end(sentence: str) -> str:
+    """The sentence without trailing quotes, brackets, emoji and ellipses."""
+    return _TRAILING.sub("", sentence)
+
+
+def hedge_count(tokens: list[str]) -> int:
+    return _hedges(tokens)
+
+
+def person_counts(tokens: list[str]) -> tuple[int, int]:
+    """First- and second-person words among ``tokens``."""
+    heads = [t.partition("'")[0] for t in tokens]
+    return sum(h in _FIRST_PERSON for h in heads), sum(h in _SECOND_PERSON for h in heads)
+
+
 def stylometry(text: str) -> Stylometry:
     """Measure the surface style of one reply. Never raises on any ``str``."""
     code_blocks = len(_CODE_BLOCK.findall(text))
-    prose = _URL.sub(" ", _INLINE_CODE.sub(" ", _CODE_BLOCK.sub("\n", text)))
-    tokens = [w.lower().replace("’", "'") for w in _WORD.findall(prose)]
+    prose = prose_of(text)
+    tokens = tokens_of(prose)
     words = len(tokens)
-    sentences = [s for s in (p.strip() for p in _SENTENCE_BREAK.split(prose)) if _WORD.search(s)]
+    sentences = sentences_of(prose)
     lengths = [len(_WORD.findall(s)) for s in sentences]
     n_sent = len(sentences)
     ends = [_TRAILING.sub("", s) for s in sentences]

@@ -592,7 +592,8 @@ def operations(document: Mapping[str, Any]) -> list[Operation]:
                 Operation(
                     method=method.upper(),
                     path=path,
-                    admin="(admin)" in op["summary"],
+                    # editor routes too: a plain user may change no persona
+                    admin="(admin)" in op["summary"] or "(editor" in op["summary"],
                     path_params=tuple(p["name"] for p in params if p["in"] == "path"),
                     query={p["name"]: p["schema"] for p in params if p["in"] == "query"},
                     body=body,
@@ -615,6 +616,8 @@ def _path(op: Operation, w: World, **values: str) -> str:
         "message_id": w.message,
         "memory_id": str(uuid.uuid4()),
         "version": "1",
+        "channel": "newsletter",
+        "template": "gentle-tutor",
     }
     out = op.path
     for name in op.path_params:
@@ -648,8 +651,18 @@ def _body_base(op: Operation, w: World) -> dict[str, Any] | None:
         },
         "FeedbackBody": {"rating": 1, "comment": "fine"},
         "PinBody": {"pinned": True},
+        "PersonaPatch": {"description": "Changed by a test.", "reason": "test"},
+        "GenerateBody": {"name": "Hostile Writer", "samples": [HOSTILE_PROSE]},
+        "ChannelBody": {"min_words": 10, "max_words": 90, "tone": "plain"},
+        "SessionChannelBody": {"channel": "blog"},
     }
     return dict(bases[str(title)])
+
+
+_CHANNEL_NAME = r"[a-z][a-z0-9_]{0,47}"
+HOSTILE_PROSE = " ".join(
+    f"Sentence number {i} says something plain about testing, and it ends here." for i in range(30)
+)
 
 
 def _json(value: Any) -> bytes:
@@ -662,6 +675,8 @@ _PATH_VALUES: Mapping[str, tuple[str, ...]] = {
     "message_id": ("not-a-uuid", str(uuid.uuid4())),
     "memory_id": ("not-a-uuid", str(uuid.uuid4())),
     "version": ("0", "-1", "abc", "1.5", "99999999999", "999999999", "\u0661", "\uff19", "1e3"),
+    "channel": ("Blog", "a" * 49, "blog-post", "9lives"),
+    "template": ("no-such-template", "t" * 61),
 }
 
 
@@ -678,6 +693,8 @@ def rest_path_params(ops: Sequence[Operation], w: World) -> Iterator[RestCase]:
                     _path(op, w, **{name: _segment(text)}),
                     data,
                     note=f"{name}={text[:40]!r}",
+                    # a user's own channel may have any well-formed name ("null" too)
+                    may_succeed=name == "channel" and re.fullmatch(_CHANNEL_NAME, text) is not None,
                     **_as(op),
                 )
             for raw in (
@@ -1070,10 +1087,19 @@ def rest_ids(ops: Sequence[Operation], w: World) -> Iterator[RestCase]:
 def rest_routing(ops: Sequence[Operation], w: World) -> Iterator[RestCase]:
     """Methods a route does not have, routes that do not exist, traversal out of /static."""
     routed = {(op.method, op.path) for op in ops}
+    templates = [
+        (op.method, re.compile(re.sub(r"\{\w+\}", "[^/]+", op.path) + "$"))
+        for op in ops
+        if "{" in op.path
+    ]
     for op in ops:
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             if (method, op.path) not in routed:
-                yield RestCase("routing", method, _path(op, w), statuses=frozenset({405}))
+                # a fixed path (/api/personas/search) another method's template also
+                # matches (/api/personas/{key}) goes there: any clear refusal will do
+                shadowed = any(m == method and t.match(op.path) for m, t in templates)
+                statuses = None if shadowed else frozenset({405})
+                yield RestCase("routing", method, _path(op, w), statuses=statuses)
     for path in (
         "/api/nope",
         "/api/personas/tutor/nope",

@@ -1,0 +1,190 @@
+"""REST routes of how a persona holds up: quality, analytics per day, the feedback
+users gave (an admin sees all, a user their own), and the channel a session's replies
+are written for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from personas.channels import BUILTIN
+from personas.definitions import NAME_PATTERN
+from runtime import quality
+from runtime.feedback_loop import Adjustment, list_feedback
+from socket_server.app import CHAT, SERVICES
+from socket_server.openapi import Route
+from socket_server.rest import (
+    Key,
+    Query,
+    json_ok,
+    path_key,
+    path_uuid,
+    principal,
+    read_json,
+    read_query,
+)
+from socket_server.views import ClientError
+
+MAX_DAYS = 366
+
+
+class AnalyticsQuery(Query):
+    from_: dt.date | None = Field(default=None, alias="from", description="default: 30 days ago")
+    to: dt.date | None = Field(default=None, description="default: today (UTC)")
+
+    @model_validator(mode="after")
+    def _range(self) -> AnalyticsQuery:
+        if self.from_ and self.to and self.from_ > self.to:
+            raise ValueError("from must not be after to")
+        return self
+
+
+class FeedbackQuery(Query):
+    persona: Key | None = Field(default=None, description="only this persona's replies")
+    user: Key | None = Field(default=None, description="another user's feedback (admin)")
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class SessionChannelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel: str | None = Field(pattern=NAME_PATTERN, description="null: no channel")
+
+
+def adjustment_view(a: Adjustment | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {
+        "setting": a.setting,
+        "old": a.old,
+        "new": a.new,
+        "reason": a.reason,
+        "version": a.version,
+    }
+
+
+async def persona_quality(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    persona = await services.personas.get(path_key(request))
+    return json_ok(await quality.quality(services, persona))
+
+
+async def persona_analytics(request: web.Request) -> web.Response:
+    query = read_query(request, AnalyticsQuery)
+    services = request.app[SERVICES]
+    persona = await services.personas.get(path_key(request))
+    until = query.to or dt.datetime.now(dt.UTC).date()
+    since = query.from_ or until - dt.timedelta(days=29)
+    if since > until:
+        raise ClientError("invalid_payload", "from: must not be after to")
+    if (until - since).days >= MAX_DAYS:
+        raise ClientError("invalid_payload", f"from/to: at most {MAX_DAYS} days at once")
+    return json_ok(await quality.analytics(services, persona, since, until))
+
+
+async def feedback(request: web.Request) -> web.Response:
+    query = read_query(request, FeedbackQuery)
+    who = principal(request)
+    if query.user is not None and query.user != who.user_id and not who.is_admin:
+        raise ClientError("forbidden", "only an admin may read another user's feedback")
+    services = request.app[SERVICES]
+    persona_id = None
+    if query.persona is not None:
+        persona_id = (await services.personas.get(query.persona)).id
+    user = query.user or (None if who.is_admin else who.user_id)
+    rows = await list_feedback(
+        services.pool, user_id=user, persona_id=persona_id, limit=query.limit
+    )
+    return json_ok(
+        {
+            "feedback": [
+                {
+                    "message_id": str(r.message_id),
+                    "persona": {"id": str(r.persona_id), "slug": r.persona_slug},
+                    "user_id": r.user_id,
+                    "rating": r.rating,
+                    "reason": r.reason,
+                    "comment": r.comment,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in rows
+            ]
+        }
+    )
+
+
+async def session_channel(request: web.Request) -> web.Response:
+    session_id = path_uuid(request, "session_id")
+    body = await read_json(request, SessionChannelBody)
+    services = request.app[SERVICES]
+    session = await request.app[CHAT].session_for(principal(request), session_id)
+    if body.channel is not None and body.channel not in BUILTIN:
+        known = False
+        for persona_id in session.persona_ids:
+            persona = await services.personas.get(persona_id)
+            known = known or any(c.name == body.channel for c in persona.channels)
+        if not known:
+            raise ClientError(
+                "invalid_payload",
+                f"channel: {body.channel!r} is neither built in nor a channel of this "
+                "session's personas",
+            )
+    await _set_session_channel(services.pool, session.id, body.channel)
+    return json_ok({"session_id": str(session.id), "channel": body.channel})
+
+
+async def _set_session_channel(pool: Any, session_id: uuid.UUID, channel: str | None) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "UPDATE sessions SET metadata = CASE WHEN %s::text IS NULL"
+            " THEN metadata - 'channel' ELSE jsonb_set(metadata, '{channel}', to_jsonb(%s::text))"
+            " END, updated_at = now() WHERE id = %s",
+            (channel, channel, session_id),
+        )
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/api/personas/{key}/quality",
+        persona_quality,
+        "Consistency, linguistic match, channel compliance and satisfaction (0-100) with "
+        "the numbers behind them, and the weakest part",
+        "studio",
+        schema="PersonaQuality",
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/api/personas/{key}/analytics",
+        persona_analytics,
+        "Per day: turns, users, sessions, feedback, first-token and turn latency, drift",
+        "studio",
+        schema="PersonaAnalytics",
+        query=AnalyticsQuery,
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/api/feedback",
+        feedback,
+        "Ratings, newest first: an admin sees everyone's, a user their own",
+        "sessions",
+        schema="FeedbackList",
+        query=FeedbackQuery,
+        errors=(403, 404),
+    ),
+    Route(
+        "PUT",
+        "/api/sessions/{session_id}/channel",
+        session_channel,
+        "The channel the session's replies are written for (owner or admin)",
+        "sessions",
+        schema="SessionChannel",
+        body=SessionChannelBody,
+        errors=(403, 404),
+    ),
+)

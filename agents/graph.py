@@ -36,6 +36,7 @@ from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, Vector
 from personas import Persona, PersonaError
+from personas.cards import CardPrompt, card_prompt
 
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
 assert _END == END
@@ -309,6 +310,17 @@ async def compose_from(
         for m in recent
         if m.id != request.user_message.id and m.status != "failed"
     ][-cfg.transcript_lines :]
+    card = await services.cards.get(persona.id) if services.cards is not None else None
+    extras = (
+        card_prompt(
+            card,
+            persona_name=persona.name,
+            user_name=request.user_name,
+            recent=[ln.text for ln in lines] + [request.user_message.text],
+        )
+        if card is not None
+        else CardPrompt()
+    )
     return compose(
         PromptInput(
             persona=persona,
@@ -320,6 +332,8 @@ async def compose_from(
             others=request.others,
             mode=request.mode,
             reinforcement=await services.tracker.reinforcement(persona, request.session_id),
+            card_sections=extras.sections,
+            card_closing=extras.closing,
         ),
         budget_tokens=cfg.budget_tokens,
     )

@@ -34,6 +34,7 @@ from memory.remote import RemoteIndex
 from memory.service import MemoryService
 from memory.transcripts import Transcripts
 from personas import PersonaCache, PersonaRepository, PersonaStore
+from personas.card_store import CardStore
 from runtime.db import open_pool, open_redis
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.migrate import migrate_url
@@ -190,6 +191,7 @@ async def open_services(
             llm_name=settings.llm,
             scorer=scorer,
             judge=LLMTraitJudge(chat_model) if capable else None,
+            cards=CardStore(core.pool, ttl_s=settings.persona_l1_ttl_s),
             config=TurnConfig(
                 memory_k=settings.memory_k,
                 transcript_lines=settings.transcript_lines,

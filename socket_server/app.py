@@ -92,9 +92,11 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
 
     app.cleanup_ctx.append(lifespan)
     app.router.add_get("/healthz", healthz)
+    from socket_server.openai_api import add_openai_routes
     from socket_server.rest import add_routes
 
     add_routes(app)
+    add_openai_routes(app)
     if STATIC.is_dir():
         app.router.add_get("/", index)
         app.router.add_static("/static/", STATIC, name="static")

@@ -19,6 +19,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
+from runtime.store_share import lend_index
 from socket_server import fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
@@ -64,7 +65,10 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     sio.attach(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        async with open_services(settings, overrides=overrides) as services:
+        async with (
+            open_services(settings, overrides=overrides) as services,
+            lend_index(settings, services.memory.index),  # CLI commands beside the server
+        ):
             app[SERVICES] = services
             limiter = RateLimiter(
                 services.redis,

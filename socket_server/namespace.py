@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -36,6 +37,7 @@ from socket_server.views import (
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"
 MAX_NAME = 60
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
@@ -200,6 +202,10 @@ class ChatNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), {"code": "unauthorized", "message": str(exc)}
             ) from None
+        chosen = auth.get("user")
+        if self._secret() is None and isinstance(chosen, str) and _USER.fullmatch(chosen):
+            # no secret: everyone is the local admin, who may say which user they are
+            principal = Principal(chosen, principal.role)
         name = auth.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
             name = principal.user_id if principal.user_id != "local" else "You"

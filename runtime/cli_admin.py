@@ -35,7 +35,9 @@ def configure_logging(settings: Settings, *, verbose: bool, serving: bool) -> No
     root = logging.getLogger()
     root.setLevel(settings.log_level)
     for handler in list(root.handlers):
-        root.removeHandler(handler)
+        if getattr(handler, "personae_cli", False):  # a previous call's
+            root.removeHandler(handler)
+            handler.close()
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(fmt)
     if not verbose:
@@ -50,7 +52,9 @@ def configure_logging(settings: Settings, *, verbose: bool, serving: bool) -> No
             file = None
         if file is not None:
             file.setFormatter(fmt)
+            file.personae_cli = True  # type: ignore[attr-defined]
             root.addHandler(file)
+    stderr.personae_cli = True  # type: ignore[attr-defined]
     root.addHandler(stderr)
 
 
@@ -239,7 +243,8 @@ async def _memory_list(settings: Settings, args: argparse.Namespace) -> int:
     for r in await _records(settings, args, args.limit):
         shown += 1
         if args.json:
-            print(json.dumps(_memory_line(r), ensure_ascii=False))
+            line = {"memory_id": str(r.id), "pinned": r.pinned, **_memory_line(r)}
+            print(json.dumps(line, ensure_ascii=False))
         else:
             pin = " [pinned]" if r.pinned else ""
             print(f"{r.id}  {r.created_at:%Y-%m-%d %H:%M}  {r.user_id:12} {r.speaker_name}{pin}: "

@@ -82,11 +82,14 @@ async def test_chat_with_a_bad_server_or_session_says_so(spawn: Any, store: Any,
     token = mint_token(SECRET, "uma")
     for extra in (["--session", str(uuid.uuid4())], []):
         args = ["chat", "tutor", "--url", url, "--token", token if extra else "bad", *extra]
-        proc = subprocess.run(
-            [sys.executable, "-m", "runtime.cli", *args],
-            env=env, input="hi\n", capture_output=True, text=True, timeout=120, check=False,
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "runtime.cli", *args,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
         )
-        assert proc.returncode == 2, proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert "Traceback" not in proc.stderr
-        assert ("session_not_found" if extra else "cannot connect") in proc.stderr
+        async with asyncio.timeout(120):
+            _, raw = await proc.communicate(b"hi\n")
+        err = raw.decode()
+        assert proc.returncode == 2, err
+        assert len(err.strip().splitlines()) == 1, err
+        assert "Traceback" not in err
+        assert ("session_not_found" if extra else "cannot connect") in err

@@ -381,8 +381,7 @@ def card_prompt(
     and ``{{user}}`` filled in."""
 
     def fill(text: str) -> str:
-        out = re.sub(r"\{\{char\}\}|<BOT>", persona_name, text, flags=re.IGNORECASE)
-        return re.sub(r"\{\{user\}\}|<USER>", user_name, out, flags=re.IGNORECASE).strip()
+        return fill_names(text, persona_name, user_name)
 
     sections: list[str] = []
     description = card.text("description").strip()
@@ -403,6 +402,12 @@ def card_prompt(
         )
     closing = card.text("post_history_instructions").replace("{{original}}", "").strip()
     return CardPrompt(tuple(sections), (fill(closing),) if closing else ())
+
+
+def fill_names(text: str, char: str, user: str) -> str:
+    """A card's text with ``{{char}}`` / ``<BOT>`` and ``{{user}}`` / ``<USER>`` filled in."""
+    out = re.sub(r"\{\{char\}\}|<BOT>", char, text, flags=re.IGNORECASE)
+    return re.sub(r"\{\{user\}\}|<USER>", user, out, flags=re.IGNORECASE).strip()
 
 
 def triggered_lore(entries: Sequence[LoreEntry], recent: Sequence[str]) -> list[LoreEntry]:

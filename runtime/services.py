@@ -39,6 +39,7 @@ from runtime.db import open_pool, open_redis
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.migrate import migrate_url
 from runtime.settings import Settings
+from runtime.store_share import check_store_free
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,7 @@ def vector_index(settings: Settings, dim: int) -> VectorIndex:
     if settings.qdrant_url:
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return ServerMemoryIndex(settings.qdrant_url, dim=dim, api_key=key, weights=weights)
+    check_store_free(settings, settings.home / "qdrant")  # held elsewhere: say so at once
     return EdgeMemoryIndex(
         settings.home / "qdrant",
         dim=dim,

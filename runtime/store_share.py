@@ -8,6 +8,7 @@ server runs, instead of failing to open the store."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import socket
@@ -17,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from memory import VectorIndex
+from memory.errors import IndexUnavailable
 from memory.remote import MAX_SOCKET_PATH, IndexHost
 from runtime.settings import Settings
 
@@ -92,3 +94,28 @@ def _answers(path: Path) -> bool:
         except OSError:
             return False  # left behind by a server that did not stop cleanly
     return True
+
+
+def check_store_free(settings: Settings, store: Path) -> None:
+    """Fail at once, saying what to do, when another process holds the embedded store at
+    ``store`` (opening it would wait and then fail on its write-ahead log's lock)."""
+    wal = store / "wal"
+    if not wal.is_dir():
+        return
+    try:
+        fd = os.open(wal, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise IndexUnavailable(
+            "qdrant-edge",
+            f"another process (a running `personae serve`?) holds the store at {store}: "
+            f"run this with that server's PERSONAE_HOME (it lends the store on "
+            f"{socket_path(settings)}), stop it, or set PERSONAE_QDRANT_URL",
+        ) from None
+    except OSError:
+        return
+    finally:
+        os.close(fd)  # closing releases the probe's lock

@@ -27,7 +27,7 @@ from socket_server.app import SERVICES, create_app
 from tests.personas.factory import definition
 from tests.socket_server.conftest import free_port
 
-pytestmark = pytest.mark.slow  # the real embedder, in the server and in the CLI
+
 
 
 @pytest.fixture
@@ -37,6 +37,7 @@ def short_home() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow  # the real embedder, in the server and in the CLI
 async def test_memory_import_beside_a_running_server(
     db: Any, database_url: str, redis_url: str, cache_namespace: str, short_home: Path
 ) -> None:
@@ -89,3 +90,21 @@ async def test_memory_import_beside_a_running_server(
     finally:
         await runner.cleanup()
     assert not socket_path(settings).exists()
+
+
+async def test_a_store_held_elsewhere_is_refused_at_once_saying_what_to_do(
+    short_home: Path,
+) -> None:
+    from memory import EdgeMemoryIndex
+    from memory.errors import IndexUnavailable
+    from runtime.services import vector_index
+
+    settings = load_settings(home=short_home)
+    async with EdgeMemoryIndex(short_home / "qdrant", dim=8):
+        with pytest.raises(IndexUnavailable) as held:
+            vector_index(settings, 8)
+    message = str(held.value)
+    assert "holds the store at" in message and "PERSONAE_QDRANT_URL" in message
+    assert str(socket_path(settings)) in message
+    async with vector_index(settings, 8) as index:  # free again once it is closed
+        assert await index.count("p") == 0

@@ -28,8 +28,6 @@ from tests.personas.factory import definition
 from tests.socket_server.conftest import free_port
 
 
-
-
 @pytest.fixture
 def short_home() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="pe-"))  # a socket path must be short

@@ -18,6 +18,7 @@ OpenAI's shape, ``{"error": {message, type, param, code}}``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -227,7 +228,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 def _wait_s(request: web.Request) -> float:
-    return float(request.app[SERVICES].settings.llm_timeout_s) + _EVENT_GRACE_S
+    return _wait_s_for(request.app[CHAT])
+
+
+def _wait_s_for(chat: ChatService) -> float:
+    return float(chat.services.settings.llm_timeout_s) + _EVENT_GRACE_S
 
 
 async def _resolve(
@@ -252,16 +257,21 @@ async def _resolve(
         persona=persona,
         session=session,
         text=text,
-        client_msg_id=_message_id(body.messages),
+        client_msg_id=_message_id(body.messages, request.headers.get("Idempotency-Key")),
         model=MODEL_PREFIX + persona.slug,
         prompt_tokens=sum(estimate_tokens(m.text()) for m in body.messages),
     )
 
 
-def _message_id(messages: list[ChatMessageIn]) -> str:
-    """The stored user message's id: with earlier turns in the request, a digest of the
-    conversation up to it, so the same history sent again names the same message; a
-    request with no earlier turn is a new message every time."""
+def _message_id(messages: list[ChatMessageIn], key: str | None) -> str:
+    """The stored user message's id: the client's ``Idempotency-Key`` when it sends one;
+    else, with earlier turns in the request, a digest of the conversation up to it, so
+    the same history sent again names the same message; else (no earlier turn) a new
+    message every time."""
+    if key is not None and key.strip():
+        if len(key) > 80 or "\x00" in key:
+            raise ClientError("invalid_payload", "Idempotency-Key: 1 to 80 characters")
+        return f"v1k:{key.strip()}"
     said = [(m.role, m.text()) for m in messages if m.role in ("user", "assistant")]
     if len(said) < 2:
         return f"v1:{uuid.uuid4().hex}"
@@ -323,16 +333,21 @@ class _answered:
         )
         if sent.duplicate:
             self._task = asyncio.create_task(
-                self._chat.services.director.respond(
-                    t.session,
-                    sent.message,
-                    user_name=t.user_name,
-                    events=self._events,
-                    to=[t.persona.slug],
-                ),
-                name=f"v1-resent-{sent.message.id}",
+                self._resent(sent.message), name=f"v1-resent-{sent.message.id}"
             )
             self._task.add_done_callback(self._events.on_task_done)
+
+    async def _resent(self, message: Message) -> None:
+        """A stored message sent again: its turn, if still running here, is waited for;
+        then the director reports the stored reply, or runs the turn again when there is
+        none (the first one failed, or ran on a process that stopped)."""
+        t = self._turn
+        running = [task for task in asyncio.all_tasks() if task.get_name() == f"turn-{message.id}"]
+        if running:
+            await asyncio.wait(running, timeout=_wait_s_for(self._chat))
+        await self._chat.services.director.respond(
+            t.session, message, user_name=t.user_name, events=self._events, to=[t.persona.slug]
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
@@ -490,4 +505,8 @@ async def _stream(
     except ConnectionResetError:
         # the client left: the turn goes on and its reply is stored
         log.info("client left the stream of session %s", turn.session.id)
+    except Exception as exc:  # noqa: BLE001 (the headers are sent: the stream says it)
+        payload = error_payload(exc, where=f"stream of session {turn.session.id}")
+        with contextlib.suppress(ConnectionResetError):
+            await send({"error": {**payload, "type": "api_error", "param": None}})
     return response

@@ -210,3 +210,29 @@ async def test_without_a_secret_the_request_names_the_user(
         uuid.UUID(raw.headers["x-personae-session"])
     )
     assert session.user_id == "uma"
+
+
+async def test_a_retry_while_the_reply_runs_waits_for_it_and_stores_nothing_twice(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    model = FakeStreamingChatModel(reply=REPLY, token_delay_s=0.05)
+    server = await start_server(model=model)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    key = {"Idempotency-Key": "retry-1"}
+    messages: list[Any] = [{"role": "user", "content": "What is light?"}]
+    async with _client(server, server.token("alice"), default_headers=key) as client:
+        first = await client.chat.completions.create(
+            model="persona/tutor", messages=messages, stream=True
+        )
+        parts: list[str] = []
+        async for chunk in first:
+            parts.extend(c.delta.content or "" for c in chunk.choices)
+            if "".join(parts).strip():
+                break  # the reply is on its way: the client retries now
+        again = await client.chat.completions.create(model="persona/tutor", messages=messages)
+        await first.close()
+    assert again.choices[0].message.content == REPLY
+    assert model.calls == 1
+    sessions = await server.services.memory.transcripts.list_sessions("alice")
+    stored = (await server.services.memory.transcripts.history(sessions[0].id)).items
+    assert [m.role for m in stored] == ["user", "persona"]

@@ -131,7 +131,11 @@ def looks_like_card_file(path: Path) -> bool:
             head = handle.read(4096)
     except OSError:
         return False
-    return b'"chara_card_v' in head or (b'"spec"' in head and b'"data"' in head)
+    return (
+        b'"chara_card_v' in head
+        or (b'"spec"' in head and b'"data"' in head)
+        or b'"first_mes"' in head  # a V1 card: its fields at the top level
+    )
 
 
 def read_card_file(path: Path) -> tuple[PersonaDef, Card]:

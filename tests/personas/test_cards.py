@@ -95,6 +95,11 @@ def test_a_json_card_maps_to_a_persona_and_keeps_the_rest(tmp_path: Path) -> Non
     assert definition.persona_type == "fictional"
     assert card.greetings == ("Welcome aboard, {{user}}. Mind the rigging.", "You're late, navigator.")
     assert card.data["some_future_field"] == {"kept": [1, 2, 3]}
+    v1 = tmp_path / "v1.json"
+    v1.write_text(json.dumps({k: v for k, v in card_data().items() if k != "character_book"}))
+    assert looks_like_card_file(v1)
+    assert read_card_file(v1) == (definition, read_card_file(v1)[1])
+    assert read_card_file(v1)[1].spec == "chara_card_v2"
     definitions = tmp_path / "defs.json"
     definitions.write_text(json.dumps({"personas": []}))
     assert not looks_like_card_file(definitions)

@@ -1,4 +1,4 @@
-FROM python:3.11-slim
+FROM python:3.11.11-slim
 
 # torch is installed first and pinned so that nothing pulls a different build;
 # pass --build-arg TORCH_INDEX_URL=<PyTorch's CPU wheel index> to avoid CUDA packages.

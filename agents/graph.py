@@ -42,6 +42,7 @@ from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, spoken_line
 from personas import Persona, PersonaError
+from personas.cards import CardPrompt, card_prompt
 from personas.channels import channel_of
 
 log = logging.getLogger(__name__)
@@ -413,6 +414,17 @@ async def compose_from(
         if m.id != request.user_message.id and m.status != "failed"
     ]
     lines = lines[len(lines) - min(keep, len(lines)) :]
+    card = await services.cards.get(persona.id) if services.cards is not None else None
+    extras = (
+        card_prompt(
+            card,
+            persona_name=persona.name,
+            user_name=request.user_name,
+            recent=[ln.text for ln in lines] + [request.user_message.text],
+        )
+        if card is not None
+        else CardPrompt()
+    )
     return compose(
         PromptInput(
             persona=persona,
@@ -426,6 +438,8 @@ async def compose_from(
             mode=request.mode,
             reinforcement=await services.tracker.reinforcement(persona, request.session_id),
             channel=channel_of(persona, request.channel),
+            card_sections=extras.sections,
+            card_closing=extras.closing,
         ),
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,

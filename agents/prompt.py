@@ -112,6 +112,10 @@ class PromptInput:
     channel: Channel | None = None
     """The channel overlay the reply is written for (length, tone, structure)."""
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    card_sections: Sequence[str] = ()
+    """An imported character card's scenario, lore and examples (``personas.cards``)."""
+    card_closing: Sequence[str] = ()
+    """The card's post-history instructions: the system text's last words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +324,7 @@ def _system_text(data: PromptInput) -> str:
     out = [p.system_prompt.strip() or f"You are {p.name}, {p.role or 'a conversational persona'}."]
     if p.description:
         out.append(p.description.strip())
+    out.extend(data.card_sections)
     if p.is_real:
         out.append(
             f"You speak as {p.name}, drawing on their recorded work and views; say so "
@@ -355,6 +360,7 @@ def _system_text(data: PromptInput) -> str:
             f"{', '.join(data.others)}. Messages are prefixed with the speaker's name. "
             f"Speak only as {p.name}, without a name prefix, and never write lines for anyone else."
         )
+    out.extend(data.card_closing)
     return "\n\n".join(out)
 
 

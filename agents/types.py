@@ -16,6 +16,7 @@ from agents.traits import PrototypeScorer, TraitObservation
 from memory.service import MemoryService
 from memory.transcripts import Message
 from personas import Persona, PersonaStore
+from personas.card_store import CardStore
 
 TurnStatus = Literal["complete", "incomplete", "failed"]
 
@@ -42,6 +43,7 @@ class AgentServices:
     scorer: PrototypeScorer | None = None
     judge: LLMTraitJudge | None = None
     config: TurnConfig = field(default_factory=TurnConfig)
+    cards: CardStore | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from memory.transcripts import Feedback, Message, MessagePage, Session
 from personas import Persona
 from runtime.auth import Principal
 from runtime.errors import ChatError
+from runtime.greetings import greet
 from runtime.inspection import Inspection, TraitsView
 from runtime.metrics import Metrics
 from runtime.ratelimit import RateLimited, RateLimiter
@@ -102,6 +103,7 @@ class ChatService:
             metadata=metadata,
         )
         self._owner_seen(session)
+        await greet(self.services, session, found, principal.user_id)  # a card's greeting
         return session, found
 
     async def session_for(self, principal: Principal, session_id: uuid.UUID) -> Session:

@@ -1,4 +1,5 @@
-"""The ``personae`` command line."""
+"""The personae command line: import and inspect personas and memories, mint tokens,
+chat in the terminal and run the server."""
 
 from __future__ import annotations
 
@@ -14,8 +15,17 @@ from tqdm import tqdm
 
 from memory import MemoryLayerError
 from personas import Actor, Persona, PersonaError, to_definition
+from personas.cards import looks_like_card_file
 from personas.definitions import load_path, shipped_library
-from runtime.cli_args import Parser
+from runtime import cli_admin, cli_cards, cli_chat
+from runtime.cli_args import (
+    USAGE_EXIT,
+    Parser,
+    UsageError,
+    non_negative_int,
+    positive_int,
+    writable_file,
+)
 from runtime.cli_memory import add_commands
 from runtime.cli_personas import add_persona_commands
 from runtime.errors import RuntimeLayerError
@@ -23,6 +33,7 @@ from runtime.loop import run
 from runtime.migrate import migrate_url
 from runtime.services import Core, open_core, resolved_urls
 from runtime.settings import Settings, load_settings
+from runtime.store_share import beside_server
 
 log = logging.getLogger("personae")
 
@@ -39,11 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeLayerError as exc:
         print(f"personae: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    serving = args.run is _serve
+    cli_admin.configure_logging(settings, verbose=args.verbose, serving=serving)
+    if not serving:
+        settings = beside_server(settings)  # a running server's embedded vector store
     try:
         return int(run(args.run(settings, args), settings.event_loop))
+    except UsageError as exc:
+        print(f"personae: {exc}", file=sys.stderr)
+        return USAGE_EXIT
     except (PersonaError, RuntimeLayerError, MemoryLayerError) as exc:
         print(f"personae: {exc}", file=sys.stderr)
         return 1
@@ -53,43 +68,72 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="personae", description=__doc__)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show every log line on stderr (default: warnings only; the embedded "
+        "servers' logs go to $PERSONAE_HOME/personae.log)",
+    )
     sub = parser.add_subparsers(title="commands")
 
-    serve = sub.add_parser("serve", help="run the chat server")
+    serve = sub.add_parser(
+        "serve", help="run the chat server (web page, Socket.IO, REST and OpenAI-compatible API)"
+    )
     serve.set_defaults(run=_serve)
 
     mig = sub.add_parser("migrate", help="apply pending database migrations")
     mig.set_defaults(run=_migrate)
 
     personas = sub.add_parser("personas", help="manage personas").add_subparsers(title="actions")
-    imp = personas.add_parser("import", help="create or update personas from YAML/JSON files")
-    imp.add_argument("path", nargs="?", type=Path, help="file or folder (default: the library)")
+    imp = personas.add_parser(
+        "import",
+        help="create or update personas from YAML/JSON files or a character card",
+    )
+    imp.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        help="a definitions file or folder (default: the shipped library), or a character "
+        "card: .json, .png or .charx (chara_card_v2 / chara_card_v3)",
+    )
     imp.set_defaults(run=_import)
     exp = personas.add_parser("export", help="write personas as a definitions file")
     exp.add_argument("slugs", nargs="*", help="only these personas (default: all)")
     exp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
-    exp.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    exp.add_argument(
+        "--format",
+        choices=("yaml", "json", *cli_cards.CARD_FORMATS),
+        default="yaml",
+        help="a definitions file (yaml, json) or one persona as a character card (card-v2, "
+        "card-v3)",
+    )
     exp.set_defaults(run=_export)
     lst = personas.add_parser("list", help="list personas")
-    lst.add_argument("--domain")
+    lst.add_argument("--domain", help="only personas with this domain")
     lst.add_argument(
-        "--type", dest="persona_type", choices=("historical", "fictional", "synthetic")
+        "--type",
+        dest="persona_type",
+        choices=("historical", "fictional", "synthetic"),
+        help="only personas of this type",
     )
     lst.add_argument("--inactive", action="store_true", help="only inactive personas")
-    lst.add_argument("--limit", type=int, default=100)
-    lst.add_argument("--offset", type=int, default=0)
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--limit", type=positive_int, default=100, help="at most this many")
+    lst.add_argument("--offset", type=non_negative_int, default=0, help="skip this many first")
+    lst.add_argument("--json", action="store_true", help="print JSON")
     lst.set_defaults(run=_list)
     show = personas.add_parser("show", help="show one persona with its effective traits")
     show.add_argument("key", help="slug or id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print the definition as JSON")
     show.set_defaults(run=_show)
     search = personas.add_parser("search", help="full-text search")
-    search.add_argument("query")
-    search.add_argument("--limit", type=int, default=10)
+    search.add_argument("query", help="words to look for")
+    search.add_argument("--limit", type=positive_int, default=10, help="at most this many")
     search.set_defaults(run=_search)
     add_persona_commands(personas)
     add_commands(sub)
+    cli_admin.add_commands(sub)
+    cli_chat.add_commands(sub)
     return parser
 
 
@@ -119,6 +163,8 @@ def _with_core(
 
 @_with_core
 async def _import(services: Core, args: argparse.Namespace) -> int:
+    if args.path is not None and looks_like_card_file(args.path):
+        return await cli_cards.import_card(services, args.path)
     path = args.path or shipped_library()
     definitions = load_path(path)  # all files validated before anything is written
     counts = {"created": 0, "updated": 0, "unchanged": 0}
@@ -137,6 +183,10 @@ async def _import(services: Core, args: argparse.Namespace) -> int:
 
 @_with_core
 async def _export(services: Core, args: argparse.Namespace) -> int:
+    if args.format in cli_cards.CARD_FORMATS:
+        return await cli_cards.export_cards(services, args)
+    if args.output:
+        writable_file(args.output)
     if args.slugs:
         personas = [await services.personas.get(s) for s in args.slugs]
     else:

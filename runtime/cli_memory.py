@@ -31,7 +31,8 @@ from memory.service import MemoryService, NewMemory
 from memory.transcripts import Message
 from memory.types import SpeakerRole
 from runtime.auth import mint_token
-from runtime.cli_args import bounded_text, int_in
+from runtime.cli_admin import add_memory_commands
+from runtime.cli_args import bounded_text, int_in, positive_int
 from runtime.errors import RuntimeLayerError
 from runtime.services import Overrides, Services, open_services
 from runtime.settings import Settings
@@ -163,17 +164,22 @@ def add_commands(sub: Any) -> None:
     search.set_defaults(run=_search)
     stats = memory.add_parser("stats", help="memories per persona, sessions and messages")
     stats.set_defaults(run=_stats)
+    add_memory_commands(memory)  # list, delete, export, forget
 
     prompt = sub.add_parser("prompt", help="print the exact prompt a turn would use")
-    prompt.add_argument("--persona", required=True)
-    prompt.add_argument("--session", required=True, type=uuid.UUID)
+    prompt.add_argument("--persona", required=True, help="slug or id")
+    prompt.add_argument("--session", required=True, type=uuid.UUID, help="the session id")
     prompt.add_argument("--text", help="the user's message (default: the session's last one)")
     prompt.set_defaults(run=_prompt)
 
     token = sub.add_parser("token", help="mint a JWT for a user (needs PERSONAE_AUTH_SECRET)")
-    token.add_argument("--user", required=True)
-    token.add_argument("--role", choices=("user", "editor", "admin"), default="user")
-    token.add_argument("--ttl", type=int, default=86_400, help="seconds")
+    token.add_argument("--user", required=True, help="the user the token names")
+    token.add_argument(
+        "--role", choices=("user", "editor", "admin"), default="user", help="what the token may do"
+    )
+    token.add_argument(
+        "--ttl", type=positive_int, default=86_400, help="seconds the token is valid"
+    )
     token.set_defaults(run=_token)
 
 
@@ -357,7 +363,7 @@ def _result(m: ScoredMemory) -> dict[str, Any]:
         "keyword": round(s.keyword, 6),
         "relevance_z": round(s.relevance_z, 6),
         "keyword_z": round(s.keyword_z, 6),
-        "speaker": s.speaker,
+        "speaker_named": s.speaker,
         "recency": round(s.recency, 6),
         "importance": round(s.importance, 6),
     }

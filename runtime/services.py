@@ -35,11 +35,13 @@ from memory.remote import RemoteIndex
 from memory.service import MemoryService
 from memory.transcripts import Transcripts
 from personas import PersonaCache, PersonaRepository, PersonaStore
+from personas.card_store import CardStore
 from runtime.catalog import PersonaCatalog
 from runtime.db import open_pool, open_redis
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.migrate import migrate_url
 from runtime.settings import Settings
+from runtime.store_share import check_store_free
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ def vector_index(settings: Settings, dim: int) -> VectorIndex:
     if settings.qdrant_url:
         key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
         return ServerMemoryIndex(settings.qdrant_url, dim=dim, api_key=key, weights=weights)
+    check_store_free(settings, settings.home / "qdrant")  # held elsewhere: say so at once
     return EdgeMemoryIndex(
         settings.home / "qdrant",
         dim=dim,
@@ -205,6 +208,7 @@ async def open_services(
             llm_name=settings.llm,
             scorer=scorer,
             judge=LLMTraitJudge(chat_model) if capable else None,
+            cards=CardStore(core.pool, ttl_s=settings.persona_l1_ttl_s),
             config=TurnConfig(
                 memory_k=settings.memory_k,
                 transcript_lines=settings.transcript_lines,

@@ -20,6 +20,7 @@ from runtime.metrics import Metrics
 from runtime.ratelimit import Limits, RateLimiter
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
+from runtime.store_share import lend_index
 from runtime.turn_order import Interrupts, SessionOrder
 from socket_server import edge, fastjson
 from socket_server.manager import ChatServer, RedisManager
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
             open_services(settings, overrides=overrides) as services,
             open_pool(services.database_url, lock_pool) as locks,
             Interrupts(services.redis, f"{settings.redis_prefix}:interrupts") as interrupts,
+            lend_index(settings, services.memory.index),  # CLI commands beside the server
         ):
             app[SERVICES] = services
             limiter = RateLimiter(
@@ -113,9 +115,11 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
 
     app.cleanup_ctx.append(lifespan)
     app.router.add_get("/healthz", healthz)
+    from socket_server.openai_api import add_openai_routes
     from socket_server.rest import add_routes
 
     add_routes(app)
+    add_openai_routes(app)
     if STATIC.is_dir():
         app.router.add_get("/", index)
         app.router.add_static("/static/", STATIC, name="static")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -34,6 +35,8 @@ from socket_server.views import (
 )
 
 log = logging.getLogger(__name__)
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+"""A user id the web page may choose when no secret is set."""
 
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
@@ -74,6 +77,10 @@ class ChatNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), {"code": "unauthorized", "message": str(exc)}
             ) from None
+        chosen = auth.get("user")
+        if self._secret() is None and isinstance(chosen, str) and _USER.fullmatch(chosen):
+            # no secret: everyone is the local admin, who may say which user they are
+            principal = Principal(chosen, principal.role)
         try:
             name = p.display_name(auth.get("name"))
         except (TypeError, ValueError) as exc:

@@ -8,7 +8,9 @@ export const socket = new SocketClient({
     const auth = {};
     const token = saved.get("token");
     const name = saved.get("name").trim();
+    const user = saved.get("user").trim();
     if (token) auth.token = token;
+    if (user) auth.user = user; // taken only by a server without a secret
     if (name) auth.name = name;
     return auth;
   },

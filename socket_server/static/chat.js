@@ -10,6 +10,8 @@ import { saved } from "./storage.js";
 const TYPING_IDLE_MS = 3000;
 const REMOTE_TYPING_MS = 6000;
 const SEND_ATTEMPTS = 3;
+// the server's default PERSONAE_MAX_MESSAGE_CHARS: a longer message would be refused
+export const MAX_MESSAGE_CHARS = 8000;
 
 // messages -----------------------------------------------------------------------------------
 
@@ -45,8 +47,23 @@ function bubble({ id, role, speaker, personaId, createdAt, status }) {
   return b;
 }
 
+/** What to try in a session with nothing said yet. */
+export function showEmptySession(session) {
+  const names = session.personas.map((p) => p.name);
+  const who = names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names[0];
+  const hint = names.length > 1
+    ? "Say hello to everyone, or address one of them with @name."
+    : "Say hello, ask a question, or tell it something about you: it will remember.";
+  ui.messages.replaceChildren(h("li", { class: "empty", testid: "chat-empty" },
+    h("strong", {}, `A new conversation with ${who}.`), h("span", {}, hint)));
+}
+
+function removeEmpty() {
+  ui.messages.querySelector('[data-testid="chat-empty"]')?.remove();
+}
+
 function place(b) {
-  ui.empty?.remove();
+  removeEmpty();
   const stick = nearEnd();
   if (b.seq === null) {
     ui.messages.append(b.node);
@@ -94,10 +111,12 @@ function upsertStored(m) {
                               title: CUT_REASONS[m.cut] || m.cut }, "cut"));
   }
   const t = m.timings || {};
-  if (m.role === "persona" && t.turn_ms !== undefined) {
+  // the stored timings (after a reload) have no turn total: the model's time stands in
+  const total = t.turn_ms ?? t.llm_ms;
+  if (m.role === "persona" && (total !== undefined || t.first_token_ms !== undefined)) {
     const parts = [];
     if (t.first_token_ms !== undefined) parts.push(`first token ${Math.round(t.first_token_ms)} ms`);
-    parts.push(`${(t.turn_ms / 1000).toFixed(1)} s`);
+    if (total !== undefined) parts.push(`${(total / 1000).toFixed(1)} s`);
     b.foot.textContent = parts.join(" · ");
   }
   return b;
@@ -260,7 +279,7 @@ export function setupChat() {
     } else {
       const note = h("li", { class: "system-note", testid: "system-note", role: "alert" },
         `${who} could not answer: ${d.message}`);
-      ui.empty?.remove();
+      removeEmpty();
       ui.messages.append(note);
       scrollToEnd(true);
     }
@@ -284,9 +303,10 @@ export function setupChat() {
   ui.composer.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const text = ui.input.value.trim();
-    if (!text || !state.session) return;
+    if (!text || !state.session || text.length > MAX_MESSAGE_CHARS) return;
     ui.input.value = "";
     autosize();
+    countChars();
     stopTyping();
     send(text);
   });
@@ -300,6 +320,20 @@ export function setupChat() {
 
   ui.input.addEventListener("input", () => {
     autosize();
+    countChars();
     startTyping();
   });
+}
+
+/** The message box's length against the limit; over it, Send is off and says why. */
+function countChars() {
+  const n = ui.input.value.trim().length;
+  const over = n > MAX_MESSAGE_CHARS;
+  ui.charCount.hidden = n < MAX_MESSAGE_CHARS * 0.8;
+  ui.charCount.dataset.over = over ? "true" : "false";
+  ui.charCount.textContent = over
+    ? `${n.toLocaleString()} / ${MAX_MESSAGE_CHARS.toLocaleString()}: ${
+      (n - MAX_MESSAGE_CHARS).toLocaleString()} characters too long`
+    : `${n.toLocaleString()} / ${MAX_MESSAGE_CHARS.toLocaleString()}`;
+  if (state.session) ui.send.disabled = over;
 }

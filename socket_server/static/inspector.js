@@ -71,13 +71,17 @@ function renderTraits({ persona, traits, observed, drift, turns }) {
   state.drift.set(persona.id, drift || { score: 0, drifting: [] });
   renderSessionBar();
   ui.drift.hidden = false;
+  // a trait counts once it was observed in enough replies; before that there is no score
+  const measured = Object.keys(gaps).length > 0;
   ui.drift.dataset.drifting = drifting.size ? "true" : "false";
-  ui.drift.style.setProperty("--v", clamp01(drift?.score));
-  ui.driftScore.textContent = fmt2(drift?.score ?? 0);
+  ui.drift.dataset.measured = measured ? "true" : "false";
+  ui.drift.style.setProperty("--v", measured ? clamp01(drift?.score) : 0);
+  ui.driftScore.textContent = measured ? fmt2(drift?.score ?? 0) : "–";
   const replies = `${turns} ${turns === 1 ? "reply" : "replies"}`;
-  ui.driftNote.textContent = drifting.size ? `Drifting on ${[...drifting].join(", ")} over ${replies}.`
-    : turns ? `In character over ${replies} (1.00 = exactly as configured).`
-    : "No replies observed yet.";
+  ui.driftNote.textContent = !measured
+    ? `Not enough replies yet (${replies} observed; a trait counts after 3).`
+    : drifting.size ? `Drifting on ${[...drifting].join(", ")} over ${replies}.`
+    : `In character over ${replies} (1.00 = exactly as configured).`;
   if (!traits.length) {
     ui.chart.replaceChildren(h("p", { class: "muted" }, "This persona has no traits."));
     return;
@@ -157,6 +161,23 @@ async function searchMemories(query) {
   }
 }
 
+const COLLAPSE_CHARS = 280;
+
+/** A memory's text; a long one shows its first lines and opens on request. */
+function memoryText(text) {
+  const p = h("p", { class: "memory-text", testid: "memory-text" }, text);
+  if (text.length <= COLLAPSE_CHARS) return p;
+  p.classList.add("collapsed");
+  const toggle = h("button", { type: "button", class: "link small", testid: "memory-expand",
+                               "aria-expanded": "false" }, "Show all");
+  toggle.addEventListener("click", () => {
+    const open = p.classList.toggle("collapsed") === false;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.textContent = open ? "Show less" : "Show all";
+  });
+  return h("div", { class: "memory-body" }, p, toggle);
+}
+
 function memoryItem(persona, m) {
   const role = m.speaker?.role || "user";
   const pin = h("button", { type: "button", class: "icon", testid: "memory-pin",
@@ -173,7 +194,7 @@ function memoryItem(persona, m) {
       h("time", { datetime: m.created_at, title: new Date(m.created_at).toLocaleString() },
         ago(m.created_at)),
       m.pinned ? h("span", { class: "badge pin" }, "pinned") : null),
-    h("p", { class: "memory-text", testid: "memory-text" }, m.text),
+    memoryText(m.text),
     m.score ? scoreBreakdown(m.score) : null,
     h("div", { class: "memory-actions" }, pin, del));
 

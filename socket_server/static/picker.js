@@ -18,7 +18,8 @@ export async function loadPersonas() {
     state.personas = await listPersonas();
     ui.list.dataset.state = "ready";
     ui.listStatus.textContent = state.personas.length ? ""
-      : "No personas yet. Add one by its slug or id below.";
+      : "No personas yet. Import the shipped library with `personae personas import` "
+        + "(or a character card: `personae personas import card.png`), then reload.";
   } catch (err) {
     state.personas = [];
     ui.list.dataset.state = "unavailable";

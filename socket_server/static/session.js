@@ -2,7 +2,7 @@
 // rejoining it after a lost connection.
 
 import { call, socket } from "./api.js";
-import { clearMessages, mergeHistory } from "./chat.js";
+import { clearMessages, mergeHistory, showEmptySession } from "./chat.js";
 import { updateControls } from "./controls.js";
 import { toast, ui } from "./dom.js";
 import { errorText } from "./format.js";
@@ -21,6 +21,7 @@ export function enterSession(session, messages) {
   clearMessages();
   window.history.replaceState(null, "", `#session=${session.id}`);
   mergeHistory(messages);
+  if (!messages?.length) showEmptySession(session);
   renderSessionBar();
   renderInspectorChoices(true);
   updateControls();

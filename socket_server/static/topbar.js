@@ -31,13 +31,40 @@ export function setupConnectionStatus() {
 export function setupSettings(onSaved) {
   ui.nameInput.value = saved.get("name");
   ui.tokenInput.value = saved.get("token");
+  ui.userInput.value = saved.get("user");
+  renderWho();
   ui.settingsForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
+    if (!ui.userInput.checkValidity()) {
+      toast("“You are”: letters, digits and . _ @ - only, up to 64 characters");
+      return;
+    }
     saved.set("name", ui.nameInput.value.trim());
     saved.set("token", ui.tokenInput.value.trim());
+    saved.set("user", ui.userInput.value.trim());
     ui.settings.open = false;
+    renderWho();
     onSaved();
   });
+}
+
+/** Who the server takes this page for: the token's subject, else the chosen user. */
+export function renderWho() {
+  const subject = tokenSubject(saved.get("token"));
+  const user = subject || saved.get("user") || "local";
+  ui.who.textContent = `as ${user}`;
+  ui.who.title = subject ? "the token's user"
+    : "who you are on a server without a secret (change it under Connection)";
+}
+
+function tokenSubject(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const sub = JSON.parse(atob(part)).sub;
+    return typeof sub === "string" ? sub : "";
+  } catch {
+    return "";
+  }
 }
 
 export function renderSessionBar() {
@@ -46,11 +73,14 @@ export function renderSessionBar() {
   if (!s) return;
   ui.sessionPersonas.replaceChildren(...s.personas.map((p) => {
     const drift = state.drift.get(p.id);
+    const measured = drift !== undefined && Object.keys(drift.traits || {}).length > 0;
     return h("li", { class: "chip session-chip", "data-persona-id": p.id },
       avatar(p.name, p.id), h("span", {}, p.name),
-      drift === undefined ? null
+      !measured ? null
         : h("span", { class: `drift-badge${drift.drifting.length ? " warn" : ""}`,
-                      title: "drift score: 1.00 = in character" }, fmt2(drift.score)));
+                      testid: "consistency-badge",
+                      title: "consistency: how closely replies match the configured traits "
+                        + "(1.00 = exactly)" }, `consistency ${fmt2(drift.score)}`));
   }));
   ui.sessionPolicy.textContent = s.personas.length > 1 ? `policy: ${s.policy}` : "";
 }

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def test_import_search_show_export_round_trip(cli: Any, tmp_path: Path) -> None:
     first = cli("personas", "import")
     assert "created" in first.stdout and "0 unchanged" in first.stdout

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from agents.fake_llm import FakeStreamingChatModel
+from memory.service import NewMemory
 from personas import Actor, Persona
 from socket_server.app import SIO
 from tests.personas.factory import definition
@@ -186,7 +187,9 @@ async def test_a_reply_streams_into_the_page_and_into_the_memory_inspector(
     await expect(memories.filter(has_text=USER_LINE)).to_have_count(1)
     await expect(memories.filter(has_text=REPLY)).to_have_count(1)
     await expect(by("trait-row")).to_have_count(len(persona.traits))
-    await expect(by("drift-score")).not_to_have_text("–")
+    # one reply is too few to judge consistency by: no score yet, and the page says why
+    await expect(by("drift-score")).to_have_text("–")
+    await expect(by("drift-note")).to_contain_text("Not enough replies yet (1 reply observed")
 
     # a search shows the score breakdown; a pin is stored (the full list shows it)
     await by("memory-search-input").fill("chlorophyll sunlight")
@@ -299,4 +302,99 @@ async def test_a_reply_cut_by_the_guard_shows_as_cut(
     [stored] = await _stored_replies(server, session_id)
     assert (stored.text, stored.cut) == (loop.strip(), "repetition")
     assert await reply.get_by_test_id("message-text").text_content() == stored.text
+
+
+async def test_without_a_secret_the_page_chooses_who_you_are(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    server, persona = await _serve(start_server)
+    long_fact = "Uma keeps a cat called Planck. " * 12  # long: shown collapsed
+    await server.services.memory.remember(
+        [
+            NewMemory(
+                persona_id=str(persona.id), user_id="uma", session_id=None, speaker_name="Uma",
+                speaker_role="user", text=long_fact.strip(),
+            )
+        ]
+    )
+    by, expect = tab.by, tab.expect
+    await tab.page.goto(server.url + "/")
+    await expect(by("who")).to_have_text("as local")
+    await tab.page.locator(".settings summary").click()
+    await expect(by("user-hint")).to_contain_text("takes this as who you are")
+    await by("user-input").fill("uma")
+    await by("connect-button").click()
+    await expect(by("who")).to_have_text("as uma")
+    session_id = await _open_session(tab, server, persona)
+    # a new session says what to try
+    await expect(by("chat-empty")).to_contain_text(f"A new conversation with {persona.name}")
+    memory = by("memory-item").filter(has_text="Planck")
+    await expect(memory).to_have_count(1)
+    text = memory.get_by_test_id("memory-text")
+    await expect(text).to_have_class("memory-text collapsed")
+    await memory.get_by_test_id("memory-expand").click()
+    await expect(text).to_have_class("memory-text")
+    session = await server.services.memory.transcripts.get_session(session_id)
+    assert session.user_id == "uma"
+    await _send(tab, USER_LINE)
+    await expect(by("chat-empty")).to_have_count(0)
+    await expect(tab.message("persona")).to_have_attribute("data-status", "complete")
+    assert tab.problems == []
+
+
+async def test_the_message_box_counts_to_its_limit(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    server, persona = await _serve(start_server)
+    await _open_session(tab, server, persona)
+    by, expect = tab.by, tab.expect
+    limit = server.settings.max_message_chars
+    await expect(by("char-count")).to_be_hidden()
+    await by("composer-input").fill("x" * (limit + 1000))
+    await expect(by("char-count")).to_contain_text("1,000 characters too long")
+    await expect(by("send-button")).to_be_disabled()
+    await by("composer-input").press("Enter")
+    await expect(tab.message("user")).to_have_count(0)  # nothing sent that must fail
+    await by("composer-input").fill("x" * (limit - 10))
+    await expect(by("char-count")).to_have_text(f"{limit - 10:,} / {limit:,}")
+    await expect(by("send-button")).to_be_enabled()
+    assert tab.problems == []
+
+
+async def test_after_a_reload_names_timings_and_the_top_bar_stay_readable(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    model = FakeStreamingChatModel(reply=REPLY)
+    server = await start_server(model=model, auth_secret=None)
+    traits = [{"name": "conscientiousness", "type": "ocean", "value": 0.8}]
+    persona = await server.services.personas.create(definition("tutor", traits=traits), ADMIN)
+    await _open_session(tab, server, persona)
+    by, expect = tab.by, tab.expect
+    await _send(tab, USER_LINE)
+    reply = tab.message("persona")
+    await expect(reply).to_have_attribute("data-status", "complete")
+    await expect(reply.get_by_test_id("message-meta")).to_contain_text("first token")
+    await tab.page.reload()
+    await expect(reply).to_have_attribute("data-status", "complete")
+    await expect(reply.get_by_test_id("message-meta")).to_contain_text("first token")
+
+    name = by("trait-row").filter(has_text="conscientiousness").locator(".trait-name span").first
+    await expect(name).to_have_text("conscientiousness")
+    cut = await name.evaluate("e => e.scrollWidth > e.clientWidth + 1")
+    assert not cut, "the trait's name is cut"
+
+    await tab.page.set_viewport_size({"width": 390, "height": 844})
+    await tab.page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    await expect(by("drift")).to_be_in_viewport()
+    box = await tab.page.locator(".topbar").bounding_box()
+    assert box is not None and abs(box["y"]) < 1, box
+    assert tab.problems == []
+
+
+async def test_an_empty_home_says_how_to_import_personas(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    server = await start_server(auth_secret=None)
+    await tab.page.goto(server.url + "/")
+    await tab.expect(tab.by("persona-list-status")).to_contain_text("personae personas import")
     assert tab.problems == []

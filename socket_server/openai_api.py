@@ -1,0 +1,512 @@
+"""An OpenAI-compatible chat API beside Socket.IO, so any OpenAI SDK or client can talk
+to the personas.
+
+``GET /v1/models`` lists the active personas as models ``persona/<slug>``;
+``POST /v1/chat/completions`` answers as one of them through the same path as a
+Socket.IO ``message.send`` (the chat service: ownership, rate limits, the user message
+stored once, the turn graph with memories, traits and drift), streamed as server-sent
+events in OpenAI's chunk format ending ``data: [DONE]``, or as one JSON completion.
+
+Who: the bearer token is a Personae JWT (with no secret configured every caller is the
+local admin, who may name the user with the request's ``user``). Where: the session
+named by the ``X-Personae-Session`` header (a UUID, or any other name, mapped to a UUID
+per user and persona), else one session per user and persona. What is stored: only the
+request's last message, the user's; its id is derived from the conversation up to it,
+so a client that resends the whole history stores each message once. Errors come in
+OpenAI's shape, ``{"error": {message, type, param, code}}``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.prompt import estimate_tokens
+from agents.tracker import TraitUpdate
+from agents.types import TurnEvents
+from memory.errors import SessionNotFound
+from memory.transcripts import Message, Session
+from personas import Persona, PersonaNotFound
+from runtime.auth import Principal, verify_token
+from runtime.chat import ChatService
+from socket_server.app import CHAT, SERVICES, SIO
+from socket_server.namespace import RoomEvents
+from socket_server.rest import read_json
+from socket_server.views import ClientError, error_payload
+
+log = logging.getLogger(__name__)
+
+MODEL_PREFIX = "persona/"
+SESSION_HEADER = "X-Personae-Session"
+_SESSION_NAMESPACE = uuid.UUID("4b0e2f6e-9d1c-4f63-8d55-2a7c1e9b3f40")
+_EVENT_GRACE_S = 30.0  # beyond the model's own timeout, for the turn's other steps
+
+# a Personae error code -> (HTTP status, OpenAI error type)
+_ERRORS: dict[str, tuple[int, str]] = {
+    "invalid_payload": (400, "invalid_request_error"),
+    "text_too_long": (400, "invalid_request_error"),
+    "unauthorized": (401, "authentication_error"),
+    "forbidden": (403, "permission_error"),
+    "model_not_found": (404, "invalid_request_error"),
+    "session_not_found": (404, "invalid_request_error"),
+    "body_too_large": (413, "invalid_request_error"),
+    "rate_limited": (429, "rate_limit_error"),
+    "llm_stream_broken": (502, "api_error"),
+    "llm_empty": (502, "api_error"),
+    "llm_unavailable": (503, "api_error"),
+    "service_unavailable": (503, "api_error"),
+    "shutting_down": (503, "api_error"),
+    "timeout": (504, "api_error"),
+}
+
+
+class _Body(BaseModel):
+    # clients send many OpenAI parameters this API does not use (the persona's style
+    # sets temperature and length): they are ignored, not refused
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ContentPart(_Body):
+    type: str = Field(max_length=40)
+    text: str | None = None
+
+
+class ChatMessageIn(_Body):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = Field(default=None, max_length=64)
+
+    def text(self) -> str:
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        return "".join(p.text or "" for p in self.content if p.type == "text")
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class CompletionRequest(_Body):
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=10_000)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    user: str | None = Field(default=None, min_length=1, max_length=128)
+    n: int = Field(default=1, ge=1, le=1, description="one choice: a persona answers once")
+
+
+def add_openai_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_post("/v1/chat/completions", chat_completions)
+
+
+# ---- errors and auth ------------------------------------------------------------------
+
+
+def openai_error(exc: BaseException, request: web.Request) -> web.Response:
+    """``exc`` as OpenAI's error object, with the status its code maps to."""
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        exc = ClientError("body_too_large", "body: larger than the server accepts")
+    payload = error_payload(exc, where=f"{request.method} {request.path}")
+    code = str(payload["code"])
+    status, kind = _ERRORS.get(code, (500, "api_error"))
+    if code == "persona_not_found":
+        status, kind, code = 404, "invalid_request_error", "model_not_found"
+    headers = {"WWW-Authenticate": 'Bearer realm="personae"'} if status == 401 else {}
+    log.debug("%s %s -> %d %s", request.method, request.path, status, code)
+    return web.json_response(
+        {"error": {"message": payload["message"], "type": kind, "param": None, "code": code}},
+        status=status,
+        headers=headers,
+    )
+
+
+def _caller(request: web.Request) -> Principal:
+    secret = request.app[SERVICES].settings.auth_secret
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else ""
+    return verify_token(secret.get_secret_value() if secret else None, bearer or None)
+
+
+async def _persona(request: web.Request, model: str) -> Persona:
+    key = model.removeprefix(MODEL_PREFIX).strip()
+    try:
+        persona = await request.app[SERVICES].personas.get(key) if key else None
+    except PersonaNotFound:
+        persona = None
+    if persona is None or not persona.active:
+        raise ClientError("model_not_found", f"the model {model!r} does not exist")
+    return persona
+
+
+# ---- models ---------------------------------------------------------------------------
+
+
+def _model_view(p: Persona) -> dict[str, Any]:
+    return {
+        "id": MODEL_PREFIX + p.slug,
+        "object": "model",
+        "created": int(p.created_at.timestamp()),
+        "owned_by": "personae",
+        "name": p.name,
+        "description": p.description,
+    }
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """Every active persona, as a model."""
+    try:
+        _caller(request)
+        store = request.app[SERVICES].personas
+        models: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = await store.list(offset=offset, limit=200, active=True)
+            models.extend(_model_view(p) for p in page.items)
+            offset += len(page.items)
+            if not page.items or offset >= page.total:
+                break
+        return web.json_response({"object": "list", "data": models})
+    except Exception as exc:  # noqa: BLE001 (every failure in OpenAI's error shape)
+        return openai_error(exc, request)
+
+
+async def get_model(request: web.Request) -> web.Response:
+    try:
+        _caller(request)
+        persona = await _persona(request, request.match_info["model"])
+        return web.json_response(_model_view(persona))
+    except Exception as exc:  # noqa: BLE001
+        return openai_error(exc, request)
+
+
+# ---- chat completions -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """One completion request, resolved: who asks whom, in which session, saying what."""
+
+    principal: Principal
+    user_name: str
+    persona: Persona
+    session: Session
+    text: str
+    client_msg_id: str
+    model: str
+    prompt_tokens: int
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    try:
+        principal = _caller(request)
+        body = await read_json(request, CompletionRequest)
+        turn = await _resolve(request, principal, body)
+        chat = request.app[CHAT]
+        events = QueueEvents(turn.persona.id, RoomEvents(request.app[SIO], turn.session.id))
+        async with _answered(chat, turn, events):
+            first = await events.next(_wait_s(request))
+            if first[0] == "failed":
+                raise ClientError(first[1], first[2])
+            if body.stream:
+                return await _stream(request, turn, events, first, body)
+            return await _complete(request, turn, events, first)
+    except Exception as exc:  # noqa: BLE001 (every failure in OpenAI's error shape)
+        return openai_error(exc, request)
+
+
+def _wait_s(request: web.Request) -> float:
+    return _wait_s_for(request.app[CHAT])
+
+
+def _wait_s_for(chat: ChatService) -> float:
+    return float(chat.services.settings.llm_timeout_s) + _EVENT_GRACE_S
+
+
+async def _resolve(
+    request: web.Request, principal: Principal, body: CompletionRequest
+) -> _Turn:
+    if principal.is_admin and body.user and body.user != principal.user_id:
+        principal = Principal(body.user, principal.role)  # an admin speaks for a user
+    persona = await _persona(request, body.model)
+    last = body.messages[-1]
+    if last.role != "user":
+        raise ClientError("invalid_payload", "messages: the last message must be the user's")
+    text = last.text()
+    if not text.strip():
+        raise ClientError("invalid_payload", "messages: the user's last message has no text")
+    session = await _session(request, principal, persona)
+    name = (last.name or "").strip() or (
+        principal.user_id if principal.user_id != "local" else "You"
+    )
+    return _Turn(
+        principal=principal,
+        user_name=name,
+        persona=persona,
+        session=session,
+        text=text,
+        client_msg_id=_message_id(body.messages, request.headers.get("Idempotency-Key")),
+        model=MODEL_PREFIX + persona.slug,
+        prompt_tokens=sum(estimate_tokens(m.text()) for m in body.messages),
+    )
+
+
+def _message_id(messages: list[ChatMessageIn], key: str | None) -> str:
+    """The stored user message's id: the client's ``Idempotency-Key`` when it sends one;
+    else, with earlier turns in the request, a digest of the conversation up to it, so
+    the same history sent again names the same message; else (no earlier turn) a new
+    message every time."""
+    if key is not None and key.strip():
+        if len(key) > 80 or "\x00" in key:
+            raise ClientError("invalid_payload", "Idempotency-Key: 1 to 80 characters")
+        return f"v1k:{key.strip()}"
+    said = [(m.role, m.text()) for m in messages if m.role in ("user", "assistant")]
+    if len(said) < 2:
+        return f"v1:{uuid.uuid4().hex}"
+    digest = hashlib.sha256(json.dumps(said, ensure_ascii=False).encode("utf-8"))
+    return f"v1:{digest.hexdigest()[:40]}"
+
+
+async def _session(request: web.Request, principal: Principal, persona: Persona) -> Session:
+    """The header's session (created for this persona when new), or the caller's one
+    session with this persona."""
+    named = request.headers.get(SESSION_HEADER, "").strip()
+    if len(named) > 200 or "\x00" in named:
+        raise ClientError("invalid_payload", f"{SESSION_HEADER}: 1 to 200 characters")
+    try:
+        session_id = uuid.UUID(named)
+    except ValueError:
+        session_id = uuid.uuid5(
+            _SESSION_NAMESPACE, "\x1f".join((principal.user_id, str(persona.id), named))
+        )
+    chat = request.app[CHAT]
+    try:
+        session = await chat.session_for(principal, session_id)
+    except SessionNotFound:
+        try:
+            session = await chat.services.memory.transcripts.create_session(
+                principal.user_id,
+                [persona.id],
+                session_id=session_id,
+                title=f"{persona.name} (OpenAI API)",
+            )
+        except psycopg.errors.UniqueViolation:  # created meanwhile by a parallel request
+            session = await chat.session_for(principal, session_id)
+    if persona.id not in session.persona_ids:
+        raise ClientError(
+            "invalid_payload", f"session '{session.id}' does not include {persona.slug}"
+        )
+    return session
+
+
+class _answered:
+    """Send the user message through the chat service (its turn runs in the background,
+    as for Socket.IO); a resend of a stored message runs its turn here instead, which
+    reports the stored reply when there is one. On exit, a turn run here is awaited."""
+
+    def __init__(self, chat: ChatService, turn: _Turn, events: QueueEvents) -> None:
+        self._chat, self._turn, self._events = chat, turn, events
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> None:
+        t = self._turn
+        sent = await self._chat.send(
+            t.principal,
+            user_name=t.user_name,
+            session_id=t.session.id,
+            text=t.text,
+            client_msg_id=t.client_msg_id,
+            events=self._events,
+            to=[t.persona.slug],
+        )
+        if sent.duplicate:
+            self._task = asyncio.create_task(
+                self._resent(sent.message), name=f"v1-resent-{sent.message.id}"
+            )
+            self._task.add_done_callback(self._events.on_task_done)
+
+    async def _resent(self, message: Message) -> None:
+        """A stored message sent again: its turn, if still running here, is waited for;
+        then the director reports the stored reply, or runs the turn again when there is
+        none (the first one failed, or ran on a process that stopped)."""
+        t = self._turn
+        running = [task for task in asyncio.all_tasks() if task.get_name() == f"turn-{message.id}"]
+        if running:
+            await asyncio.wait(running, timeout=_wait_s_for(self._chat))
+        await self._chat.services.director.respond(
+            t.session, message, user_name=t.user_name, events=self._events, to=[t.persona.slug]
+        )
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=_EVENT_GRACE_S)
+
+
+Event = tuple[Any, ...]
+
+
+class QueueEvents:
+    """Turn events of one persona's reply as a queue the request reads, also emitted to
+    the session's room so an open tab of the session sees the reply."""
+
+    def __init__(self, persona_id: uuid.UUID, room: TurnEvents) -> None:
+        self._persona_id = persona_id
+        self._room = room
+        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def next(self, timeout_s: float) -> Event:
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._queue.get()
+        except TimeoutError:
+            return ("failed", "timeout", f"no reply within {timeout_s:g} s")
+
+    def on_task_done(self, task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("resent turn failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            self._queue.put_nowait(("failed", "internal", "the reply failed; the message is kept"))
+
+    def _ours(self, persona: Persona | None) -> bool:
+        return persona is None or persona.id == self._persona_id
+
+    async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
+        await self._room.started(persona, reply_id)
+
+    async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
+        if self._ours(persona):
+            self._queue.put_nowait(("token", delta))
+        await self._room.token(persona, reply_id, delta)
+
+    async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
+        if self._ours(persona):
+            self._queue.put_nowait(("done", message))
+        await self._room.done(persona, message, timings)
+
+    async def failed(self, persona: Persona | None, code: str, message: str) -> None:
+        if self._ours(persona):
+            self._queue.put_nowait(("failed", code, message))
+        await self._room.failed(persona, code, message)
+
+    async def traits(self, persona: Persona, update: TraitUpdate) -> None:
+        await self._room.traits(persona, update)
+
+
+async def _complete(
+    request: web.Request, turn: _Turn, events: QueueEvents, event: Event
+) -> web.Response:
+    while event[0] == "token":
+        event = await events.next(_wait_s(request))
+    if event[0] == "failed":
+        raise ClientError(event[1], event[2])
+    message: Message = event[1]
+    finish = "stop" if message.status == "complete" else "length"
+    return web.json_response(
+        {
+            "id": f"chatcmpl-{message.id.hex}",
+            "object": "chat.completion",
+            "created": int(message.created_at.timestamp()),
+            "model": turn.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": message.text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": _usage(turn, message.text),
+        },
+        headers={SESSION_HEADER: str(turn.session.id)},
+    )
+
+
+def _usage(turn: _Turn, reply: str) -> dict[str, int]:
+    """Token counts estimated at ~4 characters a token (the model's tokenizer is not
+    consulted)."""
+    completion = estimate_tokens(reply)
+    return {
+        "prompt_tokens": turn.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": turn.prompt_tokens + completion,
+    }
+
+
+async def _stream(
+    request: web.Request,
+    turn: _Turn,
+    events: QueueEvents,
+    event: Event,
+    body: CompletionRequest,
+) -> web.StreamResponse:
+    chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": turn.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            SESSION_HEADER: str(turn.session.id),
+        }
+    )
+    await response.prepare(request)
+
+    async def send(data: Mapping[str, Any] | str) -> None:
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+        await response.write(f"data: {text}\n\n".encode())
+
+    streamed: list[str] = []
+    try:
+        await send(chunk({"role": "assistant", "content": ""}))
+        while event[0] == "token":
+            streamed.append(event[1])
+            await send(chunk({"content": event[1]}))
+            event = await events.next(_wait_s(request))
+        if event[0] == "failed":
+            code, message = event[1], event[2]
+            kind = _ERRORS.get(code, (500, "api_error"))[1]
+            await send({"error": {"message": message, "type": kind, "param": None, "code": code}})
+            return response
+        stored: Message = event[1]
+        said = "".join(streamed)
+        if not said and stored.text:
+            await send(chunk({"content": stored.text}))  # a stored reply, reported again
+        elif stored.text != said and stored.text.startswith(said):
+            await send(chunk({"content": stored.text[len(said) :]}))
+        await send(chunk({}, "stop" if stored.status == "complete" else "length"))
+        if body.stream_options is not None and body.stream_options.include_usage:
+            usage = chunk({})
+            usage["choices"] = []
+            usage["usage"] = _usage(turn, stored.text)
+            await send(usage)
+        await send("[DONE]")
+        await response.write_eof()
+    except ConnectionResetError:
+        # the client left: the turn goes on and its reply is stored
+        log.info("client left the stream of session %s", turn.session.id)
+    except Exception as exc:  # noqa: BLE001 (the headers are sent: the stream says it)
+        payload = error_payload(exc, where=f"stream of session {turn.session.id}")
+        with contextlib.suppress(ConnectionResetError):
+            await send({"error": {**payload, "type": "api_error", "param": None}})
+    return response

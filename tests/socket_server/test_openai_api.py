@@ -1,0 +1,238 @@
+"""The OpenAI-compatible API, driven by the official ``openai`` client against a real
+server (fake model and embedder)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import openai
+import pytest
+
+from agents.fake_llm import FakeStreamingChatModel
+from personas import Actor
+from runtime.auth import mint_token
+from tests.personas.factory import definition
+from tests.socket_server.conftest import Server
+
+ADMIN = Actor("admin", is_admin=True)
+REPLY = "Light is a wave and a particle, my friend."
+
+
+def _client(server: Server, token: str, **kw: Any) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=server.url + "/v1", api_key=token, max_retries=0, timeout=30, **kw
+    )
+
+
+async def _messages(server: Server, session_id: uuid.UUID) -> list[Any]:
+    return list((await server.services.memory.transcripts.history(session_id)).items)
+
+
+@pytest.fixture
+async def oserver(start_server: Callable[..., Awaitable[Server]]) -> Server:
+    server = await start_server(model=FakeStreamingChatModel(reply=REPLY))
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    await server.services.personas.create(definition("retired", active=False), ADMIN)
+    return server
+
+
+async def test_models_lists_active_personas(oserver: Server) -> None:
+    async with _client(oserver, oserver.token("alice")) as client:
+        models = [m.id async for m in client.models.list()]
+        assert models == ["persona/tutor"]
+        one = await client.models.retrieve("persona/tutor")
+        assert one.id == "persona/tutor" and one.owned_by == "personae"
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.models.retrieve("persona/retired")
+        assert missing.value.code == "model_not_found"
+
+
+async def test_completion_answers_as_the_persona_and_stores_each_message_once(
+    oserver: Server,
+) -> None:
+    async with _client(oserver, oserver.token("alice")) as client:
+        first = await client.chat.completions.with_raw_response.create(
+            model="persona/tutor",
+            messages=[
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "What is light?"},
+            ],
+        )
+        session_id = uuid.UUID(first.headers["x-personae-session"])
+        reply = first.parse()
+        assert reply.choices[0].message.content == REPLY
+        assert reply.choices[0].finish_reason == "stop"
+        assert reply.model == "persona/tutor"
+        assert reply.usage is not None and reply.usage.completion_tokens > 0
+
+        # the client resends the whole history with one new message
+        history: list[Any] = [
+            {"role": "user", "content": "What is light?"},
+            {"role": "assistant", "content": REPLY},
+            {"role": "user", "content": [{"type": "text", "text": "And sound?"}]},
+        ]
+        second = await client.chat.completions.create(model="persona/tutor", messages=history)
+        assert second.choices[0].message.content == REPLY
+        # the very same request again (a client's retry) stores nothing new
+        again = await client.chat.completions.create(model="persona/tutor", messages=history)
+        assert again.choices[0].message.content == REPLY
+        assert again.id == second.id
+
+    stored = await _messages(oserver, session_id)
+    assert [(m.role, m.text) for m in stored] == [
+        ("user", "What is light?"),
+        ("persona", REPLY),
+        ("user", "And sound?"),
+        ("persona", REPLY),
+    ]
+    session = await oserver.services.memory.transcripts.get_session(session_id)
+    assert session.user_id == "alice"
+    # the turn saw the stored transcript: the earlier exchange was in the prompt
+    prompt = [str(m.content) for m in oserver.model.last_messages or []]
+    assert "What is light?" in prompt and prompt[-1] == "And sound?"
+
+
+async def test_streaming_sends_chunks_ending_with_done(oserver: Server) -> None:
+    async with _client(oserver, oserver.token("alice")) as client:
+        stream = await client.chat.completions.create(
+            model="persona/tutor",
+            messages=[{"role": "user", "content": "Tell me about light."}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        deltas: list[str] = []
+        finish: list[str | None] = []
+        usage = None
+        async for chunk in stream:
+            assert chunk.object == "chat.completion.chunk"
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                deltas.append(choice.delta.content or "")
+                finish.append(choice.finish_reason)
+    assert "".join(deltas) == REPLY
+    assert len([d for d in deltas if d]) > 1  # streamed as the model went, not in one piece
+    assert finish[-1] == "stop" and finish.count("stop") == 1
+    assert usage is not None and usage.total_tokens > 0
+
+
+async def test_a_named_session_is_kept_apart_and_owned(oserver: Server) -> None:
+    async with _client(
+        oserver, oserver.token("alice"), default_headers={"X-Personae-Session": "physics"}
+    ) as alice:
+        raw = await alice.chat.completions.with_raw_response.create(
+            model="tutor", messages=[{"role": "user", "content": "Hello"}]
+        )
+        named = uuid.UUID(raw.headers["x-personae-session"])
+    async with _client(oserver, oserver.token("alice")) as alice:
+        raw = await alice.chat.completions.with_raw_response.create(
+            model="tutor", messages=[{"role": "user", "content": "Hello"}]
+        )
+        derived = uuid.UUID(raw.headers["x-personae-session"])
+    assert named != derived
+    async with _client(
+        oserver, oserver.token("bob"), default_headers={"X-Personae-Session": str(named)}
+    ) as bob:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await bob.chat.completions.create(
+                model="tutor", messages=[{"role": "user", "content": "Let me in"}]
+            )
+    assert refused.value.code == "forbidden"
+    assert [m.text for m in await _messages(oserver, named)] == ["Hello", REPLY]
+
+
+async def test_errors_come_in_openai_shape(oserver: Server) -> None:
+    async with _client(oserver, oserver.token("alice")) as client:
+        with pytest.raises(openai.NotFoundError) as unknown:
+            await client.chat.completions.create(
+                model="persona/nobody", messages=[{"role": "user", "content": "Hi"}]
+            )
+        assert unknown.value.code == "model_not_found"
+        assert unknown.value.type == "invalid_request_error"
+        assert "persona/nobody" in unknown.value.message
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(
+                model="persona/nobody",
+                messages=[{"role": "user", "content": "Hi"}],
+                stream=True,
+            )
+        with pytest.raises(openai.BadRequestError) as last:
+            await client.chat.completions.create(
+                model="persona/tutor", messages=[{"role": "assistant", "content": "Hi"}]
+            )
+        assert "last message" in last.value.message
+        with pytest.raises(openai.BadRequestError) as too_long:
+            await client.chat.completions.create(
+                model="persona/tutor",
+                messages=[{"role": "user", "content": "x" * (oserver.settings.max_message_chars + 1)}],
+            )
+        assert too_long.value.code == "text_too_long"
+    forged = mint_token("f" * 40, "alice")  # signed with another secret
+    for token in ("not-a-jwt", forged):
+        async with _client(oserver, token) as bad:
+            with pytest.raises(openai.AuthenticationError) as refused:
+                await bad.chat.completions.create(
+                    model="persona/tutor", messages=[{"role": "user", "content": "Hi"}]
+                )
+            assert refused.value.code == "unauthorized"
+            with pytest.raises(openai.AuthenticationError):
+                await bad.models.list()
+
+
+async def test_a_failing_model_is_an_error_before_the_stream_starts(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await start_server(model=FakeStreamingChatModel(fail_before_first_token=True))
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    async with _client(server, server.token("alice")) as client:
+        for stream in (False, True):
+            with pytest.raises(openai.InternalServerError) as failed:
+                await client.chat.completions.create(
+                    model="persona/tutor",
+                    messages=[{"role": "user", "content": f"Hi {stream}"}],
+                    stream=stream,
+                )
+            assert failed.value.code == "llm_unavailable"
+
+
+async def test_without_a_secret_the_request_names_the_user(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await start_server(model=FakeStreamingChatModel(reply=REPLY), auth_secret=None)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    async with _client(server, "anything") as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="persona/tutor", messages=[{"role": "user", "content": "Hi"}], user="uma"
+        )
+    session = await server.services.memory.transcripts.get_session(
+        uuid.UUID(raw.headers["x-personae-session"])
+    )
+    assert session.user_id == "uma"
+
+
+async def test_a_retry_while_the_reply_runs_waits_for_it_and_stores_nothing_twice(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    model = FakeStreamingChatModel(reply=REPLY, token_delay_s=0.05)
+    server = await start_server(model=model)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    key = {"Idempotency-Key": "retry-1"}
+    messages: list[Any] = [{"role": "user", "content": "What is light?"}]
+    async with _client(server, server.token("alice"), default_headers=key) as client:
+        first = await client.chat.completions.create(
+            model="persona/tutor", messages=messages, stream=True
+        )
+        parts: list[str] = []
+        async for chunk in first:
+            parts.extend(c.delta.content or "" for c in chunk.choices)
+            if "".join(parts).strip():
+                break  # the reply is on its way: the client retries now
+        again = await client.chat.completions.create(model="persona/tutor", messages=messages)
+        await first.close()
+    assert again.choices[0].message.content == REPLY
+    assert model.calls == 1
+    sessions = await server.services.memory.transcripts.list_sessions("alice")
+    stored = (await server.services.memory.transcripts.history(sessions[0].id)).items
+    assert [m.role for m in stored] == ["user", "persona"]

@@ -244,7 +244,7 @@ def _addressed(personas: Sequence[Persona], text: str, to: Sequence[str]) -> lis
 def _next_after(personas: Sequence[Persona], last: uuid.UUID | None) -> Persona:
     ids = [p.id for p in personas]
     if last in ids:
-        return personas[(ids.index(last) + 1) % len(personas)]  # type: ignore[arg-type]
+        return personas[(ids.index(last) + 1) % len(personas)]
     return personas[0]
 
 

@@ -317,7 +317,8 @@ class EdgeMemoryIndex(PayloadSetters):
                 found[key] = record
         if missing:
             epoch = self._epoch
-            read = await self._read("retrieve", lambda shard: shard.retrieve(missing, True, False))
+            wanted: list[int | uuid.UUID | str] = list(missing)
+            read = await self._read("retrieve", lambda shard: shard.retrieve(wanted, True, False))
             fresh = [from_payload(p.id, p.payload) for p in read if p.payload is not None]
             if epoch == self._epoch:
                 self._remember(fresh)

@@ -159,7 +159,7 @@ class IndexHost:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         self._writers.add(writer)
         calls: set[asyncio.Task[None]] = set()
         lock = asyncio.Lock()
@@ -181,7 +181,7 @@ class IndexHost:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
             self._writers.discard(writer)
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
 
     async def _answer(self, request: Any, writer: asyncio.StreamWriter, lock: asyncio.Lock) -> None:
         try:

@@ -7,6 +7,7 @@ session or a user in both stores)."""
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -164,7 +165,7 @@ class MemoryService:
         kinds: frozenset[MemoryKind] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> list[ScoredMemory]:
+    ) -> builtins.list[ScoredMemory]:
         """Semantic + keyword search with each result's score breakdown."""
         vector = await self.embedder.embed_one(text)
         return await self.index.search(

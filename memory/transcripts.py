@@ -352,7 +352,7 @@ class Transcripts:
         """Delete every session of a user; returns the number of sessions removed."""
         async with self._pool.connection() as conn:
             cur = await conn.execute("DELETE FROM sessions WHERE user_id = %s", (user_id,))
-            return cur.rowcount
+            return int(cur.rowcount)
 
 
 def _session(row: dict[str, Any]) -> Session:

@@ -18,7 +18,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Self
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -73,7 +73,7 @@ class PersonaCache:
         self._fill = redis.register_script(_FILL)
         self.invalidations_seen = 0
 
-    async def __aenter__(self) -> PersonaCache:
+    async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._listen(), name="persona-cache-invalidations")
         try:
             await asyncio.wait_for(self._listening.wait(), timeout=self._op_timeout * 3)
@@ -199,7 +199,7 @@ class PersonaCache:
                 self._listening.clear()
                 self._l1.clear()
                 try:
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except (RedisError, OSError):
                     pass
             await asyncio.sleep(delay)

@@ -188,7 +188,7 @@ class ChatService:
             # a user message stops the personas' round, on whichever process runs it
             await self._interrupts.interrupt(session.id)
         self._spawn(
-            self._turns(principal, session, message, user_name, events, to, mode, held, channel),
+            self._turns(principal, session, message, user_name, events, to, mode, held, channel=channel),
             name=f"turn-{message.id}",
         )
         return Sent(message, duplicate=False)

@@ -151,7 +151,9 @@ class LocalChat:
         return printer.status, printer.error
 
     async def memories(self) -> list[Remembered]:
-        page = await self._chat.list_memories(self._principal, str(self._persona.id), limit=20)
+        page = await self._chat.inspection.list_memories(
+            self._principal, str(self._persona.id), limit=20
+        )
         return [Remembered(r.speaker_name, r.text, r.pinned) for r in page.records]
 
     async def traits(self) -> tuple[list[TraitLine], float | None, int]:

@@ -64,7 +64,7 @@ async def migrate(
                 continue
             try:
                 async with conn.transaction():
-                    await conn.execute(sql.SQL(m.sql))  # type: ignore[arg-type]
+                    await conn.execute(sql.SQL(m.sql))
                     await conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (m.version, m.name),

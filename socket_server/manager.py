@@ -193,7 +193,7 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
             return None
         try:
             async with asyncio.timeout(2.0):
-                if not self.connected:
+                if not self.connected:  # type: ignore[has-type]
                     self._redis_connect()
                 receivers = await self.redis.publish(self.channel, self.json.dumps(data))
         except (RedisError, OSError, TimeoutError) as exc:

@@ -41,7 +41,7 @@ _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
 
-class ChatNamespace(socketio.AsyncNamespace):
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, chat: Callable[[], ChatService], secret: Callable[[], str | None]) -> None:
         super().__init__(NAMESPACE)
         self._chat = chat

@@ -41,8 +41,8 @@ from personas import Persona, PersonaNotFound
 from runtime.auth import Principal, verify_token
 from runtime.chat import ChatService
 from socket_server.app import CHAT, SERVICES, SIO
-from socket_server.namespace import RoomEvents
 from socket_server.rest import read_json
+from socket_server.room_events import RoomEvents
 from socket_server.views import ClientError, error_payload
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import multiprocess
 
@@ -104,7 +105,8 @@ class _Supervisor:
                 await self._start(n)
             waits = [asyncio.create_task(w.ready.wait()) for w in self._workers.values()]
             stop = asyncio.create_task(self._stopping.wait())
-            await asyncio.wait([stop, asyncio.gather(*waits)], return_when=asyncio.FIRST_COMPLETED)
+            first: list[asyncio.Future[Any]] = [stop, asyncio.gather(*waits)]
+            await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
             for task in [stop, *waits]:
                 task.cancel()
             if not self._stopping.is_set():

@@ -178,7 +178,7 @@ async def spawn(
         }
         log = tmp_path / f"{name}.log"
         with log.open("wb") as out:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # noqa: ASYNC220 - a server beside the test
                 [sys.executable, "-m", "tests.socket_server.serve_fake"],
                 env=env, stdout=out, stderr=subprocess.STDOUT,
             )

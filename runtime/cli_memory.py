@@ -151,7 +151,7 @@ def add_commands(sub: Any) -> None:
     )
     imp.set_defaults(run=_import)
     search = memory.add_parser("search", help="search a persona's memories")
-    search.add_argument("--persona", required=True)
+    search.add_argument("--persona", required=True, help="slug or id")
     group = search.add_mutually_exclusive_group(required=True)
     group.add_argument("--query", type=bounded_text(2_000), help="what to look for")
     group.add_argument("--queries", type=Path, help="JSON lines of {query, k?, session?, id?}")
@@ -160,7 +160,7 @@ def add_commands(sub: Any) -> None:
     )
     search.add_argument("--session", help="only memories of this session")
     search.add_argument("--user", help="only this user's memories (default: all users)")
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--json", action="store_true", help="print one JSON object a query")
     search.set_defaults(run=_search)
     stats = memory.add_parser("stats", help="memories per persona, sessions and messages")
     stats.set_defaults(run=_stats)
@@ -246,16 +246,14 @@ async def import_memories(
     items = []
     for line in lines:
         item = _new_memory(persona_id, persona_name, user, line)
-        if line.id is not None:
-            key = f"{persona_id}:{line.id}"
-        else:
+        if item.id is None:
             when = item.created_at.isoformat() if item.created_at is not None else ""
             key = "\x1f".join(
                 (persona_id, item.user_id, item.session_id or "", when, item.speaker_name, item.text)
             )
             repeats[key] += 1
-            key = f"{key}\x1f{repeats[key]}"
-        items.append(replace(item, id=uuid.uuid5(_IMPORT_NAMESPACE, key)))
+            item = replace(item, id=uuid.uuid5(_IMPORT_NAMESPACE, f"{key}\x1f{repeats[key]}"))
+        items.append(item)
     items = with_context(items, CONTEXT_LINES if context_lines is None else context_lines)
     stored = 0
     for start in range(0, len(items), batch):
@@ -306,6 +304,8 @@ def _new_memory(persona_id: str, persona_name: str, user: str, line: ImportLine)
         created_at=when,
         external_id=line.id,
         metadata=line.metadata,
+        # the same external id imported again overwrites instead of duplicating
+        id=uuid.uuid5(_IMPORT_NAMESPACE, f"{persona_id}:{line.id}") if line.id else None,
     )
 
 

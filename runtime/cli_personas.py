@@ -63,24 +63,24 @@ def add_persona_commands(personas: Any) -> None:
     edit.set_defaults(run=_core(_edit))
 
     delete = personas.add_parser("delete", help="soft-delete a persona")
-    delete.add_argument("key")
+    delete.add_argument("key", help="slug or id of the persona")
     delete.set_defaults(run=_core(_delete))
 
     versions = personas.add_parser("versions", help="list a persona's versions")
-    versions.add_argument("key")
-    versions.add_argument("--json", action="store_true")
+    versions.add_argument("key", help="slug or id of the persona")
+    versions.add_argument("--json", action="store_true", help="print JSON")
     versions.set_defaults(run=_core(_versions))
 
     diff = personas.add_parser("diff", help="what changed between two versions")
-    diff.add_argument("key")
+    diff.add_argument("key", help="slug or id of the persona")
     diff.add_argument("old", type=int, help="a version")
     diff.add_argument("new", type=int, nargs="?", help="a later version (default: current)")
-    diff.add_argument("--json", action="store_true")
+    diff.add_argument("--json", action="store_true", help="print JSON")
     diff.set_defaults(run=_core(_diff))
 
     restore = personas.add_parser("restore", help="make an old version current again")
-    restore.add_argument("key")
-    restore.add_argument("version", type=int)
+    restore.add_argument("key", help="slug or id of the persona")
+    restore.add_argument("version", type=int, help="the version to make current")
     restore.set_defaults(run=_core(_restore))
 
     gen = personas.add_parser("generate", help="draft a persona from writing samples")
@@ -90,26 +90,26 @@ def add_persona_commands(personas: Any) -> None:
         type=Path,
         help="plain text (one sample a file) or .jsonl (one sample a line)",
     )
-    gen.add_argument("--name", required=True)
+    gen.add_argument("--name", required=True, help="the draft persona's name")
     gen.add_argument("--channel", help="the channel the samples were written for")
     gen.add_argument("--json", action="store_true", help="print the fingerprint as JSON")
     gen.set_defaults(run=_core(_generate))
 
     chans = personas.add_parser("channels", help="list, set or remove channel overlays")
-    chans.add_argument("key")
+    chans.add_argument("key", help="slug or id of the persona")
     chans.add_argument("--set", dest="set_name", metavar="NAME", help="set this overlay")
     chans.add_argument("--remove", metavar="NAME", help="remove this overlay")
-    chans.add_argument("--min-words", type=int)
-    chans.add_argument("--max-words", type=int)
-    chans.add_argument("--tone", default="")
-    chans.add_argument("--instructions", default="")
+    chans.add_argument("--min-words", type=int, help="shortest reply in words")
+    chans.add_argument("--max-words", type=int, help="longest reply in words")
+    chans.add_argument("--tone", default="", help="the tone, in a few words")
+    chans.add_argument("--instructions", default="", help="anything else the writer should do")
     for flag in ("paragraphs", "lists", "hashtags", "emoji", "call-to-action"):
         chans.add_argument(f"--{flag}", choices=("yes", "no"), help=f"require or forbid {flag}")
     chans.set_defaults(run=_core(_channels))
 
     tpl = personas.add_parser("template", help="apply a template (no name: list them)")
-    tpl.add_argument("key", nargs="?")
-    tpl.add_argument("name", nargs="?")
+    tpl.add_argument("key", nargs="?", help="slug or id of the persona")
+    tpl.add_argument("name", nargs="?", help="the template to apply")
     tpl.set_defaults(run=_core(_template))
 
 

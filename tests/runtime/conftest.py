@@ -21,6 +21,7 @@ def cli_env(
     database_url: str,
     redis_url: str,
     tmp_path: Path,
+    cache_namespace: str,
     model_cache: Path,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
@@ -29,6 +30,9 @@ def cli_env(
         "PERSONAE_REDIS_URL": redis_url,
         "PERSONAE_HOME": str(tmp_path / "home"),
         "PERSONAE_LOG_LEVEL": "WARNING",
+        # a cache of its own: tests recreate personas (new ids, same slugs) under the SQL
+        # the cache never hears of, and other test sessions share the Redis server
+        "PERSONAE_REDIS_PREFIX": cache_namespace,
         "PERSONAE_EMBEDDING_CACHE_DIR": str(model_cache),
     }
 

@@ -449,3 +449,28 @@ async def test_a_polling_post_for_a_closing_session_is_refused_not_a_server_erro
         async with http.post(f"{base}&sid={sid}", data=b"40/chat,{}") as response:
             assert response.status == 400, await response.text()
             assert (await response.json())["error"]["code"] == "invalid_payload"
+
+
+async def test_a_call_after_the_token_expired_is_refused(
+    server: Server, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as real_time
+
+    import runtime.auth
+
+    bob = await connect(server, user=hc.BOB)  # a token valid for a day
+    gone = asyncio.Event()
+    bob.sio.on("disconnect", lambda *_: gone.set(), namespace="/chat")
+    ack = await bob.call("memory.list", {"persona": "tutor"})
+    assert ack["error"]["code"] == "persona_not_found"
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return real_time.time() + 2 * 86_400
+
+    monkeypatch.setattr(runtime.auth, "time", Later)
+    ack = await bob.call("memory.list", {"persona": "tutor"})
+    assert ack["error"]["code"] == "unauthorized" and "expired" in ack["error"]["message"]
+    async with asyncio.timeout(10):
+        await gone.wait()

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memory.errors import InvalidMemory
+from memory.keywords import STOPWORDS
 from memory.types import MemoryRecord, ScoreBreakdown, ScoredMemory
 
 
@@ -105,16 +106,25 @@ def named_speaker(query: str, speakers: Iterable[str]) -> str | None:
     """The one speaker whose name (first name or full) the query mentions, else None.
 
     "What did Caroline research?" names Caroline; a query naming two speakers, or
-    none, names nobody (its answer may come from either)."""
-    words = {w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", query))}
+    none, names nobody (its answer may come from either). A first name that is also a
+    function word ("Will") counts only when capitalised in the query."""
+    normal = unicodedata.normalize("NFKC", query)
+    written = set(_WORD.findall(normal))
+    words = {w.casefold() for w in written}
     if not words:
         return None
-    named = {
-        speaker
-        for speaker in set(speakers)
-        if (parts := [p.casefold() for p in _WORD.findall(speaker)])
-        and (parts[0] in words or all(p in words for p in parts))
-    }
+
+    def names(speaker: str) -> bool:
+        parts = _WORD.findall(unicodedata.normalize("NFKC", speaker))
+        if not parts:
+            return False
+        folded = [p.casefold() for p in parts]
+        if len(parts) > 1 and all(p in words for p in folded):
+            return True
+        first = folded[0]
+        return first in words and (first not in STOPWORDS or parts[0] in written)
+
+    named = {speaker for speaker in set(speakers) if names(speaker)}
     return named.pop() if len(named) == 1 else None
 
 

@@ -357,7 +357,7 @@ def _result(m: ScoredMemory) -> dict[str, Any]:
         "keyword": round(s.keyword, 6),
         "relevance_z": round(s.relevance_z, 6),
         "keyword_z": round(s.keyword_z, 6),
-        "speaker": s.speaker,
+        "speaker_named": s.speaker,
         "recency": round(s.recency, 6),
         "importance": round(s.importance, 6),
     }

@@ -63,6 +63,8 @@ def test_named_speaker_is_the_one_participant_the_query_names() -> None:
     assert named_speaker("when did albert move to Bern", speakers) == "Albert Einstein"
     assert named_speaker("Did Caroline and Melanie meet?", speakers) is None
     assert named_speaker("what is my cat called", speakers) is None
+    assert named_speaker("will it rain?", ["Will", "Ann"]) is None
+    assert named_speaker("What did Will say?", ["Will", "Ann"]) == "Will"
 
 
 def test_the_named_speakers_line_wins_between_equals() -> None:

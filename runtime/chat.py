@@ -17,6 +17,7 @@ from typing import Any
 
 from agents.director import POLICIES
 from agents.types import TurnEvents, TurnResult
+from memory import MemoryPage, MemoryRecord, ScoredMemory
 from memory.transcripts import Feedback, Message, MessagePage, Session
 from personas import Persona
 from runtime.auth import Principal
@@ -365,11 +366,30 @@ class ChatService:
             raise ChatError("forbidden", f"message '{message_id}' is not in one of your sessions")
         raise ChatError("message_not_found", f"message '{message_id}' not found")
 
+    # memory and trait views: the inspection service's, here too for existing callers
+
     async def traits(
         self, principal: Principal, persona: str, session_id: uuid.UUID | None = None
     ) -> TraitsView:
-        """The persona's traits as the caller may see them (:meth:`Inspection.traits`)."""
         return await self.inspection.traits(principal, persona, session_id)
+
+    async def list_memories(self, principal: Principal, persona: str, **kw: Any) -> MemoryPage:
+        return await self.inspection.list_memories(principal, persona, **kw)
+
+    async def search_memories(
+        self, principal: Principal, persona: str, query: str, **kw: Any
+    ) -> list[ScoredMemory]:
+        return await self.inspection.search_memories(principal, persona, query, **kw)
+
+    async def delete_memory(
+        self, principal: Principal, persona: str, memory_id: uuid.UUID, **kw: Any
+    ) -> None:
+        await self.inspection.delete_memory(principal, persona, memory_id, **kw)
+
+    async def pin_memory(
+        self, principal: Principal, persona: str, memory_id: uuid.UUID, pinned: bool, **kw: Any
+    ) -> MemoryRecord:
+        return await self.inspection.pin_memory(principal, persona, memory_id, pinned, **kw)
 
 
 def _all_complete(results: Sequence[TurnResult]) -> bool:

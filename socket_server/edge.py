@@ -100,6 +100,14 @@ def polling_guard(max_bytes: int, timeout_s: float, metrics: Metrics) -> Middlew
             metrics.client_aborts.inc()
             log.info("client left a polling POST before it was answered")
             return web.Response(status=400, text="connection lost")
+        except KeyError:
+            # python-engineio's lookup of a session that closed while the POST was on
+            # its way: the client's mistake to resend on, not a server error
+            log.info("polling POST of %s for a session that is closing", request.remote)
+            return web.json_response(
+                {"error": {"code": "invalid_payload", "message": "the session is closed"}},
+                status=400,
+            )
 
     return guard
 

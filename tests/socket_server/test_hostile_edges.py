@@ -6,6 +6,7 @@ and what responses and logs give away."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -431,3 +432,45 @@ def test_the_access_log_writes_paths_without_query_strings(
     [line] = [r.getMessage() for r in caplog.records]
     assert "/api/personas/tutor/memories" in line and " 200 " in line
     assert "secret" not in line and "eyJ" not in line and "?" not in line
+
+
+async def test_a_polling_post_for_a_closing_session_is_refused_not_a_server_error(
+    server: Server,
+) -> None:
+    from socket_server.app import SIO
+
+    async with aiohttp.ClientSession() as http:
+        base = server.url + "/socket.io/?EIO=4&transport=polling"
+        async with http.get(base) as response:
+            opened = await response.text()
+        sid = json.loads(opened[1:])["sid"]
+        # the socket is closing (its close has begun) when the client's POST arrives
+        server.app[SIO].eio.sockets[sid].closed = True
+        async with http.post(f"{base}&sid={sid}", data=b"40/chat,{}") as response:
+            assert response.status == 400, await response.text()
+            assert (await response.json())["error"]["code"] == "invalid_payload"
+
+
+async def test_a_call_after_the_token_expired_is_refused(
+    server: Server, connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time as real_time
+
+    import runtime.auth
+
+    bob = await connect(server, user=hc.BOB)  # a token valid for a day
+    gone = asyncio.Event()
+    bob.sio.on("disconnect", lambda *_: gone.set(), namespace="/chat")
+    ack = await bob.call("memory.list", {"persona": "tutor"})
+    assert ack["error"]["code"] == "persona_not_found"
+
+    class Later:
+        @staticmethod
+        def time() -> float:
+            return real_time.time() + 2 * 86_400
+
+    monkeypatch.setattr(runtime.auth, "time", Later)
+    ack = await bob.call("memory.list", {"persona": "tutor"})
+    assert ack["error"]["code"] == "unauthorized" and "expired" in ack["error"]["message"]
+    async with asyncio.timeout(10):
+        await gone.wait()

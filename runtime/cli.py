@@ -15,6 +15,7 @@ from tqdm import tqdm
 from memory import MemoryLayerError
 from personas import Actor, Persona, PersonaError, to_definition
 from personas.definitions import load_path, shipped_library
+from runtime.cli_args import Parser
 from runtime.cli_memory import add_commands
 from runtime.cli_personas import add_persona_commands
 from runtime.errors import RuntimeLayerError
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="personae", description=__doc__)
+    parser = Parser(prog="personae", description=__doc__)
     sub = parser.add_subparsers(title="commands")
 
     serve = sub.add_parser("serve", help="run the chat server")

@@ -1,5 +1,8 @@
-"""What the ``personae`` command line shares: one-line usage errors (exit status 2) and
-argument types that refuse bad values before anything runs."""
+"""Argument types and the parser of the ``personae`` command line.
+
+Every bad argument is one line on stderr naming the flag, and exit status 2 — never a
+traceback, and never a silently empty result.
+"""
 
 from __future__ import annotations
 
@@ -20,49 +23,23 @@ class UsageError(RuntimeLayerError):
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (``personae ...: message``), exit 2."""
+    """An ``ArgumentParser`` whose errors are one line: ``personae memory search: ...``.
+
+    Sub-commands made with ``add_subparsers`` are of this class too."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
         raise SystemExit(USAGE_EXIT)
-
-
-def positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
-    return value
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-
-
-def writable_file(path: Path) -> Path:
-    """Refuse an output file whose folder does not exist, before any work is done."""
-    folder = path.parent
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a folder")
-    return path
 
 
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
 
     def parse(text: str) -> int:
-        value = _int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < low or (high is not None and value > high):
             bound = f"from {low} to {high}" if high is not None else f"at least {low}"
             raise argparse.ArgumentTypeError(f"{value} is out of range: must be {bound}")
@@ -86,3 +63,17 @@ def bounded_text(max_length: int) -> Callable[[str], str]:
 
     parse.__name__ = "text"
     return parse
+
+
+positive_int = int_in(1)
+non_negative_int = int_in(0)
+
+
+def writable_file(path: Path) -> Path:
+    """Refuse an output file whose folder does not exist, before any work is done."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a folder")
+    return path

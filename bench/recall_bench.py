@@ -252,7 +252,16 @@ async def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="personae-recall-") as home:
         os.chmod(home, 0o755)  # embedded PostgreSQL runs as another user
-        settings = load_settings().model_copy(update={"home": Path(home), "llm_judges": False})
+        configured = load_settings()
+        settings = configured.model_copy(
+            update={
+                "home": Path(home),
+                "llm_judges": False,
+                # the embedder's one-time export is kept where the user's server keeps it
+                "embedding_cache_dir": getattr(configured, "embedding_cache_dir", None)
+                or configured.home / "models",
+            }
+        )
         async with open_services(settings, overrides=Overrides(trait_scorer=False)) as services:
             definition = next(d for d in load_path(shipped_library()) if d.slug == PERSONA)
             await services.personas.upsert(definition, Actor(name="bench", is_admin=True))

@@ -150,7 +150,7 @@ def add_commands(sub: Any) -> None:
     )
     imp.set_defaults(run=_import)
     search = memory.add_parser("search", help="search a persona's memories")
-    search.add_argument("--persona", required=True)
+    search.add_argument("--persona", required=True, help="slug or id")
     group = search.add_mutually_exclusive_group(required=True)
     group.add_argument("--query", type=bounded_text(2_000), help="what to look for")
     group.add_argument("--queries", type=Path, help="JSON lines of {query, k?, session?, id?}")
@@ -159,7 +159,7 @@ def add_commands(sub: Any) -> None:
     )
     search.add_argument("--session", help="only memories of this session")
     search.add_argument("--user", help="only this user's memories (default: all users)")
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--json", action="store_true", help="print one JSON object a query")
     search.set_defaults(run=_search)
     stats = memory.add_parser("stats", help="memories per persona, sessions and messages")
     stats.set_defaults(run=_stats)
@@ -357,7 +357,7 @@ def _result(m: ScoredMemory) -> dict[str, Any]:
         "keyword": round(s.keyword, 6),
         "relevance_z": round(s.relevance_z, 6),
         "keyword_z": round(s.keyword_z, 6),
-        "speaker": s.speaker,
+        "speaker_named": s.speaker,
         "recency": round(s.recency, 6),
         "importance": round(s.importance, 6),
     }

@@ -39,6 +39,8 @@ def test_environment_is_read(no_personae_env: None, monkeypatch: pytest.MonkeyPa
         ("PERSONAE_AUTH_SECRET", "short", "PERSONAE_AUTH_SECRET"),
         ("PERSONAE_LOG_LEVEL", "LOUD", "PERSONAE_LOG_LEVEL"),
         ("PERSONAE_DB_POOL_MAX", "0", "PERSONAE_DB_POOL_MAX"),
+        ("PERSONAE_EMBEDDING_BACKEND", "gpu", "PERSONAE_EMBEDDING_BACKEND"),
+        ("PERSONAE_EMBEDDING_THREADS", "0", "PERSONAE_EMBEDDING_THREADS"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_setting(
@@ -58,3 +60,16 @@ def test_cli_reports_bad_setting_without_traceback(
     assert main(["migrate"]) == 2
     err = capsys.readouterr().err
     assert "PERSONAE_PORT" in err and "Traceback" not in err
+
+
+def test_the_embedder_follows_the_settings(
+    no_personae_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from memory import OnnxEmbedder, SentenceTransformerEmbedder
+    from runtime.services import embedder_for
+
+    monkeypatch.setenv("PERSONAE_HOME", str(tmp_path))
+    default = embedder_for(load_settings())
+    assert isinstance(default, OnnxEmbedder) and default.backend == "onnx"
+    monkeypatch.setenv("PERSONAE_EMBEDDING_BACKEND", "torch")
+    assert isinstance(embedder_for(load_settings()), SentenceTransformerEmbedder)

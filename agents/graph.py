@@ -20,7 +20,7 @@ import operator
 import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypedDict, cast
 
 from langchain_core.messages import BaseMessageChunk
@@ -38,7 +38,7 @@ from agents.traits import TraitObservation, extract
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult, TurnStatus
 from memory.service import NewMemory, Recall
 from memory.transcripts import Message, SpokenLine
-from memory.types import ScoredMemory, Vector
+from memory.types import ScoredMemory, spoken_line
 from personas import Persona, PersonaError
 
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
@@ -48,8 +48,8 @@ assert _END == END
 class TurnState(TypedDict, total=False):
     request: TurnRequest
     persona: Persona
-    query_vector: Vector
     memories: list[ScoredMemory]
+    said_before: tuple[str, ...]
     prompt: Prompt
     reply: str
     status: TurnStatus
@@ -105,8 +105,8 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         return Command(
             update={
                 "persona": persona,
-                "query_vector": found.vector,
                 "memories": found.memories,
+                "said_before": said_before(request, recent),
                 "prompt": prompt,
                 "timings": {
                     "load_persona_ms": load_ms,
@@ -224,31 +224,41 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
     async def extract_traits(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
         t0 = time.perf_counter()
         request, persona, message = state["request"], state["persona"], state["message"]
-        base = {
-            "persona_id": str(persona.id),
-            "user_id": request.user_id,
-            "session_id": str(request.session_id),
-        }
-        reply_vector = await services.memory.embedder.embed_one(message.text)
+        base = NewMemory(
+            persona_id=str(persona.id),
+            user_id=request.user_id,
+            session_id=str(request.session_id),
+            speaker_name="",
+            speaker_role="user",
+            text="",
+        )
+        user_line = replace(
+            base,
+            speaker_name=request.user_message.speaker,
+            speaker_role=request.user_message.role,
+            text=request.user_message.text,
+            created_at=request.user_message.created_at,
+            metadata={"message_id": str(request.user_message.id)},
+        )
+        reply_line = replace(
+            base,
+            speaker_name=persona.name,
+            speaker_role="persona",
+            text=message.text,
+            created_at=message.created_at,
+            metadata={"message_id": str(message.id)},
+        )
+        before = state.get("said_before", ())
+        # memories are embedded with their speaker; the trait prototypes read the reply
+        vectors = await services.memory.embedder.embed(
+            [user_line.spoken, reply_line.spoken, message.text]
+        )
+        reply_vector = vectors[2]
         await services.memory.remember(
             [
-                NewMemory(
-                    **base,
-                    speaker_name=request.user_message.speaker,
-                    speaker_role=request.user_message.role,
-                    text=request.user_message.text,
-                    vector=state.get("query_vector"),
-                    created_at=request.user_message.created_at,
-                    metadata={"message_id": str(request.user_message.id)},
-                ),
-                NewMemory(
-                    **base,
-                    speaker_name=persona.name,
-                    speaker_role="persona",
-                    text=message.text,
-                    vector=reply_vector,
-                    created_at=message.created_at,
-                    metadata={"message_id": str(message.id)},
+                replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
+                replace(
+                    reply_line, vector=vectors[1], context=(*before[-1:], user_line.spoken)
                 ),
             ]
         )
@@ -355,6 +365,16 @@ async def compose_from(
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,
     )
+
+
+def said_before(request: TurnRequest, recent: Sequence[SpokenLine]) -> tuple[str, ...]:
+    """The two lines before the user's, which its memory is indexed with."""
+    lines = [
+        spoken_line(m.speaker, m.text)
+        for m in recent
+        if m.id != request.user_message.id and m.status != "failed"
+    ]
+    return tuple(lines[-2:])
 
 
 def _recollection(m: ScoredMemory) -> Recollection:

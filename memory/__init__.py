@@ -25,7 +25,7 @@ from memory.importance import HeuristicImportance, heuristic_importance
 from memory.index import VectorIndex
 from memory.keywords import SparseTerms, document_terms, query_terms, tokenize
 from memory.qdrant_server import ServerMemoryIndex
-from memory.scoring import Candidate, ScoringWeights, keyword_relevance, rank, recency, score
+from memory.scoring import Candidate, ScoringWeights, named_speaker, rank, recency
 from memory.types import (
     MEMORY_KINDS,
     SPEAKER_ROLES,
@@ -76,19 +76,18 @@ __all__ = [
     "ScoredMemory",
     "ScoringWeights",
     "SentenceTransformerEmbedder",
-    "SessionNotFound",
     "ServerMemoryIndex",
+    "SessionNotFound",
     "SparseTerms",
     "SpeakerRole",
     "Vector",
     "VectorIndex",
     "document_terms",
     "heuristic_importance",
-    "keyword_relevance",
+    "named_speaker",
     "query_terms",
     "rank",
     "recency",
     "resolve_model",
-    "score",
     "tokenize",
 ]

@@ -142,7 +142,7 @@ class EdgeMemoryIndex(PayloadSetters):
         config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=self._dim, distance=qe.Distance.Cosine)},
             sparse_vectors={KEYWORDS: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            # payload reads dominated searches when left on disk (Cold): 1.4 -> 0.55 ms
+            # payload reads dominated searches when left on disk (Cold; docs/memory.md)
             payload_memory=qe.Memory.Cached,
         )
         try:
@@ -454,7 +454,7 @@ def _close(shard: qe.EdgeShard) -> None:
 
 def _point(record: MemoryRecord, dense: list[float], payload: dict[str, Any]) -> qe.Point:
     vectors: dict[str, Any] = {DENSE: dense}
-    terms = document_terms(record.text)
+    terms = document_terms(record.keyword_document)
     if terms:
         vectors[KEYWORDS] = _sparse(terms)
     return qe.Point(record.id, vectors, payload)

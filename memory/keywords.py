@@ -10,106 +10,43 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+import Stemmer
+
 _TOKEN = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 
-# Function words only: pronouns and verbs like "love" or "remember" carry meaning here.
+# English function words: pronouns, auxiliaries, determiners, prepositions, conjunctions
+# and fillers. Content verbs ("love", "remember", "visit") stay: they carry meaning here.
 STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "been",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "than",
-        "that",
-        "the",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "to",
-        "too",
-        "us",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "i'm",
-        "it's",
-        "that's",
-        "what's",
-        "don't",
-        "doesn't",
-        "didn't",
-        "just",
-        "also",
-        "very",
-        "really",
-        "about",
-        "okay",
-        "ok",
-        "oh",
-        "um",
-        "uh",
-        "yes",
-        "no",
-        "not",
-    ]
+    """
+    a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing done down during
+    each either else even ever every few for from further get gets getting got had has
+    have having he her here hers herself him himself his how i if in into is it its
+    itself just let me might mine more most much must my myself neither no nor not now
+    of off oh ok okay on once only or other others our ours ourselves out over own
+    quite rather really same shall she should so some such than that the their theirs
+    them themselves then there these they this those though through thus to too um uh
+    under until up upon us very was we well were what whatever when whenever where
+    whether which while who whom whose why will with would yeah yes yet you your yours
+    yourself yourselves
+    i'm i've i'd i'll you're you've you'd you'll he's she's it's we're we've we'd we'll
+    they're they've they'd they'll that's there's what's who's how's let's isn't aren't
+    wasn't weren't don't doesn't didn't haven't hasn't hadn't won't wouldn't can't
+    couldn't shouldn't
+    """.split()  # noqa: SIM905 - a word list reads better as words
 )
 
 BM25_K1 = 1.2
 BM25_B = 0.75
-AVERAGE_TOKENS = 12.0
-"""Typical tokens per memory after stop-word removal; BM25 length normalisation pivot."""
+AVERAGE_TOKENS = 60.0
+"""Typical tokens of a keyword document (a line with the lines around it) after
+stop-word removal: BM25's length-normalisation pivot (LoCoMo's turns with two lines
+either side average 65)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,25 +61,36 @@ class SparseTerms:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word and number tokens with function words removed.
+    """Lower-cased, stemmed word tokens and whole numbers, function words removed.
 
-    A trailing possessive is dropped and a plain plural 's' stripped, so "Anna's" finds
-    "Anna" and "dogs" finds "dog"; numbers are kept whole ("4471", "2024").
+    A trailing possessive is dropped ("Anna's" finds "Anna"); words go through the
+    Snowball English stemmer, so "painted", "painting" and "paints" meet at "paint";
+    numbers are kept whole ("4471", "2024").
     """
     normal = unicodedata.normalize("NFKC", text).casefold()
+    stem = _stemmer().stemWord
     tokens: list[str] = []
     for match in _TOKEN.finditer(normal):
         token = match.group().replace("’", "'")
         if token in STOPWORDS:
             continue
-        token = token.removesuffix("'s")
-        token = token.replace("'", "")
-        if len(token) > 3 and token.endswith("s") and not token.endswith(("ss", "us", "is")):
-            token = token[:-1]
-        if len(token) < 2 and not token.isdigit():
-            continue
-        tokens.append(token)
+        token = token.removesuffix("'s").replace("'", "")
+        if token.isdigit():
+            tokens.append(token)
+        elif len(token) >= 2:
+            tokens.append(stem(token))
     return tokens
+
+
+def _stemmer() -> Stemmer.Stemmer:
+    """This thread's stemmer: a ``Stemmer`` object must not be shared between threads."""
+    stemmer: Stemmer.Stemmer | None = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = Stemmer.Stemmer("english")
+    return stemmer
+
+
+_local = threading.local()
 
 
 def term_index(token: str) -> int:

@@ -294,7 +294,7 @@ class ServerMemoryIndex(PayloadSetters):
 
 def _point(record: MemoryRecord, dense: list[float]) -> qm.PointStruct:
     vectors: dict[str, Any] = {DENSE: dense}
-    terms = document_terms(record.text)
+    terms = document_terms(record.keyword_document)
     if terms:
         vectors[KEYWORDS] = _sparse(terms)
     return qm.PointStruct(id=str(record.id), vector=vectors, payload=to_payload(record))

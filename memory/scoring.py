@@ -1,55 +1,64 @@
-"""Retrieval scoring in the spirit of Generative Agents (Park et al., 2023).
+"""Retrieval ranking: meaning and keywords fused by their spread, plus who is named.
 
-``total = w_rel*relevance + w_kw*keyword + w_rec*recency + w_imp*importance`` where
+For the candidates of one search (the nearest by meaning and the best by keywords,
+each completed with the other channel's exact score)::
 
-- relevance is the cosine similarity of query and memory, clamped to 0..1;
-- keyword is the BM25 score (Qdrant's IDF times our term weights) squashed into 0..1
-  by ``raw / (raw + keyword_saturation)``, so one rare name counts, many common words
-  do not swamp meaning;
-- recency is ``0.5 ** (age / half_life)``;
-- importance is the stored 0..1 rating.
+    total = w_rel * z(cosine) + w_kw * z(bm25) + w_spk * speaker
+          + w_rec * recency + w_imp * importance
 
-Every part is absolute (not min-max scaled over the candidates), so a memory's score
-does not depend on which other memories happened to be fetched, and the Edge and server
-backends rank the same data the same way. The vector stores only fetch candidates;
-the ranking is done here.
+- ``z(x)`` is the candidate's standard score within this search's candidates:
+  ``(x - mean) / std``. Cosines of a small embedding model crowd into a narrow band and
+  BM25 scores have no fixed scale; standardising each per query makes one point of
+  either worth the same, where an absolute blend let whichever channel happened to have
+  the wider range decide (the blend this replaced lost to plain BM25 on LoCoMo);
+- ``speaker`` is 1 for a memory spoken by the one participant the query names ("what
+  did Caroline research?"), else 0;
+- ``recency`` (``0.5 ** (age / half_life)``) and ``importance`` (the stored 0..1 rating)
+  are tie-breakers with small weights: a question about the past must be answered by
+  what matches it, not by what was said last or rated highly.
+
+A memory's total depends on the other candidates of its search (that is what makes the
+fusion scale-free); both backends fetch the same candidates, so they rank alike. The
+vector stores only fetch candidates; the ranking is done here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from memory.errors import InvalidMemory
+from memory.keywords import STOPWORDS
 from memory.types import MemoryRecord, ScoreBreakdown, ScoredMemory
 
 
 @dataclass(frozen=True, slots=True)
 class ScoringWeights:
-    """Weights of the retrieval score and how many candidates each stage fetches."""
+    """Weights of the retrieval score and how many candidates each channel fetches."""
 
     relevance: float = 1.0
-    keyword: float = 0.6
-    recency: float = 0.3
-    importance: float = 0.3
+    keyword: float = 1.0
+    speaker: float = 0.5
+    recency: float = 0.1
+    importance: float = 0.1
     half_life_hours: float = 72.0
-    keyword_saturation: float = 4.0
-    dense_candidates: int = 40
-    keyword_candidates: int = 20
+    dense_candidates: int = 100
+    keyword_candidates: int = 100
     pinned_limit: int = 5
     """Pinned memories always come back: those outside the best ``k`` are appended
     until the result holds this many pinned ones."""
 
     def __post_init__(self) -> None:
-        for name in ("relevance", "keyword", "recency", "importance"):
+        for name in ("relevance", "keyword", "speaker", "recency", "importance"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise InvalidMemory(f"weight {name}", f"{value!r} must be a finite number >= 0")
-        for name in ("half_life_hours", "keyword_saturation"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0.0):
-                raise InvalidMemory(name, "must be > 0")
+        if not (math.isfinite(self.half_life_hours) and self.half_life_hours > 0.0):
+            raise InvalidMemory("half_life_hours", "must be > 0")
         for name in ("dense_candidates", "keyword_candidates"):
             if getattr(self, name) < 1:
                 raise InvalidMemory(name, "must be at least 1")
@@ -72,67 +81,133 @@ def recency(created_at: datetime, now: datetime, half_life_hours: float) -> floa
     return float(0.5 ** (age_hours / half_life_hours))
 
 
-def keyword_relevance(bm25: float, saturation: float) -> float:
-    bm25 = max(bm25, 0.0)
-    return bm25 / (bm25 + saturation)
+@dataclass(frozen=True, slots=True)
+class _Spread:
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> _Spread:
+        if not values:
+            return cls(0.0, 0.0)
+        mean = math.fsum(values) / len(values)
+        var = math.fsum((v - mean) ** 2 for v in values) / len(values)
+        return cls(mean, math.sqrt(var))
+
+    def z(self, value: float) -> float:
+        # all alike (or one candidate): the channel says nothing about order
+        return (value - self.mean) / self.std if self.std > 1e-9 else 0.0
 
 
-def score(candidate: Candidate, weights: ScoringWeights, now: datetime) -> ScoreBreakdown:
-    record = candidate.record
-    relevance, keyword, fresh = _parts(candidate, weights, now)
-    return ScoreBreakdown(
-        total=_weighted(weights, relevance, keyword, fresh, record.importance),
-        relevance=relevance,
-        keyword=keyword,
-        keyword_raw=max(candidate.bm25, 0.0),
-        recency=fresh,
-        importance=record.importance,
-        pinned=record.pinned,
-    )
+_WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
-def _parts(
-    candidate: Candidate, weights: ScoringWeights, now: datetime
-) -> tuple[float, float, float]:
-    """Relevance, keyword and recency of a candidate, each 0..1."""
-    return (
-        min(max(candidate.cosine, 0.0), 1.0),
-        keyword_relevance(candidate.bm25, weights.keyword_saturation),
-        recency(candidate.record.created_at, now, weights.half_life_hours),
-    )
+def named_speaker(query: str, speakers: Iterable[str]) -> str | None:
+    """The one speaker whose name (first name or full) the query mentions, else None.
 
+    "What did Caroline research?" names Caroline; a query naming two speakers, or
+    none, names nobody (its answer may come from either). A first name that is also a
+    function word ("Will") counts only when capitalised in the query."""
+    normal = unicodedata.normalize("NFKC", query)
+    written = set(_WORD.findall(normal))
+    words = {w.casefold() for w in written}
+    if not words:
+        return None
 
-def _weighted(
-    weights: ScoringWeights, relevance: float, keyword: float, fresh: float, importance: float
-) -> float:
-    return (
-        weights.relevance * relevance
-        + weights.keyword * keyword
-        + weights.recency * fresh
-        + weights.importance * importance
-    )
+    def names(speaker: str) -> bool:
+        parts = _WORD.findall(unicodedata.normalize("NFKC", speaker))
+        if not parts:
+            return False
+        folded = [p.casefold() for p in parts]
+        if len(parts) > 1 and all(p in words for p in folded):
+            return True
+        first = folded[0]
+        return first in words and (first not in STOPWORDS or parts[0] in written)
+
+    named = {speaker for speaker in set(speakers) if names(speaker)}
+    return named.pop() if len(named) == 1 else None
 
 
 def rank(
-    candidates: Iterable[Candidate], weights: ScoringWeights, *, k: int, now: datetime
+    candidates: Iterable[Candidate],
+    weights: ScoringWeights,
+    *,
+    k: int,
+    now: datetime,
+    query: str = "",
 ) -> list[ScoredMemory]:
     """The best ``k`` candidates, plus pinned ones outside them (up to ``pinned_limit``),
     best first. Ties (to 1e-6, so float32 and float64 stores agree) go to the newer,
-    then to the smaller id. Only the chosen get a score breakdown."""
-    ordered = sorted(candidates, key=lambda c: _order(c, weights, now))
+    then to the smaller id."""
+    pool = list(candidates)
+    ctx = _Context(
+        weights,
+        now,
+        _Spread.of([max(c.cosine, 0.0) for c in pool]),
+        _Spread.of([max(c.bm25, 0.0) for c in pool]),
+        named_speaker(query, (c.record.speaker_name for c in pool)) if query else None,
+    )
+    ordered = sorted(((ctx.total(c), c) for c in pool), key=_order)
     chosen = ordered[:k]
-    pinned_in = sum(1 for c in chosen if c.record.pinned)
+    pinned_in = sum(1 for _, c in chosen if c.record.pinned)
     for extra in ordered[k:]:
         if pinned_in >= weights.pinned_limit:
             break
-        if extra.record.pinned:
+        if extra[1].record.pinned:
             chosen.append(extra)
             pinned_in += 1
-    return [ScoredMemory(c.record, score(c, weights, now)) for c in chosen]
+    # only the chosen get a breakdown
+    return [ScoredMemory(c.record, ctx.breakdown(total, c)) for total, c in chosen]
 
 
-def _order(c: Candidate, weights: ScoringWeights, now: datetime) -> tuple[float, float, int]:
-    record = c.record
-    total = _weighted(weights, *_parts(c, weights, now), record.importance)
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What one search's scores are relative to."""
+
+    weights: ScoringWeights
+    now: datetime
+    dense: _Spread
+    keyword: _Spread
+    speaker: str | None
+
+    def parts(self, c: Candidate) -> tuple[float, float, float, float]:
+        """The candidate's standardised relevance and keyword scores, whether the query
+        names its speaker, and its recency."""
+        record = c.record
+        return (
+            self.dense.z(max(c.cosine, 0.0)),
+            self.keyword.z(max(c.bm25, 0.0)),
+            1.0 if self.speaker is not None and record.speaker_name == self.speaker else 0.0,
+            recency(record.created_at, self.now, self.weights.half_life_hours),
+        )
+
+    def total(self, c: Candidate) -> float:
+        w = self.weights
+        relevance_z, keyword_z, named, fresh = self.parts(c)
+        return (
+            w.relevance * relevance_z
+            + w.keyword * keyword_z
+            + w.speaker * named
+            + w.recency * fresh
+            + w.importance * c.record.importance
+        )
+
+    def breakdown(self, total: float, c: Candidate) -> ScoreBreakdown:
+        relevance_z, keyword_z, named, fresh = self.parts(c)
+        return ScoreBreakdown(
+            total=total,
+            relevance=min(max(c.cosine, 0.0), 1.0),
+            keyword=max(c.bm25, 0.0),
+            recency=fresh,
+            importance=c.record.importance,
+            pinned=c.record.pinned,
+            relevance_z=relevance_z,
+            keyword_z=keyword_z,
+            speaker=named,
+        )
+
+
+def _order(scored: tuple[float, Candidate]) -> tuple[float, float, int]:
+    total, c = scored
     # a UUID's integer orders as its (fixed-width, lower-case hex) text does
-    return (-round(total, 6), -record.created_at.timestamp(), record.id.int)
+    return (-round(total, 6), -c.record.created_at.timestamp(), c.record.id.int)

@@ -31,13 +31,14 @@ from memory.types import (
     ScoredMemory,
     SpeakerRole,
     Vector,
+    spoken_line,
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Recall:
-    """A turn's retrieval: the query embedding (reused to remember the user's line) and
-    the memories found."""
+    """A turn's retrieval: the query embedding and the memories found. (The user's line
+    is remembered embedded with its speaker, a different vector.)"""
 
     vector: Vector
     memories: list[ScoredMemory]
@@ -62,6 +63,13 @@ class NewMemory:
     metadata: dict[str, JSONValue] = field(default_factory=dict)
     id: uuid.UUID | None = None
     """A fixed id makes storing the same line again an overwrite (imports)."""
+    context: tuple[str, ...] = ()
+    """The lines said around it, ``"Speaker: text"`` (see :attr:`MemoryRecord.context`)."""
+
+    @property
+    def spoken(self) -> str:
+        """What is embedded: the line with its speaker (:attr:`MemoryRecord.spoken`)."""
+        return spoken_line(self.speaker_name, self.text)
 
 
 class MemoryService:
@@ -98,11 +106,14 @@ class MemoryService:
         return Recall(vector, await self.index.search(query, self.weights))
 
     async def remember(self, items: Sequence[NewMemory]) -> list[MemoryRecord]:
-        """Store lines as memories, embedding (in one batch) those without a vector."""
+        """Store lines as memories, embedding (in one batch) those without a vector.
+
+        A given ``vector`` must be the embedding of the item's :attr:`NewMemory.spoken`
+        text, as those made here are."""
         if not items:
             return []
         missing = [i for i, m in enumerate(items) if m.vector is None]
-        embedded = await self.embedder.embed([items[i].text for i in missing]) if missing else None
+        embedded = await self.embedder.embed([items[i].spoken for i in missing]) if missing else None
         vectors = np.empty((len(items), self.embedder.dim), dtype=np.float32)
         for row, item in enumerate(items):
             if item.vector is not None:
@@ -129,6 +140,7 @@ class MemoryService:
                 pinned=item.pinned,
                 external_id=item.external_id,
                 metadata=item.metadata,
+                context=item.context,
             )
             records.append(record if item.id is None else replace(record, id=item.id))
         await self.index.upsert(records, vectors)

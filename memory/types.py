@@ -61,6 +61,10 @@ class MemoryRecord:
     pinned: bool = False
     external_id: str | None = None
     metadata: Mapping[str, JSONValue] = field(default_factory=dict, hash=False)
+    context: tuple[str, ...] = ()
+    """The lines said around this one in its conversation (``"Speaker: text"``), which
+    its keywords are searched with: an answer often shares its words with the question
+    it answers, not with the question asked about it later."""
 
     def __post_init__(self) -> None:
         if not self.persona_id:
@@ -92,6 +96,7 @@ class MemoryRecord:
         pinned: bool = False,
         external_id: str | None = None,
         metadata: Mapping[str, JSONValue] | None = None,
+        context: Sequence[str] = (),
     ) -> MemoryRecord:
         """A fresh record with a random id, stamped now unless ``created_at`` is given."""
         return cls(
@@ -108,7 +113,23 @@ class MemoryRecord:
             pinned=pinned,
             external_id=external_id,
             metadata=dict(metadata or {}),
+            context=tuple(context),
         )
+
+    @property
+    def spoken(self) -> str:
+        """The memory as a line of its conversation, ``"Speaker: text"``: what is embedded
+        (questions about the past name who said it: "what did Caroline research?")."""
+        return spoken_line(self.speaker_name, self.text)
+
+    @property
+    def keyword_document(self) -> str:
+        """What the keyword channel indexes: the line and the lines around it."""
+        return "\n".join((self.spoken, *self.context))
+
+
+def spoken_line(speaker: str, text: str) -> str:
+    return f"{speaker}: {text}" if speaker else text
 
 
 def check_importance(value: float) -> float:
@@ -203,15 +224,23 @@ def _check_range(since: datetime | None, until: datetime | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ScoreBreakdown:
-    """How a retrieved memory's total came about; every part is in 0..1 before weighting."""
+    """How a retrieved memory's total came about (see :mod:`memory.scoring`).
+
+    ``relevance`` is the cosine of query and memory (0..1), ``keyword`` the BM25 score
+    (0 when no term is shared); ``relevance_z`` and ``keyword_z`` are those two as
+    standard scores among the search's candidates, which is what the total weighs;
+    ``speaker`` is 1 when the query names the memory's speaker; ``recency`` and
+    ``importance`` are 0..1."""
 
     total: float
     relevance: float
     keyword: float
-    keyword_raw: float
     recency: float
     importance: float
     pinned: bool
+    relevance_z: float = 0.0
+    keyword_z: float = 0.0
+    speaker: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

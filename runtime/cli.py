@@ -15,6 +15,7 @@ from tqdm import tqdm
 from memory import MemoryLayerError
 from personas import Actor, Persona, PersonaError, to_definition
 from personas.definitions import load_path, shipped_library
+from runtime.cli_args import Parser
 from runtime.cli_memory import add_commands
 from runtime.errors import RuntimeLayerError
 from runtime.loop import run
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="personae", description=__doc__)
+    parser = Parser(prog="personae", description=__doc__)
     sub = parser.add_subparsers(title="commands")
 
     serve = sub.add_parser("serve", help="run the chat server")

@@ -8,19 +8,30 @@ import json
 import math
 import sys
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from tqdm import tqdm
 
 from agents.graph import prompt_for
 from agents.types import TurnRequest
 from memory import ScoredMemory
-from memory.service import NewMemory
+from memory.service import MemoryService, NewMemory
 from memory.transcripts import Message
+from memory.types import SpeakerRole
 from runtime.auth import mint_token
+from runtime.cli_args import bounded_text, int_in
 from runtime.errors import RuntimeLayerError
 from runtime.services import Overrides, Services, open_services
 from runtime.settings import Settings
@@ -46,15 +57,26 @@ class _Line(BaseModel):
 
 
 class ImportLine(_Line):
+    """One line of a ``personae memory import`` file (JSON lines).
+
+    ``text`` is required; ``speaker`` may be left out when ``role`` says who spoke
+    (``user``: the importing user; ``assistant`` or ``persona``: the persona)."""
+
     text: str = Field(min_length=1, max_length=20_000)
-    speaker: str = Field(min_length=1, max_length=120)
-    role: str | None = Field(default=None, pattern="^(user|persona|system)$")
+    speaker: str | None = Field(default=None, min_length=1, max_length=120)
+    role: str | None = Field(default=None, pattern="^(user|persona|assistant|system)$")
     session: str | None = Field(default=None, max_length=200)
     user: str | None = Field(default=None, min_length=1, max_length=128)
     timestamp: dt.datetime | None = None
     id: str | None = Field(default=None, min_length=1, max_length=200)
     kind: str = Field(default="turn", pattern="^(turn|fact|summary|reflection)$")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _someone_spoke(self) -> ImportLine:
+        if self.speaker is None and self.role is None:
+            raise ValueError("needs 'speaker' or 'role' (user, assistant, persona or system)")
+        return self
 
     @field_validator("metadata")
     @classmethod
@@ -77,9 +99,35 @@ def _all_finite(value: object, depth: int = 0) -> bool:
     return True
 
 
+MAX_K = 100
+
+IMPORT_FORMAT = """\
+Each line of FILE is one JSON object: a message to remember.
+
+  text       what was said (required)
+  speaker    who said it; may be left out when "role" is given
+  role       "user" (the user: --user, or "user" below), "assistant" or "persona"
+             (the persona), or "system"; without it, a speaker named like the
+             persona is the persona and anyone else the user
+  session    a conversation id, so lines of one conversation belong together
+  user       the user this line belongs to (default: --user)
+  timestamp  when it was said, ISO 8601 (default: now)
+  id         your id for the line; re-importing it overwrites instead of adding
+  kind       "turn" (default), "fact", "summary" or "reflection"
+  metadata   any JSON object, stored as given
+
+Example:
+  {"role": "user", "text": "My cat is called Miso.", "session": "s1"}
+  {"role": "assistant", "text": "Miso is a lovely name!", "session": "s1"}
+
+Importing the same file again changes nothing: lines without an id get one from
+persona, user, session, time, speaker and text.
+"""
+
+
 class QueryLine(_Line):
     query: str = Field(min_length=1, max_length=2_000)
-    k: int = Field(default=10, ge=1, le=100)
+    k: int = Field(default=10, ge=1, le=MAX_K)
     session: str | None = None
     id: str | int | None = None
 
@@ -88,21 +136,30 @@ def add_commands(sub: Any) -> None:
     memory = sub.add_parser("memory", help="import, search and count memories").add_subparsers(
         title="actions"
     )
-    imp = memory.add_parser("import", help="import chat history (JSON lines) as memories")
-    imp.add_argument("file", type=Path)
+    imp = memory.add_parser(
+        "import",
+        help="import chat history (JSON lines) as memories",
+        description=IMPORT_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imp.add_argument("file", type=Path, help="a JSON-lines file, one line per message")
     imp.add_argument("--persona", required=True, help="slug or id")
     imp.add_argument("--user", default="local", help="user for lines without one")
-    imp.add_argument("--batch", type=int, default=256)
+    imp.add_argument(
+        "--batch", type=int_in(1, 10_000), default=64, help="lines embedded per call"
+    )
     imp.set_defaults(run=_import)
     search = memory.add_parser("search", help="search a persona's memories")
-    search.add_argument("--persona", required=True)
+    search.add_argument("--persona", required=True, help="slug or id")
     group = search.add_mutually_exclusive_group(required=True)
-    group.add_argument("--query")
+    group.add_argument("--query", type=bounded_text(2_000), help="what to look for")
     group.add_argument("--queries", type=Path, help="JSON lines of {query, k?, session?, id?}")
-    search.add_argument("-k", type=int, default=10)
-    search.add_argument("--session")
+    search.add_argument(
+        "-k", type=int_in(1, MAX_K), default=10, help=f"results per query (1-{MAX_K})"
+    )
+    search.add_argument("--session", help="only memories of this session")
     search.add_argument("--user", help="only this user's memories (default: all users)")
-    search.add_argument("--json", action="store_true")
+    search.add_argument("--json", action="store_true", help="print one JSON object a query")
     search.set_defaults(run=_search)
     stats = memory.add_parser("stats", help="memories per persona, sessions and messages")
     stats.set_defaults(run=_stats)
@@ -142,44 +199,116 @@ def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
 
 
 async def _import(settings: Settings, args: argparse.Namespace) -> int:
-    items = list(_lines(args.file, ImportLine))  # validate the whole file before writing
+    lines = [line for _, line in _lines(args.file, ImportLine)]  # all validated first
     # thousands of lines: rate importance with the heuristic, not one model call a line
     settings = settings.model_copy(update={"llm_judges": False})
     async with open_services(settings, overrides=_NO_SCORER) as services:
         persona = await services.personas.get(args.persona)
-        pid = str(persona.id)
-        stored = 0
-        with tqdm(total=len(items), desc="importing", unit="memory", file=sys.stderr) as bar:
-            for start in range(0, len(items), max(1, args.batch)):
-                batch = [
-                    _new_memory(pid, persona.name, args.user, line)
-                    for _, line in items[start : start + args.batch]
-                ]
-                stored += len(await services.memory.remember(batch))
-                bar.update(len(batch))
+        with tqdm(total=len(lines), desc="importing", unit="memory", file=sys.stderr) as bar:
+            stored = await import_memories(
+                services.memory,
+                persona_id=str(persona.id),
+                persona_name=persona.name,
+                user=args.user,
+                lines=lines,
+                batch=args.batch,
+                progress=bar.update,
+            )
     print(f"imported {stored} memories for {persona.slug} from {args.file}")
     return 0
 
 
+async def import_memories(
+    memory: MemoryService,
+    *,
+    persona_id: str,
+    persona_name: str,
+    user: str,
+    lines: Sequence[ImportLine],
+    batch: int = 64,
+    progress: Callable[[int], object] | None = None,
+    context_lines: int | None = None,
+) -> int:
+    """Store import lines as memories of a persona, ``batch`` at a time; returns how many.
+
+    Every line gets a stable id, so importing the same lines again overwrites instead of
+    duplicating: from its ``id`` when it has one, else from who said what, when and where
+    (persona, user, session, time, speaker, text, and which repeat of that line it is)."""
+    if batch < 1:
+        raise CliInputError(f"--batch must be at least 1, not {batch}")
+    repeats: Counter[str] = Counter()
+    items = []
+    for line in lines:
+        item = _new_memory(persona_id, persona_name, user, line)
+        if line.id is not None:
+            key = f"{persona_id}:{line.id}"
+        else:
+            when = item.created_at.isoformat() if item.created_at is not None else ""
+            key = "\x1f".join(
+                (persona_id, item.user_id, item.session_id or "", when, item.speaker_name, item.text)
+            )
+            repeats[key] += 1
+            key = f"{key}\x1f{repeats[key]}"
+        items.append(replace(item, id=uuid.uuid5(_IMPORT_NAMESPACE, key)))
+    items = with_context(items, CONTEXT_LINES if context_lines is None else context_lines)
+    stored = 0
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        stored += len(await memory.remember(chunk))
+        if progress is not None:
+            progress(len(chunk))
+    return stored
+
+
+CONTEXT_LINES = 2
+"""Lines either side of a memory that its keywords are indexed with."""
+
+
+def with_context(items: Sequence[NewMemory], around: int) -> list[NewMemory]:
+    """Each line with the ``around`` lines before and after it in its conversation (same
+    user and session, in file order) as its context; lines without a session stand
+    alone."""
+    conversations: dict[tuple[str, str], list[int]] = {}
+    for row, item in enumerate(items):
+        if item.session_id is not None:
+            conversations.setdefault((item.user_id, item.session_id), []).append(row)
+    out = list(items)
+    for rows in conversations.values():
+        spoken = [items[row].spoken for row in rows]
+        for at, row in enumerate(rows):
+            before = spoken[max(0, at - around) : at]
+            after = spoken[at + 1 : at + 1 + around]
+            out[row] = replace(items[row], context=(*before, *after))
+    return out
+
+
 def _new_memory(persona_id: str, persona_name: str, user: str, line: ImportLine) -> NewMemory:
-    role = line.role or ("persona" if line.speaker == persona_name else "user")
+    role = _role(line, persona_name)
+    speaker = line.speaker or (persona_name if role == "persona" else line.user or user)
     when = line.timestamp
     if when is not None and when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
+    user_id = line.user or user
     return NewMemory(
         persona_id=persona_id,
-        user_id=line.user or user,
+        user_id=user_id,
         session_id=line.session,
-        speaker_name=line.speaker,
-        speaker_role=role,  # type: ignore[arg-type]
+        speaker_name=speaker,
+        speaker_role=role,
         text=line.text,
         kind=line.kind,  # type: ignore[arg-type]
         created_at=when,
         external_id=line.id,
         metadata=line.metadata,
-        # the same external id imported again overwrites instead of duplicating
-        id=uuid.uuid5(_IMPORT_NAMESPACE, f"{persona_id}:{line.id}") if line.id else None,
     )
+
+
+def _role(line: ImportLine, persona_name: str) -> SpeakerRole:
+    if line.role in ("assistant", "persona"):
+        return "persona"
+    if line.role in ("user", "system"):
+        return line.role  # type: ignore[return-value]
+    return "persona" if line.speaker == persona_name else "user"
 
 
 async def _search(settings: Settings, args: argparse.Namespace) -> int:
@@ -226,6 +355,9 @@ def _result(m: ScoredMemory) -> dict[str, Any]:
         "score": round(s.total, 6),
         "relevance": round(s.relevance, 6),
         "keyword": round(s.keyword, 6),
+        "relevance_z": round(s.relevance_z, 6),
+        "keyword_z": round(s.keyword_z, 6),
+        "speaker_named": s.speaker,
         "recency": round(s.recency, 6),
         "importance": round(s.importance, 6),
     }

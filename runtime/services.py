@@ -102,6 +102,7 @@ def scoring_weights(settings: Settings) -> ScoringWeights:
     return ScoringWeights(
         relevance=settings.memory_weight_relevance,
         keyword=settings.memory_weight_keyword,
+        speaker=settings.memory_weight_speaker,
         recency=settings.memory_weight_recency,
         importance=settings.memory_weight_importance,
         half_life_hours=settings.memory_half_life_hours,

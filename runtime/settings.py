@@ -75,9 +75,10 @@ class Settings(BaseSettings):
     memory_k: int = Field(default=6, ge=1, le=100)
     memory_half_life_hours: float = Field(default=72.0, gt=0, le=100_000)
     memory_weight_relevance: float = Field(default=1.0, ge=0, le=10)
-    memory_weight_keyword: float = Field(default=0.6, ge=0, le=10)
-    memory_weight_recency: float = Field(default=0.3, ge=0, le=10)
-    memory_weight_importance: float = Field(default=0.3, ge=0, le=10)
+    memory_weight_keyword: float = Field(default=1.0, ge=0, le=10)
+    memory_weight_speaker: float = Field(default=0.5, ge=0, le=10)
+    memory_weight_recency: float = Field(default=0.1, ge=0, le=10)
+    memory_weight_importance: float = Field(default=0.1, ge=0, le=10)
     memory_records_cached: int = Field(
         default=20_000,
         ge=0,

@@ -8,7 +8,16 @@ import { ago, clamp01, errorText, fmt2 } from "./format.js";
 import { inspected, ours, personaName, state } from "./state.js";
 import { renderSessionBar } from "./topbar.js";
 
-const SCORE_PARTS = ["relevance", "keyword", "recency", "importance"];
+// what the total weighs: meaning and keywords as standard scores among the search's
+// candidates (the raw cosine and BM25 are in the tooltip), the named speaker, recency
+// and importance
+const SCORE_PARTS = [
+  ["relevance_z", "meaning", "relevance"],
+  ["keyword_z", "keywords", "keyword"],
+  ["speaker", "speaker", null],
+  ["recency", "recency", null],
+  ["importance", "importance", null],
+];
 
 /**
  * Offers the session's personas (before a session, the selected ones) and reloads the
@@ -207,14 +216,15 @@ function memoryItem(persona, m) {
 }
 
 function scoreBreakdown(score) {
-  const max = Math.max(1, score.total, ...SCORE_PARTS.map((k) => score[k] || 0));
+  const max = Math.max(1, score.total, ...SCORE_PARTS.map(([k]) => score[k] || 0));
   return h("div", { class: "score", testid: "memory-score", "data-total": score.total },
     h("div", { class: "score-total" }, "score ", h("strong", {}, fmt2(score.total)),
       score.pinned ? h("span", { class: "badge pin" }, "pinned boost") : null),
-    h("dl", { class: "score-parts" }, ...SCORE_PARTS.flatMap((k) => [
-      h("dt", {}, k),
-      h("dd", {}, h("span", { class: "mini", style: `--v:${clamp01((score[k] || 0) / max)}`,
-                              "aria-hidden": "true" }), fmt2(score[k] || 0)),
+    h("dl", { class: "score-parts" }, ...SCORE_PARTS.flatMap(([k, label, raw]) => [
+      h("dt", {}, label),
+      h("dd", { title: raw ? `${raw} ${fmt2(score[raw] || 0)}` : "" },
+        h("span", { class: "mini", style: `--v:${clamp01((score[k] || 0) / max)}`,
+                    "aria-hidden": "true" }), fmt2(score[k] || 0)),
     ])));
 }
 

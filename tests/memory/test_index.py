@@ -254,9 +254,13 @@ async def test_relevant_memory_ranks_first(index: VectorIndex, embedder: FakeEmb
     assert texts(results)[0] == "my cat Felix sleeps all day"
     best = results[0].score
     assert best.relevance > results[1].score.relevance
-    assert best.keyword > 0 and best.keyword_raw > 0
+    assert best.keyword > 0 and best.keyword_z > 0 and best.relevance_z > 0
     assert best.total == pytest.approx(
-        1.0 * best.relevance + 0.6 * best.keyword + 0.3 * best.recency + 0.3 * best.importance
+        1.0 * best.relevance_z
+        + 1.0 * best.keyword_z
+        + 0.5 * best.speaker
+        + 0.1 * best.recency
+        + 0.1 * best.importance
     )
 
 

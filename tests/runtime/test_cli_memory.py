@@ -137,3 +137,127 @@ async def test_prompt_shows_traits_beliefs_memories_and_transcript(
     assert "0.9" not in out.split("--- human ---")[0].split("Your personality:")[1][:400], (
         "traits are described in words, not numbers"
     )
+
+
+def _write_lines(path: Path, lines: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_import_without_ids_is_idempotent_and_takes_chat_export_roles(
+    cli: Any, tmp_path: Path
+) -> None:
+    src = _write_lines(
+        tmp_path / "export.jsonl",
+        [
+            {"role": "user", "text": "My cat is called Miso.", "session": "a"},
+            {"role": "assistant", "text": "Miso is a lovely name!", "session": "a"},
+            {"role": "user", "text": "ok", "session": "a"},
+            {"role": "user", "text": "ok", "session": "a"},
+        ],
+    )
+    for _ in range(2):
+        out = cli("memory", "import", str(src), "--persona", "albert-einstein", "--user", "uma")
+        assert "imported 4 memories" in out.stdout
+    assert "4 memories" in cli("memory", "stats").stdout, "a repeated line is kept, once"
+    found = json.loads(
+        cli(
+            "memory",
+            "search",
+            "--persona",
+            "albert-einstein",
+            "--query",
+            "Miso",
+            "-k",
+            "5",
+            "--json",
+        ).stdout
+    )["results"]
+    speakers = {r["text"]: r["speaker"] for r in found}
+    assert speakers["My cat is called Miso."] == "uma"
+    assert speakers["Miso is a lovely name!"] == "Albert Einstein"
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["-k", "1000", "--query", "cat"], "-k"),
+        (["-k", "0", "--query", "cat"], "-k"),
+        (["-k", "many", "--query", "cat"], "-k"),
+        (["--query", ""], "--query"),
+        (["--query", "   "], "--query"),
+    ],
+)
+def test_bad_search_flags_are_one_line_naming_the_flag(
+    cli: Any, args: list[str], flag: str
+) -> None:
+    failed = cli("memory", "search", "--persona", "albert-einstein", *args, ok=False)
+    assert failed.returncode == 2
+    assert "Traceback" not in failed.stderr
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], failed.stderr
+
+
+def test_bad_import_batch_is_refused(cli: Any, tmp_path: Path) -> None:
+    src = _write_lines(tmp_path / "h.jsonl", [{"role": "user", "text": "hi"}])
+    failed = cli(
+        "memory", "import", str(src), "--persona", "albert-einstein", "--batch", "0", ok=False
+    )
+    assert failed.returncode == 2 and "--batch" in failed.stderr
+    assert "0 memories" in cli("memory", "stats").stdout
+
+
+def test_import_help_documents_the_line_format(cli: Any) -> None:
+    out = cli("memory", "import", "--help").stdout
+    assert '"role": "user"' in out and "assistant" in out and "timestamp" in out
+
+
+async def test_prompt_recalls_a_fact_from_an_old_session(
+    cli: Any, db: AsyncConnectionPool[Any], tmp_path: Path
+) -> None:
+    """The memory a new session's turn gets is the old line that answers the question,
+    found among other sessions' chatter, and it is in the prompt that is sent."""
+    from memory.transcripts import Transcripts
+
+    chatter = [
+        "The weather has been grey all week.",
+        "I finally finished that long novel.",
+        "Work was busy, lots of meetings.",
+        "We cooked pasta with friends on Friday.",
+        "My knee hurts after the run.",
+        "I watched a documentary about whales.",
+    ]
+    lines: list[dict[str, Any]] = []
+    for n, session in enumerate(("2024-03", "2024-05", "2024-09")):
+        for i, text in enumerate(chatter):
+            lines.append({"role": "user", "text": f"{text} ({session})", "session": session})
+            lines.append(
+                {"role": "assistant", "text": "How interesting, tell me more.", "session": session}
+            )
+            if n == 0 and i == 2:
+                lines.append(
+                    {
+                        "role": "user",
+                        "text": "My sister Ines moved to Porto in March.",
+                        "session": session,
+                    }
+                )
+    src = _write_lines(tmp_path / "history.jsonl", lines)
+    cli("memory", "import", str(src), "--persona", "albert-einstein", "--user", "uma")
+
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")
+        row = await cur.fetchone()
+    assert row is not None
+    transcripts = Transcripts(db)
+    session = await transcripts.create_session("uma", [row[0]])
+    await transcripts.store_user_message(
+        session.id,
+        user_id="uma",
+        speaker="Uma",
+        text="Which city does my sister live in?",
+        client_msg_id="c1",
+    )
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
+    system = out.split("--- human ---")[0]
+    assert "My sister Ines moved to Porto in March." in system

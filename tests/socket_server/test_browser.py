@@ -192,7 +192,7 @@ async def test_a_reply_streams_into_the_page_and_into_the_memory_inspector(
     await by("memory-search-input").fill("chlorophyll sunlight")
     await by("memory-search-button").click()
     found = memories.filter(has_text=REPLY)
-    await expect(found.get_by_test_id("memory-score")).to_contain_text("relevance")
+    await expect(found.get_by_test_id("memory-score")).to_contain_text("meaning")
     await found.get_by_test_id("memory-pin").click()
     await expect(memories.filter(has_text=REPLY)).to_have_attribute("data-pinned", "true")
     await by("memory-clear-search").click()

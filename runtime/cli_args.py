@@ -1,0 +1,55 @@
+"""Argument types and the parser of the ``personae`` command line.
+
+Every bad argument is one line on stderr naming the flag, and exit status 2 — never a
+traceback, and never a silently empty result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line: ``personae memory search: ...``.
+
+    Sub-commands made with ``add_subparsers`` are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``low..high`` (no upper bound when ``high`` is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: must be {bound}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+def bounded_text(max_length: int) -> Callable[[str], str]:
+    """An argparse type: non-blank text of at most ``max_length`` characters, no NUL."""
+
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError("must not be empty")
+        if len(value) > max_length:
+            raise argparse.ArgumentTypeError(f"is {len(value)} characters; at most {max_length}")
+        if "\x00" in value:
+            raise argparse.ArgumentTypeError("must not contain NUL characters")
+        return value
+
+    parse.__name__ = "text"
+    return parse

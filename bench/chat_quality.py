@@ -146,13 +146,14 @@ class Client:
         if reply_id in self._ended and event == "message.error":
             return  # the error that follows an incomplete reply's message.done
         if event == "message.started":
-            pending.started(data["message_id"], data["persona"]["name"])
+            pending.started(data["message_id"], data["persona"]["name"], data["persona"]["id"])
         elif event == "message.token":
             pending.token(data["message_id"], now)
         elif event == "message.done":
             pending.done(data["message"], now)
         elif event == "message.error":
-            pending.error(data.get("message_id"), f"{data.get('code')}: {data.get('message')}")
+            reason = f"{data.get('code')}: {data.get('message')}"
+            pending.error(data.get("message_id"), data.get("persona_id"), reason)
 
     async def connect(self) -> None:
         await self.sio.connect(
@@ -199,6 +200,7 @@ class Client:
 @dataclass
 class _Seen:
     persona: str
+    persona_id: str | None = None
     first: float | None = None
     done: float | None = None
     message: dict[str, Any] | None = None
@@ -212,8 +214,8 @@ class _Pending:
         self.replies: dict[str, _Seen] = {}
         self.finished = asyncio.Event()
 
-    def started(self, reply_id: str, persona: str) -> None:
-        self.replies.setdefault(reply_id, _Seen(persona))
+    def started(self, reply_id: str, persona: str, persona_id: str) -> None:
+        self.replies.setdefault(reply_id, _Seen(persona, persona_id))
 
     def token(self, reply_id: str, now: float) -> None:
         seen = self.replies.setdefault(reply_id, _Seen("?"))
@@ -226,9 +228,12 @@ class _Pending:
         seen.done, seen.message = now, message
         self._check()
 
-    def error(self, reply_id: str | None, reason: str) -> None:
+    def error(self, reply_id: str | None, persona_id: str | None, reason: str) -> None:
+        ours = [s for s in self.replies.values() if persona_id in (None, s.persona_id)]
+        if any(s.message and s.message.get("status") == "incomplete" for s in ours):
+            return  # the error that follows an incomplete reply's message.done
         target = self.replies.get(reply_id or "") or next(
-            (s for s in self.replies.values() if s.done is None and s.error is None), None
+            (s for s in ours if s.done is None and s.error is None), None
         )
         if target is None:
             target = self.replies.setdefault(reply_id or uuid.uuid4().hex, _Seen("?"))

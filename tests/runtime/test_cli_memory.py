@@ -104,7 +104,7 @@ def test_token_is_a_valid_jwt(cli: Any) -> None:
 
 
 async def test_prompt_shows_traits_beliefs_memories_and_transcript(
-    cli: Any, db: AsyncConnectionPool[Any]
+    cli: Any, cli_env: dict[str, str], db: AsyncConnectionPool[Any]
 ) -> None:
     from memory.transcripts import Transcripts
 
@@ -121,8 +121,16 @@ async def test_prompt_shows_traits_beliefs_memories_and_transcript(
         text="What did you think of quantum dice?",
         client_msg_id="c1",
     )
+    # the embedded model gets the short card: what ``personae prompt`` shows is what it gets
     out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
     assert out.startswith("# prompt for albert-einstein")
+    assert "--- short card for the small-local model profile ---" in out
+    assert "You are Albert Einstein, theoretical physicist" in out and "You believe:" in out
+    assert "What did you think of quantum dice?" in out.split("--- human ---")[-1]
+    # a capable model gets the full card
+    cli_env |= {"PERSONAE_LLM": "openai:gpt-4o-mini", "OPENAI_API_KEY": "sk-not-used"}
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
+    assert "--- full card for the capable model profile ---" in out
     assert "--- system ---" in out and "--- human ---" in out
     assert "What did you think of quantum dice?" in out
     assert "Your convictions:" in out and "Your personality:" in out

@@ -289,6 +289,10 @@ def _short_card(data: PromptInput) -> str:
         out.append("You believe:\n" + "\n".join(f"- {b}" for b in beliefs))
     if data.reinforcement:
         out.append("Stay in character: " + " ".join(data.reinforcement[:2]))
+    # a character card's scenario, examples and triggered lore, kept short
+    out.extend(_clip(section, 60) for section in data.card_sections if section.strip())
+    if data.channel is not None:
+        out.append(channel_text(data.channel))
     # what varies per user and room comes last: the persona's part is a shared prefix
     if data.others:
         out.append(
@@ -299,6 +303,7 @@ def _short_card(data: PromptInput) -> str:
         f"You are talking with {data.user_name}. Call them {data.user_name}. "
         "Reply in two to four sentences."
     )
+    out.extend(data.card_closing)
     return "\n".join(out)
 
 

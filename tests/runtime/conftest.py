@@ -17,7 +17,11 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli_env(
-    db: AsyncConnectionPool[Any], database_url: str, redis_url: str, tmp_path: Path
+    db: AsyncConnectionPool[Any],
+    database_url: str,
+    redis_url: str,
+    tmp_path: Path,
+    cache_namespace: str,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
     return env | {
@@ -25,6 +29,9 @@ def cli_env(
         "PERSONAE_REDIS_URL": redis_url,
         "PERSONAE_HOME": str(tmp_path / "home"),
         "PERSONAE_LOG_LEVEL": "WARNING",
+        # a cache of its own: tests recreate personas (new ids, same slugs) under the SQL
+        # the cache never hears of, and other test sessions share the Redis server
+        "PERSONAE_REDIS_PREFIX": cache_namespace,
     }
 
 

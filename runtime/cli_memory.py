@@ -240,16 +240,14 @@ async def import_memories(
     items = []
     for line in lines:
         item = _new_memory(persona_id, persona_name, user, line)
-        if line.id is not None:
-            key = f"{persona_id}:{line.id}"
-        else:
+        if item.id is None:
             when = item.created_at.isoformat() if item.created_at is not None else ""
             key = "\x1f".join(
                 (persona_id, item.user_id, item.session_id or "", when, item.speaker_name, item.text)
             )
             repeats[key] += 1
-            key = f"{key}\x1f{repeats[key]}"
-        items.append(replace(item, id=uuid.uuid5(_IMPORT_NAMESPACE, key)))
+            item = replace(item, id=uuid.uuid5(_IMPORT_NAMESPACE, f"{key}\x1f{repeats[key]}"))
+        items.append(item)
     items = with_context(items, CONTEXT_LINES if context_lines is None else context_lines)
     stored = 0
     for start in range(0, len(items), batch):
@@ -300,6 +298,8 @@ def _new_memory(persona_id: str, persona_name: str, user: str, line: ImportLine)
         created_at=when,
         external_id=line.id,
         metadata=line.metadata,
+        # the same external id imported again overwrites instead of duplicating
+        id=uuid.uuid5(_IMPORT_NAMESPACE, f"{persona_id}:{line.id}") if line.id else None,
     )
 
 

@@ -22,6 +22,7 @@ def cli_env(
     redis_url: str,
     tmp_path: Path,
     model_cache: Path,
+    cache_namespace: str,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONAE_")}
     return env | {
@@ -30,6 +31,9 @@ def cli_env(
         "PERSONAE_HOME": str(tmp_path / "home"),
         "PERSONAE_LOG_LEVEL": "WARNING",
         "PERSONAE_EMBEDDING_CACHE_DIR": str(model_cache),
+        # a cache of its own: tests recreate personas (new ids, same slugs) under the SQL
+        # the cache never hears of, and other test sessions share the Redis server
+        "PERSONAE_REDIS_PREFIX": cache_namespace,
     }
 
 

@@ -251,5 +251,5 @@ async def test_prompt_recalls_a_fact_from_an_old_session(
         client_msg_id="c1",
     )
     out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
-    system = out.split("--- human ---")[0]
-    assert "My sister Ines moved to Porto in March." in system
+    asked = out.rindex("Which city does my sister live in?")
+    assert "My sister Ines moved to Porto in March." in out[:asked], "recalled, before the question"

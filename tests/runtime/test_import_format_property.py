@@ -128,11 +128,9 @@ def _check(path: Path, lines_in_file: int) -> list[tuple[int, ImportLine]] | Non
 
 def _assert_maps(line: ImportLine) -> None:
     memory = _new_memory(PERSONA, "Ada", "local", line)
-    assert (memory.text, memory.speaker_name, memory.external_id) == (
-        line.text,
-        line.speaker,
-        line.id,
-    )
+    # a line without a speaker is said by whom its role names
+    speaker = line.speaker or ("Ada" if line.role in ("assistant", "persona") else line.user or "local")
+    assert (memory.text, memory.speaker_name, memory.external_id) == (line.text, speaker, line.id)
     assert memory.persona_id == PERSONA
     assert memory.user_id == (line.user or "local")
     assert memory.speaker_role in ("user", "persona", "system")

@@ -386,8 +386,8 @@ async def test_memories_are_listed_searched_pinned_and_deleted_per_user(
     assert found.status == 200, found.body
     [best] = found.body["results"]
     assert "astronomy" in best["text"] and best["user_id"] == "alice"
-    assert set(best["score"]) == {"total", "relevance", "keyword", "recency", "importance",
-                                  "pinned"}
+    assert set(best["score"]) == {"total", "relevance", "keyword", "relevance_z", "keyword_z",
+                                  "speaker", "recency", "importance", "pinned"}
     stamps = await api("GET", path + "?q=stamps")
     assert all(r["user_id"] == "alice" for r in stamps.body["results"])
 

@@ -295,14 +295,10 @@ def build_graph(services: AgentServices) -> CompiledStateGraph[Any, Any, Any, An
         )
         reply_vector = vectors[2]
         lost: list[str] = []
-        lines = (
-            [
-                replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
-                replace(
-                    reply_line, vector=vectors[1], context=(*before[-1:], user_line.spoken)
-                ),
-            ]
-        )
+        lines = [
+            replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
+            replace(reply_line, vector=vectors[1], context=(*before[-1:], user_line.spoken)),
+        ]
         try:
             await services.memory.remember(lines)
         except IndexUnavailable as exc:

@@ -106,30 +106,16 @@ def test_token_is_a_valid_jwt(cli: Any) -> None:
 async def test_prompt_shows_traits_beliefs_memories_and_transcript(
     cli: Any, cli_env: dict[str, str], db: AsyncConnectionPool[Any]
 ) -> None:
-    from memory.transcripts import Transcripts
-
-    async with db.connection() as conn:
-        cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")
-        row = await cur.fetchone()
-    assert row is not None
-    transcripts = Transcripts(db)
-    session = await transcripts.create_session("uma", [row[0]])
-    await transcripts.store_user_message(
-        session.id,
-        user_id="uma",
-        speaker="Uma",
-        text="What did you think of quantum dice?",
-        client_msg_id="c1",
-    )
+    session_id = await _session_asking(db, "What did you think of quantum dice?")
     # the embedded model gets the short card: what ``personae prompt`` shows is what it gets
-    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session_id)).stdout
     assert out.startswith("# prompt for albert-einstein")
     assert "--- short card for the small-local model profile ---" in out
     assert "You are Albert Einstein, theoretical physicist" in out and "You believe:" in out
     assert "What did you think of quantum dice?" in out.split("--- human ---")[-1]
     # a capable model gets the full card
     cli_env |= {"PERSONAE_LLM": "openai:gpt-4o-mini", "OPENAI_API_KEY": "sk-not-used"}
-    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session_id)).stdout
     assert "--- full card for the capable model profile ---" in out
     assert "--- system ---" in out and "--- human ---" in out
     assert "What did you think of quantum dice?" in out
@@ -217,8 +203,6 @@ async def test_prompt_recalls_a_fact_from_an_old_session(
 ) -> None:
     """The memory a new session's turn gets is the old line that answers the question,
     found among other sessions' chatter, and it is in the prompt that is sent."""
-    from memory.transcripts import Transcripts
-
     chatter = [
         "The weather has been grey all week.",
         "I finally finished that long novel.",
@@ -245,6 +229,16 @@ async def test_prompt_recalls_a_fact_from_an_old_session(
     src = _write_lines(tmp_path / "history.jsonl", lines)
     cli("memory", "import", str(src), "--persona", "albert-einstein", "--user", "uma")
 
+    session_id = await _session_asking(db, "Which city does my sister live in?")
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session_id)).stdout
+    asked = out.rindex("Which city does my sister live in?")
+    assert "My sister Ines moved to Porto in March." in out[:asked], "recalled, before the question"
+
+
+async def _session_asking(db: AsyncConnectionPool[Any], text: str) -> Any:
+    """A new session of user 'uma' with Albert Einstein whose last line asks ``text``."""
+    from memory.transcripts import Transcripts
+
     async with db.connection() as conn:
         cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")
         row = await cur.fetchone()
@@ -252,12 +246,6 @@ async def test_prompt_recalls_a_fact_from_an_old_session(
     transcripts = Transcripts(db)
     session = await transcripts.create_session("uma", [row[0]])
     await transcripts.store_user_message(
-        session.id,
-        user_id="uma",
-        speaker="Uma",
-        text="Which city does my sister live in?",
-        client_msg_id="c1",
+        session.id, user_id="uma", speaker="Uma", text=text, client_msg_id="c1"
     )
-    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session.id)).stdout
-    asked = out.rindex("Which city does my sister live in?")
-    assert "My sister Ines moved to Porto in March." in out[:asked], "recalled, before the question"
+    return session.id

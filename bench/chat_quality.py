@@ -396,6 +396,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "PERSONAE_PORT": str(args.port),
         "PERSONAE_LOG_LEVEL": "WARNING",
         "PERSONAE_RATE_LIMIT_PER_MINUTE": "10000",
+        # the script opens a new session per question: more than a user would a minute
+        "PERSONAE_SESSIONS_PER_MINUTE": "10000",
         "PERSONAE_REDIS_PREFIX": f"quality{uuid.uuid4().hex[:6]}",
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(code),

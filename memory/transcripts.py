@@ -26,8 +26,12 @@ _MESSAGE_COLUMNS = (
 )
 _SESSION_COLUMNS = "id, user_id, title, policy, persona_ids, metadata, created_at, updated_at"
 
-# the message, and the session's updated_at when it is new (returning the session)
-_SESSION_AS = ", ".join(f"{c} AS s_{c}" for c in _SESSION_COLUMNS.split(", "))
+# the message and, when it is new, its session: the insert's trigger (migration 0009)
+# numbers the message and sets the session's updated_at to now(), and a statement's
+# reads see the row as it was before the statement, so updated_at is read as now()
+_SESSION_AS_NOW = ", ".join(
+    f"{'now()' if c == 'updated_at' else c} AS s_{c}" for c in _SESSION_COLUMNS.split(", ")
+)
 _STORE_USER_MESSAGE = (
     "WITH added AS ("
     " INSERT INTO messages (id, session_id, role, user_id, speaker, text, client_msg_id)"
@@ -36,8 +40,8 @@ _STORE_USER_MESSAGE = (
     " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
     f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
     "), touched AS ("
-    " UPDATE sessions SET updated_at = now() WHERE id = %s AND EXISTS (SELECT 1 FROM added)"
-    f" RETURNING {_SESSION_AS}"
+    f" SELECT {_SESSION_AS_NOW} FROM sessions"
+    " WHERE id = %s AND EXISTS (SELECT 1 FROM added)"
     ") SELECT * FROM added, touched"
 )
 

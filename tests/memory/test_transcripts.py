@@ -70,6 +70,37 @@ async def test_reply_is_stored_once_per_user_message_and_persona(setup: Any) -> 
     assert (await transcripts.reply_to(user_msg.id, pid)) == first
 
 
+async def test_seq_counts_within_a_session_not_across_sessions(setup: Any) -> None:
+    """A user learns nothing about other users' traffic from ``seq``: each session's
+    messages are numbered from 1, whatever other sessions hold; concurrent writers to
+    one session never share a number."""
+    transcripts, pid = setup
+    busy = await transcripts.create_session("alice", [pid])
+    for i in range(5):
+        await transcripts.store_user_message(
+            busy.id, user_id="alice", speaker="Alice", text=f"a{i}", client_msg_id=f"a{i}"
+        )
+    quiet = await transcripts.create_session("bob", [pid])
+    first, _ = await transcripts.store_user_message(
+        quiet.id, user_id="bob", speaker="Bob", text="hello", client_msg_id="b0"
+    )
+    reply, _ = await transcripts.append_persona_message(
+        quiet.id, persona_id=pid, speaker="Tutor", text="Hi Bob.", reply_to=first.id
+    )
+    assert (first.seq, reply.seq) == (1, 2)
+    stored = await asyncio.gather(
+        *(
+            transcripts.store_user_message(
+                busy.id, user_id="alice", speaker="Alice", text=f"c{i}", client_msg_id=f"c{i}"
+            )
+            for i in range(8)
+        )
+    )
+    assert sorted(m.seq for m, _ in stored) == list(range(6, 14))
+    page = await transcripts.history(busy.id, limit=50)
+    assert [m.seq for m in page.items] == list(range(1, 14))
+
+
 async def test_history_pages_backwards_oldest_first(setup: Any) -> None:
     transcripts, pid = setup
     session = await transcripts.create_session("alice", [pid])

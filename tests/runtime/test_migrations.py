@@ -126,3 +126,47 @@ async def test_observations_stored_before_0004_are_kept_one_row_per_reply(empty_
         await conn.execute("DELETE FROM sessions WHERE id = %s", (sid,))
         cur = await conn.execute("SELECT count(*) FROM trait_observations")
         assert (await cur.fetchone() or (1,))[0] == 0
+
+
+async def test_messages_stored_before_0009_are_numbered_within_their_session(
+    empty_db: str,
+) -> None:
+    """0009 renumbers each session's messages 1, 2, 3... in their old order, and the
+    next message of a session follows its own last number."""
+    shipped = shipped_migrations()
+    async with await psycopg.AsyncConnection.connect(empty_db, autocommit=True) as conn:
+        await migrate(conn, tuple(m for m in shipped if m.version < 9))
+        first, second = uuid.uuid4(), uuid.uuid4()
+        for sid in (first, second):
+            await conn.execute(
+                "INSERT INTO sessions (id, user_id, persona_ids) VALUES (%s, 'u', '{}')", (sid,)
+            )
+        for i, sid in enumerate((first, second, first, second, first)):
+            await conn.execute(
+                "INSERT INTO messages (id, session_id, role, user_id, speaker, text)"
+                " VALUES (%s, %s, 'user', 'u', 'U', %s)",
+                (uuid.uuid4(), sid, f"m{i}"),
+            )
+        assert await migrate(conn, shipped) == [m.name for m in shipped if m.version >= 9]
+        cur = await conn.execute(
+            "SELECT session_id, seq, text FROM messages ORDER BY session_id, seq"
+        )
+        rows = await cur.fetchall()
+        assert [(s, q, t) for s, q, t in rows if s == first] == [
+            (first, 1, "m0"), (first, 2, "m2"), (first, 3, "m4")
+        ]
+        assert [(s, q, t) for s, q, t in rows if s == second] == [
+            (second, 1, "m1"), (second, 2, "m3")
+        ]
+        cur = await conn.execute(
+            "INSERT INTO messages (id, session_id, role, user_id, speaker, text)"
+            " VALUES (%s, %s, 'user', 'u', 'U', 'next') RETURNING seq",
+            (uuid.uuid4(), second),
+        )
+        assert (await cur.fetchone() or (0,))[0] == 3
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            await conn.execute(
+                "INSERT INTO messages (id, session_id, role, user_id, speaker, text)"
+                " VALUES (%s, %s, 'user', 'u', 'U', 'orphan')",
+                (uuid.uuid4(), uuid.uuid4()),
+            )

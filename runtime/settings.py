@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -92,6 +93,15 @@ class Settings(BaseSettings):
         description=(
             "web origins besides the server's own that may connect and call the API, "
             "comma-separated (https://app.example.com,http://localhost:5173)"
+        ),
+    )
+
+    allowed_hosts: str = Field(
+        default="",
+        max_length=4_000,
+        description=(
+            "with no auth secret: host names besides localhost and IP addresses that "
+            "requests may be addressed to, comma-separated (* for any)"
         ),
     )
 
@@ -183,6 +193,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _check_hosts(cls, value: str) -> str:
+        for host in _split_origins(value):
+            if host != "*" and not _HOST_NAME.fullmatch(host):
+                raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
+        return value
+
     @property
     def auth_enabled(self) -> bool:
         return self.auth_secret is not None
@@ -193,6 +211,20 @@ class Settings(BaseSettings):
         return frozenset(o.lower() for o in _split_origins(self.allowed_origins))
 
 
+    @property
+    def hosts(self) -> frozenset[str] | None:
+        """The host names requests may name in ``Host`` when no secret is set (besides
+        localhost and IP addresses): ``PERSONAE_ALLOWED_HOSTS`` and the hosts of
+        ``PERSONAE_ALLOWED_ORIGINS``. ``None``: any (a secret is set, or ``*``)."""
+        names = {h.lower() for h in _split_origins(self.allowed_hosts)}
+        if self.auth_enabled or "*" in names:
+            return None
+        names.update(urlsplit(origin).hostname or "" for origin in self.origins)
+        return frozenset(names - {""})
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 

@@ -46,7 +46,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     app = web.Application(
         client_max_size=1024**2,
         middlewares=[
-            edge.origin_middleware(settings.origins, metrics),
+            edge.origin_middleware(settings.origins, metrics, settings.hosts),
             edge.polling_guard(SOCKET_BUFFER, settings.body_timeout_s, metrics),
         ],
     )

@@ -7,11 +7,19 @@ state-changing request, and a page cannot forge it. Without the check, any site 
 visits could open a socket to a server on their machine (where, with no secret set,
 every client is the local admin) and read every transcript. Requests without
 ``Origin`` (programs, same-origin navigation) pass: they are not a page acting for
-someone else."""
+someone else.
+
+``Origin`` alone does not stop DNS rebinding: a page of ``evil.example`` whose name is
+re-pointed at 127.0.0.1 is same-origin with the server, its requests name
+``Host: evil.example``, and a plain ``GET`` carries no ``Origin`` at all. So with no
+secret set, a request must be addressed to localhost, an IP address, or a name the
+deployment allows (``PERSONAE_ALLOWED_HOSTS``, the hosts of ``PERSONAE_ALLOWED_ORIGINS``);
+with a secret, a page cannot act without a token, and any name is served."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -36,13 +44,47 @@ def own_origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}".lower()
 
 
-def origin_middleware(allowed: frozenset[str], metrics: Metrics) -> Middleware:
+def host_allowed(host: str, allowed: frozenset[str] | None) -> bool:
+    """Whether a request's ``Host`` (``name[:port]``) names this server: ``allowed`` is
+    ``None`` (any), or the name is localhost, an IP address or one of ``allowed``."""
+    if allowed is None:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.split(":", 1)[0]
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or name in allowed:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def origin_middleware(
+    allowed: frozenset[str], metrics: Metrics, hosts: frozenset[str] | None = None
+) -> Middleware:
     """Refuse a foreign ``Origin`` on Socket.IO (every transport, before the handshake)
     and on state-changing REST calls, with 403; answer CORS for ``allowed`` origins only
-    (same-origin needs none)."""
+    (same-origin needs none). With ``hosts`` (no secret set), refuse every request whose
+    ``Host`` is not localhost, an IP address or one of ``hosts`` (DNS rebinding)."""
 
     @web.middleware
     async def check_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not host_allowed(request.host, hosts):
+            metrics.origins_refused.inc()
+            log.warning(
+                "refused %s %s addressed to host %r (set PERSONAE_ALLOWED_HOSTS to serve it)",
+                request.method,
+                request.path,
+                request.host[:200],
+            )
+            return web.json_response(
+                {"error": {"code": "forbidden", "message": "host not allowed"}}, status=403
+            )
         origin = request.headers.get("Origin")
         if origin is None:
             return await handler(request)

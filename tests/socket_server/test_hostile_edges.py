@@ -151,6 +151,67 @@ def test_allowed_origins_must_be_origins(no_personae_env: None) -> None:
     assert ok.origins == {"https://a.example", "http://[::1]:8080"}
 
 
+async def test_a_rebound_name_reaches_nothing_without_a_secret(
+    start_server: Start, connect: Connect
+) -> None:
+    """DNS rebinding: a page of ``evil.example`` whose name now points at the server is
+    same-origin with it, and its ``GET`` carries no ``Origin``. With no secret, requests
+    addressed to a name other than localhost, an IP address or an allowed host are
+    refused, whatever their ``Origin``; the allowed names and addresses are served."""
+    server = await start_server(auth_secret=None, allowed_hosts="personae.internal")
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    owner = await connect(server)
+    session = (await owner.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
+    await owner.call(
+        "message.send", {"session_id": session, "text": "private words", "client_msg_id": "p1"}
+    )
+    await owner.wait_for("message.done")
+    port = server.url.rsplit(":", 1)[1]
+    problems = []
+    async with aiohttp.ClientSession() as http:
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example",
+                     "localhost.evil.example", "personae.internal.evil.example"):
+            headers = {"Host": host, "Origin": f"http://{host}"}
+            for how in ({}, headers):
+                async with http.get(
+                    f"{server.url}/api/sessions/{session}/messages",
+                    headers={"Host": host, **how},
+                ) as response:
+                    if response.status != 403:
+                        problems.append(f"GET as {host!r} {how}: {response.status}")
+            if not await _refused_socket(server, headers=headers):
+                problems.append(f"websocket as {host!r} accepted")
+        assert not problems, problems
+        for host in (f"localhost:{port}", f"app.localhost:{port}", f"[::1]:{port}",
+                     f"10.1.2.3:{port}", f"PERSONAE.internal:{port}"):
+            async with http.get(
+                f"{server.url}/api/sessions/{session}/messages", headers={"Host": host}
+            ) as response:
+                assert response.status == 200, (host, response.status)
+                assert (await response.json())["messages"][0]["text"] == "private words"
+        own = await _socket(server, headers={"Host": f"localhost:{port}",
+                                             "Origin": f"http://localhost:{port}"})
+        await own.disconnect()
+    secured = await start_server()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(secured.url + "/healthz", headers={"Host": "evil.example"}) as response,
+    ):
+        assert response.status == 200, "with a secret set, any name is served"
+
+
+def test_allowed_hosts_must_be_host_names(no_personae_env: None) -> None:
+    from runtime.errors import SettingsError
+    from runtime.settings import load_settings
+
+    for bad in ("https://a.example", "a.example:8000", "a.example/x", "a..example"):
+        with pytest.raises(SettingsError, match="PERSONAE_ALLOWED_HOSTS"):
+            load_settings(allowed_hosts=bad)
+    ok = load_settings(allowed_hosts="Chat.Example, b.example", allowed_origins="https://c.example")
+    assert ok.hosts == {"chat.example", "b.example", "c.example"}
+    assert load_settings(allowed_hosts="*").hosts is None
+
+
 async def test_responses_do_not_name_the_server_software(server: Server) -> None:
     async with aiohttp.ClientSession() as http:
         for path in ("/healthz", "/api/openapi.json", "/api/nope", "/"):

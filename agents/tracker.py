@@ -7,7 +7,10 @@ The overall profile of a persona is shared by all of its sessions (and nodes), s
 folding every reply into its row would serialise all turns of a popular persona on one
 row lock: replies are queued per persona instead and folded in batches (every
 ``flush_s``), which is also when drift metrics are stored and evolution runs.
-Profiles are cached in-process, so ``prepare`` reads drift without the database."""
+Profiles are cached in-process, so ``prepare`` reads drift without the database.
+
+The SQL lives in :class:`memory.trait_records.TraitRecords`, which stores profiles in
+their encoded form; this module folds, encodes and decodes them."""
 
 from __future__ import annotations
 
@@ -19,9 +22,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from psycopg import AsyncConnection
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agents.traits import (
@@ -34,38 +34,12 @@ from agents.traits import (
     evolve,
     reinforcement_lines,
 )
+from memory.trait_records import StoredProfile, TraitRecords
 from personas import Actor, Persona, PersonaError, PersonaStore, SettingsPatch
 
 log = logging.getLogger(__name__)
 
 _EVOLVER = Actor("trait-evolution", is_admin=True)
-_LOCK_PROFILE = (
-    "SELECT stats, turns FROM trait_profiles WHERE persona_id = %s"
-    " AND session_id IS NOT DISTINCT FROM %s FOR UPDATE"
-)
-_SAVE_PROFILE = (
-    "UPDATE trait_profiles SET stats = %s, turns = %s, drift = %s, updated_at = now()"
-    " WHERE persona_id = %s AND session_id IS NOT DISTINCT FROM %s"
-)
-
-# one reply's observations, its message's summary and its session profile, atomically;
-# the profile is saved only over the turn count it was folded from (else no row)
-_RECORD = """
-WITH observed AS (
-    INSERT INTO reply_observations (message_id, persona_id, session_id, observations)
-    SELECT %(message)s, %(persona)s, %(session)s, %(observations)s
-    WHERE jsonb_array_length(%(observations)s) > 0
-), summarised AS (
-    UPDATE messages SET extracted_traits = %(summary)s WHERE id = %(message)s
-)
-INSERT INTO trait_profiles AS p (persona_id, session_id, stats, turns, drift)
-VALUES (%(persona)s, %(session)s, %(stats)s, %(turns)s, %(drift)s)
-ON CONFLICT (persona_id, session_id) WHERE session_id IS NOT NULL DO UPDATE
-    SET stats = EXCLUDED.stats, turns = EXCLUDED.turns, drift = EXCLUDED.drift,
-        updated_at = now()
-    WHERE p.turns = %(known_turns)s
-RETURNING p.turns
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +67,8 @@ Key = tuple[uuid.UUID, uuid.UUID | None]
 
 
 class TraitTracker:
-    """Open with ``async with`` (it runs the batch folder); one per process."""
+    """Open with ``async with`` (it runs the batch folder); one per process. Its records
+    are stored through ``records``, by default a :class:`TraitRecords` on ``pool``."""
 
     def __init__(
         self,
@@ -102,8 +77,9 @@ class TraitTracker:
         settings: TrackerSettings | None = None,
         *,
         cache_size: int = 4_096,
+        records: TraitRecords | None = None,
     ) -> None:
-        self._pool = pool
+        self._records = records or TraitRecords(pool)
         self._personas = personas
         self.settings = settings or TrackerSettings()
         self._cache: OrderedDict[Key, tuple[ObservedProfile, int]] = OrderedDict()
@@ -140,14 +116,8 @@ class TraitTracker:
         if hit is not None:
             self._cache.move_to_end(key)
             return hit
-        async with self._pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT stats, turns FROM trait_profiles WHERE persona_id = %s"
-                " AND session_id IS NOT DISTINCT FROM %s",
-                (persona_id, session_id),
-            )
-            row = await cur.fetchone()
-        value = (ObservedProfile(), 0) if row is None else (_decode(row["stats"]), row["turns"])
+        row = await self._records.load_profile(persona_id, session_id)
+        value = (ObservedProfile(), 0) if row is None else (_decode(row.stats), row.turns)
         self._remember(key, value)
         return value
 
@@ -183,40 +153,25 @@ class TraitTracker:
         known, known_turns = self._cache.get(key, (ObservedProfile(), 0))
         profile, turns = known.update(observations), known_turns + 1
         session_drift = self._drift(persona, profile)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                _RECORD,
-                {
-                    "persona": persona.id,
-                    "session": session_id,
-                    "message": message_id,
-                    "observations": Jsonb(
-                        [
-                            {
-                                "trait": o.trait,
-                                "value": o.value,
-                                "method": o.method,
-                                "confidence": o.confidence,
-                            }
-                            for o in observations
-                        ]
-                    ),
-                    "summary": Jsonb(dict(summary)),
-                    "stats": Jsonb(_encode(profile)),
-                    "turns": turns,
-                    "drift": session_drift.score,
-                    "known_turns": known_turns,
-                },
-            )
-            if await cur.fetchone() is None:  # the row moved on elsewhere: fold it again
-                async with conn.transaction():
-                    profile, turns = await _fold_row(conn, persona.id, session_id, [observations])
-                    session_drift = self._drift(persona, profile)
-                    await conn.execute(
-                        _SAVE_PROFILE,
-                        (Jsonb(_encode(profile)), turns, session_drift.score, persona.id,
-                         session_id),
-                    )
+        stored = await self._records.record(
+            persona_id=persona.id,
+            session_id=session_id,
+            message_id=message_id,
+            observations=[
+                {"trait": o.trait, "value": o.value, "method": o.method, "confidence": o.confidence}
+                for o in observations
+            ],
+            summary=summary,
+            stats=_encode(profile),
+            turns=turns,
+            drift=session_drift.score,
+            known_turns=known_turns,
+        )
+        if stored is None:  # the row moved on elsewhere: fold it again
+            async with self._records.locked(persona.id, session_id) as row:
+                profile, turns = _folded(row.stored, [observations])
+                session_drift = self._drift(persona, profile)
+                await row.save(_encode(profile), turns, session_drift.score)
         self._remember((persona.id, session_id), (profile, turns))
         if observations:
             self._queued[persona.id].append(observations)
@@ -249,19 +204,10 @@ class TraitTracker:
             persona = await self._personas.get(persona_id)
         except PersonaError:
             return  # deleted meanwhile
-        async with self._pool.connection() as conn, conn.transaction():
-            profile, turns = await _fold_row(conn, persona_id, None, batches)
+        async with self._records.locked(persona_id) as row:
+            profile, turns = _folded(row.stored, batches)
             report = self._drift(persona, profile)
-            await conn.execute(
-                _SAVE_PROFILE, (Jsonb(_encode(profile)), turns, report.score, persona_id, None)
-            )
-            await conn.execute(
-                "INSERT INTO persona_metrics (persona_id, day, turns, drift)"
-                " VALUES (%s, current_date, %s, %s) ON CONFLICT (persona_id, day)"
-                " DO UPDATE SET turns = persona_metrics.turns + EXCLUDED.turns,"
-                " drift = EXCLUDED.drift",
-                (persona_id, len(batches), report.score),
-            )
+            await row.save_overall(_encode(profile), turns, report.score, replies=len(batches))
         self._remember((persona_id, None), (profile, turns))
         every = self.settings.evolve_every_turns
         if turns // every > (turns - len(batches)) // every:
@@ -314,25 +260,14 @@ class TraitTracker:
             self._cache.popitem(last=False)
 
 
-async def _fold_row(
-    conn: AsyncConnection[Any],
-    persona_id: uuid.UUID,
-    session_id: uuid.UUID | None,
-    batches: Sequence[Sequence[TraitObservation]],
+def _folded(
+    stored: StoredProfile, batches: Sequence[Sequence[TraitObservation]]
 ) -> tuple[ObservedProfile, int]:
-    """Lock a profile row (creating it) and fold ``batches`` (one per reply) into it;
-    the caller saves the result in the same transaction."""
-    await conn.execute(
-        "INSERT INTO trait_profiles (persona_id, session_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-        (persona_id, session_id),
-    )
-    cur = await conn.cursor(row_factory=dict_row).execute(_LOCK_PROFILE, (persona_id, session_id))
-    row = await cur.fetchone()
-    assert row is not None
-    profile = _decode(row["stats"])
+    """A stored profile with ``batches`` (one per reply) folded in, and its turn count."""
+    profile = _decode(stored.stats)
     for observations in batches:
         profile = profile.update(observations)
-    return profile, int(row["turns"]) + len(batches)
+    return profile, stored.turns + len(batches)
 
 
 def _encode(profile: ObservedProfile) -> dict[str, Any]:

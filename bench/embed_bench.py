@@ -2,6 +2,7 @@
 one sitting, with the vectors compared.
 
     HF_HUB_OFFLINE=1 python bench/embed_bench.py [--rounds 3] [--threads 1,2]
+        [--backends torch,onnx,onnx-int8]
 
 For each backend and thread count: the p50 / p95 wall time of embedding one 20-word
 sentence (``--single`` calls after a warm-up), and sentences/s when ``--batch`` of them
@@ -77,8 +78,14 @@ async def run(args: argparse.Namespace) -> None:
         for n in threads:
             began = time.perf_counter()
             embedder: BatchedEmbedder = (
-                OnnxEmbedder(cache_dir=cache_dir, threads=n, fallback=False, max_batch=args.batch)
-                if backend == "onnx"
+                OnnxEmbedder(
+                    cache_dir=cache_dir,
+                    threads=n,
+                    fallback=False,
+                    max_batch=args.batch,
+                    precision="int8" if backend == "onnx-int8" else "fp32",
+                )
+                if backend.startswith("onnx")
                 else SentenceTransformerEmbedder(torch_threads=n, max_batch=args.batch)
             )
             await embedder.__aenter__()
@@ -142,7 +149,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--backends", default="torch,onnx")
+    parser.add_argument(
+        "--backends",
+        default="torch,onnx,onnx-int8",
+        help="comma-separated: torch, onnx (float), onnx-int8",
+    )
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--single", type=int, default=200)

@@ -279,6 +279,7 @@ async def main() -> None:
     parser.add_argument("--optimize", action="store_true", help="run optimize() before querying")
     parser.add_argument("--threads", type=int, default=1, help="embedder threads")
     parser.add_argument("--embedding-backend", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument("--embedding-precision", choices=("int8", "fp32"), default="int8")
     parser.add_argument(
         "--model-cache",
         type=Path,
@@ -290,7 +291,10 @@ async def main() -> None:
     rng = random.Random(42)
 
     async with make_embedder(
-        backend=args.embedding_backend, cache_dir=args.model_cache, threads=args.threads
+        backend=args.embedding_backend,
+        cache_dir=args.model_cache,
+        threads=args.threads,
+        precision=args.embedding_precision,
     ) as embedder:
         pool_texts = pool_sentences(args.pool, rng)
         began = time.perf_counter()
@@ -304,7 +308,7 @@ async def main() -> None:
 
     print(
         f"\n## Memory benchmark ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
-        f"embedder {embedder.backend}, {args.threads} thread(s))\n"
+        f"embedder {embedder.label}, {args.threads} thread(s))\n"
     )
     print(f"Command: `python bench/memory_bench.py {' '.join(sys.argv[1:])}`".rstrip() + "\n")
     print(

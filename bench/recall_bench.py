@@ -306,11 +306,12 @@ async def main() -> int:
                 memory.weights = weights
                 rows.append((name, await measure(memory, pid, conversations, ks)))
             memory.weights = base
+            embedder_label = getattr(memory.embedder, "label", type(memory.embedder).__name__)
 
     shipped = rows[0][1]
     print(
         f"{len(conversations)} conversations, {turns} turns, {questions} questions "
-        f"(categories 1-4), embedding model {settings.embedding_model}"
+        f"(categories 1-4), embedding model {settings.embedding_model} ({embedder_label})"
     )
     print()
     print(table(rows, ks))

@@ -188,6 +188,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "FAKE_EMBEDDER": "1" if args.fake_embedder else "0",
         "EMBEDDER_STATS_DIR": str(home / "embedder-stats"),
         "PERSONAE_EMBEDDING_BACKEND": args.embedding_backend,
+        "PERSONAE_EMBEDDING_PRECISION": args.embedding_precision,
         "PERSONAE_EMBEDDING_CACHE_DIR": str(args.model_cache),
         "PYTHONPATH": str(ROOT),
     }
@@ -458,6 +459,12 @@ def main() -> None:
         choices=("auto", "onnx", "torch"),
         default="auto",
         help="the real embedder's backend (PERSONAE_EMBEDDING_BACKEND)",
+    )
+    parser.add_argument(
+        "--embedding-precision",
+        choices=("int8", "fp32"),
+        default="int8",
+        help="ONNX Runtime's precision (PERSONAE_EMBEDDING_PRECISION)",
     )
     parser.add_argument(
         "--model-cache",

@@ -98,6 +98,7 @@ async def run(args: argparse.Namespace) -> None:
         settings = load_settings(
             database_url=url, redis_url=redis, home=home, redis_prefix=name,
             rate_limit_per_minute=100_000, embedding_backend=args.embedding_backend,
+            embedding_precision=args.embedding_precision,
             embedding_cache_dir=args.model_cache,
         )
         model = FakeStreamingChatModel(
@@ -167,7 +168,7 @@ async def run(args: argparse.Namespace) -> None:
                     calls = embedder.stats.calls - calls_before
                     row["mean_batch"] = (embedder.stats.texts - texts_before) / max(1, calls)
                 rows.append(row)
-        backend = embedder.backend if isinstance(embedder, BatchedEmbedder) else "fake"
+        backend = embedder.label if isinstance(embedder, BatchedEmbedder) else "fake"
         load = os.getloadavg()
         print(f"\n## Turn path ({os.cpu_count()} CPUs, load average {load[0]:.1f} / "
               f"{load[1]:.1f} / {load[2]:.1f}; embedder: {backend}"
@@ -200,6 +201,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=2000)
     parser.add_argument("--fake-embedder", action="store_true")
     parser.add_argument("--embedding-backend", choices=("auto", "onnx", "torch"), default="auto")
+    parser.add_argument("--embedding-precision", choices=("int8", "fp32"), default="int8")
     parser.add_argument(
         "--model-cache", type=Path,
         default=Path(tempfile.gettempdir()) / "personae-bench-models",

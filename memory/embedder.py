@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,6 +109,11 @@ class MicroBatcher:
 
     After taking a request the worker yields once; if others are queued by then (a
     burst), it waits up to ``max_wait_s`` for more, up to ``max_batch`` texts.
+
+    Urgent requests (a query a reply is waiting on) go before the others (the memories
+    and trait vectors of replies already delivered): on a busy server the one encoding
+    thread is a queue, and a message's search must not wait behind the embeddings of
+    turns that are done. Urgent and other requests are never in one batch.
     """
 
     def __init__(
@@ -126,7 +131,9 @@ class MicroBatcher:
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._name = name
-        self._queue: asyncio.Queue[_Request] = asyncio.Queue()
+        self._urgent: deque[_Request] = deque()
+        self._later: deque[_Request] = deque()
+        self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self.stats = stats or BatchStats()
 
@@ -138,34 +145,43 @@ class MicroBatcher:
         if worker is not None:
             worker.cancel()
             await asyncio.wait([worker])  # raises only if stop() itself is cancelled
-        while not self._queue.empty():
-            request = self._queue.get_nowait()
-            if not request.future.done():
-                request.future.set_exception(EmbedderNotOpen(self._name))
+        for queue in (self._urgent, self._later):
+            while queue:
+                request = queue.popleft()
+                if not request.future.done():
+                    request.future.set_exception(EmbedderNotOpen(self._name))
 
-    async def submit(self, texts: Sequence[str]) -> Matrix:
+    async def submit(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
         if self._worker is None:
             raise EmbedderNotOpen(self._name)
         future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(list(texts), future))
+        (self._urgent if urgent else self._later).append(_Request(list(texts), future))
+        self._wake.set()
         return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            while not self._urgent and not self._later:
+                self._wake.clear()
+                await self._wake.wait()
             await asyncio.sleep(0)  # let callers scheduled in this same tick enqueue
-            if not self._queue.empty():
-                self._drain(batch)
+            queue = self._urgent if self._urgent else self._later
+            batch = [queue.popleft()]
+            if queue:
+                self._drain(queue, batch)
                 if sum(len(r.texts) for r in batch) < self._max_batch:
                     await asyncio.sleep(self._max_wait_s)
-                    self._drain(batch)
+                    self._drain(queue, batch)
+            if queue is self._later and self._urgent:
+                self._later.extendleft(reversed(batch))  # a query came meanwhile: it first
+                continue
             await self._encode_batch(loop, batch)
 
-    def _drain(self, batch: list[_Request]) -> None:
+    def _drain(self, queue: deque[_Request], batch: list[_Request]) -> None:
         size = sum(len(r.texts) for r in batch)
-        while size < self._max_batch and not self._queue.empty():
-            request = self._queue.get_nowait()
+        while size < self._max_batch and queue:
+            request = queue.popleft()
             batch.append(request)
             size += len(request.texts)
 
@@ -214,6 +230,11 @@ class BatchedEmbedder:
     answered from a :class:`VectorCache`. Subclasses implement :meth:`_load`."""
 
     backend: Backend = "torch"
+
+    @property
+    def label(self) -> str:
+        """What runs, for reports: the backend (and, on ONNX Runtime, the precision)."""
+        return self.backend
 
     def __init__(
         self,
@@ -298,8 +319,9 @@ class BatchedEmbedder:
             stats.largest,
         )
 
-    async def embed(self, texts: Sequence[str]) -> Matrix:
-        """Normalised float32 embeddings, one row per text."""
+    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
+        """Normalised float32 embeddings, one row per text; ``urgent`` ones (a query
+        someone waits on) are encoded before the others."""
         batcher = self._batcher
         if batcher is None:
             raise EmbedderNotOpen(self._model_name)
@@ -313,7 +335,7 @@ class BatchedEmbedder:
         missing = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))
         try:
             async with asyncio.timeout(self._timeout_s):
-                encoded = await batcher.submit(missing)
+                encoded = await batcher.submit(missing, urgent=urgent)
         except TimeoutError:
             raise EmbeddingTimeout(self._model_name, self._timeout_s) from None
         fresh = dict(zip(missing, encoded, strict=True))
@@ -323,8 +345,8 @@ class BatchedEmbedder:
             return encoded
         return np.stack([fresh[t] if r is None else r for t, r in zip(texts, rows, strict=True)])
 
-    async def embed_one(self, text: str) -> Vector:
-        vector: Vector = (await self.embed([text]))[0]
+    async def embed_one(self, text: str, *, urgent: bool = True) -> Vector:
+        vector: Vector = (await self.embed([text], urgent=urgent))[0]
         return vector
 
 

@@ -42,15 +42,15 @@ class FakeEmbedder:
     ) -> None:
         return None
 
-    async def embed(self, texts: Sequence[str]) -> Matrix:
+    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
         self.calls += 1
         matrix = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             matrix[row] = self.vector(text)
         return matrix
 
-    async def embed_one(self, text: str) -> Vector:
-        vector: Vector = (await self.embed([text]))[0]
+    async def embed_one(self, text: str, *, urgent: bool = True) -> Vector:
+        vector: Vector = (await self.embed([text], urgent=urgent))[0]
         return vector
 
     def vector(self, text: str) -> Vector:

@@ -9,6 +9,17 @@ optimiser, and the result is checked against PyTorch on probe sentences (cosine 
 load it without PyTorch. Tokenising uses the model's own ``tokenizer.json`` through
 the ``tokenizers`` package. Nothing is downloaded.
 
+``precision="int8"`` (the default of :func:`make_embedder`) runs a copy of that export
+whose matrix multiplications take int8 weights, one scale per output channel, with the
+activations quantised per run (ONNX Runtime's dynamic quantisation; fast on CPUs with
+VNNI), one text per run so that a text's vector never depends on what it was batched
+with. It is made from the float export once, kept beside it as ``model-int8.onnx``,
+and refused unless its vectors stay within cosine ``INT8_MIN_COSINE`` of the float
+model's on the probe sentences. Per-tensor scales (one per matrix) move vectors much
+further, so they are not used. What int8 costs in recall is measured with
+``bench/recall_bench.py`` (``docs/memory.md``); vectors of the two precisions are close
+enough that a store built with one is searched with the other.
+
 :func:`make_embedder` picks the backend: ``"auto"`` (ONNX, falling back to PyTorch with
 a warning when ONNX Runtime is missing or the export fails), ``"onnx"`` (no fallback) or
 ``"torch"``.
@@ -52,8 +63,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BackendChoice = Literal["auto", "onnx", "torch"]
+Precision = Literal["int8", "fp32"]
 EXPORT_FORMAT = 1  # bump when the export changes, so cached exports are redone
 MIN_COSINE = 0.9999
+INT8_MIN_COSINE = 0.97  # per probe sentence, to the float export's vector
+INT8_FILE = "model-int8.onnx"
 CHUNK = 32  # texts per ONNX run: sorted by length, so little padding
 LOCK_TIMEOUT_S = 600.0
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -167,6 +181,97 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_int8(spec: Export) -> Path:
+    """The int8 copy of ``spec``'s export, made (one process at a time) if missing;
+    raises EmbedderError when quantising fails or moves vectors too far."""
+    target = spec.folder / INT8_FILE
+    if target.is_file():
+        return target
+    with _locked(spec.folder.with_name(spec.folder.name + ".int8.lock")):
+        if target.is_file():
+            return target
+        began = time.perf_counter()
+        partial = spec.folder / f".{INT8_FILE}.{os.getpid()}"
+        try:
+            cosine = quantize_int8(spec, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        log.info(
+            "made the int8 copy of %s in %.1f s (cosine to float >= %.4f)",
+            spec.folder.name,
+            time.perf_counter() - began,
+            cosine,
+        )
+    return target
+
+
+def quantize_int8(spec: Export, target: Path) -> float:
+    """Write ``spec``'s model with int8 matrix-multiply weights (per output channel) to
+    ``target``; return the lowest cosine to the float model on the probe sentences."""
+    try:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise EmbedderError(f"int8 needs onnxruntime's quantisation tools: {exc}") from exc
+    try:
+        with warnings.catch_warnings(), _quiet("root"):
+            warnings.simplefilter("ignore")
+            quantize_dynamic(
+                str(spec.model_path),
+                str(target),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                reduce_range=False,
+                op_types_to_quantize=["MatMul"],
+                nodes_to_exclude=_float_nodes(spec.model_path),
+                # the fused graph's contrib ops defeat shape inference; they are float
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    except Exception as exc:  # any failure leaves the float model
+        raise EmbedderError(f"int8 quantisation failed: {type(exc).__name__}: {exc}") from exc
+    texts = list(_PROBES)
+    expected = OnnxEncoder(spec, threads=1)(texts)
+    got = OnnxEncoder(spec, path=target, threads=1, chunk=1)(texts)
+    cosine = float(np.min(np.sum(got * expected, axis=1)))
+    if cosine < INT8_MIN_COSINE:
+        raise EmbedderError(
+            f"the int8 copy moves vectors to cosine {cosine:.4f} of the float model's"
+            f" (needs >= {INT8_MIN_COSINE})"
+        )
+    return cosine
+
+
+def _float_nodes(model: Path) -> list[str]:
+    """Matrix multiplications kept in float: the feed-forward output projections of the
+    first two BERT layers. Their inputs carry the few outlier activations BERT-style
+    models are known for, which one int8 scale per run handles worst; in float they
+    bring MiniLM's int8 vectors from cosine 0.994 to 0.996 of the float model's on
+    LoCoMo lines, for about a tenth of the speed-up. Other models' names do not match:
+    everything is quantised, and the cosine check still applies."""
+    import onnx
+
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul"
+        and any(f"layer.{i}/output/dense/" in n.name for i in (0, 1))
+    ]
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Hold a chatty logger (the quantiser's advice goes to the root logger) at ERROR."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_model(model: str, folder: Path) -> None:
@@ -300,9 +405,11 @@ def _pipeline(st: SentenceTransformer, inputs: tuple[str, ...]) -> Any:
 
 class OnnxEncoder:
     """The blocking encode function over an :class:`Export`: tokenise, sort by length,
-    run in chunks of ``CHUNK`` padded to their longest text, normalise, unsort."""
+    run in chunks of ``chunk`` padded to their longest text, normalise, unsort."""
 
-    def __init__(self, spec: Export, *, path: Path | None = None, threads: int = 1) -> None:
+    def __init__(
+        self, spec: Export, *, path: Path | None = None, threads: int = 1, chunk: int = CHUNK
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -321,13 +428,14 @@ class OnnxEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(spec.max_length)
         self._spec = spec
+        self._chunk = chunk
 
     def __call__(self, texts: list[str]) -> Matrix:
         encodings = self._tokenizer.encode_batch(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), self._spec.dim), dtype=np.float32)
-        for start in range(0, len(order), CHUNK):
-            rows = order[start : start + CHUNK]
+        for start in range(0, len(order), self._chunk):
+            rows = order[start : start + self._chunk]
             width = max(len(encodings[i].ids) for i in rows)
             ids = np.full((len(rows), width), self._spec.pad_id, dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -356,6 +464,7 @@ class OnnxEmbedder(BatchedEmbedder):
         *,
         cache_dir: Path,
         threads: int = 1,
+        precision: Precision = "fp32",
         fallback: bool = True,
         max_batch: int = 64,
         max_wait_s: float = 0.003,
@@ -373,13 +482,32 @@ class OnnxEmbedder(BatchedEmbedder):
         self._cache_dir = cache_dir
         self._threads = threads
         self._fallback = fallback
+        self._precision: Precision = precision
         self._held: object | None = None
         self.export: Export | None = None
+        self.precision: Precision = precision
+        """What runs: ``precision``, or ``"fp32"`` where the int8 copy could not be made."""
+
+    @property
+    def label(self) -> str:
+        return f"onnx {self.precision}" if self.backend == "onnx" else self.backend
 
     def _load(self) -> tuple[EncodeFn, int]:
         try:
             self.export = ensure_export(self._model_name, self._cache_dir)
-            encoder = OnnxEncoder(self.export, threads=self._threads)
+            path = self.export.model_path
+            self.precision = "fp32"
+            if self._precision == "int8":
+                try:
+                    path = ensure_int8(self.export)
+                    self.precision = "int8"
+                except EmbedderError as exc:
+                    log.warning("embedder %s: running in float: %s", self._model_name, exc)
+            # int8 quantises activations with one scale per run: a text batched with
+            # others would get a vector that depends on them (cosine ~0.99 to its own),
+            # so each text runs alone, which costs less than batching does in float
+            chunk = 1 if self.precision == "int8" else CHUNK
+            encoder = OnnxEncoder(self.export, path=path, threads=self._threads, chunk=chunk)
         except Exception as exc:  # any failure here has the same remedy
             reason = f"{type(exc).__name__}: {exc}"
             if not self._fallback:
@@ -410,15 +538,18 @@ def make_embedder(
     backend: BackendChoice = "auto",
     cache_dir: Path,
     threads: int = 1,
+    precision: Precision = "int8",
     cache_size: int = 2048,
 ) -> BatchedEmbedder:
-    """The embedder for a backend choice (see the module's docstring)."""
+    """The embedder for a backend choice (see the module's docstring); ``precision``
+    applies to ONNX Runtime (PyTorch runs in float)."""
     if backend == "torch":
         return SentenceTransformerEmbedder(model, torch_threads=threads, cache_size=cache_size)
     return OnnxEmbedder(
         model,
         cache_dir=cache_dir,
         threads=threads,
+        precision=precision,
         fallback=backend == "auto",
         cache_size=cache_size,
     )

@@ -120,6 +120,7 @@ def embedder_for(settings: Settings) -> Embedder:
         backend=settings.embedding_backend,
         cache_dir=settings.embedding_cache_dir or settings.home / "models",
         threads=settings.embedding_threads,
+        precision=settings.embedding_precision,
         cache_size=settings.embedding_cache_size,
     )
 

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
         default="auto", description="'auto': ONNX Runtime, or PyTorch where it is not usable"
     )
     embedding_threads: int = Field(default=1, ge=1, le=64, description="threads per embedder")
+    embedding_precision: Literal["int8", "fp32"] = Field(
+        default="int8",
+        description="ONNX Runtime: int8 weights (faster, same recall) or float",
+    )
     embedding_cache_size: int = Field(
         default=2048, ge=0, le=1_000_000, description="recent texts whose vectors are kept"
     )

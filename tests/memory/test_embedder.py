@@ -85,6 +85,55 @@ async def test_requests_arriving_during_an_encode_form_the_next_batch(
     assert [len(b) for b in encoder.batches] == [1, 8, 8, 4]
 
 
+async def test_a_query_goes_before_the_embeddings_of_finished_turns(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """While the encoder is busy, replies' memories queue up; a search that arrives after
+    them is encoded next, on its own, and they follow in their order."""
+    encoder = CountingEncoder()
+    batcher = MicroBatcher(encoder, executor=executor, max_batch=4)
+    batcher.start()
+    try:
+        first = asyncio.ensure_future(batcher.submit(["busy"]))
+        while batcher.stats.calls == 0:
+            await asyncio.sleep(0)
+        later = [asyncio.ensure_future(batcher.submit([f"reply {i}"])) for i in range(6)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        query = asyncio.ensure_future(batcher.submit(["the query"], urgent=True))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        encoder.release.set()
+        await asyncio.wait_for(asyncio.gather(first, query, *later), timeout=5)
+    finally:
+        await batcher.stop()
+    assert encoder.batches == [
+        ["busy"],
+        ["the query"],
+        ["reply 0", "reply 1", "reply 2", "reply 3"],
+        ["reply 4", "reply 5"],
+    ]
+    assert query.result()[0, 1] == 2  # the second encode call answered it
+
+
+async def test_a_query_arriving_while_a_batch_gathers_is_not_made_to_wait(
+    executor: ThreadPoolExecutor,
+) -> None:
+    encoder = CountingEncoder()
+    encoder.release.set()
+    batcher = MicroBatcher(encoder, executor=executor, max_batch=64, max_wait_s=0.05)
+    batcher.start()
+    try:
+        replies = [asyncio.ensure_future(batcher.submit([f"reply {i}"])) for i in range(3)]
+        await asyncio.sleep(0.01)  # the batcher now waits for more replies
+        query = await asyncio.wait_for(batcher.submit(["the query"], urgent=True), timeout=5)
+        await asyncio.wait_for(asyncio.gather(*replies), timeout=5)
+    finally:
+        await batcher.stop()
+    assert encoder.batches[0] == ["the query"] and query[0, 1] == 1
+    assert sorted(t for b in encoder.batches[1:] for t in b) == [f"reply {i}" for i in range(3)]
+
+
 async def test_an_encode_failure_reaches_every_caller_and_the_batcher_survives(
     executor: ThreadPoolExecutor,
 ) -> None:

@@ -119,3 +119,50 @@ async def test_without_onnx_runtime_auto_falls_back_to_pytorch_and_onnx_refuses(
     assert isinstance(
         make_embedder(backend="torch", cache_dir=tmp_path), SentenceTransformerEmbedder
     )
+
+
+async def test_int8_stays_close_to_the_float_model_and_is_made_once(
+    onnx: OnnxEmbedder, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The int8 copy is made from the float export once, beside it, and its vectors stay
+    near the float model's (recall at every k is measured by bench/recall_bench.py)."""
+    async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as q:
+        assert q.precision == "int8" and q.export is not None
+        assert (q.export.folder / onnx_embedder.INT8_FILE).is_file()
+        got = await q.embed(TEXTS)
+        expected = await onnx.embed(TEXTS)
+        cosines = np.sum(got * expected, axis=1)
+        assert float(cosines.min()) >= onnx_embedder.INT8_MIN_COSINE
+        assert float(cosines.mean()) >= 0.985
+        assert not np.allclose(got, expected, atol=1e-4), "the int8 copy is not running"
+        assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+        # a text's vector does not depend on what it is embedded with
+        alone = np.stack([await q.embed_one(t) for t in TEXTS[2:8]])
+        assert np.allclose(alone, got[2:8], atol=1e-6)
+
+    def no_quantizing(spec: onnx_embedder.Export, target: Path) -> float:
+        raise AssertionError("quantised again")
+
+    monkeypatch.setattr(onnx_embedder, "quantize_int8", no_quantizing)
+    async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as again:
+        assert again.precision == "int8"
+        assert np.allclose(await again.embed(TEXTS[:4]), got[:4], atol=1e-6)
+
+
+async def test_an_int8_copy_that_moves_vectors_too_far_leaves_the_float_model(
+    onnx: OnnxEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert onnx.export is not None
+    folder = tmp_path / onnx.export.folder.name
+    folder.mkdir()
+    for name in ("model.onnx", "meta.json", "tokenizer.json"):
+        (folder / name).symlink_to(onnx.export.folder / name)
+    monkeypatch.setattr(onnx_embedder, "export_folder", lambda model, cache_dir: folder)
+    monkeypatch.setattr(onnx_embedder, "INT8_MIN_COSINE", 1.01)  # nothing is that close
+    with caplog.at_level("WARNING", logger="memory.onnx_embedder"):
+        async with OnnxEmbedder(cache_dir=tmp_path, fallback=False, precision="int8") as e:
+            assert e.precision == "fp32"
+            assert np.allclose(await e.embed(TEXTS[:4]), await onnx.embed(TEXTS[:4]), atol=1e-6)
+    assert "running in float" in caplog.text and "cosine" in caplog.text
+    assert not (folder / onnx_embedder.INT8_FILE).exists()

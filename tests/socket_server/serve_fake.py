@@ -55,7 +55,7 @@ async def main() -> None:
     if stats_dir and served:
         report: dict[str, object] = {"pid": os.getpid(), "dim": embedder.dim}
         if isinstance(embedder, BatchedEmbedder):
-            report |= {"backend": embedder.backend, **embedder.stats.as_dict()}
+            report |= {"backend": embedder.label, **embedder.stats.as_dict()}
         elif isinstance(embedder, FakeEmbedder):
             report |= {"backend": "fake", "calls": embedder.calls}
         Path(stats_dir, f"{os.getpid()}.json").write_text(json.dumps(report))

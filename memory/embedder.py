@@ -6,7 +6,8 @@ sentence-transformers as a model name or folder. ``memory.onnx_embedder.OnnxEmbe
 runs the same model through ONNX Runtime (the default backend, see
 :func:`memory.onnx_embedder.make_embedder`).
 
-Encoding runs on one worker thread. A :class:`MicroBatcher` queues requests: when
+Encoding runs on two worker threads, one for searches someone waits on and one, at a
+lower OS priority, for everything else. A :class:`MicroBatcher` queues requests: when
 several arrive together (a burst of chat turns) they share one ``encode`` call, which
 costs little more than encoding one; requests that arrive while a batch is encoding
 form the next batch. A lone request is not held back. Identical texts in one batch are
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +31,10 @@ import numpy as np
 
 from memory.errors import EmbedderError, EmbedderNotOpen, EmbeddingTimeout
 from memory.types import Matrix, Vector
+
+BACKGROUND_NICE = 10
+"""How much nicer the thread encoding finished turns' texts runs than the process: when
+the cores are short, searches and the event loops go first."""
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -104,16 +111,28 @@ class _Request:
     future: asyncio.Future[Matrix] = field(repr=False)
 
 
+@dataclass(slots=True)
+class _Lane:
+    name: str
+    executor: ThreadPoolExecutor
+    queue: deque[_Request] = field(default_factory=deque)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class MicroBatcher:
-    """Coalesces concurrent ``submit`` calls into few ``encode`` calls on one thread.
+    """Coalesces concurrent ``submit`` calls into few ``encode`` calls, in two lanes.
 
-    After taking a request the worker yields once; if others are queued by then (a
-    burst), it waits up to ``max_wait_s`` for more, up to ``max_batch`` texts.
+    Urgent requests (a search a reply is waiting on) and the others (the memories and
+    trait vectors of replies already delivered, imports) queue separately and are
+    encoded by separate workers: urgent ones on ``executor``, the others on
+    ``background_executor`` (the same one if not given). With two threads, a search never
+    waits behind a batch of finished turns' embeddings, and a background thread that runs
+    at a lower OS priority (see :class:`BatchedEmbedder`) gives way to searches and to the
+    event loops whenever the cores are short. ``encode`` must then be thread-safe (ONNX
+    Runtime's and PyTorch's inference are).
 
-    Urgent requests (a query a reply is waiting on) go before the others (the memories
-    and trait vectors of replies already delivered): on a busy server the one encoding
-    thread is a queue, and a message's search must not wait behind the embeddings of
-    turns that are done. Urgent and other requests are never in one batch.
+    In each lane, after taking a request the worker yields once; if others are queued by
+    then (a burst), it waits up to ``max_wait_s`` for more, up to ``max_batch`` texts.
     """
 
     def __init__(
@@ -121,62 +140,64 @@ class MicroBatcher:
         encode: EncodeFn,
         *,
         executor: ThreadPoolExecutor,
+        background_executor: ThreadPoolExecutor | None = None,
         max_batch: int = 64,
         max_wait_s: float = 0.003,
         name: str = "embedder",
         stats: BatchStats | None = None,
     ) -> None:
         self._encode = encode
-        self._executor = executor
+        self._lanes = (
+            _Lane("urgent", executor),
+            _Lane("later", background_executor or executor),
+        )
         self._max_batch = max_batch
         self._max_wait_s = max_wait_s
         self._name = name
-        self._urgent: deque[_Request] = deque()
-        self._later: deque[_Request] = deque()
-        self._wake = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self.stats = stats or BatchStats()
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name=f"{self._name}-batcher")
+        self._workers = [
+            asyncio.create_task(self._run(lane), name=f"{self._name}-{lane.name}-batcher")
+            for lane in self._lanes
+        ]
 
     async def stop(self) -> None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
             worker.cancel()
-            await asyncio.wait([worker])  # raises only if stop() itself is cancelled
-        for queue in (self._urgent, self._later):
-            while queue:
-                request = queue.popleft()
+        if workers:
+            await asyncio.wait(workers)  # raises only if stop() itself is cancelled
+        for lane in self._lanes:
+            while lane.queue:
+                request = lane.queue.popleft()
                 if not request.future.done():
                     request.future.set_exception(EmbedderNotOpen(self._name))
 
     async def submit(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
-        if self._worker is None:
+        if not self._workers:
             raise EmbedderNotOpen(self._name)
         future: asyncio.Future[Matrix] = asyncio.get_running_loop().create_future()
-        (self._urgent if urgent else self._later).append(_Request(list(texts), future))
-        self._wake.set()
+        lane = self._lanes[0 if urgent else 1]
+        lane.queue.append(_Request(list(texts), future))
+        lane.wake.set()
         return await future
 
-    async def _run(self) -> None:
+    async def _run(self, lane: _Lane) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            while not self._urgent and not self._later:
-                self._wake.clear()
-                await self._wake.wait()
+            while not lane.queue:
+                lane.wake.clear()
+                await lane.wake.wait()
+            batch = [lane.queue.popleft()]
             await asyncio.sleep(0)  # let callers scheduled in this same tick enqueue
-            queue = self._urgent if self._urgent else self._later
-            batch = [queue.popleft()]
-            if queue:
-                self._drain(queue, batch)
+            if lane.queue:
+                self._drain(lane.queue, batch)
                 if sum(len(r.texts) for r in batch) < self._max_batch:
                     await asyncio.sleep(self._max_wait_s)
-                    self._drain(queue, batch)
-            if queue is self._later and self._urgent:
-                self._later.extendleft(reversed(batch))  # a query came meanwhile: it first
-                continue
-            await self._encode_batch(loop, batch)
+                    self._drain(lane.queue, batch)
+            await self._encode_batch(loop, lane.executor, batch)
 
     def _drain(self, queue: deque[_Request], batch: list[_Request]) -> None:
         size = sum(len(r.texts) for r in batch)
@@ -185,7 +206,12 @@ class MicroBatcher:
             batch.append(request)
             size += len(request.texts)
 
-    async def _encode_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Request]) -> None:
+    async def _encode_batch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        executor: ThreadPoolExecutor,
+        batch: list[_Request],
+    ) -> None:
         live = [r for r in batch if not r.future.done()]
         texts = [t for r in live for t in r.texts]
         if not texts:
@@ -198,7 +224,7 @@ class MicroBatcher:
         self.stats.largest = max(self.stats.largest, len(unique))
         self.stats.sizes[len(unique)] += 1
         try:
-            encoded = await loop.run_in_executor(self._executor, self._encode, unique)
+            encoded = await loop.run_in_executor(executor, self._encode, unique)
             if len(unique) == len(texts):
                 matrix = encoded
             else:
@@ -224,10 +250,22 @@ class MicroBatcher:
                 r.future.set_result(rows)
 
 
+def lower_thread_priority(by: int = BACKGROUND_NICE) -> None:
+    """Make the calling thread ``by`` steps nicer than its process (Linux schedules
+    threads one by one; elsewhere, or if refused, nothing changes)."""
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + by))
+    except (AttributeError, OSError):
+        pass
+
+
 class BatchedEmbedder:
     """An :class:`memory.types.Embedder` around a blocking ``encode`` function: the model
-    loads and encodes on one worker thread, requests are micro-batched, recent texts are
-    answered from a :class:`VectorCache`. Subclasses implement :meth:`_load`."""
+    loads once; urgent requests (searches) are encoded on one thread and the others on
+    a second one running ``BACKGROUND_NICE`` steps nicer, each lane micro-batched (see
+    :class:`MicroBatcher`); recent texts are answered from a :class:`VectorCache`.
+    Subclasses implement :meth:`_load`, whose encode function both threads call."""
 
     backend: Backend = "torch"
 
@@ -253,6 +291,7 @@ class BatchedEmbedder:
         self._stats = BatchStats()
         self._dim: int | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._background: ThreadPoolExecutor | None = None
         self._batcher: MicroBatcher | None = None
 
     @property
@@ -282,9 +321,13 @@ class BatchedEmbedder:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
+        self._background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="embedder-later", initializer=lower_thread_priority
+        )
         self._batcher = MicroBatcher(
             encode,
             executor=self._executor,
+            background_executor=self._background,
             max_batch=self._max_batch,
             max_wait_s=self._max_wait_s,
             name=self._model_name,
@@ -305,9 +348,10 @@ class BatchedEmbedder:
         batcher, self._batcher = self._batcher, None
         if batcher is not None:
             await batcher.stop()
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        for executor in (self._executor, self._background):
+            if executor is not None:
+                await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        self._executor = self._background = None
         self._unload()
         stats = self._stats
         log.info(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from memory import (
     VectorCache,
     resolve_model,
 )
+from memory.embedder import BACKGROUND_NICE, lower_thread_priority
 
 
 class CountingEncoder:
@@ -132,6 +134,37 @@ async def test_a_query_arriving_while_a_batch_gathers_is_not_made_to_wait(
         await batcher.stop()
     assert encoder.batches[0] == ["the query"] and query[0, 1] == 1
     assert sorted(t for b in encoder.batches[1:] for t in b) == [f"reply {i}" for i in range(3)]
+
+
+async def test_a_query_is_encoded_while_finished_turns_are_still_encoding() -> None:
+    """With its own thread, a search does not wait for a background batch at all; the
+    background thread runs nicer than the process where the OS allows it."""
+    release = threading.Event()
+    seen: list[tuple[str, int]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        if texts[0].startswith("reply"):
+            assert release.wait(timeout=5)
+        seen.append((texts[0], os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    urgent = ThreadPoolExecutor(max_workers=1)
+    later = ThreadPoolExecutor(max_workers=1, initializer=lower_thread_priority)
+    batcher = MicroBatcher(encode, executor=urgent, background_executor=later)
+    batcher.start()
+    try:
+        replies = asyncio.ensure_future(batcher.submit(["reply 1", "reply 2"]))
+        await asyncio.sleep(0.05)  # the background thread is now inside encode
+        await asyncio.wait_for(batcher.submit(["the query"], urgent=True), timeout=2)
+        assert not replies.done()
+        release.set()
+        await asyncio.wait_for(replies, timeout=5)
+    finally:
+        await batcher.stop()
+        urgent.shutdown()
+        later.shutdown()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen == [("the query", base), ("reply 1", min(19, base + BACKGROUND_NICE))]
 
 
 async def test_an_encode_failure_reaches_every_caller_and_the_batcher_survives(

@@ -6,8 +6,8 @@ sentence-transformers as a model name or folder. ``memory.onnx_embedder.OnnxEmbe
 runs the same model through ONNX Runtime (the default backend, see
 :func:`memory.onnx_embedder.make_embedder`).
 
-Encoding runs on two worker threads, one for searches someone waits on and one, at a
-lower OS priority, for everything else. A :class:`MicroBatcher` queues requests: when
+Encoding runs on two worker threads, one for searches someone waits on and one for
+everything else. A :class:`MicroBatcher` queues requests: when
 several arrive together (a burst of chat turns) they share one ``encode`` call, which
 costs little more than encoding one; requests that arrive while a batch is encoding
 form the next batch. A lone request is not held back. Identical texts in one batch are
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,10 +29,6 @@ import numpy as np
 
 from memory.errors import EmbedderError, EmbedderNotOpen, EmbeddingTimeout
 from memory.types import Matrix, Vector
-
-BACKGROUND_NICE = 10
-"""How much nicer the thread encoding finished turns' texts runs than the process: when
-the cores are short, searches and the event loops go first."""
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -126,10 +120,11 @@ class MicroBatcher:
     trait vectors of replies already delivered, imports) queue separately and are
     encoded by separate workers: urgent ones on ``executor``, the others on
     ``background_executor`` (the same one if not given). With two threads, a search never
-    waits behind a batch of finished turns' embeddings, and a background thread that runs
-    at a lower OS priority (see :class:`BatchedEmbedder`) gives way to searches and to the
-    event loops whenever the cores are short. ``encode`` must then be thread-safe (ONNX
-    Runtime's and PyTorch's inference are).
+    waits behind a batch of finished turns' embeddings. ``encode`` must then be
+    thread-safe (ONNX Runtime's and PyTorch's inference are). The background thread is
+    deliberately not given a lower OS priority: it holds the GIL between runs, and a
+    low-priority thread descheduled while holding it stalls the event loop (measured: a
+    longer first-token tail, not a shorter one).
 
     In each lane, after taking a request the worker yields once; if others are queued by
     then (a burst), it waits up to ``max_wait_s`` for more, up to ``max_batch`` texts.
@@ -250,21 +245,11 @@ class MicroBatcher:
                 r.future.set_result(rows)
 
 
-def lower_thread_priority(by: int = BACKGROUND_NICE) -> None:
-    """Make the calling thread ``by`` steps nicer than its process (Linux schedules
-    threads one by one; elsewhere, or if refused, nothing changes)."""
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + by))
-    except (AttributeError, OSError):
-        pass
-
-
 class BatchedEmbedder:
     """An :class:`memory.types.Embedder` around a blocking ``encode`` function: the model
     loads once; urgent requests (searches) are encoded on one thread and the others on
-    a second one running ``BACKGROUND_NICE`` steps nicer, each lane micro-batched (see
-    :class:`MicroBatcher`); recent texts are answered from a :class:`VectorCache`.
+    a second one, each lane micro-batched (see :class:`MicroBatcher`); recent texts are
+    answered from a :class:`VectorCache`.
     Subclasses implement :meth:`_load`, whose encode function both threads call."""
 
     backend: Backend = "torch"
@@ -321,9 +306,7 @@ class BatchedEmbedder:
             self._executor.shutdown(wait=False)
             self._executor = None
             raise
-        self._background = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="embedder-later", initializer=lower_thread_priority
-        )
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-later")
         self._batcher = MicroBatcher(
             encode,
             executor=self._executor,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,6 @@ from memory import (
     VectorCache,
     resolve_model,
 )
-from memory.embedder import BACKGROUND_NICE, lower_thread_priority
 
 
 class CountingEncoder:
@@ -137,19 +135,18 @@ async def test_a_query_arriving_while_a_batch_gathers_is_not_made_to_wait(
 
 
 async def test_a_query_is_encoded_while_finished_turns_are_still_encoding() -> None:
-    """With its own thread, a search does not wait for a background batch at all; the
-    background thread runs nicer than the process where the OS allows it."""
+    """With its own thread, a search does not wait for a background batch at all."""
     release = threading.Event()
-    seen: list[tuple[str, int]] = []
+    seen: list[str] = []
 
     def encode(texts: list[str]) -> np.ndarray:
         if texts[0].startswith("reply"):
             assert release.wait(timeout=5)
-        seen.append((texts[0], os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+        seen.append(texts[0])
         return np.ones((len(texts), 2), dtype=np.float32)
 
     urgent = ThreadPoolExecutor(max_workers=1)
-    later = ThreadPoolExecutor(max_workers=1, initializer=lower_thread_priority)
+    later = ThreadPoolExecutor(max_workers=1)
     batcher = MicroBatcher(encode, executor=urgent, background_executor=later)
     batcher.start()
     try:
@@ -163,8 +160,7 @@ async def test_a_query_is_encoded_while_finished_turns_are_still_encoding() -> N
         await batcher.stop()
         urgent.shutdown()
         later.shutdown()
-    base = os.getpriority(os.PRIO_PROCESS, 0)
-    assert seen == [("the query", base), ("reply 1", min(19, base + BACKGROUND_NICE))]
+    assert seen == ["the query", "reply 1"]
 
 
 async def test_an_encode_failure_reaches_every_caller_and_the_batcher_survives(

@@ -348,7 +348,7 @@ class BatchedEmbedder:
 
     async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
         """Normalised float32 embeddings, one row per text; ``urgent`` ones (a query
-        someone waits on) are encoded before the others."""
+        someone waits on) are encoded on their own thread, not behind the others."""
         batcher = self._batcher
         if batcher is None:
             raise EmbedderNotOpen(self._model_name)

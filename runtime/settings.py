@@ -192,7 +192,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_origins")
     @classmethod
     def _check_origins(cls, value: str) -> str:
-        for origin in _split_origins(value):
+        for origin in _split_list(value):
             if not _ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
         return value
@@ -200,7 +200,7 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts")
     @classmethod
     def _check_hosts(cls, value: str) -> str:
-        for host in _split_origins(value):
+        for host in _split_list(value):
             if host != "*" and not _HOST_NAME.fullmatch(host):
                 raise ValueError(f"{host!r} is not a host name (no scheme, port or path)")
         return value
@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     @property
     def origins(self) -> frozenset[str]:
         """The extra origins of ``PERSONAE_ALLOWED_ORIGINS``, lower-cased."""
-        return frozenset(o.lower() for o in _split_origins(self.allowed_origins))
+        return frozenset(o.lower() for o in _split_list(self.allowed_origins))
 
 
     @property
@@ -220,7 +220,7 @@ class Settings(BaseSettings):
         """The host names requests may name in ``Host`` when no secret is set (besides
         localhost and IP addresses): ``PERSONAE_ALLOWED_HOSTS`` and the hosts of
         ``PERSONAE_ALLOWED_ORIGINS``. ``None``: any (a secret is set, or ``*``)."""
-        names = {h.lower() for h in _split_origins(self.allowed_hosts)}
+        names = {h.lower() for h in _split_list(self.allowed_hosts)}
         if self.auth_enabled or "*" in names:
             return None
         names.update(urlsplit(origin).hostname or "" for origin in self.origins)
@@ -232,7 +232,7 @@ _HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*")
 _ORIGIN = re.compile(r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
-def _split_origins(value: str) -> list[str]:
+def _split_list(value: str) -> list[str]:
     return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
 
 

@@ -41,6 +41,20 @@ class CountingEncoder:
         return np.array([[len(t), len(self.batches)] for t in texts], dtype=np.float32)
 
 
+async def _occupy(batcher: MicroBatcher, text: str) -> asyncio.Future[np.ndarray]:
+    """Submit ``text`` and return once the encoder has been entered with it."""
+    first = asyncio.ensure_future(batcher.submit([text]))
+    while batcher.stats.calls == 0:
+        await asyncio.sleep(0)
+    return first
+
+
+async def _let_tasks_run() -> None:
+    """A few loop turns: tasks just created run up to their enqueue."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 @pytest.fixture
 async def executor() -> AsyncIterator[ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(max_workers=1)
@@ -72,12 +86,9 @@ async def test_requests_arriving_during_an_encode_form_the_next_batch(
     batcher = MicroBatcher(encoder, executor=executor, max_batch=8)
     batcher.start()
     try:
-        first = asyncio.ensure_future(batcher.submit(["alone"]))
-        while batcher.stats.calls == 0:
-            await asyncio.sleep(0)
+        first = await _occupy(batcher, "alone")
         later = [asyncio.ensure_future(batcher.submit([f"later {i}"])) for i in range(20)]
-        for _ in range(3):  # let the 20 tasks run up to their queue.put
-            await asyncio.sleep(0)
+        await _let_tasks_run()  # the 20 tasks reach the queue
         encoder.release.set()
         await asyncio.wait_for(asyncio.gather(first, *later), timeout=5)
     finally:
@@ -94,15 +105,11 @@ async def test_a_query_goes_before_the_embeddings_of_finished_turns(
     batcher = MicroBatcher(encoder, executor=executor, max_batch=4)
     batcher.start()
     try:
-        first = asyncio.ensure_future(batcher.submit(["busy"]))
-        while batcher.stats.calls == 0:
-            await asyncio.sleep(0)
+        first = await _occupy(batcher, "busy")
         later = [asyncio.ensure_future(batcher.submit([f"reply {i}"])) for i in range(6)]
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await _let_tasks_run()
         query = asyncio.ensure_future(batcher.submit(["the query"], urgent=True))
-        for _ in range(3):
-            await asyncio.sleep(0)
+        await _let_tasks_run()
         encoder.release.set()
         await asyncio.wait_for(asyncio.gather(first, query, *later), timeout=5)
     finally:

@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 from agents.graph import run_turn
 from agents.tracker import TraitUpdate
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult
-from memory.transcripts import Message, Session
+from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
 
 Policy = Literal["mention", "round_robin", "all", "selector", "autonomous"]

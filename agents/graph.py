@@ -38,8 +38,8 @@ from agents.tracker import TraitUpdate
 from agents.traits import TraitObservation, extract
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult, TurnStatus
 from memory.errors import IndexUnavailable
+from memory.record.transcripts import Message, SpokenLine
 from memory.service import NewMemory, Recall
-from memory.transcripts import Message, SpokenLine
 from memory.types import ScoredMemory, spoken_line
 from personas import Persona, PersonaError
 from personas.cards import CardPrompt, card_prompt

@@ -14,8 +14,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from agents.traits import TraitObservation
-from memory.importance import heuristic_importance
 from memory.types import MemoryKind, SpeakerRole
+from memory.vector.importance import heuristic_importance
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ row lock: replies are queued per persona instead and folded in batches (every
 ``flush_s``), which is also when drift metrics are stored and evolution runs.
 Profiles are cached in-process, so ``prepare`` reads drift without the database.
 
-The SQL lives in :class:`memory.trait_records.TraitRecords`, which stores profiles in
+The SQL lives in :class:`memory.record.trait_records.TraitRecords`, which stores profiles in
 their encoded form; this module folds, encodes and decodes them."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from agents.traits import (
     evolve,
     reinforcement_lines,
 )
-from memory.trait_records import StoredProfile, TraitRecords
+from memory.record.trait_records import StoredProfile, TraitRecords
 from personas import Actor, Persona, PersonaError, PersonaStore, SettingsPatch
 
 log = logging.getLogger(__name__)

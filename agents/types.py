@@ -13,8 +13,8 @@ from agents.decoding import CAPABLE, ModelProfile
 from agents.judges import LLMTraitJudge
 from agents.tracker import TraitTracker, TraitUpdate
 from agents.traits import PrototypeScorer, TraitObservation
+from memory.record.transcripts import Message
 from memory.service import MemoryService
-from memory.transcripts import Message
 from personas import Persona, PersonaStore
 from personas.card_store import CardStore
 

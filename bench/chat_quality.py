@@ -467,7 +467,7 @@ async def services() -> tuple[str, str, Any]:
     the test servers are not set. Returns a cleanup that drops it."""
     import psycopg
 
-    from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+    from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 
     db = os.environ.get("PERSONAE_TEST_DATABASE_URL")
     redis = os.environ.get("PERSONAE_TEST_REDIS_URL")

@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from memory import BatchedEmbedder, OnnxEmbedder, SentenceTransformerEmbedder
-from memory.embedder import set_torch_threads
+from memory.vector.embedder import set_torch_threads
 
 SENTENCE = (
     "My sister told me about her trip to Kyoto last spring and the temples there were "

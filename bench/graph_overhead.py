@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.graph import TurnContext, TurnState
 from agents.types import NullEvents
-from runtime.loop import run as run_on_loop
+from runtime.infra.loop import run as run_on_loop
 
 Node = Callable[..., Awaitable[Any]]
 

@@ -9,7 +9,7 @@ and sometimes ``blip_caption``, and ``session_<n>_date_time``) and ``qa`` (quest
 with ``category`` and ``evidence`` turn ids).
 
 Each conversation is imported as its own user and session per LoCoMo session with
-:func:`runtime.cli_memory.import_memories` -- the code ``personae memory import`` runs --
+:func:`runtime.cli.memory.import_memories` -- the code ``personae memory import`` runs --
 into a fresh embedded Qdrant Edge store under a temporary ``PERSONAE_HOME``, with the
 configured embedding model (all-MiniLM-L6-v2 by default). Every question of categories
 1-4 is then asked with :meth:`memory.service.MemoryService.recall`, the call a chat
@@ -52,7 +52,7 @@ from memory import ScoringWeights
 from memory.service import MemoryService
 from personas import Actor
 from personas.definitions import load_path, shipped_library
-from runtime.cli_memory import CONTEXT_LINES, ImportLine, import_memories
+from runtime.cli.memory import CONTEXT_LINES, ImportLine, import_memories
 from runtime.services import Overrides, open_services
 from runtime.settings import load_settings
 

@@ -53,9 +53,9 @@ from load_measure import (
     slowest,
 )
 
-from runtime.auth import mint_token
-from runtime.loop import run as run_on_loop
-from runtime.loop import tune_collector
+from runtime.infra.auth import mint_token
+from runtime.infra.loop import run as run_on_loop
+from runtime.infra.loop import tune_collector
 
 SECRET = "bench-" + "x" * 40
 
@@ -394,7 +394,7 @@ async def services() -> tuple[str, str, Any]:
     redis = os.environ.get("PERSONAE_TEST_REDIS_URL")
     stack: list[Any] = []
     if db is None or redis is None:
-        from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+        from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 
         folder = Path(tempfile.mkdtemp(prefix="personae-load-svc-"))
         if db is None:
@@ -412,7 +412,7 @@ async def services() -> tuple[str, str, Any]:
         await conn.execute(f'CREATE DATABASE "{name}"')
     from urllib.parse import urlsplit, urlunsplit
 
-    from runtime.migrate import migrate_url
+    from runtime.infra.migrate import migrate_url
 
     url = urlunsplit(urlsplit(db)._replace(path="/" + name))
     await migrate_url(url)

@@ -41,7 +41,7 @@ from agents.fake_llm import FakeStreamingChatModel
 from agents.types import NullEvents
 from memory import BatchedEmbedder, Embedder, FakeEmbedder, MemoryRecord, heuristic_importance
 from personas import Actor, PersonaDef
-from runtime.migrate import migrate_url
+from runtime.infra.migrate import migrate_url
 from runtime.services import Overrides, Services, embedder_for, open_services
 from runtime.settings import load_settings
 

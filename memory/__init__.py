@@ -1,15 +1,5 @@
 """Personae memory: embeddings, vector memory (Qdrant Edge or server), retrieval scoring."""
 
-from memory.edge import EdgeMemoryIndex
-from memory.embedder import (
-    DEFAULT_MODEL,
-    BatchedEmbedder,
-    BatchStats,
-    MicroBatcher,
-    SentenceTransformerEmbedder,
-    VectorCache,
-    resolve_model,
-)
 from memory.errors import (
     DimensionMismatch,
     EmbedderError,
@@ -22,13 +12,6 @@ from memory.errors import (
     MemoryNotFound,
     SessionNotFound,
 )
-from memory.fake_embedder import FakeEmbedder
-from memory.importance import HeuristicImportance, heuristic_importance
-from memory.index import VectorIndex
-from memory.keywords import SparseTerms, document_terms, query_terms, tokenize
-from memory.onnx_embedder import OnnxEmbedder, make_embedder
-from memory.qdrant_server import ServerMemoryIndex
-from memory.scoring import Candidate, ScoringWeights, named_speaker, rank, recency
 from memory.types import (
     MEMORY_KINDS,
     SPEAKER_ROLES,
@@ -46,6 +29,23 @@ from memory.types import (
     SpeakerRole,
     Vector,
 )
+from memory.vector.edge import EdgeMemoryIndex
+from memory.vector.embedder import (
+    DEFAULT_MODEL,
+    BatchedEmbedder,
+    BatchStats,
+    MicroBatcher,
+    SentenceTransformerEmbedder,
+    VectorCache,
+    resolve_model,
+)
+from memory.vector.fake_embedder import FakeEmbedder
+from memory.vector.importance import HeuristicImportance, heuristic_importance
+from memory.vector.index import VectorIndex
+from memory.vector.keywords import SparseTerms, document_terms, query_terms, tokenize
+from memory.vector.onnx_embedder import OnnxEmbedder, make_embedder
+from memory.vector.qdrant_server import ServerMemoryIndex
+from memory.vector.scoring import Candidate, ScoringWeights, named_speaker, rank, recency
 
 __all__ = [
     "DEFAULT_MODEL",

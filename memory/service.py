@@ -16,10 +16,7 @@ from datetime import datetime
 import numpy as np
 
 from memory.errors import MemoryNotFound
-from memory.importance import HeuristicImportance
-from memory.index import VectorIndex
-from memory.scoring import ScoringWeights
-from memory.transcripts import Transcripts
+from memory.record.transcripts import Transcripts
 from memory.types import (
     Embedder,
     ImportanceRater,
@@ -34,6 +31,9 @@ from memory.types import (
     Vector,
     spoken_line,
 )
+from memory.vector.importance import HeuristicImportance
+from memory.vector.index import VectorIndex
+from memory.vector.scoring import ScoringWeights
 
 
 @dataclass(frozen=True, slots=True)

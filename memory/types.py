@@ -224,7 +224,7 @@ def _check_range(since: datetime | None, until: datetime | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ScoreBreakdown:
-    """How a retrieved memory's total came about (see :mod:`memory.scoring`).
+    """How a retrieved memory's total came about (see :mod:`memory.vector.scoring`).
 
     ``relevance`` is the cosine of query and memory (0..1), ``keyword`` the BM25 score
     (0 when no term is shared); ``relevance_z`` and ``keyword_z`` are those two as

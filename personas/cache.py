@@ -199,7 +199,7 @@ class PersonaCache:
                 self._listening.clear()
                 self._l1.clear()
                 try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
                 except (RedisError, OSError):
                     pass
             await asyncio.sleep(delay)

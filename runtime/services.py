@@ -30,18 +30,18 @@ from memory import (
     ServerMemoryIndex,
     VectorIndex,
 )
-from memory.onnx_embedder import make_embedder
-from memory.remote import RemoteIndex
+from memory.record.transcripts import Transcripts
 from memory.service import MemoryService
-from memory.transcripts import Transcripts
+from memory.vector.onnx_embedder import make_embedder
+from memory.vector.remote import RemoteIndex
 from personas import PersonaCache, PersonaRepository, PersonaStore
 from personas.card_store import CardStore
-from runtime.catalog import PersonaCatalog
-from runtime.db import open_pool, open_redis
-from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
-from runtime.migrate import migrate_url
+from runtime.infra.db import open_pool, open_redis
+from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from runtime.infra.migrate import migrate_url
+from runtime.infra.store_share import check_store_free
 from runtime.settings import Settings
-from runtime.store_share import check_store_free
+from runtime.usecases.catalog import PersonaCatalog
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-from runtime.chat import ChatService
-from runtime.db import open_pool
-from runtime.loop import tune_collector
-from runtime.metrics import Metrics
-from runtime.ratelimit import Limits, RateLimiter
+from runtime.infra.db import open_pool
+from runtime.infra.loop import tune_collector
+from runtime.infra.metrics import Metrics
+from runtime.infra.ratelimit import Limits, RateLimiter
+from runtime.infra.store_share import lend_index
+from runtime.infra.turn_order import Interrupts, SessionOrder
 from runtime.services import Overrides, Services, open_services, resolved_urls
 from runtime.settings import Settings
-from runtime.store_share import lend_index
-from runtime.turn_order import Interrupts, SessionOrder
+from runtime.usecases.chat import ChatService
 from socket_server import edge, fastjson
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace

@@ -28,7 +28,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Middleware
 from aiohttp.web_log import AccessLogger
 
-from runtime.metrics import Metrics
+from runtime.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

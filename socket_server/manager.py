@@ -14,7 +14,7 @@ from typing import Any
 import socketio
 from redis.exceptions import RedisError
 
-from runtime.metrics import Metrics
+from runtime.infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ import socketio
 from pydantic import BaseModel
 
 from agents.types import NullEvents
-from memory.transcripts import Message
+from memory.record.transcripts import Message
 from personas import Persona
-from runtime.auth import AuthError, Principal, verify_token
-from runtime.chat import ChatService
+from runtime.infra.auth import AuthError, Principal, verify_token
+from runtime.usecases.chat import ChatService
 from socket_server import payloads as p
 from socket_server.room_events import NAMESPACE, RoomEvents, room
 from socket_server.views import (

@@ -36,10 +36,10 @@ from agents.prompt import estimate_tokens
 from agents.tracker import TraitUpdate
 from agents.types import TurnEvents
 from memory.errors import SessionNotFound
-from memory.transcripts import Message, Session
+from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
-from runtime.auth import Principal, verify_token
-from runtime.chat import ChatService
+from runtime.infra.auth import Principal, verify_token
+from runtime.usecases.chat import ChatService
 from socket_server.app import CHAT, SERVICES, SIO
 from socket_server.rest import read_json
 from socket_server.room_events import RoomEvents

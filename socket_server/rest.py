@@ -21,9 +21,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from runtime.auth import AuthError, Principal, verify_token
-from runtime.metrics import exposition
-from runtime.ratelimit import RateLimited
+from runtime.infra.auth import AuthError, Principal, verify_token
+from runtime.infra.metrics import exposition
+from runtime.infra.ratelimit import RateLimited
 from socket_server import openapi
 from socket_server.app import CHAT, METRICS, SERVICES
 from socket_server.payloads import find_nul

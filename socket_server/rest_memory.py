@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from memory.transcripts import Session
+from memory.record.transcripts import Session
 from personas import Persona, PersonaNotFound
-from runtime.feedback_loop import REASON_PATTERN, tag_and_act
 from runtime.services import Services
+from runtime.usecases.feedback import REASON_PATTERN, tag_and_act
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from personas.channels import BUILTIN
 from personas.definitions import NAME_PATTERN
-from runtime import quality
-from runtime.feedback_loop import Adjustment, list_feedback
+from runtime.usecases import quality
+from runtime.usecases.feedback import Adjustment, list_feedback
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (

@@ -18,8 +18,8 @@ from personas.channels import BUILTIN, channel_view, effective_channels
 from personas.definitions import NAME_PATTERN, ChannelDef, PersonaPatch
 from personas.diff import diff_snapshots
 from personas.templates import TEMPLATES, template_view
-from runtime import studio
-from runtime.auth import Principal
+from runtime.infra.auth import Principal
+from runtime.usecases import studio
 from socket_server.app import SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (

@@ -12,7 +12,7 @@ from typing import Any
 import socketio
 
 from agents.tracker import TraitUpdate
-from memory.transcripts import Message
+from memory.record.transcripts import Message
 from personas import Persona
 from socket_server.views import drift_view, message_view, persona_ref, timings_view
 

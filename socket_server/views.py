@@ -15,7 +15,7 @@ from agents.errors import LLMStreamBroken, LLMUnavailable
 from agents.traits import DriftReport
 from memory import MemoryRecord, ScoredMemory
 from memory.errors import IndexUnavailable, InvalidMemory, MemoryNotFound, SessionNotFound
-from memory.transcripts import Message, Session
+from memory.record.transcripts import Message, Session
 from personas import (
     DefinitionError,
     InvalidPersonaChange,
@@ -26,9 +26,9 @@ from personas import (
     PersonaProtected,
     VersionNotFound,
 )
-from runtime.auth import AuthError
 from runtime.errors import ChatError
-from runtime.ratelimit import RateLimited
+from runtime.infra.auth import AuthError
+from runtime.infra.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 One server process runs Python on one core. With ``workers > 1`` the process that was
 started becomes a supervisor: it starts the embedded databases (for unset URLs), applies
 the migrations once, shares the embedded vector store on a Unix socket
-(:mod:`memory.remote`; a configured Qdrant server is used by every worker directly), and
+(:mod:`memory.vector.remote`; a configured Qdrant server is used by every worker directly), and
 runs the workers, each a full server binding the same port with ``SO_REUSEPORT``. The
 kernel spreads new connections across them; Redis already carries rooms, rate limits and
 the persona cache between them, as between nodes.
@@ -31,10 +31,10 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-from memory.remote import IndexHost
+from memory.vector.remote import IndexHost
 from runtime.errors import RuntimeLayerError
-from runtime.loop import tune_collector
-from runtime.migrate import migrate_url
+from runtime.infra.loop import tune_collector
+from runtime.infra.migrate import migrate_url
 from runtime.services import resolved_urls, vector_index
 from runtime.settings import Settings
 

@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from personas import PersonaCache, PersonaRepository, PersonaStore
-from runtime.migrate import migrate_url
+from runtime.infra.migrate import migrate_url
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +47,7 @@ async def server_url(embedded_home: Path) -> AsyncIterator[str]:
     if url:
         yield url
         return
-    from runtime.embedded import EmbeddedPostgres
+    from runtime.infra.embedded import EmbeddedPostgres
 
     async with EmbeddedPostgres(embedded_home / "pg") as pg:
         yield pg.url
@@ -80,7 +80,7 @@ async def redis_url(embedded_home: Path) -> AsyncIterator[str]:
     if url:
         yield url
         return
-    from runtime.embedded import EmbeddedRedis
+    from runtime.infra.embedded import EmbeddedRedis
 
     async with EmbeddedRedis(embedded_home) as rd:
         yield rd.url

@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage
 
 from agents.fake_llm import FakeStreamingChatModel
 from memory import MemoryFilter
-from memory.transcripts import Message
+from memory.record.transcripts import Message
 from personas import Actor, Persona
 from tests.personas.factory import definition
 

@@ -12,9 +12,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from agents.tracker import TrackerSettings, TraitTracker
 from agents.traits import TraitObservation
-from memory.transcripts import Transcripts
+from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
-from runtime.feedback_loop import FEEDBACK_THRESHOLD, list_feedback, tag_and_act
+from runtime.usecases.feedback import FEEDBACK_THRESHOLD, list_feedback, tag_and_act
 from tests.agents.test_tracker import replies
 from tests.personas.factory import definition
 

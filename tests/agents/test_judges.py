@@ -8,7 +8,7 @@ from langchain_core.runnables import RunnableLambda
 
 from agents.fake_llm import FakeStreamingChatModel
 from agents.judges import LLMImportance, LLMTraitJudge, _TraitScores
-from memory.importance import heuristic_importance
+from memory.vector.importance import heuristic_importance
 
 
 async def test_importance_from_the_model_and_fallback() -> None:

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from agents.tracker import TraitTracker
 from agents.traits import ObservedProfile, TraitObservation
-from memory.transcripts import Transcripts
+from memory.record.transcripts import Transcripts
 from personas import Actor, Persona, PersonaStore
 from tests.personas.factory import definition
 

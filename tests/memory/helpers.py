@@ -17,7 +17,7 @@ from memory import (
     ServerMemoryIndex,
     VectorIndex,
 )
-from memory.remote import IndexHost, RemoteIndex
+from memory.vector.remote import IndexHost, RemoteIndex
 
 DIM = 64
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

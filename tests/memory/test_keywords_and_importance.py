@@ -16,7 +16,7 @@ from memory import (
     query_terms,
     tokenize,
 )
-from memory.keywords import term_index
+from memory.vector.keywords import term_index
 
 
 def test_tokenize_keeps_names_and_numbers_and_drops_function_words() -> None:

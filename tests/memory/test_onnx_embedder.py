@@ -15,8 +15,8 @@ from memory import (
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     make_embedder,
-    onnx_embedder,
 )
+from memory.vector import onnx_embedder
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ async def test_an_int8_copy_that_moves_vectors_too_far_leaves_the_float_model(
         (folder / name).symlink_to(onnx.export.folder / name)
     monkeypatch.setattr(onnx_embedder, "export_folder", lambda model, cache_dir: folder)
     monkeypatch.setattr(onnx_embedder, "INT8_MIN_COSINE", 1.01)  # nothing is that close
-    with caplog.at_level("WARNING", logger="memory.onnx_embedder"):
+    with caplog.at_level("WARNING", logger="memory.vector.onnx_embedder"):
         async with OnnxEmbedder(cache_dir=tmp_path, fallback=False, precision="int8") as e:
             assert e.precision == "fp32"
             assert np.allclose(await e.embed(TEXTS[:4]), await onnx.embed(TEXTS[:4]), atol=1e-6)

@@ -98,8 +98,8 @@ async def test_edge_writes_land_in_the_order_they_were_issued(
 
     import qdrant_edge as qe
 
-    from memory.edge import _apply, _point
-    from memory.index import to_payload
+    from memory.vector.edge import _apply, _point
+    from memory.vector.index import to_payload
 
     fact = record("I live in Bern")
     (old,) = await embedder.embed([fact.text])

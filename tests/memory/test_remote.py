@@ -17,7 +17,7 @@ from memory import (
     InvalidMemory,
     MemoryQuery,
 )
-from memory.remote import IndexHost, RemoteIndex
+from memory.vector.remote import IndexHost, RemoteIndex
 from tests.memory.helpers import DIM, SharedEdge, record, remember
 
 

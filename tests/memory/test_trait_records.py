@@ -13,8 +13,8 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from memory.trait_records import TraitRecords
-from memory.transcripts import Transcripts
+from memory.record.trait_records import TraitRecords
+from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
 from tests.personas.factory import definition
 

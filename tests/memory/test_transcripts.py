@@ -8,7 +8,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from memory.errors import SessionNotFound
-from memory.transcripts import Transcripts
+from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
 from tests.personas.factory import definition
 

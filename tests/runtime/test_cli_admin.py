@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from memory.transcripts import Transcripts
-from runtime.cli import _parser, main
+from memory.record.transcripts import Transcripts
+from runtime.cli.main import _parser, main
 from tests.personas.test_cards import png_with, text_chunk, v2
 
 

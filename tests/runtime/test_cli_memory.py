@@ -237,7 +237,7 @@ async def test_prompt_recalls_a_fact_from_an_old_session(
 
 async def _session_asking(db: AsyncConnectionPool[Any], text: str) -> Any:
     """A new session of user 'uma' with Albert Einstein whose last line asks ``text``."""
-    from memory.transcripts import Transcripts
+    from memory.record.transcripts import Transcripts
 
     async with db.connection() as conn:
         cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runtime.cli import main
+from runtime.cli.main import main
 from tests.personas.factory import definition
 from tests.socket_server.test_studio import ESSAY, LETTER
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from runtime.db import _check_idle_connection
+from runtime.infra.db import _check_idle_connection
 
 DESCRIPTORS = 1_100
 

@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from psycopg.conninfo import conninfo_to_dict
 
-from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.errors import EmbeddedServiceError
+from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ CRASHING_OWNER = """
 import asyncio, sys
 from pathlib import Path
 import psycopg, redis.asyncio as aioredis
-from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
+from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 
 async def main() -> None:
     async with EmbeddedPostgres(Path(sys.argv[1])) as pg, EmbeddedRedis(Path(sys.argv[2])) as rd:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.cli_memory import CliInputError, ImportLine, _lines, _new_memory
+from runtime.cli.memory import CliInputError, ImportLine, _lines, _new_memory
 
 FAST = settings(
     max_examples=150,

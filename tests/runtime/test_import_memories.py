@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from memory.service import MemoryService, NewMemory
-from runtime.cli_memory import ImportLine, import_memories
+from runtime.cli.memory import ImportLine, import_memories
 
 
 class Capture:

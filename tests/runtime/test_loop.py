@@ -8,7 +8,7 @@ import importlib.util
 
 import pytest
 
-from runtime import loop
+from runtime.infra import loop
 
 
 async def _loop_type() -> str:

@@ -9,7 +9,7 @@ import pytest
 from psycopg import sql
 
 from runtime.errors import MigrationError
-from runtime.migrate import Migration, migrate, migrate_url, shipped_migrations
+from runtime.infra.migrate import Migration, migrate, migrate_url, shipped_migrations
 from tests.conftest import with_dbname
 
 

@@ -62,7 +62,7 @@ RELIED_ON: dict[str, tuple[Callable[..., Any], str, str]] = {
         "bef50fc0e1635921",
         "ChatServer._guarded_message calls it and logs what it raises",
     ),
-    # pgserver: runtime/embedded.py (_start_postgres, _stop_postgres, _prune_dead_handles)
+    # pgserver: runtime/infra/embedded.py (_start_postgres, _stop_postgres, _prune_dead_handles)
     "PostgresServer.__init__": (
         postgres_server.PostgresServer.__init__,
         "19596660919c09e0",

@@ -54,7 +54,7 @@ def test_bad_values_are_rejected_naming_the_setting(
 def test_cli_reports_bad_setting_without_traceback(
     no_personae_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from runtime.cli import main
+    from runtime.cli.main import main
 
     monkeypatch.setenv("PERSONAE_PORT", "-1")
     assert main(["migrate"]) == 2

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from agents.fake_llm import FakeStreamingChatModel
 from memory import FakeEmbedder
-from runtime.auth import mint_token
+from runtime.infra.auth import mint_token
 from runtime.services import Overrides
 from runtime.settings import Settings, load_settings
 from socket_server.app import SERVICES, create_app

@@ -20,7 +20,7 @@ from langchain_core.messages import BaseMessage
 
 from agents.fake_llm import FakeStreamingChatModel
 from memory import BatchedEmbedder, Embedder, FakeEmbedder
-from runtime.loop import run
+from runtime.infra.loop import run
 from runtime.services import Overrides, embedder_for
 from runtime.settings import load_settings
 from socket_server.app import run_server

@@ -20,9 +20,9 @@ from aiohttp import web
 from agents.fake_llm import FakeStreamingChatModel
 from memory import MemoryFilter
 from personas import Actor
+from runtime.infra.store_share import socket_path
 from runtime.services import Overrides
 from runtime.settings import load_settings
-from runtime.store_share import socket_path
 from socket_server.app import SERVICES, create_app
 from tests.personas.factory import definition
 from tests.socket_server.conftest import free_port

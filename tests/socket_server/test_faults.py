@@ -19,8 +19,8 @@ import socketio
 
 from agents.fake_llm import FakeStreamingChatModel
 from personas import Actor
-from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
-from runtime.migrate import migrate_url
+from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
+from runtime.infra.migrate import migrate_url
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 

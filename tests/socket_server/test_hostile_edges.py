@@ -265,7 +265,7 @@ async def test_display_names_that_break_storage_or_prompts_are_refused(
 
 
 async def test_a_socket_is_closed_when_its_token_expires(server: Server) -> None:
-    from runtime.auth import mint_token
+    from runtime.infra.auth import mint_token
 
     assert server.settings.auth_secret is not None
     token = mint_token(server.settings.auth_secret.get_secret_value(), hc.BOB, ttl_s=3)
@@ -517,7 +517,7 @@ async def test_a_call_after_the_token_expired_is_refused(
 ) -> None:
     import time as real_time
 
-    import runtime.auth
+    import runtime.infra.auth
 
     bob = await connect(server, user=hc.BOB)  # a token valid for a day
     gone = asyncio.Event()
@@ -530,7 +530,7 @@ async def test_a_call_after_the_token_expired_is_refused(
         def time() -> float:
             return real_time.time() + 2 * 86_400
 
-    monkeypatch.setattr(runtime.auth, "time", Later)
+    monkeypatch.setattr(runtime.infra.auth, "time", Later)
     ack = await bob.call("memory.list", {"persona": "tutor"})
     assert ack["error"]["code"] == "unauthorized" and "expired" in ack["error"]["message"]
     async with asyncio.timeout(10):

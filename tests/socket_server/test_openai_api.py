@@ -12,7 +12,7 @@ import pytest
 
 from agents.fake_llm import FakeStreamingChatModel
 from personas import Actor
-from runtime.auth import mint_token
+from runtime.infra.auth import mint_token
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 

@@ -17,7 +17,7 @@ from agents.prompt import PromptInput, compose
 from agents.types import NullEvents
 from personas import Actor
 from personas.channels import BUILTIN, check_reply
-from runtime.auth import Principal
+from runtime.infra.auth import Principal
 from socket_server.app import CHAT
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server

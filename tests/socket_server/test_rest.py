@@ -23,9 +23,9 @@ from aiohttp.test_utils import make_mocked_request
 from agents.types import NullEvents
 from memory.errors import IndexUnavailable, SessionNotFound
 from personas import Actor, PersonaExists
-from runtime.auth import Principal, mint_token
-from runtime.chat import ChatError
-from runtime.ratelimit import RateLimited
+from runtime.infra.auth import Principal, mint_token
+from runtime.infra.ratelimit import RateLimited
+from runtime.usecases.chat import ChatError
 from socket_server import rest
 from socket_server.app import CHAT
 from socket_server.rest_personas import embedding_text

@@ -9,7 +9,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from memory.transcripts import Message
+from memory.record.transcripts import Message
 from socket_server.namespace import RoomEvents
 
 SESSION = uuid.uuid4()

@@ -18,8 +18,8 @@ import pytest
 
 from agents.fake_llm import FakeStreamingChatModel
 from personas import Actor
-from runtime.auth import mint_token
-from runtime.cli_chat import chat_here
+from runtime.cli.chat import chat_here
+from runtime.infra.auth import mint_token
 from tests.personas.factory import definition
 from tests.socket_server.conftest import SECRET
 

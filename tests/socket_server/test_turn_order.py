@@ -10,7 +10,7 @@ from typing import Any
 import socketio
 
 from personas import Actor
-from runtime.turn_order import SessionOrder, lock_key
+from runtime.infra.turn_order import SessionOrder, lock_key
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 

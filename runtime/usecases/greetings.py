@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Sequence
 
-from memory.transcripts import Session
+from memory.record.transcripts import Session
 from personas import Persona
 from personas.cards import fill_names
 from runtime.services import Services

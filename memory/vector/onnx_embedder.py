@@ -44,7 +44,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from memory.embedder import (
+from memory.errors import EmbedderError
+from memory.types import Matrix
+from memory.vector.embedder import (
     DEFAULT_MODEL,
     BatchedEmbedder,
     EncodeFn,
@@ -54,8 +56,6 @@ from memory.embedder import (
     set_torch_threads,
     torch_encoder,
 )
-from memory.errors import EmbedderError
-from memory.types import Matrix
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 from agents.traits import DriftReport, ObservedProfile
 from memory import MemoryFilter, MemoryKind, MemoryPage, MemoryRecord, ScoredMemory
-from memory.transcripts import Session
+from memory.record.transcripts import Session
 from personas import Persona
-from runtime.auth import Principal
 from runtime.errors import ChatError
-from runtime.ratelimit import RateLimited
+from runtime.infra.auth import Principal
+from runtime.infra.ratelimit import RateLimited
 from runtime.services import Services
 
 

@@ -22,10 +22,10 @@ from personas.definitions import ChannelDef, PersonaPatch, load_file
 from personas.diff import diff_snapshots
 from personas.errors import DefinitionError
 from personas.templates import TEMPLATES
-from runtime import studio
 from runtime.errors import RuntimeLayerError
 from runtime.services import Core, open_core
 from runtime.settings import Settings
+from runtime.usecases import studio
 
 CLI_ACTOR = Actor(name="cli", is_admin=True)
 Command = Callable[[Core, argparse.Namespace], Awaitable[int]]

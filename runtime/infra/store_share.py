@@ -2,7 +2,7 @@
 
 Qdrant Edge opens in one process at a time. A server on the embedded store therefore
 lends it on the Unix socket workers use (``$PERSONAE_HOME/index.sock``, mode 0600; see
-:mod:`memory.remote`), and CLI commands that need memories reach it there while the
+:mod:`memory.vector.remote`), and CLI commands that need memories reach it there while the
 server runs, instead of failing to open the store."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from types import TracebackType
 
 from memory import VectorIndex
 from memory.errors import IndexUnavailable
-from memory.remote import MAX_SOCKET_PATH, IndexHost
+from memory.vector.remote import MAX_SOCKET_PATH, IndexHost
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 from personas import Actor, to_definition
 from personas.card_store import CardStore
 from personas.cards import Spec, export_card, read_card_file
-from runtime.cli_args import UsageError, writable_file
+from runtime.cli.args import UsageError, writable_file
 from runtime.services import Core
 
 CARD_FORMATS: dict[str, Spec] = {"card-v2": "chara_card_v2", "card-v3": "chara_card_v3"}

@@ -27,13 +27,13 @@ from tqdm import tqdm
 from agents.graph import prompt_for
 from agents.types import TurnRequest
 from memory import ScoredMemory
+from memory.record.transcripts import Message
 from memory.service import MemoryService, NewMemory
-from memory.transcripts import Message
 from memory.types import SpeakerRole
-from runtime.auth import mint_token
-from runtime.cli_admin import add_memory_commands
-from runtime.cli_args import bounded_text, int_in, positive_int
+from runtime.cli.admin import add_memory_commands
+from runtime.cli.args import bounded_text, int_in, positive_int
 from runtime.errors import RuntimeLayerError
+from runtime.infra.auth import mint_token
 from runtime.services import Overrides, Services, open_services
 from runtime.settings import Settings
 

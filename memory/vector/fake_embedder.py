@@ -15,8 +15,8 @@ from typing import Self
 
 import numpy as np
 
-from memory.keywords import tokenize
 from memory.types import Matrix, Vector
+from memory.vector.keywords import tokenize
 
 
 class FakeEmbedder:

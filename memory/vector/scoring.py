@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memory.errors import InvalidMemory
-from memory.keywords import STOPWORDS
 from memory.types import MemoryRecord, ScoreBreakdown, ScoredMemory
+from memory.vector.keywords import STOPWORDS
 
 
 @dataclass(frozen=True, slots=True)

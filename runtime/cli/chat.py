@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agents.tracker import TraitUpdate
-from memory.transcripts import Message
+from memory.record.transcripts import Message
 from personas import Persona
-from runtime.auth import LOCAL_USER, Principal
-from runtime.chat import ChatService
-from runtime.cli_args import UsageError
-from runtime.metrics import Metrics
-from runtime.ratelimit import Limits, RateLimiter
+from runtime.cli.args import UsageError
+from runtime.infra.auth import LOCAL_USER, Principal
+from runtime.infra.metrics import Metrics
+from runtime.infra.ratelimit import Limits, RateLimiter
 from runtime.services import Services, open_services
 from runtime.settings import Settings
+from runtime.usecases.chat import ChatService
 
 HELP = "/memories  what it remembers of you · /traits  its traits · /quit  leave"
 _NAMESPACE = "/chat"

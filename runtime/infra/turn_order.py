@@ -151,6 +151,6 @@ class Interrupts:
             finally:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
                     async with asyncio.timeout(2.0):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)

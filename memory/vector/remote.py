@@ -3,7 +3,7 @@
 Qdrant Edge is an embedded store: one process opens its folder. When ``personae serve``
 runs several worker processes, the supervisor opens the store and serves it with
 :class:`IndexHost`; each worker reaches it through :class:`RemoteIndex`, which speaks
-the :class:`~memory.index.VectorIndex` protocol, so nothing above the index can tell.
+the :class:`~memory.vector.index.VectorIndex` protocol, so nothing above the index can tell.
 
 The wire format is length-prefixed frames of pickled ``(id, method, args, kwargs)``
 requests and ``(id, ok, value)`` replies, several in flight on one connection. Pickle
@@ -31,7 +31,7 @@ from typing import Any, Self
 
 from memory import errors as memory_errors
 from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError
-from memory.index import VectorIndex
+from memory.vector.index import VectorIndex
 
 log = logging.getLogger(__name__)
 

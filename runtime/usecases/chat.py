@@ -1,7 +1,7 @@
 """ChatService: what the transports (Socket.IO, REST) call — sessions, sending and
 retrying messages and running their turns in the background (in order per session, see
-:mod:`runtime.turn_order`), history and feedback, with ownership checks and per-user
-limits; memory and trait views are its :class:`~runtime.inspection.Inspection`.
+:mod:`runtime.infra.turn_order`), history and feedback, with ownership checks and per-user
+limits; memory and trait views are its :class:`~runtime.usecases.inspection.Inspection`.
 Transports only translate payloads and errors."""
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from typing import Any
 from agents.director import POLICIES
 from agents.types import TurnEvents, TurnResult
 from memory import MemoryPage, MemoryRecord, ScoredMemory
-from memory.transcripts import Feedback, Message, MessagePage, Session
+from memory.record.transcripts import Feedback, Message, MessagePage, Session
 from personas import Persona
-from runtime.auth import Principal
 from runtime.errors import ChatError
-from runtime.greetings import greet
-from runtime.inspection import Inspection, TraitsView
-from runtime.metrics import Metrics
-from runtime.ratelimit import RateLimited, RateLimiter
+from runtime.infra.auth import Principal
+from runtime.infra.metrics import Metrics
+from runtime.infra.ratelimit import RateLimited, RateLimiter
+from runtime.infra.turn_order import Interrupts, SessionOrder
 from runtime.services import Services
-from runtime.turn_order import Interrupts, SessionOrder
+from runtime.usecases.greetings import greet
+from runtime.usecases.inspection import Inspection, TraitsView
 
 __all__ = ["ChatError", "ChatService", "Sent", "TraitsView"]
 log = logging.getLogger(__name__)

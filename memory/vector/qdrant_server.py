@@ -1,6 +1,6 @@
 """Vector memory on a Qdrant server through ``qdrant_client.AsyncQdrantClient``.
 
-Production counterpart of :mod:`memory.edge` with the same behaviour: one collection
+Production counterpart of :mod:`memory.vector.edge` with the same behaviour: one collection
 holds every persona's memories, ``persona_id`` is a tenant keyword index. ``url=":memory:"``
 runs qdrant-client's local emulation (tests only: it is pure Python, ignores payload
 indexes and is far too slow as a store).
@@ -20,7 +20,15 @@ from qdrant_client import models as qm
 from qdrant_client.http.exceptions import ApiException
 
 from memory.errors import IndexNotOpen, IndexUnavailable
-from memory.index import (
+from memory.types import (
+    Matrix,
+    MemoryFilter,
+    MemoryPage,
+    MemoryQuery,
+    MemoryRecord,
+    ScoredMemory,
+)
+from memory.vector.index import (
     DENSE,
     KEYWORD_INDEXED,
     KEYWORDS,
@@ -38,16 +46,8 @@ from memory.index import (
     make_page,
     to_payload,
 )
-from memory.keywords import SparseTerms, document_terms
-from memory.scoring import ScoringWeights
-from memory.types import (
-    Matrix,
-    MemoryFilter,
-    MemoryPage,
-    MemoryQuery,
-    MemoryRecord,
-    ScoredMemory,
-)
+from memory.vector.keywords import SparseTerms, document_terms
+from memory.vector.scoring import ScoringWeights
 
 log = logging.getLogger(__name__)
 _BACKEND = "qdrant-server"

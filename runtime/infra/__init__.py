@@ -1,0 +1,2 @@
+"""Infrastructure: connections, embedded servers, migrations, the event loop, the
+shared vector store, metrics, rate limits, turn order and tokens."""

@@ -4,20 +4,22 @@ personas, and autonomous rounds where personas talk among themselves.
 Policies: ``mention`` (who is addressed answers; nobody addressed: the next in turn),
 ``round_robin``, ``all``, ``selector`` (a heuristic picks the persona whose domains and
 description best match the message) and ``autonomous`` (after answering, personas keep
-talking for a bounded number of turns until the user interrupts)."""
+talking for a bounded number of turns until the user interrupts).
+
+The director reads the session's personas to pick who answers, and hands each turn the
+persona it read: a turn never reads its persona again."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from langgraph.graph.state import CompiledStateGraph
-
-from agents.graph import run_turn
 from agents.tracker import TraitUpdate
+from agents.turn import TurnGraph, run_turn
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnResult
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
@@ -31,9 +33,7 @@ _STOP = frozenset(
 
 
 class Director:
-    def __init__(
-        self, services: AgentServices, graph: CompiledStateGraph[Any, Any, Any, Any]
-    ) -> None:
+    def __init__(self, services: AgentServices, graph: TurnGraph) -> None:
         self._services = services
         self._graph = graph
 
@@ -65,7 +65,9 @@ class Director:
         memories and traits. A persona that already answered this message (a retried
         send) is not run again: its stored reply is reported instead (``fresh``: the
         message was just stored, so none has)."""
+        t0 = time.perf_counter()
         personas = await self.participants(session)
+        load_ms = _ms_since(t0)  # the room's read serves each turn as its persona's load
         last = None
         if len(personas) > 1:
             last = _last_speaker(await self._services.memory.transcripts.recent(session.id, 20))
@@ -85,6 +87,7 @@ class Director:
                         mode,
                         fresh=fresh,
                         channel=channel,
+                        load_ms=load_ms,
                     ),
                     name=f"turn-{persona.slug}-{message.id}",
                 )
@@ -108,11 +111,13 @@ class Director:
         """Let the personas talk among themselves for at most ``rounds`` turns, each
         answering the latest line; stops early when ``interrupt`` is set (a new user
         message) or a turn fails."""
+        t0 = time.perf_counter()
         personas = await self.participants(session)
+        load_ms = _ms_since(t0)
         results: list[TurnResult] = []
         if len(personas) < 2:
             return results
-        for _ in range(rounds):
+        for round_ in range(rounds):
             if interrupt.is_set():
                 break
             recent = await self._services.memory.transcripts.recent(session.id, 1)
@@ -120,7 +125,22 @@ class Director:
                 break
             last = recent[-1]
             persona = _next_after(personas, last.persona_id)
-            result = await self._turn(session, persona, personas, last, user_name, events, None)
+            if round_:
+                # the room was read before the first round; since then a persona may
+                # have evolved (its own last reply), been edited or deleted
+                t0 = time.perf_counter()
+                try:
+                    persona = await self._services.personas.get(persona.id)
+                except PersonaNotFound as exc:
+                    await events.failed(None, "persona_not_found", str(exc))
+                    results.append(
+                        TurnResult(None, None, "failed", "persona_not_found", str(exc))
+                    )
+                    break
+                load_ms = _ms_since(t0)
+            result = await self._turn(
+                session, persona, personas, last, user_name, events, None, load_ms=load_ms
+            )
             results.append(result)
             if result.status != "complete":
                 break
@@ -138,6 +158,7 @@ class Director:
         *,
         fresh: bool = False,
         channel: str | None = None,
+        load_ms: float = 0.0,
     ) -> TurnResult:
         existing = (
             None if fresh else await self._services.memory.transcripts.reply_to(message.id, persona.id)
@@ -147,7 +168,7 @@ class Director:
             return TurnResult(persona, existing, existing.status)
         request = TurnRequest(
             session_id=session.id,
-            persona=persona.id,
+            persona=persona,
             user_id=session.user_id,
             user_name=user_name,
             user_message=message,
@@ -156,7 +177,9 @@ class Director:
             handles=tuple(p.slug for p in personas if p.id != persona.id),
             channel=channel or session.metadata.get("channel"),
         )
-        return await run_turn(self._graph, request, events)
+        return await run_turn(
+            self._graph, self._services, request, events, persona_load_ms=load_ms
+        )
 
 
 class _Stored:
@@ -259,6 +282,10 @@ def _select(personas: Sequence[Persona], text: str, last: uuid.UUID | None) -> P
         if score > best_score:
             best, best_score = p, score
     return best or _next_after(personas, last)
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
 
 
 def _last_speaker(recent: Sequence[Message]) -> uuid.UUID | None:

@@ -48,10 +48,11 @@ class AgentServices:
 
 @dataclass(frozen=True, slots=True)
 class TurnRequest:
-    """One persona answering one stored user message."""
+    """One persona answering one stored user message. ``persona`` comes loaded (the
+    director read it to pick who answers): the turn does not read it again."""
 
     session_id: uuid.UUID
-    persona: str | uuid.UUID
+    persona: Persona
     user_id: str
     user_name: str
     user_message: Message

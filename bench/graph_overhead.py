@@ -16,8 +16,9 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -25,16 +26,15 @@ from langgraph.types import Command
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.graph import TurnContext, TurnState
+from agents.turn import TurnContext, TurnState
 from agents.types import NullEvents
 from runtime.infra.loop import run as run_on_loop
 
 Node = Callable[..., Awaitable[Any]]
 
 
-async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> Command[Any]:
-    update = {"persona": None, "memories": [], "prompt": None, "timings": {"load_persona_ms": 1}}
-    return Command(update=update, goto="respond")
+async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
+    return {"memories": [], "prompt": None, "timings": {"load_persona_ms": 1}}
 
 
 async def respond(state: TurnState, runtime: Runtime[TurnContext]) -> Command[Any]:
@@ -59,7 +59,6 @@ async def respond_and_extract(state: TurnState, runtime: Runtime[TurnContext]) -
 
 async def whole_turn(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
     return {
-        "persona": None,
         "memories": [],
         "prompt": None,
         "reply": "ok",
@@ -69,11 +68,16 @@ async def whole_turn(state: TurnState, runtime: Runtime[TurnContext]) -> TurnSta
     }
 
 
-def graph(nodes: list[tuple[str, Node]]) -> Any:
+def graph(nodes: list[tuple[str, Node]], routed: frozenset[str] = frozenset()) -> Any:
+    """The nodes in a row; a node in ``routed`` goes on by ``Command``, the others by
+    plain edges, as in the turn graph."""
     g = StateGraph(TurnState, context_schema=TurnContext)
     for name, fn in nodes:
         g.add_node(name, fn)
     g.add_edge(START, nodes[0][0])
+    for (name, _), (after, _) in pairwise(nodes):
+        if name not in routed:
+            g.add_edge(name, after)
     g.add_edge(nodes[-1][0], END)
     return g.compile()
 
@@ -81,12 +85,13 @@ def graph(nodes: list[tuple[str, Node]]) -> Any:
 async def measure(runs: int, repeats: int) -> dict[str, Any]:
     shapes = {
         "3 nodes (the turn graph's shape)": graph(
-            [("prepare", prepare), ("respond", respond), ("extract_traits", extract_traits)]
+            [("prepare", prepare), ("respond", respond), ("extract_traits", extract_traits)],
+            routed=frozenset({"respond"}),
         ),
         "2 nodes": graph([("prepare", prepare), ("respond", respond_and_extract)]),
         "1 node": graph([("turn", whole_turn)]),
     }
-    context = TurnContext(NullEvents(), 0.0)
+    context = TurnContext(cast(Any, None), NullEvents(), 0.0)  # these nodes use no service
     state: TurnState = {"timings": {}}
 
     class FakeRuntime:

@@ -17,11 +17,11 @@ from redis.asyncio import Redis
 
 from agents.decoding import CAPABLE
 from agents.director import Director
-from agents.graph import build_graph
 from agents.judges import LLMImportance, LLMTraitJudge
 from agents.llm import LLMSpec, is_local, make_chat_model, profile_for
 from agents.tracker import TrackerSettings, TraitTracker
 from agents.traits import PrototypeScorer
+from agents.turn import build_graph
 from agents.types import AgentServices, TurnConfig
 from memory import (
     EdgeMemoryIndex,
@@ -224,7 +224,7 @@ async def open_services(
                 model=profile_for(settings.llm) if overrides.chat_model is None else CAPABLE,
             ),
         )
-        graph = build_graph(agents)
+        graph = build_graph()
         yield Services(
             settings=settings,
             database_url=core.database_url,

@@ -24,7 +24,7 @@ from pydantic import (
 )
 from tqdm import tqdm
 
-from agents.graph import prompt_for
+from agents.turn import prompt_for
 from agents.types import TurnRequest
 from memory import ScoredMemory
 from memory.record.transcripts import Message
@@ -415,7 +415,7 @@ async def render_prompt(
     participants = await services.director.participants(session)
     request = TurnRequest(
         session_id=session.id,
-        persona=persona.id,
+        persona=persona,
         user_id=session.user_id,
         user_name=last_user.speaker,
         user_message=last_user,
@@ -427,7 +427,7 @@ async def render_prompt(
         text=last_user.text,
         k=services.agents.config.memory_k,
     )
-    prompt = await prompt_for(services.agents, request, persona, recall.memories)
+    prompt = await prompt_for(services.agents, request, recall.memories)
     header = (
         f"# prompt for {persona.slug} in session {session.id}: ~{prompt.estimated_tokens} tokens, "
         f"{len(recall.memories)} memories, {prompt.dropped_lines} transcript line(s) and "

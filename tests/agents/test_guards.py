@@ -11,8 +11,8 @@ import pytest
 from agents.decoding import SMALL_LOCAL
 from agents.director import Director
 from agents.fake_llm import FakeStreamingChatModel, split_tokens
-from agents.graph import build_graph
 from agents.guards import ReplyGuard, Speakers, ends_mid_sentence, trim_to_sentence
+from agents.turn import build_graph
 from agents.types import NullEvents
 from personas import Actor
 from tests.personas.factory import definition
@@ -167,7 +167,7 @@ async def test_the_small_model_profile_sets_decoding(services_factory: Any) -> N
         agents = dataclasses.replace(
             services.agents, config=dataclasses.replace(services.agents.config, model=SMALL_LOCAL)
         )
-        services = dataclasses.replace(services, director=Director(agents, build_graph(agents)))
+        services = dataclasses.replace(services, director=Director(agents, build_graph()))
         _, stored, _ = await _turn(services, model, max_tokens=640, temperature=0.9)
     assert (stored.text, stored.cut) == ("Space is a stage.", None)
     kwargs = model.last_kwargs

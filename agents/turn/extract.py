@@ -1,0 +1,123 @@
+"""The ``extract_traits`` node, after the reply was stored and delivered: one embedding
+call gives both lines' memories (as said, with their speaker) and the reply's vector for
+the trait prototypes; then the memories, the trait observations, the profiles and drift
+are written and ``traits`` reported. What fails here fails on its own: the reply stands."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agents.traits import TraitObservation, extract
+from agents.turn.state import TurnContext, TurnState, ms_since
+from memory.errors import IndexUnavailable
+from memory.service import NewMemory
+from personas.channels import channel_of
+
+log = logging.getLogger(__name__)
+
+
+async def extract_traits(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
+    """Remember both lines and observe the reply's traits; a failure is logged and
+    named in ``late_errors``, never raised."""
+    try:
+        return await remember_and_observe(runtime.context, state)
+    except Exception as exc:  # logged, and reported in the result
+        log.warning(
+            "after reply %s was delivered, extract_traits failed: %s: %s",
+            state["message"].id,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        return {"late_errors": ["extract_traits"]}
+
+
+async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnState:
+    """The work of ``extract_traits``, which raises what fails."""
+    t0 = time.perf_counter()
+    services, request, message = context.services, state["request"], state["message"]
+    persona = request.persona
+    base = NewMemory(
+        persona_id=str(persona.id),
+        user_id=request.user_id,
+        session_id=str(request.session_id),
+        speaker_name="",
+        speaker_role="user",
+        text="",
+    )
+    user_line = replace(
+        base,
+        speaker_name=request.user_message.speaker,
+        speaker_role=request.user_message.role,
+        text=request.user_message.text,
+        created_at=request.user_message.created_at,
+        metadata={"message_id": str(request.user_message.id)},
+    )
+    reply_line = replace(
+        base,
+        speaker_name=persona.name,
+        speaker_role="persona",
+        text=message.text,
+        created_at=message.created_at,
+        metadata={"message_id": str(message.id)},
+    )
+    before = state.get("said_before", ())
+    # memories are embedded with their speaker; the trait prototypes read the reply
+    vectors = await services.memory.embedder.embed(
+        [user_line.spoken, reply_line.spoken, message.text]
+    )
+    reply_vector = vectors[2]
+    lost: list[str] = []
+    lines = [
+        replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
+        replace(reply_line, vector=vectors[1], context=(*before[-1:], user_line.spoken)),
+    ]
+    try:
+        await services.memory.remember(lines)
+    except IndexUnavailable as exc:
+        # the transcript holds both lines; only their memories are lost
+        lost = [str(request.user_message.id), str(message.id)]
+        log.warning("memories of messages %s not stored: %s", ", ".join(lost), exc)
+    observations = extract(
+        message.text, reply_vector, request.user_message.text, scorer=services.scorer
+    )
+    if services.judge is not None:
+        observations += await services.judge.judge(
+            message.text, [t.name for t in persona.own_traits]
+        )
+    update = await services.tracker.record(
+        persona,
+        request.session_id,
+        message.id,
+        observations,
+        _observed_summary(observations),
+    )
+    await context.events.traits(persona, update)
+    channel = channel_of(persona, request.channel)
+    if channel is not None:  # did the reply meet the overlay's constraints?
+        await services.personas.record_channel(message.id, persona.id, channel, message.text)
+    return {
+        "observations": observations,
+        "traits": update,
+        "timings": {"extract_ms": ms_since(t0)},
+        "memories_lost": lost,
+    }
+
+
+def _observed_summary(observations: list[TraitObservation]) -> dict[str, Any]:
+    return {
+        o.trait: {
+            "value": round(o.value, 3),
+            "method": o.method,
+            "confidence": round(o.confidence, 2),
+        }
+        for o in observations
+    }
+
+
+__all__ = ["extract_traits", "remember_and_observe"]

@@ -1,0 +1,162 @@
+"""The ``respond`` node: the reply streamed from the model through the reply guard,
+stored, and reported ``done``. It ends the turn early (``Command`` to the end) when the
+model is unavailable, times out or says nothing, and after storing a broken stream's
+partial reply, which is not mined for traits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any, Literal, cast
+
+from langchain_core.messages import BaseMessageChunk
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from agents.decoding import decoding_for
+from agents.errors import LLMStreamBroken, LLMUnavailable
+from agents.guards import ReplyGuard
+from agents.turn.state import TurnContext, TurnState, ms_since
+from agents.types import AgentServices, TurnEvents
+from memory.record.transcripts import Message
+
+_END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
+assert _END == END
+
+
+async def respond(
+    state: TurnState, runtime: Runtime[TurnContext]
+) -> Command[Literal["extract_traits", "__end__"]]:
+    """Stream, store and report the reply; on to ``extract_traits`` only with a complete
+    one."""
+    context = runtime.context
+    events, persona = context.events, state["request"].persona
+    outcome = await stream_reply(context.services, state, events)
+    if outcome["status"] == "failed":
+        await events.failed(persona, outcome["error_code"], outcome["error"])
+        return Command(update=outcome, goto=_END)
+    timings = {**state.get("timings", {}), **outcome["timings"]}
+    message, stored = await store_reply(context, {**state, **outcome, "timings": timings})
+    update: TurnState = {
+        **outcome,
+        "message": message,
+        "timings": {**outcome["timings"], **stored},
+    }
+    if outcome["status"] == "incomplete":
+        await events.failed(persona, outcome["error_code"], outcome["error"])
+        return Command(update=update, goto=_END)
+    return Command(update=update, goto="extract_traits")
+
+
+async def stream_reply(services: AgentServices, state: TurnState, events: TurnEvents) -> TurnState:
+    """Stream the reply through the guard (no other speaker's lines, no loops): the
+    guard's text goes out as tokens; a reply it or the token limit cut is marked."""
+    t0 = time.perf_counter()
+    cfg, request, prompt = services.config, state["request"], state["prompt"]
+    persona = request.persona
+    model = services.chat_model()
+    options: dict[str, Any] = decoding_for(cfg.model, persona.style).options()
+    first: float | None = None
+    try:
+        async with asyncio.timeout(cfg.llm_timeout_s):
+            # a reply the guard cut to nothing (it began with another's line) is asked
+            # for once more before the turn fails as empty
+            for _ in range(2):
+                guard = ReplyGuard(prompt.speakers)
+                finish: str | None = None
+                # an async generator: closing it stops the model (a guard's early end)
+                stream = cast(
+                    "AsyncGenerator[BaseMessageChunk, None]",
+                    model.astream(list(prompt.messages), **options),
+                )
+                async with aclosing(stream) as chunks:
+                    async for chunk in chunks:
+                        finish = chunk.response_metadata.get("finish_reason") or finish
+                        text = chunk.content if isinstance(chunk.content, str) else ""
+                        shown = guard.feed(text)
+                        if shown:
+                            if first is None:
+                                first = time.perf_counter()
+                            await events.token(persona, request.reply_id, shown)
+                        if guard.stopped:
+                            break
+                reply = guard.finish(finish)
+                if reply.text or reply.cut is None:
+                    break
+    except LLMUnavailable as exc:
+        return _failed("llm_unavailable", str(exc), t0)
+    except LLMStreamBroken as exc:
+        return _incomplete(guard.finish().text or exc.partial, str(exc), t0, first)
+    except TimeoutError:
+        reason = f"llm {services.llm_name!r} timed out after {cfg.llm_timeout_s:g} s"
+        partial = guard.finish().text
+        if partial:
+            return _incomplete(partial, reason, t0, first)
+        return _failed("llm_unavailable", reason, t0)
+    if not reply.text:
+        return _failed("llm_empty", f"llm {services.llm_name!r} returned an empty reply", t0)
+    if reply.tail:
+        if first is None:
+            first = time.perf_counter()
+        await events.token(persona, request.reply_id, reply.tail)
+    timings = {"llm_ms": ms_since(t0)}
+    if first is not None:
+        timings["first_token_ms"] = (first - t0) * 1000
+    return {"reply": reply.text, "status": "complete", "cut": reply.cut, "timings": timings}
+
+
+async def store_reply(context: TurnContext, state: TurnState) -> tuple[Message, dict[str, float]]:
+    """Store the reply (complete, or a broken stream's partial one) and report ``done``
+    with the turn's timings."""
+    t0 = time.perf_counter()
+    request = state["request"]
+    persona = request.persona
+    message, _ = await context.services.memory.transcripts.append_persona_message(
+        request.session_id,
+        persona_id=persona.id,
+        speaker=persona.name,
+        text=state["reply"],
+        reply_to=request.user_message.id,
+        status=state["status"],
+        cut=state.get("cut"),
+        timings={k: round(v, 2) for k, v in state["timings"].items()},
+        message_id=request.reply_id,
+    )
+    timings = {"persist_ms": ms_since(t0), "turn_ms": ms_since(context.started_at)}
+    await context.events.done(persona, message, {**state["timings"], **timings})
+    return message, timings
+
+
+def _failed(code: str, reason: str, t0: float) -> TurnState:
+    return {
+        "status": "failed",
+        "error_code": code,
+        "error": reason,
+        "timings": {"llm_ms": ms_since(t0)},
+    }
+
+
+def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> TurnState:
+    timings = {"llm_ms": ms_since(t0)}
+    if first is not None:
+        timings["first_token_ms"] = (first - t0) * 1000
+    if not partial.strip():
+        return {
+            "status": "failed",
+            "error_code": "llm_stream_broken",
+            "error": reason,
+            "timings": timings,
+        }
+    return {
+        "reply": partial.strip(),
+        "status": "incomplete",
+        "error_code": "llm_stream_broken",
+        "error": reason,
+        "timings": timings,
+    }
+
+
+__all__ = ["respond", "store_reply", "stream_reply"]

@@ -10,6 +10,7 @@ from memory.errors import (
     InvalidMemory,
     MemoryLayerError,
     MemoryNotFound,
+    SessionExists,
     SessionNotFound,
 )
 from memory.types import (
@@ -82,6 +83,7 @@ __all__ = [
     "ScoringWeights",
     "SentenceTransformerEmbedder",
     "ServerMemoryIndex",
+    "SessionExists",
     "SessionNotFound",
     "SparseTerms",
     "SpeakerRole",

@@ -70,3 +70,11 @@ class SessionNotFound(MemoryLayerError):
     def __init__(self, session_id: str) -> None:
         super().__init__(f"session {session_id!r} not found")
         self.session_id = session_id
+
+
+class SessionExists(MemoryLayerError):
+    """A session was to be created with the id of one that is already stored."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} already exists")
+        self.session_id = session_id

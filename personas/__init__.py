@@ -1,7 +1,13 @@
 """Personas: the model, the PostgreSQL repository, the cache and the definitions library."""
 
 from personas.cache import PersonaCache
-from personas.definitions import PersonaDef, SettingsPatch, StylePatch, TraitPatch
+from personas.definitions import (
+    PersonaDef,
+    SettingsPatch,
+    StylePatch,
+    TraitPatch,
+    to_definition,
+)
 from personas.errors import (
     DefinitionError,
     InvalidPersonaChange,
@@ -11,7 +17,7 @@ from personas.errors import (
     PersonaProtected,
     VersionNotFound,
 )
-from personas.repository import PersonaRepository, to_definition
+from personas.repository import PersonaRepository
 from personas.store import PersonaStore
 from personas.types import (
     Actor,

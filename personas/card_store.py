@@ -13,6 +13,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from personas.cards import Card
 
+SAVE_CARD_SQL = (
+    "INSERT INTO persona_cards (persona_id, spec, data) VALUES (%s, %s, %s)"
+    " ON CONFLICT (persona_id) DO UPDATE"
+    " SET spec = EXCLUDED.spec, data = EXCLUDED.data, imported_at = now()"
+)
+GET_CARD_SQL = "SELECT spec, data FROM persona_cards WHERE persona_id = %s"
 _KEPT = 10_000  # personas whose card (or its absence) a process keeps
 
 
@@ -24,12 +30,7 @@ class CardStore:
 
     async def save(self, persona_id: uuid.UUID, card: Card) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO persona_cards (persona_id, spec, data) VALUES (%s, %s, %s)"
-                " ON CONFLICT (persona_id) DO UPDATE"
-                " SET spec = EXCLUDED.spec, data = EXCLUDED.data, imported_at = now()",
-                (persona_id, card.spec, Jsonb(dict(card.data))),
-            )
+            await conn.execute(SAVE_CARD_SQL, (persona_id, card.spec, Jsonb(dict(card.data))))
         self._kept.pop(persona_id, None)
 
     async def get(self, persona_id: uuid.UUID) -> Card | None:
@@ -40,9 +41,7 @@ class CardStore:
         if kept is not None and now - kept[0] < self._ttl_s:
             return kept[1]
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT spec, data FROM persona_cards WHERE persona_id = %s", (persona_id,)
-            )
+            cur = await conn.execute(GET_CARD_SQL, (persona_id,))
             row = await cur.fetchone()
         card = None if row is None else Card(row[0], row[1])
         if len(self._kept) >= _KEPT:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from personas.errors import DefinitionError
-from personas.types import OCEAN_TRAITS
+from personas.types import OCEAN_TRAITS, Persona
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}[a-z0-9]$"
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}$"
@@ -359,3 +360,47 @@ def validated(data: dict[str, Any]) -> PersonaDef:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise ValueError(f"{where}: {err['msg']}" if where else err["msg"]) from None
+
+
+def to_definition(persona: Persona) -> PersonaDef:
+    """The definition (own traits only) a persona was made from: what versions snapshot."""
+    return PersonaDef.model_validate(
+        {
+            "slug": persona.slug,
+            "name": persona.name,
+            "description": persona.description,
+            "role": persona.role,
+            "system_prompt": persona.system_prompt,
+            "domains": persona.domains,
+            "is_real": persona.is_real,
+            "persona_type": persona.persona_type,
+            "birth_date": persona.birth_date,
+            "avatar_url": persona.avatar_url,
+            "active": persona.active,
+            "protected": persona.protected,
+            "traits": [
+                {
+                    "name": t.name,
+                    "type": t.type,
+                    "value": t.value,
+                    "description": t.description,
+                    "source": t.source,
+                    "evolves": t.evolves,
+                    "locked": t.locked,
+                }
+                for t in persona.own_traits
+            ],
+            "beliefs": [{"text": b.text, "source": b.source} for b in persona.beliefs],
+            "modes": [{"mode": m.mode, "enabled": m.enabled} for m in persona.modes],
+            "channels": [asdict(c) for c in persona.channels],
+            "style": {
+                "humour_usage": persona.style.humour_usage,
+                "emotional_style": persona.style.emotional_style,
+                "language_style": persona.style.language_style,
+                "voice_enabled": persona.style.voice_enabled,
+                "default_mode": persona.style.default_mode,
+                "temperature": persona.style.temperature,
+                "max_tokens": persona.style.max_tokens,
+            },
+        }
+    )

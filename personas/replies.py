@@ -14,6 +14,16 @@ from psycopg_pool import AsyncConnectionPool
 from personas.channels import ChannelCheck, check_reply
 from personas.types import Channel
 
+RECORD_CHANNEL_SQL = (
+    "INSERT INTO reply_channels (message_id, persona_id, channel, compliant, checks)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING"
+)
+CHANNEL_CHECKS_SQL = (
+    "SELECT channel, compliant, checks->'checks' FROM reply_channels"
+    " WHERE persona_id = %s AND (%s::timestamptz IS NULL OR created_at >= %s)"
+    " AND (%s::timestamptz IS NULL OR created_at < %s)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelStats:
@@ -36,8 +46,7 @@ async def record_channel(
     check = check_reply(text, channel)
     async with pool.connection() as conn:
         await conn.execute(
-            "INSERT INTO reply_channels (message_id, persona_id, channel, compliant, checks)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (message_id) DO NOTHING",
+            RECORD_CHANNEL_SQL,
             (message_id, persona_id, check.channel, check.compliant, Jsonb(check.as_json())),
         )
     return check
@@ -51,9 +60,7 @@ async def channel_stats(
 ) -> list[ChannelStats]:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT channel, compliant, checks->'checks' FROM reply_channels"
-            " WHERE persona_id = %s AND (%s::timestamptz IS NULL OR created_at >= %s)"
-            " AND (%s::timestamptz IS NULL OR created_at < %s)",
+            CHANNEL_CHECKS_SQL,
             (persona_id, since, since, until, until),
         )
         rows = await cur.fetchall()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import uuid
-from dataclasses import asdict
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -22,6 +21,7 @@ from personas.definitions import (
     SettingsPatch,
     apply_patch,
     apply_persona_patch,
+    to_definition,
 )
 from personas.errors import (
     InvalidPersonaChange,
@@ -60,7 +60,79 @@ p.id, p.slug, p.name, p.description, p.role, p.system_prompt, p.domains, p.is_re
 """
 _PERSONA_SELECT = f"SELECT {_COLUMNS} FROM personas p"
 
-_SEARCH_TSV = """
+FIND_BY_ID_SQL = _PERSONA_SELECT + " WHERE p.id = %s AND p.deleted_at IS NULL"
+FIND_BY_SLUG_SQL = _PERSONA_SELECT + " WHERE p.slug = %s AND p.deleted_at IS NULL"
+# a page of personas: {where} is _LIVE and the filters asked for, joined with AND
+COUNT_PERSONAS_SQL = "SELECT count(*) FROM personas p WHERE {where}"
+LIST_PERSONAS_SQL = _PERSONA_SELECT + " WHERE {where} ORDER BY p.name, p.slug OFFSET %s LIMIT %s"
+_LIVE = "p.deleted_at IS NULL"
+_WITH_DOMAIN = "p.domains @> ARRAY[%s]::text[]"
+_OF_TYPE = "p.persona_type = %s"
+_ACTIVE = "p.active = %s"
+SEARCH_SQL = (
+    f"SELECT ts_rank_cd(p.search_tsv, q.q) AS rank, {_COLUMNS}"
+    " FROM personas p, websearch_to_tsquery('english', %s) AS q(q)"
+    " WHERE p.deleted_at IS NULL AND p.search_tsv @@ q.q"
+    " ORDER BY rank DESC, p.name LIMIT %s"
+)
+LIVE_VERSIONS_SQL = "SELECT id, version FROM personas WHERE deleted_at IS NULL"
+VERSION_SQL = (
+    "SELECT persona_id, version, reason, created_by, created_at, snapshot"
+    " FROM persona_versions WHERE persona_id = %s AND version = %s"
+)
+VERSIONS_SQL = (
+    "SELECT persona_id, version, reason, created_by, created_at, snapshot"
+    " FROM persona_versions WHERE persona_id = %s ORDER BY version"
+)
+SNAPSHOT_SQL = "SELECT snapshot FROM persona_versions WHERE persona_id = %s AND version = %s"
+CORE_TRAITS_SQL = "SELECT to_jsonb(t) AS t FROM traits t WHERE persona_id IS NULL ORDER BY name"
+ANALYSES_SQL = (
+    "SELECT kind, samples, words, confidence, fingerprint, created_by, created_at"
+    " FROM persona_analyses WHERE persona_id = %s ORDER BY created_at DESC, id DESC"
+)
+
+SLUG_TAKEN_SQL = "SELECT 1 FROM personas WHERE slug = %s AND deleted_at IS NULL FOR UPDATE"
+CREATE_PERSONA_SQL = "INSERT INTO personas (id, slug, name) VALUES (%s, %s, %s)"
+CREATE_ANALYSIS_SQL = (
+    "INSERT INTO persona_analyses (persona_id, kind, samples, words,"
+    " confidence, fingerprint, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+LOCK_VERSION_SQL = "SELECT version FROM personas WHERE id = %s AND deleted_at IS NULL FOR UPDATE"
+SOFT_DELETE_SQL = (
+    "UPDATE personas SET deleted_at = now(), active = false WHERE id = %s"
+    " AND deleted_at IS NULL"
+)
+WRITE_PERSONA_SQL = (
+    "UPDATE personas SET name = %s, description = %s, role = %s, system_prompt = %s,"
+    " domains = %s, is_real = %s, persona_type = %s, birth_date = %s, avatar_url = %s,"
+    " active = %s, protected = %s, version = %s, channels = %s, updated_at = now()"
+    " WHERE id = %s"
+)
+# a new version replaces the persona's rows in these tables
+CLEAR_DEFINITION_SQL = tuple(
+    f"DELETE FROM {table} WHERE persona_id = %s"
+    for table in ("traits", "beliefs", "modes", "style_config")
+)
+INSERT_TRAIT_SQL = (
+    "INSERT INTO traits (persona_id, name, type, value, description, source,"
+    " evolves, locked) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+INSERT_BELIEF_SQL = (
+    "INSERT INTO beliefs (persona_id, position, text, source) VALUES (%s, %s, %s, %s)"
+)
+INSERT_MODE_SQL = (
+    "INSERT INTO modes (persona_id, position, mode, enabled) VALUES (%s, %s, %s, %s)"
+)
+INSERT_STYLE_SQL = (
+    "INSERT INTO style_config (persona_id, humour_usage, emotional_style, language_style,"
+    " voice_enabled, default_mode, temperature, max_tokens)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
+INSERT_VERSION_SQL = (
+    "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by)"
+    " VALUES (%s, %s, %s, %s, %s)"
+)
+SEARCH_TSV_SQL = """
 UPDATE personas p SET search_tsv =
     setweight(to_tsvector('english', p.name), 'A')
  || setweight(to_tsvector('english', array_to_string(p.domains, ' ') || ' ' || p.role), 'A')
@@ -92,11 +164,9 @@ class PersonaRepository:
         return persona
 
     async def find(self, key: str | uuid.UUID) -> Persona | None:
-        where, arg = _key_clause(key)
+        statement, arg = _find_statement(key)
         async with self._pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                _PERSONA_SELECT + f" WHERE {where} AND p.deleted_at IS NULL", (arg,)
-            )
+            cur = await conn.cursor(row_factory=dict_row).execute(statement, (arg,))
             row = await cur.fetchone()
         return None if row is None else _persona(row)
 
@@ -110,24 +180,23 @@ class PersonaRepository:
         active: bool | None = None,
     ) -> PersonaPage:
         """A page of live personas ordered by name, with the total that match."""
-        clauses = ["p.deleted_at IS NULL"]
+        clauses = [_LIVE]
         args: list[object] = []
         if domain is not None:
-            clauses.append("p.domains @> ARRAY[%s]::text[]")
+            clauses.append(_WITH_DOMAIN)
             args.append(domain.strip().lower())
         if persona_type is not None:
-            clauses.append("p.persona_type = %s")
+            clauses.append(_OF_TYPE)
             args.append(persona_type)
         if active is not None:
-            clauses.append("p.active = %s")
+            clauses.append(_ACTIVE)
             args.append(active)
         where = " AND ".join(clauses)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(f"SELECT count(*) FROM personas p WHERE {where}", args)
+            cur = await conn.execute(COUNT_PERSONAS_SQL.format(where=where), args)
             total = (await cur.fetchone() or (0,))[0]
             dcur = await conn.cursor(row_factory=dict_row).execute(
-                _PERSONA_SELECT + f" WHERE {where} ORDER BY p.name, p.slug OFFSET %s LIMIT %s",
-                [*args, offset, limit],
+                LIST_PERSONAS_SQL.format(where=where), [*args, offset, limit]
             )
             rows = await dcur.fetchall()
         return PersonaPage(tuple(_persona(r) for r in rows), int(total), offset, limit)
@@ -137,13 +206,7 @@ class PersonaRepository:
         if not query.strip():
             return []
         async with self._pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                f"SELECT ts_rank_cd(p.search_tsv, q.q) AS rank, {_COLUMNS}"
-                " FROM personas p, websearch_to_tsquery('english', %s) AS q(q)"
-                " WHERE p.deleted_at IS NULL AND p.search_tsv @@ q.q"
-                " ORDER BY rank DESC, p.name LIMIT %s",
-                (query, limit),
-            )
+            cur = await conn.cursor(row_factory=dict_row).execute(SEARCH_SQL, (query, limit))
             rows = await cur.fetchall()
         return [SearchHit(_persona(r), float(r["rank"])) for r in rows]
 
@@ -151,9 +214,7 @@ class PersonaRepository:
         persona = await self.get(key)
         async with self._pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT persona_id, version, reason, created_by, created_at, snapshot"
-                " FROM persona_versions WHERE persona_id = %s AND version = %s",
-                (persona.id, version),
+                VERSION_SQL, (persona.id, version)
             )
             row = await cur.fetchone()
         if row is None:
@@ -163,21 +224,21 @@ class PersonaRepository:
     async def versions(self, key: str | uuid.UUID) -> builtins.list[PersonaVersion]:
         persona = await self.get(key)
         async with self._pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT persona_id, version, reason, created_by, created_at, snapshot"
-                " FROM persona_versions WHERE persona_id = %s ORDER BY version",
-                (persona.id,),
-            )
+            cur = await conn.cursor(row_factory=dict_row).execute(VERSIONS_SQL, (persona.id,))
             rows = await cur.fetchall()
         return [PersonaVersion(**r) for r in rows]
 
     async def core_traits(self) -> tuple[Trait, ...]:
         async with self._pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT to_jsonb(t) AS t FROM traits t WHERE persona_id IS NULL ORDER BY name"
-            )
+            cur = await conn.cursor(row_factory=dict_row).execute(CORE_TRAITS_SQL)
             rows = await cur.fetchall()
         return tuple(_trait(r["t"]) for r in rows)
+
+    async def live_versions(self) -> dict[uuid.UUID, int]:
+        """Every live persona's current version, by id."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(LIVE_VERSIONS_SQL)
+            return {row[0]: int(row[1]) for row in await cur.fetchall()}
 
     # writes -----------------------------------------------------------------------------
 
@@ -196,22 +257,17 @@ class PersonaRepository:
             raise PersonaProtected(definition.slug)
         persona_id = uuid.uuid4()
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT 1 FROM personas WHERE slug = %s AND deleted_at IS NULL FOR UPDATE",
-                (definition.slug,),
-            )
+            cur = await conn.execute(SLUG_TAKEN_SQL, (definition.slug,))
             if await cur.fetchone():
                 raise PersonaExists(definition.slug)
             await conn.execute(
-                "INSERT INTO personas (id, slug, name) VALUES (%s, %s, %s)",
-                (persona_id, definition.slug, definition.name),
+                CREATE_PERSONA_SQL, (persona_id, definition.slug, definition.name)
             )
             await _write(conn, persona_id, definition, version=1)
             await _snapshot(conn, persona_id, 1, definition, reason, actor)
             if analysis is not None:
                 await conn.execute(
-                    "INSERT INTO persona_analyses (persona_id, kind, samples, words,"
-                    " confidence, fingerprint, created_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    CREATE_ANALYSIS_SQL,
                     (
                         persona_id,
                         analysis.kind,
@@ -228,11 +284,7 @@ class PersonaRepository:
         """What the persona was generated from, newest first."""
         persona = await self.get(key)
         async with self._pool.connection() as conn:
-            cur = await conn.cursor(row_factory=dict_row).execute(
-                "SELECT kind, samples, words, confidence, fingerprint, created_by, created_at"
-                " FROM persona_analyses WHERE persona_id = %s ORDER BY created_at DESC, id DESC",
-                (persona.id,),
-            )
+            cur = await conn.cursor(row_factory=dict_row).execute(ANALYSES_SQL, (persona.id,))
             rows = await cur.fetchall()
         return [Analysis(**r) for r in rows]
 
@@ -278,10 +330,7 @@ class PersonaRepository:
         """Make an old version current again, recorded as a new version."""
         current = await self.get(key)
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT snapshot FROM persona_versions WHERE persona_id = %s AND version = %s",
-                (current.id, version),
-            )
+            cur = await conn.execute(SNAPSHOT_SQL, (current.id, version))
             row = await cur.fetchone()
         if row is None:
             raise VersionNotFound(current.slug, version)
@@ -298,11 +347,7 @@ class PersonaRepository:
         if current.protected and not actor.is_admin:
             raise PersonaProtected(current.slug)
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "UPDATE personas SET deleted_at = now(), active = false WHERE id = %s"
-                " AND deleted_at IS NULL",
-                (current.id,),
-            )
+            await conn.execute(SOFT_DELETE_SQL, (current.id,))
         return current
 
     async def upsert(self, definition: PersonaDef, actor: Actor) -> ImportResult:
@@ -336,10 +381,7 @@ class PersonaRepository:
         if not force and to_definition(current).canonical() == definition.canonical():
             return current, False
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT version FROM personas WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
-                (current.id,),
-            )
+            cur = await conn.execute(LOCK_VERSION_SQL, (current.id,))
             row = await cur.fetchone()
             if row is None:
                 raise PersonaNotFound(str(key))
@@ -353,72 +395,25 @@ class PersonaRepository:
         return await self.get(current.id), True
 
 
-def to_definition(persona: Persona) -> PersonaDef:
-    """The definition (own traits only) a persona was made from: what versions snapshot."""
-    return PersonaDef.model_validate(
-        {
-            "slug": persona.slug,
-            "name": persona.name,
-            "description": persona.description,
-            "role": persona.role,
-            "system_prompt": persona.system_prompt,
-            "domains": persona.domains,
-            "is_real": persona.is_real,
-            "persona_type": persona.persona_type,
-            "birth_date": persona.birth_date,
-            "avatar_url": persona.avatar_url,
-            "active": persona.active,
-            "protected": persona.protected,
-            "traits": [
-                {
-                    "name": t.name,
-                    "type": t.type,
-                    "value": t.value,
-                    "description": t.description,
-                    "source": t.source,
-                    "evolves": t.evolves,
-                    "locked": t.locked,
-                }
-                for t in persona.own_traits
-            ],
-            "beliefs": [{"text": b.text, "source": b.source} for b in persona.beliefs],
-            "modes": [{"mode": m.mode, "enabled": m.enabled} for m in persona.modes],
-            "channels": [asdict(c) for c in persona.channels],
-            "style": {
-                "humour_usage": persona.style.humour_usage,
-                "emotional_style": persona.style.emotional_style,
-                "language_style": persona.style.language_style,
-                "voice_enabled": persona.style.voice_enabled,
-                "default_mode": persona.style.default_mode,
-                "temperature": persona.style.temperature,
-                "max_tokens": persona.style.max_tokens,
-            },
-        }
-    )
-
-
 def _may_edit(actor: Actor) -> None:
     if not actor.can_edit:
         raise PersonaReadOnly(actor.name)
 
 
-def _key_clause(key: str | uuid.UUID) -> tuple[str, object]:
+def _find_statement(key: str | uuid.UUID) -> tuple[str, object]:
     if isinstance(key, uuid.UUID):
-        return "p.id = %s", key
+        return FIND_BY_ID_SQL, key
     try:
-        return "p.id = %s", uuid.UUID(key)
+        return FIND_BY_ID_SQL, uuid.UUID(key)
     except ValueError:
-        return "p.slug = %s", key
+        return FIND_BY_SLUG_SQL, key
 
 
 async def _write(
     conn: AsyncConnection[Any], persona_id: uuid.UUID, d: PersonaDef, *, version: int
 ) -> None:
     await conn.execute(
-        "UPDATE personas SET name = %s, description = %s, role = %s, system_prompt = %s,"
-        " domains = %s, is_real = %s, persona_type = %s, birth_date = %s, avatar_url = %s,"
-        " active = %s, protected = %s, version = %s, channels = %s, updated_at = now()"
-        " WHERE id = %s",
+        WRITE_PERSONA_SQL,
         (
             d.name,
             d.description,
@@ -436,13 +431,12 @@ async def _write(
             persona_id,
         ),
     )
-    for table in ("traits", "beliefs", "modes", "style_config"):
-        await conn.execute(f"DELETE FROM {table} WHERE persona_id = %s", (persona_id,))
+    for statement in CLEAR_DEFINITION_SQL:
+        await conn.execute(statement, (persona_id,))
     async with conn.cursor() as cur:
         if d.traits:
             await cur.executemany(
-                "INSERT INTO traits (persona_id, name, type, value, description, source,"
-                " evolves, locked) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                INSERT_TRAIT_SQL,
                 [
                     (
                         persona_id,
@@ -459,19 +453,17 @@ async def _write(
             )
         if d.beliefs:
             await cur.executemany(
-                "INSERT INTO beliefs (persona_id, position, text, source) VALUES (%s, %s, %s, %s)",
+                INSERT_BELIEF_SQL,
                 [(persona_id, i, b.text, b.source) for i, b in enumerate(d.beliefs)],
             )
         if d.modes:
             await cur.executemany(
-                "INSERT INTO modes (persona_id, position, mode, enabled) VALUES (%s, %s, %s, %s)",
+                INSERT_MODE_SQL,
                 [(persona_id, i, m.mode, m.enabled) for i, m in enumerate(d.modes)],
             )
     s = d.style
     await conn.execute(
-        "INSERT INTO style_config (persona_id, humour_usage, emotional_style, language_style,"
-        " voice_enabled, default_mode, temperature, max_tokens)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        INSERT_STYLE_SQL,
         (
             persona_id,
             s.humour_usage,
@@ -483,7 +475,7 @@ async def _write(
             s.max_tokens,
         ),
     )
-    await conn.execute(_SEARCH_TSV, (persona_id,))
+    await conn.execute(SEARCH_TSV_SQL, (persona_id,))
 
 
 async def _snapshot(
@@ -495,8 +487,7 @@ async def _snapshot(
     actor: Actor,
 ) -> None:
     await conn.execute(
-        "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by)"
-        " VALUES (%s, %s, %s, %s, %s)",
+        INSERT_VERSION_SQL,
         (persona_id, version, Jsonb(d.canonical()), reason, actor.name),
     )
 

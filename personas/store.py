@@ -52,6 +52,10 @@ class PersonaStore:
     async def search(self, query: str, *, limit: int = 20) -> builtins.list[SearchHit]:
         return await self.repository.search(query, limit=limit)
 
+    async def live_versions(self) -> dict[uuid.UUID, int]:
+        """Every live persona's current version, by id (read from PostgreSQL)."""
+        return await self.repository.live_versions()
+
     async def versions(self, key: str | uuid.UUID) -> builtins.list[PersonaVersion]:
         return await self.repository.versions(key)
 

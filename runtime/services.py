@@ -30,6 +30,8 @@ from memory import (
     ServerMemoryIndex,
     VectorIndex,
 )
+from memory.record.analytics import Analytics
+from memory.record.feedback import FeedbackStore
 from memory.record.transcripts import Transcripts
 from memory.service import MemoryService
 from memory.vector.onnx_embedder import make_embedder
@@ -73,6 +75,8 @@ class Services:
     graph: CompiledStateGraph[Any, Any, Any, Any]
     director: Director
     catalog: PersonaCatalog
+    feedback: FeedbackStore
+    analytics: Analytics
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +240,9 @@ async def open_services(
             agents=agents,
             graph=graph,
             director=Director(agents, graph),
-            catalog=PersonaCatalog(core.pool, core.personas, index, embedder),
+            catalog=PersonaCatalog(core.personas, index, embedder),
+            feedback=FeedbackStore(core.pool),
+            analytics=Analytics(core.pool),
         )
 
 

@@ -28,14 +28,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import psycopg
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.prompt import estimate_tokens
 from agents.tracker import TraitUpdate
 from agents.types import TurnEvents
-from memory.errors import SessionNotFound
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
 from runtime.infra.auth import Principal, verify_token
@@ -291,24 +289,9 @@ async def _session(request: web.Request, principal: Principal, persona: Persona)
         session_id = uuid.uuid5(
             _SESSION_NAMESPACE, "\x1f".join((principal.user_id, str(persona.id), named))
         )
-    chat = request.app[CHAT]
-    try:
-        session = await chat.session_for(principal, session_id)
-    except SessionNotFound:
-        try:
-            session = await chat.services.memory.transcripts.create_session(
-                principal.user_id,
-                [persona.id],
-                session_id=session_id,
-                title=f"{persona.name} (OpenAI API)",
-            )
-        except psycopg.errors.UniqueViolation:  # created meanwhile by a parallel request
-            session = await chat.session_for(principal, session_id)
-    if persona.id not in session.persona_ids:
-        raise ClientError(
-            "invalid_payload", f"session '{session.id}' does not include {persona.slug}"
-        )
-    return session
+    return await request.app[CHAT].open_session(
+        principal, persona, session_id=session_id, title=f"{persona.name} (OpenAI API)"
+    )
 
 
 class _answered:
@@ -342,10 +325,8 @@ class _answered:
         then the director reports the stored reply, or runs the turn again when there is
         none (the first one failed, or ran on a process that stopped)."""
         t = self._turn
-        running = [task for task in asyncio.all_tasks() if task.get_name() == f"turn-{message.id}"]
-        if running:
-            await asyncio.wait(running, timeout=_wait_s_for(self._chat))
-        await self._chat.services.director.respond(
+        await self._chat.wait_for_turn(message.id, _wait_s_for(self._chat))
+        await self._chat.replay(
             t.session, message, user_name=t.user_name, events=self._events, to=[t.persona.slug]
         )
 

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from runtime.infra.auth import AuthError, Principal, verify_token
+from runtime.infra.db import ping
 from runtime.infra.metrics import exposition
 from runtime.infra.ratelimit import RateLimited
 from socket_server import openapi
@@ -279,8 +280,7 @@ async def readyz(request: web.Request) -> web.Response:
         return json_ok({"status": "starting", "checks": {}}, status=503)
 
     async def postgres() -> None:
-        async with services.pool.connection() as conn:
-            await conn.execute("SELECT 1")
+        await ping(services.pool)
 
     async def redis() -> None:
         await services.redis.ping()

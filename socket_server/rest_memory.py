@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from memory.record.transcripts import Session
 from personas import Persona, PersonaNotFound
 from runtime.services import Services
-from runtime.usecases.feedback import REASON_PATTERN, tag_and_act
+from runtime.usecases.feedback import REASON_PATTERN
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (
@@ -133,26 +133,22 @@ async def session_messages(request: web.Request) -> web.Response:
 async def message_feedback(request: web.Request) -> web.Response:
     """Rate a message of one of the caller's sessions; a second rating replaces the first."""
     body = await read_json(request, FeedbackBody)
-    stored = await request.app[CHAT].feedback(
-        principal(request), path_uuid(request, "message_id"), body.rating, body.comment
+    given = await request.app[CHAT].feedback(
+        principal(request),
+        path_uuid(request, "message_id"),
+        body.rating,
+        body.comment,
+        body.reason,
     )
+    stored = given.feedback
     feedback = {
         "message_id": str(stored.message_id),
         "rating": stored.rating,
         "comment": stored.comment,
         "created_at": stored.created_at.isoformat(),
+        "reason": stored.reason,
     }
-    services = request.app[SERVICES]
-    adjusted = await tag_and_act(
-        services.pool,
-        services.personas,
-        stored.message_id,
-        stored.user_id,
-        body.rating,
-        body.reason,
-    )
-    feedback["reason"] = body.reason
-    return json_ok({"feedback": feedback, "adjusted": adjustment_view(adjusted)})
+    return json_ok({"feedback": feedback, "adjusted": adjustment_view(given.adjusted)})
 
 
 # ---- memories ------------------------------------------------------------------------------

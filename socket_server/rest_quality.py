@@ -5,7 +5,6 @@ are written for."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -132,18 +131,8 @@ async def session_channel(request: web.Request) -> web.Response:
                 f"channel: {body.channel!r} is neither built in nor a channel of this "
                 "session's personas",
             )
-    await _set_session_channel(services.pool, session.id, body.channel)
+    await services.memory.transcripts.set_channel(session.id, body.channel)
     return json_ok({"session_id": str(session.id), "channel": body.channel})
-
-
-async def _set_session_channel(pool: Any, session_id: uuid.UUID, channel: str | None) -> None:
-    async with pool.connection() as conn:
-        await conn.execute(
-            "UPDATE sessions SET metadata = CASE WHEN %s::text IS NULL"
-            " THEN metadata - 'channel' ELSE jsonb_set(metadata, '{channel}', to_jsonb(%s::text))"
-            " END, updated_at = now() WHERE id = %s",
-            (channel, channel, session_id),
-        )
 
 
 ROUTES: tuple[Route, ...] = (

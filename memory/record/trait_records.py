@@ -25,19 +25,19 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-_LOAD_PROFILE = (
+LOAD_PROFILE_SQL = (
     "SELECT stats, turns FROM trait_profiles WHERE persona_id = %s"
     " AND session_id IS NOT DISTINCT FROM %s"
 )
-_CREATE_PROFILE = (
+CREATE_PROFILE_SQL = (
     "INSERT INTO trait_profiles (persona_id, session_id) VALUES (%s, %s) ON CONFLICT DO NOTHING"
 )
-_LOCK_PROFILE = _LOAD_PROFILE + " FOR UPDATE"
-_SAVE_PROFILE = (
+LOCK_PROFILE_SQL = LOAD_PROFILE_SQL + " FOR UPDATE"
+SAVE_PROFILE_SQL = (
     "UPDATE trait_profiles SET stats = %s, turns = %s, drift = %s, updated_at = now()"
     " WHERE persona_id = %s AND session_id IS NOT DISTINCT FROM %s"
 )
-_COUNT_TURNS = (
+COUNT_TURNS_SQL = (
     "INSERT INTO persona_metrics (persona_id, day, turns, drift)"
     " VALUES (%s, current_date, %s, %s) ON CONFLICT (persona_id, day)"
     " DO UPDATE SET turns = persona_metrics.turns + EXCLUDED.turns,"
@@ -46,7 +46,7 @@ _COUNT_TURNS = (
 
 # one reply's observations, its message's summary and its session profile, atomically;
 # the profile is saved only over the turn count it was folded from (else no row)
-_RECORD = """
+RECORD_SQL = """
 WITH observed AS (
     INSERT INTO reply_observations (message_id, persona_id, session_id, observations)
     SELECT %(message)s, %(persona)s, %(session)s, %(observations)s
@@ -86,7 +86,7 @@ class LockedProfile:
     async def save(self, stats: Mapping[str, Any], turns: int, drift: float) -> None:
         """Replace the profile with ``stats`` folded over ``turns`` turns."""
         await self._conn.execute(
-            _SAVE_PROFILE, (Jsonb(dict(stats)), turns, drift, self.persona_id, self.session_id)
+            SAVE_PROFILE_SQL, (Jsonb(dict(stats)), turns, drift, self.persona_id, self.session_id)
         )
 
     async def save_overall(
@@ -97,7 +97,7 @@ class LockedProfile:
         if self.session_id is not None:
             raise ValueError("save_overall is for the overall profile (no session)")
         await self.save(stats, turns, drift)
-        await self._conn.execute(_COUNT_TURNS, (self.persona_id, replies, drift))
+        await self._conn.execute(COUNT_TURNS_SQL, (self.persona_id, replies, drift))
 
 
 class TraitRecords:
@@ -125,7 +125,7 @@ class TraitRecords:
         observations and summary are stored either way)."""
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                _RECORD,
+                RECORD_SQL,
                 {
                     "persona": persona_id,
                     "session": session_id,
@@ -148,7 +148,7 @@ class TraitRecords:
         is no row yet."""
         async with self._pool.connection() as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
-                _LOAD_PROFILE, (persona_id, session_id)
+                LOAD_PROFILE_SQL, (persona_id, session_id)
             )
             row = await cur.fetchone()
         return None if row is None else StoredProfile(row["stats"], row["turns"])
@@ -161,9 +161,9 @@ class TraitRecords:
         that commits when the block ends (and rolls back if it raises): what the block
         saves is folded from what it read, whoever else writes the row."""
         async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(_CREATE_PROFILE, (persona_id, session_id))
+            await conn.execute(CREATE_PROFILE_SQL, (persona_id, session_id))
             cur = await conn.cursor(row_factory=dict_row).execute(
-                _LOCK_PROFILE, (persona_id, session_id)
+                LOCK_PROFILE_SQL, (persona_id, session_id)
             )
             row = await cur.fetchone()
             assert row is not None

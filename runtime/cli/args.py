@@ -1,4 +1,4 @@
-"""Argument types and the parser of the ``personae`` command line.
+"""Argument types, the parser and the output files of the ``personae`` command line.
 
 Every bad argument is one line on stderr naming the flag, and exit status 2 — never a
 traceback, and never a silently empty result.
@@ -7,10 +7,12 @@ traceback, and never a silently empty result.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 from runtime.errors import RuntimeLayerError
 
@@ -20,6 +22,11 @@ USAGE_EXIT = 2
 class UsageError(RuntimeLayerError):
     """A bad argument found once the command runs (a folder that does not exist...):
     reported in one line, exit status 2."""
+
+
+class CliInputError(RuntimeLayerError):
+    """Input a command cannot use (a bad line of an input file, a missing setting): one
+    line naming it, exit status 1."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,6 +76,14 @@ positive_int = int_in(1)
 non_negative_int = int_in(0)
 
 
+def uuid_arg(text: str) -> uuid.UUID:
+    """An argparse type: a UUID."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
 def writable_file(path: Path) -> Path:
     """Refuse an output file whose folder does not exist, before any work is done."""
     folder = path.parent
@@ -77,3 +92,17 @@ def writable_file(path: Path) -> Path:
     if path.is_dir():
         raise UsageError(f"cannot write {path}: it is a folder")
     return path
+
+
+def write_json_lines(lines: Sequence[dict[str, Any]], output: Path | None, what: str) -> None:
+    """Write one JSON object a line to ``output`` (saying so on stderr), or to stdout."""
+
+    def write(out: TextIO) -> None:
+        out.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+    if output is None:
+        write(sys.stdout)
+        return
+    with output.open("w", encoding="utf-8") as handle:
+        write(handle)
+    print(f"wrote {what} to {output}", file=sys.stderr)

@@ -17,9 +17,12 @@ from memory import MemoryLayerError
 from personas import Actor, Persona, PersonaError, to_definition
 from personas.cards import looks_like_card_file
 from personas.definitions import load_path, shipped_library
-from runtime.cli import admin as cli_admin
 from runtime.cli import cards as cli_cards
 from runtime.cli import chat as cli_chat
+from runtime.cli import memory as cli_memory
+from runtime.cli import prompt as cli_prompt
+from runtime.cli import sessions as cli_sessions
+from runtime.cli import token as cli_token
 from runtime.cli.args import (
     USAGE_EXIT,
     Parser,
@@ -28,7 +31,7 @@ from runtime.cli.args import (
     positive_int,
     writable_file,
 )
-from runtime.cli.memory import add_commands
+from runtime.cli.logs import configure_logging
 from runtime.cli.personas import add_persona_commands
 from runtime.errors import RuntimeLayerError
 from runtime.infra.loop import run
@@ -53,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"personae: {exc}", file=sys.stderr)
         return 2
     serving = args.run is _serve
-    cli_admin.configure_logging(settings, verbose=args.verbose, serving=serving)
+    configure_logging(settings, verbose=args.verbose, serving=serving)
     if not serving:
         settings = beside_server(settings)  # a running server's embedded vector store
     try:
@@ -133,8 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=positive_int, default=10, help="at most this many")
     search.set_defaults(run=_search)
     add_persona_commands(personas)
-    add_commands(sub)
-    cli_admin.add_commands(sub)
+    cli_memory.add_commands(sub)
+    cli_prompt.add_commands(sub)
+    cli_token.add_commands(sub)
+    cli_sessions.add_commands(sub)
     cli_chat.add_commands(sub)
     return parser
 

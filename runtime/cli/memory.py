@@ -1,4 +1,6 @@
-"""``personae memory ...``, ``personae prompt`` and ``personae token``."""
+"""``personae memory import|search|stats|list|delete|export|forget``: a persona's
+memories from the command line (importing chat history, searching with the score
+breakdown, forgetting a user or a session in both stores)."""
 
 from __future__ import annotations
 
@@ -24,26 +26,26 @@ from pydantic import (
 )
 from tqdm import tqdm
 
-from agents.turn import prompt_for
-from agents.types import TurnRequest
-from memory import ScoredMemory
-from memory.record.transcripts import Message
+from memory import MemoryFilter, MemoryRecord, ScoredMemory
 from memory.service import MemoryService, NewMemory
 from memory.types import SpeakerRole
-from runtime.cli.admin import add_memory_commands
-from runtime.cli.args import bounded_text, int_in, positive_int
-from runtime.errors import RuntimeLayerError
-from runtime.infra.auth import mint_token
-from runtime.services import Overrides, Services, open_services
+from runtime.cli.args import (
+    CliInputError,
+    UsageError,
+    bounded_text,
+    int_in,
+    positive_int,
+    uuid_arg,
+    writable_file,
+    write_json_lines,
+)
+from runtime.services import Overrides, open_services
 from runtime.settings import Settings
 
 # memory commands never extract traits: skip building the trait scorer
 _NO_SCORER = Overrides(trait_scorer=False)
 _IMPORT_NAMESPACE = uuid.UUID("6f1d1c52-3a0e-4c55-9a3c-7b4f0f6b2e10")
-
-
-class CliInputError(RuntimeLayerError):
-    """A line of an input file is invalid; the message names the file and line."""
+_PAGE = 200
 
 
 class _Line(BaseModel):
@@ -134,9 +136,9 @@ class QueryLine(_Line):
 
 
 def add_commands(sub: Any) -> None:
-    memory = sub.add_parser("memory", help="import, search and count memories").add_subparsers(
-        title="actions"
-    )
+    memory = sub.add_parser(
+        "memory", help="import, search, count, list, export, delete and forget memories"
+    ).add_subparsers(title="actions")
     imp = memory.add_parser(
         "import",
         help="import chat history (JSON lines) as memories",
@@ -164,23 +166,34 @@ def add_commands(sub: Any) -> None:
     search.set_defaults(run=_search)
     stats = memory.add_parser("stats", help="memories per persona, sessions and messages")
     stats.set_defaults(run=_stats)
-    add_memory_commands(memory)  # list, delete, export, forget
-
-    prompt = sub.add_parser("prompt", help="print the exact prompt a turn would use")
-    prompt.add_argument("--persona", required=True, help="slug or id")
-    prompt.add_argument("--session", required=True, type=uuid.UUID, help="the session id")
-    prompt.add_argument("--text", help="the user's message (default: the session's last one)")
-    prompt.set_defaults(run=_prompt)
-
-    token = sub.add_parser("token", help="mint a JWT for a user (needs PERSONAE_AUTH_SECRET)")
-    token.add_argument("--user", required=True, help="the user the token names")
-    token.add_argument(
-        "--role", choices=("user", "editor", "admin"), default="user", help="what the token may do"
+    lst = memory.add_parser("list", help="a persona's memories, the newest first")
+    _scope(lst)
+    lst.add_argument("--session", help="only memories of this session")
+    lst.add_argument("--limit", type=positive_int, default=50, help="at most this many")
+    lst.add_argument("--json", action="store_true", help="print JSON lines")
+    lst.set_defaults(run=_list)
+    delete = memory.add_parser("delete", help="delete memories by id")
+    _scope(delete)
+    delete.add_argument("ids", nargs="+", type=uuid_arg, help="memory ids (see memory list)")
+    delete.set_defaults(run=_delete)
+    exp = memory.add_parser(
+        "export", help="a persona's memories as JSON lines (the format memory import reads)"
     )
-    token.add_argument(
-        "--ttl", type=positive_int, default=86_400, help="seconds the token is valid"
+    _scope(exp)
+    exp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    exp.set_defaults(run=_export)
+    forget = memory.add_parser(
+        "forget", help="forget a user or a session: its memories and its transcripts"
     )
-    token.set_defaults(run=_token)
+    which = forget.add_mutually_exclusive_group(required=True)
+    which.add_argument("--user", help="every session and memory of this user")
+    which.add_argument("--session", type=uuid_arg, help="this session and its memories")
+    forget.set_defaults(run=_forget)
+
+
+def _scope(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--persona", required=True, help="slug or id")
+    parser.add_argument("--user", help="only this user's memories (default: every user's)")
 
 
 def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
@@ -383,80 +396,91 @@ async def _stats(settings: Settings, args: argparse.Namespace) -> int:
             offset += len(page.items)
             if not page.items or offset >= page.total:
                 break
-        async with services.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages)"
-            )
-            sessions, messages = await cur.fetchone() or (0, 0)
+        sessions, messages = await services.memory.transcripts.totals()
     print(f"{total} memories, {sessions} sessions, {messages} messages")
     return 0
 
 
-async def _prompt(settings: Settings, args: argparse.Namespace) -> int:
+async def _records(
+    settings: Settings, args: argparse.Namespace, limit: int | None
+) -> Iterator[MemoryRecord]:
     async with open_services(settings, overrides=_NO_SCORER) as services:
-        print(await render_prompt(services, args.persona, args.session, args.text))
+        persona = await services.personas.get(args.persona)
+        where = MemoryFilter(
+            persona_id=str(persona.id),
+            user_id=args.user,
+            session_id=getattr(args, "session", None),
+        )
+        found: list[MemoryRecord] = []
+        cursor = None
+        while limit is None or len(found) < limit:
+            want = _PAGE if limit is None else min(_PAGE, limit - len(found))
+            page = await services.memory.list(where, limit=want, cursor=cursor)
+            found.extend(page.records)
+            cursor = page.next_cursor
+            if cursor is None or not page.records:
+                break
+    return iter(found)
+
+
+async def _list(settings: Settings, args: argparse.Namespace) -> int:
+    shown = 0
+    for r in await _records(settings, args, args.limit):
+        shown += 1
+        if args.json:
+            line = {"memory_id": str(r.id), "pinned": r.pinned, **_memory_line(r)}
+            print(json.dumps(line, ensure_ascii=False))
+        else:
+            pin = " [pinned]" if r.pinned else ""
+            print(f"{r.id}  {r.created_at:%Y-%m-%d %H:%M}  {r.user_id:12} {r.speaker_name}{pin}: "
+                  f"{r.text[:100]}")
+    if not shown:
+        print("no memories", file=sys.stderr)
     return 0
 
 
-async def render_prompt(
-    services: Services, persona_key: str, session_id: uuid.UUID, text: str | None
-) -> str:
-    """The prompt ``persona_key`` would get next in the session, as text."""
-    transcripts = services.memory.transcripts
-    session = await transcripts.get_session(session_id)
-    persona = await services.personas.get(persona_key)
-    recent = await transcripts.recent(session.id, 50)
-    last_user = next((m for m in reversed(recent) if m.role == "user"), None)
-    if text is None and last_user is None:
-        raise CliInputError("the session has no user message yet: pass --text")
-    if text is not None or last_user is None:
-        now = dt.datetime.now(dt.UTC)
-        last_user = _draft(session.id, session.user_id, text or "", now)
-    participants = await services.director.participants(session)
-    request = TurnRequest(
-        session_id=session.id,
-        persona=persona,
-        user_id=session.user_id,
-        user_name=last_user.speaker,
-        user_message=last_user,
-        others=tuple(p.name for p in participants if p.id != persona.id),
-    )
-    recall = await services.memory.recall(
-        persona_id=str(persona.id),
-        user_id=session.user_id,
-        text=last_user.text,
-        k=services.agents.config.memory_k,
-    )
-    prompt = await prompt_for(services.agents, request, recall.memories)
-    header = (
-        f"# prompt for {persona.slug} in session {session.id}: ~{prompt.estimated_tokens} tokens, "
-        f"{len(recall.memories)} memories, {prompt.dropped_lines} transcript line(s) and "
-        f"{prompt.dropped_memories} memory(ies) trimmed; stop: {list(prompt.stop)}"
-    )
-    return header + "\n" + prompt.render()
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
+    output = writable_file(args.output) if args.output else None
+    lines = [_memory_line(r) for r in await _records(settings, args, None)]
+    lines.reverse()  # oldest first, as a history reads
+    write_json_lines(lines, output, f"{len(lines)} memories of {args.persona}")
+    return 0
 
 
-def _draft(session_id: uuid.UUID, user_id: str, text: str, now: dt.datetime) -> Message:
-    return Message(
-        id=uuid.uuid4(),
-        session_id=session_id,
-        seq=0,
-        role="user",
-        persona_id=None,
-        user_id=user_id,
-        speaker=user_id,
-        text=text,
-        client_msg_id=None,
-        reply_to=None,
-        status="complete",
-        extracted_traits={},
-        timings={},
-        created_at=now,
-    )
+def _memory_line(r: MemoryRecord) -> dict[str, Any]:
+    return {
+        "id": r.external_id or str(r.id),
+        "text": r.text,
+        "speaker": r.speaker_name,
+        "role": r.speaker_role,
+        "user": r.user_id,
+        "session": r.session_id,
+        "kind": r.kind,
+        "timestamp": r.created_at.isoformat(),
+        "metadata": dict(r.metadata),
+    }
 
 
-async def _token(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.auth_secret is None:
-        raise CliInputError("PERSONAE_AUTH_SECRET is not set: the server needs no token")
-    print(mint_token(settings.auth_secret.get_secret_value(), args.user, args.role, ttl_s=args.ttl))
+async def _delete(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        persona = await services.personas.get(args.persona)
+        for memory_id in args.ids:  # each checked first: an unknown id stops with its name
+            await services.memory.get(memory_id, persona_id=str(persona.id), user_id=args.user)
+        for memory_id in args.ids:
+            await services.memory.delete(memory_id, persona_id=str(persona.id), user_id=args.user)
+    print(f"deleted {len(args.ids)} memory(ies) of {persona.slug}")
+    return 0
+
+
+async def _forget(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        if args.session is not None:
+            await services.memory.transcripts.get_session(args.session)
+            messages, memories = await services.memory.forget_session(args.session)
+            print(f"forgot session {args.session}: {messages} message(s), {memories} memories")
+        else:
+            if not args.user.strip():
+                raise UsageError("--user: must not be empty")
+            sessions, memories = await services.memory.forget_user(args.user)
+            print(f"forgot user {args.user!r}: {sessions} session(s), {memories} memories")
     return 0

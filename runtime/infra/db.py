@@ -1,4 +1,5 @@
-"""Connections: the psycopg 3 async pool and the redis.asyncio client."""
+"""Connections: the psycopg 3 async pool (and its readiness ping) and the redis.asyncio
+client."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from runtime.errors import RuntimeLayerError
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+
+PING_SQL = "SELECT 1"
 
 
 class ServiceUnavailable(RuntimeLayerError):
@@ -77,6 +80,12 @@ async def open_pool(url: str, settings: Settings) -> AsyncIterator[AsyncConnecti
         yield pool
     finally:
         await pool.close()
+
+
+async def ping(pool: AsyncConnectionPool[Any]) -> None:
+    """One round trip to PostgreSQL through the pool: raises when it cannot answer."""
+    async with pool.connection() as conn:
+        await conn.execute(PING_SQL)
 
 
 @asynccontextmanager

@@ -19,6 +19,16 @@ _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # any constant shared by every Personae process: pg_advisory_lock(bigint)
 _LOCK_KEY = 0x5045_5253_4F4E_4145 & 0x7FFF_FFFF_FFFF_FFFF
 
+LOCK_SQL = "SELECT pg_advisory_lock(%s)"
+UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
+CREATE_TABLE_SQL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now())"
+)
+APPLIED_SQL = "SELECT version FROM schema_migrations"
+RECORD_SQL = "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)"
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -50,14 +60,10 @@ async def migrate(
     applied: list[str] = []
     if not conn.autocommit:
         await conn.set_autocommit(True)
-    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+    await conn.execute(LOCK_SQL, (_LOCK_KEY,))
     try:
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        cur = await conn.execute("SELECT version FROM schema_migrations")
+        await conn.execute(CREATE_TABLE_SQL)
+        cur = await conn.execute(APPLIED_SQL)
         done = {row[0] for row in await cur.fetchall()}  # type: ignore[index]
         for m in todo:
             if m.version in done:
@@ -65,16 +71,13 @@ async def migrate(
             try:
                 async with conn.transaction():
                     await conn.execute(sql.SQL(m.sql))
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                        (m.version, m.name),
-                    )
+                    await conn.execute(RECORD_SQL, (m.version, m.name))
             except psycopg.Error as exc:
                 raise MigrationError(m.name, str(exc).strip()) from None
             log.info("applied migration %s", m.name)
             applied.append(m.name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+        await conn.execute(UNLOCK_SQL, (_LOCK_KEY,))
     return applied
 
 

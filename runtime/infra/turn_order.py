@@ -24,8 +24,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
-_LOCK = "SELECT pg_advisory_lock(%s)"
-_UNLOCK = "SELECT pg_advisory_unlock(%s)"
+LOCK_SQL = "SELECT pg_advisory_lock(%s)"
+UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
 
 
 def lock_key(session_id: uuid.UUID) -> int:
@@ -66,12 +66,12 @@ class SessionOrder:
                 async with self._pool.connection(timeout=self._wait_s) as conn:
                     key = lock_key(session_id)
                     async with asyncio.timeout(self._wait_s):
-                        await conn.execute(_LOCK, (key,))
+                        await conn.execute(LOCK_SQL, (key,))
                     try:
                         yield
                     finally:
                         try:
-                            await conn.execute(_UNLOCK, (key,))
+                            await conn.execute(UNLOCK_SQL, (key,))
                         except psycopg.Error as exc:
                             # closing the connection releases the lock too
                             log.warning("session %s: unlock failed (%s); closing", session_id, exc)

@@ -12,9 +12,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-from psycopg_pool import AsyncConnectionPool
 
 from memory import Embedder, MemoryRecord, VectorIndex
 from memory.types import MemoryQuery
@@ -51,12 +48,10 @@ class CatalogHit:
 class PersonaCatalog:
     def __init__(
         self,
-        pool: AsyncConnectionPool[Any],
         personas: PersonaStore,
         index: VectorIndex,
         embedder: Embedder,
     ) -> None:
-        self._pool = pool
         self._personas = personas
         self._index = index
         self._embedder = embedder
@@ -67,11 +62,7 @@ class PersonaCatalog:
         """Embed the personas that changed since this process last looked; returns how
         many were (re)embedded."""
         async with self._syncing:
-            async with self._pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT id, version FROM personas WHERE deleted_at IS NULL"
-                )
-                live = {row[0]: int(row[1]) for row in await cur.fetchall()}
+            live = await self._personas.live_versions()
             gone = [pid for pid in self._known if pid not in live]
             if gone:
                 await self._index.delete(gone, persona_id=CATALOG_SCOPE)

@@ -1,8 +1,9 @@
-"""ChatService: what the transports (Socket.IO, REST) call — sessions, sending and
-retrying messages and running their turns in the background (in order per session, see
-:mod:`runtime.infra.turn_order`), history and feedback, with ownership checks and per-user
-limits; memory and trait views are its :class:`~runtime.usecases.inspection.Inspection`.
-Transports only translate payloads and errors."""
+"""ChatService: what the transports (Socket.IO, REST, ``/v1``) call — sessions, sending
+and retrying messages and running their turns in the background (in order per session,
+see :mod:`runtime.infra.turn_order`; the running ones kept by message id), history and
+feedback, with ownership checks and per-user limits; memory and trait views are its
+:class:`~runtime.usecases.inspection.Inspection`. Transports only translate payloads and
+errors."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from typing import Any
 
 from agents.director import POLICIES
 from agents.types import TurnEvents, TurnResult
-from memory import MemoryPage, MemoryRecord, ScoredMemory
-from memory.record.transcripts import Feedback, Message, MessagePage, Session
+from memory import MemoryPage, MemoryRecord, ScoredMemory, SessionExists, SessionNotFound
+from memory.record.transcripts import Message, MessagePage, Session
 from personas import Persona
 from runtime.errors import ChatError
 from runtime.infra.auth import Principal
@@ -26,6 +27,7 @@ from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import RateLimited, RateLimiter
 from runtime.infra.turn_order import Interrupts, SessionOrder
 from runtime.services import Services
+from runtime.usecases.feedback import GivenFeedback, give_feedback
 from runtime.usecases.greetings import greet
 from runtime.usecases.inspection import Inspection, TraitsView
 
@@ -57,6 +59,7 @@ class ChatService:
         self.metrics = metrics
         self.accepting = True
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: dict[uuid.UUID, set[asyncio.Task[None]]] = {}  # by user message
         self._order = order or SessionOrder(None)
         self.inspection = Inspection(services, self.session_for)
         self._interrupts = interrupts or Interrupts(None)
@@ -106,6 +109,27 @@ class ChatService:
         self._owner_seen(session)
         await greet(self.services, session, found, principal.user_id)  # a card's greeting
         return session, found
+
+    async def open_session(
+        self, principal: Principal, persona: Persona, *, session_id: uuid.UUID, title: str = ""
+    ) -> Session:
+        """The caller's session ``session_id``, created with ``persona`` when there is
+        none yet (a parallel request creating it too gets the same one); it must include
+        ``persona``."""
+        try:
+            session = await self.session_for(principal, session_id)
+        except SessionNotFound:
+            try:
+                session = await self.services.memory.transcripts.create_session(
+                    principal.user_id, [persona.id], session_id=session_id, title=title
+                )
+            except SessionExists:  # created meanwhile by a parallel request
+                session = await self.session_for(principal, session_id)
+        if persona.id not in session.persona_ids:
+            raise ChatError(
+                "invalid_payload", f"session '{session.id}' does not include {persona.slug}"
+            )
+        return session
 
     async def session_for(self, principal: Principal, session_id: uuid.UUID) -> Session:
         """The session, if the caller may see it (its owner, or an admin)."""
@@ -191,6 +215,7 @@ class ChatService:
         self._spawn(
             self._turns(principal, session, message, user_name, events, to, mode, held, channel=channel),
             name=f"turn-{message.id}",
+            message_id=message.id,
         )
         return Sent(message, duplicate=False)
 
@@ -221,6 +246,7 @@ class ChatService:
         self._spawn(
             self._turns(principal, session, message, user_name, events, (), None, held, fresh=False),
             name=f"retry-{message.id}",
+            message_id=message.id,
         )
         return message
 
@@ -252,9 +278,36 @@ class ChatService:
                     principal, session, message, user_name, events, (), None, held, fresh=False
                 ),
                 name=f"rejoin-{message.id}",
+                message_id=message.id,
             )
             started += 1
         return started
+
+    async def wait_for_turn(self, message_id: uuid.UUID, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the turns answering this user message that run in
+        this process; returns whether none is still running."""
+        running = self._running.get(message_id)
+        if not running:
+            return True
+        _, pending = await asyncio.wait(set(running), timeout=timeout_s)
+        return not pending
+
+    async def replay(
+        self,
+        session: Session,
+        message: Message,
+        *,
+        user_name: str,
+        events: TurnEvents,
+        to: Sequence[str] = (),
+    ) -> list[TurnResult]:
+        """For a user message stored before: report each persona's stored reply, or
+        answer it now where there is none (its turn failed, or ran on a process that
+        stopped). Call it once the message's running turn is over
+        (:meth:`wait_for_turn`)."""
+        return await self.services.director.respond(
+            session, message, user_name=user_name, events=events, to=to
+        )
 
     async def _turns(
         self,
@@ -334,10 +387,19 @@ class ChatService:
             if "turn_ms" in t:
                 self.metrics.turn_latency.observe(t["turn_ms"] / 1000)
 
-    def _spawn(self, coro: Any, *, name: str) -> None:
+    def _spawn(self, coro: Any, *, name: str, message_id: uuid.UUID) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
+        self._running.setdefault(message_id, set()).add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda done: self._finished(message_id, done))
+
+    def _finished(self, message_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        running = self._running.get(message_id)
+        if running is not None:
+            running.discard(task)
+            if not running:
+                del self._running[message_id]
 
     async def drain(self, grace_s: float) -> int:
         """Stop taking turns and wait up to ``grace_s`` for running ones; returns how many
@@ -355,16 +417,19 @@ class ChatService:
         return len(still)
 
     async def feedback(
-        self, principal: Principal, message_id: uuid.UUID, rating: int, comment: str = ""
-    ) -> Feedback:
-        """Rate a message of one of the caller's sessions; a second rating replaces it."""
-        transcripts = self.services.memory.transcripts
-        stored = await transcripts.rate(message_id, principal.user_id, rating, comment)
-        if stored is not None:
-            return stored
-        if await transcripts.message_exists(message_id):
-            raise ChatError("forbidden", f"message '{message_id}' is not in one of your sessions")
-        raise ChatError("message_not_found", f"message '{message_id}' not found")
+        self,
+        principal: Principal,
+        message_id: uuid.UUID,
+        rating: int,
+        comment: str = "",
+        reason: str | None = None,
+    ) -> GivenFeedback:
+        """Rate a message of one of the caller's sessions (a second rating replaces it),
+        with an optional reason that may move the persona's matching setting
+        (:func:`~runtime.usecases.feedback.give_feedback`)."""
+        return await give_feedback(
+            self.services, principal.user_id, message_id, rating, comment, reason
+        )
 
     # memory and trait views: the inspection service's, here too for existing callers
 

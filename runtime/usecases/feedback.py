@@ -10,16 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from agents.traits import canonical
 from agents.traits.evolution import FEEDBACK_REASONS, feedback_change
+from memory.record.feedback import Feedback, FeedbackRow, FeedbackStore
 from personas import Actor, PersonaError, PersonaStore, SettingsPatch
-from runtime.errors import RuntimeLayerError
+from runtime.errors import ChatError
+from runtime.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,6 @@ FEEDBACK_THRESHOLD = 3
 FEEDBACK_RATE = 0.05
 REASON_PATTERN = r"^[a-z][a-z_]{0,39}$"
 _ACTOR = Actor("feedback", is_admin=True)
-
-
-class FeedbackError(RuntimeLayerError):
-    """A feedback request refers to nothing that can be rated."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +42,37 @@ class Adjustment:
 
 
 @dataclass(frozen=True, slots=True)
-class FeedbackRow:
-    message_id: uuid.UUID
-    persona_id: uuid.UUID
-    persona_slug: str
-    user_id: str
-    rating: int
-    reason: str | None
-    comment: str
-    created_at: dt.datetime
+class GivenFeedback:
+    """A rating as stored (with its reason) and the setting it moved, if any."""
+
+    feedback: Feedback
+    adjusted: Adjustment | None
+
+
+async def give_feedback(
+    services: Services,
+    user_id: str,
+    message_id: uuid.UUID,
+    rating: int,
+    comment: str = "",
+    reason: str | None = None,
+) -> GivenFeedback:
+    """Rate a message of one of ``user_id``'s sessions (a second rating replaces the
+    first) with an optional reason; when enough negative ratings of the persona's replies
+    share that reason, the matching setting moves (see the module's docstring)."""
+    stored = await services.feedback.rate(message_id, user_id, rating, comment)
+    if stored is None:
+        if await services.memory.transcripts.message_exists(message_id):
+            raise ChatError("forbidden", f"message '{message_id}' is not in one of your sessions")
+        raise ChatError("message_not_found", f"message '{message_id}' not found")
+    adjusted = await tag_and_act(
+        services.feedback, services.personas, stored.message_id, stored.user_id, rating, reason
+    )
+    return GivenFeedback(replace(stored, reason=reason), adjusted)
 
 
 async def tag_and_act(
-    pool: AsyncConnectionPool[Any],
+    feedback: FeedbackStore,
     personas: PersonaStore,
     message_id: uuid.UUID,
     user_id: str,
@@ -66,34 +81,18 @@ async def tag_and_act(
 ) -> Adjustment | None:
     """Record the reason of ``user_id``'s stored rating of ``message_id`` and, when
     enough negative ratings share it, move the matching setting."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "UPDATE feedback f SET reason = %s FROM messages m"
-            " WHERE f.message_id = %s AND f.user_id = %s AND m.id = f.message_id"
-            " RETURNING m.persona_id",
-            (reason, message_id, user_id),
-        )
-        row = await cur.fetchone()
-    if row is None or row[0] is None or reason is None or rating >= 0:
+    persona_id = await feedback.tag(message_id, user_id, reason)
+    if persona_id is None or reason is None or rating >= 0:
         return None
     if reason not in FEEDBACK_REASONS:
         return None
-    return await _maybe_adjust(pool, personas, row[0], reason)
+    return await _maybe_adjust(feedback, personas, persona_id, reason)
 
 
 async def _maybe_adjust(
-    pool: AsyncConnectionPool[Any], personas: PersonaStore, persona_id: uuid.UUID, reason: str
+    feedback: FeedbackStore, personas: PersonaStore, persona_id: uuid.UUID, reason: str
 ) -> Adjustment | None:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM feedback f JOIN messages m ON m.id = f.message_id"
-            " WHERE m.persona_id = %s AND f.reason = %s AND f.rating < 0"
-            " AND f.created_at > coalesce((SELECT max(created_at) FROM feedback_actions"
-            "     WHERE persona_id = %s AND reason = %s), '-infinity')",
-            (persona_id, reason, persona_id, reason),
-        )
-        counted = await cur.fetchone()
-    count = int(counted[0]) if counted else 0
+    count = await feedback.negative_since_last_action(persona_id, reason)
     if count < FEEDBACK_THRESHOLD:
         return None
     try:
@@ -131,12 +130,7 @@ async def _maybe_adjust(
         log.warning("feedback did not adjust persona %s: %s", persona.slug, exc)
         return None
     change_text = f"{setting} {old:g} -> {new:g}"
-    async with pool.connection() as conn:
-        await conn.execute(
-            "INSERT INTO feedback_actions (persona_id, reason, version, change)"
-            " VALUES (%s, %s, %s, %s)",
-            (persona.id, reason, updated.version, change_text),
-        )
+    await feedback.record_action(persona.id, reason, updated.version, change_text)
     log.info("persona %s: %s (%s)", persona.slug, change_text, why)
     return Adjustment(setting, old, new, why, updated.version)
 
@@ -150,17 +144,6 @@ async def list_feedback(
     before: dt.datetime | None = None,
 ) -> list[FeedbackRow]:
     """Ratings newest first: one user's (``user_id``) or everyone's (None)."""
-    async with pool.connection() as conn:
-        cur = await conn.cursor(row_factory=dict_row).execute(
-            "SELECT f.message_id, m.persona_id, p.slug AS persona_slug, f.user_id, f.rating,"
-            " f.reason, f.comment, f.created_at"
-            " FROM feedback f JOIN messages m ON m.id = f.message_id"
-            " JOIN personas p ON p.id = m.persona_id"
-            " WHERE (%(user)s::text IS NULL OR f.user_id = %(user)s)"
-            " AND (%(persona)s::uuid IS NULL OR m.persona_id = %(persona)s)"
-            " AND (%(before)s::timestamptz IS NULL OR f.created_at < %(before)s)"
-            " ORDER BY f.created_at DESC, f.id DESC LIMIT %(limit)s",
-            {"user": user_id, "persona": persona_id, "before": before, "limit": limit},
-        )
-        rows = await cur.fetchall()
-    return [FeedbackRow(**r) for r in rows]
+    return await FeedbackStore(pool).list(
+        user_id=user_id, persona_id=persona_id, limit=limit, before=before
+    )

@@ -72,19 +72,8 @@ async def _consistency(services: Services, persona: Persona) -> dict[str, Any] |
     }
 
 
-async def _reply_texts(services: Services, persona: Persona) -> list[str]:
-    async with services.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT text FROM messages WHERE persona_id = %s AND status = 'complete'"
-            " ORDER BY created_at DESC LIMIT %s",
-            (persona.id, REPLIES_MEASURED),
-        )
-        rows = await cur.fetchall()
-    return [r[0] for r in rows]
-
-
 async def _linguistic_match(services: Services, persona: Persona) -> dict[str, Any] | None:
-    texts = await _reply_texts(services, persona)
+    texts = await services.memory.transcripts.latest_replies(persona.id, REPLIES_MEASURED)
     try:
         replies = fingerprint(texts)
     except FingerprintError:
@@ -153,31 +142,16 @@ async def _channels(services: Services, persona: Persona) -> dict[str, Any] | No
 
 
 async def _satisfaction(services: Services, persona: Persona) -> dict[str, Any] | None:
-    async with services.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FILTER (WHERE f.rating > 0), count(*) FILTER (WHERE f.rating = 0),"
-            " count(*) FILTER (WHERE f.rating < 0)"
-            " FROM feedback f JOIN messages m ON m.id = f.message_id WHERE m.persona_id = %s",
-            (persona.id,),
-        )
-        row = await cur.fetchone()
-        cur = await conn.execute(
-            "SELECT f.reason, count(*) FROM feedback f JOIN messages m ON m.id = f.message_id"
-            " WHERE m.persona_id = %s AND f.reason IS NOT NULL GROUP BY f.reason"
-            " ORDER BY count(*) DESC, f.reason",
-            (persona.id,),
-        )
-        reasons = {r[0]: int(r[1]) for r in await cur.fetchall()}
-    up, neutral, down = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
-    total = up + neutral + down
+    rated = await services.analytics.ratings(persona.id)
+    total = rated.up + rated.neutral + rated.down
     if total == 0:
         return None
     return {
-        "score": round(100 * (up + 0.5 * neutral) / total, 1),
-        "up": up,
-        "neutral": neutral,
-        "down": down,
-        "reasons": reasons,
+        "score": round(100 * (rated.up + 0.5 * rated.neutral) / total, 1),
+        "up": rated.up,
+        "neutral": rated.neutral,
+        "down": rated.down,
+        "reasons": rated.reasons,
     }
 
 
@@ -185,64 +159,24 @@ async def analytics(
     services: Services, persona: Persona, since: dt.date, until: dt.date
 ) -> dict[str, Any]:
     """Per day from ``since`` to ``until`` (inclusive), in UTC."""
-    start = dt.datetime.combine(since, dt.time(), dt.UTC)
-    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC)
-    async with services.pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT (m.created_at AT TIME ZONE 'UTC')::date AS day, count(*),"
-            " count(DISTINCT s.user_id), count(DISTINCT m.session_id),"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.timings->>'first_token_ms')::float"
-            "   + coalesce((m.timings->>'load_persona_ms')::float, 0)"
-            "   + coalesce((m.timings->>'retrieve_ms')::float, 0)"
-            "   + coalesce((m.timings->>'compose_ms')::float, 0)),"
-            " percentile_cont(0.95) WITHIN GROUP (ORDER BY (m.timings->>'first_token_ms')::float"
-            "   + coalesce((m.timings->>'load_persona_ms')::float, 0)"
-            "   + coalesce((m.timings->>'retrieve_ms')::float, 0)"
-            "   + coalesce((m.timings->>'compose_ms')::float, 0)),"
-            " percentile_cont(0.5) WITHIN GROUP (ORDER BY (m.timings->>'llm_ms')::float"
-            "   + coalesce((m.timings->>'load_persona_ms')::float, 0)"
-            "   + coalesce((m.timings->>'retrieve_ms')::float, 0)"
-            "   + coalesce((m.timings->>'compose_ms')::float, 0)),"
-            " percentile_cont(0.95) WITHIN GROUP (ORDER BY (m.timings->>'llm_ms')::float"
-            "   + coalesce((m.timings->>'load_persona_ms')::float, 0)"
-            "   + coalesce((m.timings->>'retrieve_ms')::float, 0)"
-            "   + coalesce((m.timings->>'compose_ms')::float, 0))"
-            " FROM messages m JOIN sessions s ON s.id = m.session_id"
-            " WHERE m.persona_id = %s AND m.created_at >= %s AND m.created_at < %s"
-            " GROUP BY 1",
-            (persona.id, start, end),
-        )
-        turns = {r[0]: r[1:] for r in await cur.fetchall()}
-        cur = await conn.execute(
-            "SELECT (f.created_at AT TIME ZONE 'UTC')::date, count(*) FILTER (WHERE f.rating > 0),"
-            " count(*) FILTER (WHERE f.rating < 0)"
-            " FROM feedback f JOIN messages m ON m.id = f.message_id"
-            " WHERE m.persona_id = %s AND f.created_at >= %s AND f.created_at < %s GROUP BY 1",
-            (persona.id, start, end),
-        )
-        feedback = {r[0]: r[1:] for r in await cur.fetchall()}
-        cur = await conn.execute(
-            "SELECT day, drift FROM persona_metrics WHERE persona_id = %s"
-            " AND day >= %s AND day <= %s",
-            (persona.id, since, until),
-        )
-        drift = {r[0]: r[1] for r in await cur.fetchall()}
+    daily = await services.analytics.daily(persona.id, since, until)
     days = []
     day = since
     while day <= until:
-        t = turns.get(day)
-        up, down = feedback.get(day, (0, 0))
+        t = daily.turns.get(day)
+        up, down = daily.ratings.get(day, (0, 0))
+        drift = daily.drift.get(day)
         days.append(
             {
                 "day": day.isoformat(),
-                "turns": int(t[0]) if t else 0,
-                "users": int(t[1]) if t else 0,
-                "sessions": int(t[2]) if t else 0,
+                "turns": int(t.turns) if t else 0,
+                "users": int(t.users) if t else 0,
+                "sessions": int(t.sessions) if t else 0,
                 "feedback_up": int(up),
                 "feedback_down": int(down),
-                "first_token_ms": _pair(t[3], t[4]) if t else None,
-                "turn_ms": _pair(t[5], t[6]) if t else None,
-                "drift": None if drift.get(day) is None else round(float(drift[day]), 4),
+                "first_token_ms": _pair(t.first_token_p50, t.first_token_p95) if t else None,
+                "turn_ms": _pair(t.turn_p50, t.turn_p95) if t else None,
+                "drift": None if drift is None else round(float(drift), 4),
             }
         )
         day += dt.timedelta(days=1)

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from agents.tracker import TrackerSettings, TraitTracker
 from agents.traits import TraitObservation
+from memory.record.feedback import FeedbackStore
 from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
 from runtime.usecases.feedback import FEEDBACK_THRESHOLD, list_feedback, tag_and_act
@@ -64,12 +65,13 @@ async def test_repeated_negative_feedback_moves_the_matching_setting(
     persona = await store.create(definition(traits=TRAITS), ADMIN)
     plain = await store.create(definition("plain-tutor"), ADMIN)
     transcripts = Transcripts(db)
+    feedback = FeedbackStore(db)
 
     async def rate(p: Any, user: str, reason: str, rating: int = -1) -> Any:
         session = await transcripts.create_session(user, [p.id])
         (message_id,) = await replies(transcripts, p, session.id, 1)
-        assert await transcripts.rate(message_id, user, rating) is not None
-        return await tag_and_act(db, store, message_id, user, rating, reason)
+        assert await feedback.rate(message_id, user, rating) is not None
+        return await tag_and_act(feedback, store, message_id, user, rating, reason)
 
     # too long: verbosity (evolves) goes down one step, once enough ratings agree
     outcomes = [await rate(persona, f"u{i}", "too_long") for i in range(FEEDBACK_THRESHOLD)]

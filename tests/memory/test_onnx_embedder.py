@@ -16,7 +16,8 @@ from memory import (
     SentenceTransformerEmbedder,
     make_embedder,
 )
-from memory.vector import onnx_embedder
+from memory.vector import onnx_embedder, onnx_export
+from memory.vector.onnx_encoder import Export
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,7 @@ async def test_the_export_is_made_once_and_reused(
     def no_export(model: str, folder: Path) -> None:
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(onnx_embedder, "export_model", no_export)
+    monkeypatch.setattr(onnx_export, "export_model", no_export)
     async with OnnxEmbedder(cache_dir=model_cache, fallback=False) as again:
         assert again.backend == "onnx" and again.export == onnx.export
         assert np.allclose(await again.embed_one("ok"), await onnx.embed_one("ok"), atol=1e-6)
@@ -103,7 +104,7 @@ async def test_a_text_seen_recently_comes_from_the_cache(onnx: OnnxEmbedder) -> 
 async def test_without_onnx_runtime_auto_falls_back_to_pytorch_and_onnx_refuses(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torch_minilm: SentenceTransformerEmbedder
 ) -> None:
-    def unavailable(model: str, cache_dir: Path) -> onnx_embedder.Export:
+    def unavailable(model: str, cache_dir: Path) -> Export:
         raise ImportError("No module named 'onnxruntime'")
 
     monkeypatch.setattr(onnx_embedder, "ensure_export", unavailable)
@@ -128,11 +129,11 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
     near the float model's (recall at every k is measured by bench/recall_bench.py)."""
     async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as q:
         assert q.precision == "int8" and q.export is not None
-        assert (q.export.folder / onnx_embedder.INT8_FILE).is_file()
+        assert (q.export.folder / onnx_export.INT8_FILE).is_file()
         got = await q.embed(TEXTS)
         expected = await onnx.embed(TEXTS)
         cosines = np.sum(got * expected, axis=1)
-        assert float(cosines.min()) >= onnx_embedder.INT8_MIN_COSINE
+        assert float(cosines.min()) >= onnx_export.INT8_MIN_COSINE
         assert float(cosines.mean()) >= 0.985
         assert not np.allclose(got, expected, atol=1e-4), "the int8 copy is not running"
         assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
@@ -140,10 +141,10 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
         alone = np.stack([await q.embed_one(t) for t in TEXTS[2:8]])
         assert np.allclose(alone, got[2:8], atol=1e-6)
 
-    def no_quantizing(spec: onnx_embedder.Export, target: Path) -> float:
+    def no_quantizing(spec: Export, target: Path) -> float:
         raise AssertionError("quantised again")
 
-    monkeypatch.setattr(onnx_embedder, "quantize_int8", no_quantizing)
+    monkeypatch.setattr(onnx_export, "quantize_int8", no_quantizing)
     async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as again:
         assert again.precision == "int8"
         assert np.allclose(await again.embed(TEXTS[:4]), got[:4], atol=1e-6)
@@ -158,11 +159,11 @@ async def test_an_int8_copy_that_moves_vectors_too_far_leaves_the_float_model(
     folder.mkdir()
     for name in ("model.onnx", "meta.json", "tokenizer.json"):
         (folder / name).symlink_to(onnx.export.folder / name)
-    monkeypatch.setattr(onnx_embedder, "export_folder", lambda model, cache_dir: folder)
-    monkeypatch.setattr(onnx_embedder, "INT8_MIN_COSINE", 1.01)  # nothing is that close
+    monkeypatch.setattr(onnx_export, "export_folder", lambda model, cache_dir: folder)
+    monkeypatch.setattr(onnx_export, "INT8_MIN_COSINE", 1.01)  # nothing is that close
     with caplog.at_level("WARNING", logger="memory.vector.onnx_embedder"):
         async with OnnxEmbedder(cache_dir=tmp_path, fallback=False, precision="int8") as e:
             assert e.precision == "fp32"
             assert np.allclose(await e.embed(TEXTS[:4]), await onnx.embed(TEXTS[:4]), atol=1e-6)
     assert "running in float" in caplog.text and "cosine" in caplog.text
-    assert not (folder / onnx_embedder.INT8_FILE).exists()
+    assert not (folder / onnx_export.INT8_FILE).exists()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from memory.errors import SessionNotFound
+from memory.errors import SessionExists, SessionNotFound
 from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
 from tests.personas.factory import definition
@@ -140,3 +140,63 @@ async def test_forget_session_and_user(setup: Any) -> None:
     assert await transcripts.delete_user("alice") == 1
     assert await transcripts.list_sessions("alice") == []
     assert await transcripts.count(s3.id) == 1
+
+
+async def test_a_session_id_is_taken_once(setup: Any) -> None:
+    transcripts, pid = setup
+    chosen = uuid.uuid4()
+    await transcripts.create_session("alice", [pid], session_id=chosen)
+    with pytest.raises(SessionExists, match=str(chosen)):
+        await transcripts.create_session("bob", [pid], session_id=chosen)
+    assert (await transcripts.get_session(chosen)).user_id == "alice"
+
+
+async def test_sessions_are_summarised_and_counted(setup: Any) -> None:
+    """What ``personae sessions list`` and ``memory stats`` show: every user's sessions
+    (or one user's), the latest first, with their personas' slugs and message counts."""
+    transcripts, pid = setup
+    sessions_before, messages_before = await transcripts.totals()
+    older = await transcripts.create_session("alice", [pid], title="older")
+    newer = await transcripts.create_session("bob", [pid], title="newer")
+    for i in range(2):
+        await transcripts.store_user_message(
+            newer.id, user_id="bob", speaker="Bob", text=f"b{i}", client_msg_id=f"b{i}"
+        )
+    everyone = await transcripts.session_summaries(None)
+    assert [s.id for s in everyone[:2]] == [newer.id, older.id]
+    assert (everyone[0].messages, everyone[0].personas, everyone[0].title) == (
+        2,
+        ("test-tutor",),
+        "newer",
+    )
+    assert [s.id for s in await transcripts.session_summaries("alice")] == [older.id]
+    assert await transcripts.session_summaries("carol") == []
+    assert await transcripts.totals() == (sessions_before + 2, messages_before + 2)
+
+
+async def test_a_session_channel_is_set_and_cleared(setup: Any) -> None:
+    transcripts, pid = setup
+    session = await transcripts.create_session("alice", [pid], metadata={"rounds": 2})
+    await transcripts.set_channel(session.id, "sms")
+    assert (await transcripts.get_session(session.id)).metadata == {"rounds": 2, "channel": "sms"}
+    await transcripts.set_channel(session.id, None)
+    assert (await transcripts.get_session(session.id)).metadata == {"rounds": 2}
+
+
+async def test_latest_replies_are_a_personas_complete_ones_newest_first(setup: Any) -> None:
+    transcripts, pid = setup
+    session = await transcripts.create_session("alice", [pid])
+    for i, status in enumerate(("complete", "failed", "complete")):
+        asked, _ = await transcripts.store_user_message(
+            session.id, user_id="alice", speaker="Alice", text=f"q{i}", client_msg_id=f"c{i}"
+        )
+        await transcripts.append_persona_message(
+            session.id,
+            persona_id=pid,
+            speaker="Tutor",
+            text=f"r{i}",
+            reply_to=asked.id,
+            status=status,  # type: ignore[arg-type]
+        )
+    assert await transcripts.latest_replies(pid, 10) == ["r2", "r0"]
+    assert await transcripts.latest_replies(pid, 1) == ["r2"]

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.cli.memory import CliInputError, ImportLine, _lines, _new_memory
+from runtime.cli.args import CliInputError
+from runtime.cli.memory import ImportLine, _lines, _new_memory
 
 FAST = settings(
     max_examples=150,

@@ -91,7 +91,7 @@ async def test_plain_language_queries_find_the_right_persona(
     async with SentenceTransformerEmbedder() as embedder, EdgeMemoryIndex(
         tmp_path / "qdrant", dim=embedder.dim
     ) as index:
-        catalog = PersonaCatalog(db, store, index, embedder)
+        catalog = PersonaCatalog(store, index, embedder)
         for query, expected in QUERIES.items():
             hits = await catalog.search(query, limit=3)
             assert hits[0].persona.slug == expected, (query, [h.persona.slug for h in hits])

@@ -1,0 +1,139 @@
+"""Ratings of messages in PostgreSQL (``feedback``) and the settings their reasons moved
+(``feedback_actions``): one rating per user and message, replaced when given again, and
+only in the rater's own open sessions."""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+RATE_SQL = """
+INSERT INTO feedback (message_id, user_id, rating, comment)
+SELECT m.id, %(user)s, %(rating)s, %(comment)s
+  FROM messages m JOIN sessions s ON s.id = m.session_id
+ WHERE m.id = %(message)s AND s.user_id = %(user)s AND s.closed_at IS NULL
+ON CONFLICT (message_id, user_id)
+DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, created_at = now()
+RETURNING message_id, user_id, rating, comment, created_at
+"""
+TAG_SQL = (
+    "UPDATE feedback f SET reason = %s FROM messages m"
+    " WHERE f.message_id = %s AND f.user_id = %s AND m.id = f.message_id"
+    " RETURNING m.persona_id"
+)
+# negative ratings of a persona's replies with a reason, since that reason last moved
+# a setting (the ratings before a move stop counting)
+COUNT_SINCE_ACTION_SQL = (
+    "SELECT count(*) FROM feedback f JOIN messages m ON m.id = f.message_id"
+    " WHERE m.persona_id = %s AND f.reason = %s AND f.rating < 0"
+    " AND f.created_at > coalesce((SELECT max(created_at) FROM feedback_actions"
+    "     WHERE persona_id = %s AND reason = %s), '-infinity')"
+)
+RECORD_ACTION_SQL = (
+    "INSERT INTO feedback_actions (persona_id, reason, version, change)"
+    " VALUES (%s, %s, %s, %s)"
+)
+LIST_SQL = (
+    "SELECT f.message_id, m.persona_id, p.slug AS persona_slug, f.user_id, f.rating,"
+    " f.reason, f.comment, f.created_at"
+    " FROM feedback f JOIN messages m ON m.id = f.message_id"
+    " JOIN personas p ON p.id = m.persona_id"
+    " WHERE (%(user)s::text IS NULL OR f.user_id = %(user)s)"
+    " AND (%(persona)s::uuid IS NULL OR m.persona_id = %(persona)s)"
+    " AND (%(before)s::timestamptz IS NULL OR f.created_at < %(before)s)"
+    " ORDER BY f.created_at DESC, f.id DESC LIMIT %(limit)s"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """A stored rating; ``reason`` is known once it is tagged (:meth:`FeedbackStore.tag`)."""
+
+    message_id: uuid.UUID
+    user_id: str
+    rating: int
+    comment: str
+    created_at: dt.datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRow:
+    """A rating as listed, with the persona whose reply it rates."""
+
+    message_id: uuid.UUID
+    persona_id: uuid.UUID
+    persona_slug: str
+    user_id: str
+    rating: int
+    reason: str | None
+    comment: str
+    created_at: dt.datetime
+
+
+class FeedbackStore:
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def rate(
+        self, message_id: uuid.UUID, user_id: str, rating: int, comment: str = ""
+    ) -> Feedback | None:
+        """Record (or replace) ``user_id``'s rating of a message in one of their own
+        sessions; None when there is no such message in their sessions."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                RATE_SQL,
+                {"user": user_id, "rating": rating, "comment": comment, "message": message_id},
+            )
+            row = await cur.fetchone()
+        return None if row is None else Feedback(**row)
+
+    async def tag(
+        self, message_id: uuid.UUID, user_id: str, reason: str | None
+    ) -> uuid.UUID | None:
+        """Set (or clear) the reason of ``user_id``'s rating of a message; returns the
+        persona whose reply it rates (None: no such rating, or not a persona's reply)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(TAG_SQL, (reason, message_id, user_id))
+            row = await cur.fetchone()
+        return None if row is None else row[0]
+
+    async def negative_since_last_action(self, persona_id: uuid.UUID, reason: str) -> int:
+        """Negative ratings of the persona's replies giving ``reason``, since that reason
+        last moved one of its settings."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                COUNT_SINCE_ACTION_SQL, (persona_id, reason, persona_id, reason)
+            )
+            counted = await cur.fetchone()
+        return int(counted[0]) if counted else 0
+
+    async def record_action(
+        self, persona_id: uuid.UUID, reason: str, version: int, change: str
+    ) -> None:
+        """Record that ``reason`` moved a setting (``change``), making ``version``."""
+        async with self._pool.connection() as conn:
+            await conn.execute(RECORD_ACTION_SQL, (persona_id, reason, version, change))
+
+    async def list(
+        self,
+        *,
+        user_id: str | None,
+        persona_id: uuid.UUID | None = None,
+        limit: int = 100,
+        before: dt.datetime | None = None,
+    ) -> builtins.list[FeedbackRow]:
+        """Ratings newest first: one user's (``user_id``) or everyone's (None)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                LIST_SQL,
+                {"user": user_id, "persona": persona_id, "before": before, "limit": limit},
+            )
+            rows = await cur.fetchall()
+        return [FeedbackRow(**r) for r in rows]

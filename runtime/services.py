@@ -38,12 +38,12 @@ from memory.vector.onnx_embedder import make_embedder
 from memory.vector.remote import RemoteIndex
 from personas import PersonaCache, PersonaRepository, PersonaStore
 from personas.card_store import CardStore
+from runtime.infra.catalog import PersonaCatalog
 from runtime.infra.db import open_pool, open_redis
 from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.infra.migrate import migrate_url
 from runtime.infra.store_share import check_store_free
 from runtime.settings import Settings
-from runtime.usecases.catalog import PersonaCatalog
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import Field
 
 from personas import Persona, PersonaDef, PersonaVersion, SettingsPatch
-from runtime.usecases.catalog import embedding_text
+from runtime.infra.catalog import embedding_text
 from socket_server.app import CHAT, SERVICES
 from socket_server.openapi import Route
 from socket_server.rest import (

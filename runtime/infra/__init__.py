@@ -1,2 +1,3 @@
 """Infrastructure: connections, embedded servers, migrations, the event loop, the
-shared vector store, metrics, rate limits, turn order and tokens."""
+shared vector store, the persona catalog's index, metrics, rate limits, turn order and
+tokens."""

@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from memory import EdgeMemoryIndex, SentenceTransformerEmbedder
 from personas import Actor, PersonaStore
 from personas.definitions import load_path, shipped_library
-from runtime.usecases.catalog import PersonaCatalog
+from runtime.infra.catalog import PersonaCatalog
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 from tests.socket_server.test_rest import Api, _violations, error_code

@@ -29,7 +29,7 @@ from yarl import URL
 from memory import MemoryFilter
 from memory.service import NewMemory
 from personas import Actor
-from socket_server.app import CHAT
+from socket_server.keys import CHAT
 from tests.personas.factory import definition
 from tests.socket_server import hostile_corpus as hc
 from tests.socket_server.conftest import SECRET, Client, Server

@@ -17,7 +17,7 @@ import pytest
 import socketio
 
 from personas import Actor
-from socket_server.app import METRICS
+from socket_server.keys import METRICS, SIO
 from tests.personas.factory import definition
 from tests.socket_server import hostile_corpus as hc
 from tests.socket_server.conftest import Client, Server
@@ -391,8 +391,6 @@ async def test_new_sessions_are_limited_per_user(start_server: Start, connect: C
 async def test_a_connection_follows_a_bounded_number_of_sessions(
     start_server: Start, connect: Connect
 ) -> None:
-    from socket_server.app import SIO
-
     server = await start_server(max_rooms_per_connection=2)
     await server.services.personas.create(definition("tutor"), ADMIN)
     bob = await connect(server, user=hc.BOB)
@@ -498,8 +496,6 @@ def test_the_access_log_writes_paths_without_query_strings(
 async def test_a_polling_post_for_a_closing_session_is_refused_not_a_server_error(
     server: Server,
 ) -> None:
-    from socket_server.app import SIO
-
     async with aiohttp.ClientSession() as http:
         base = server.url + "/socket.io/?EIO=4&transport=polling"
         async with http.get(base) as response:

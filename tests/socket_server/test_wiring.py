@@ -1,6 +1,7 @@
 """How socket_server is put together: its modules import each other without a cycle
-and only at module level, no interface imports the app module that wires them, and the
-order routes are registered in does not decide which one answers."""
+and only at module level, no interface imports the app module that wires them, the
+order routes are registered in does not decide which one answers, and the web page and
+Socket.IO stay on the root application beside the nested APIs."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import re
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from socket_server import rest
 from socket_server.app import MOUNTS
 from socket_server.routes import Mount, Route, sub_app
+from tests.socket_server.conftest import Server
 
 PACKAGE = Path(__file__).resolve().parents[2] / "socket_server"
 _SAMPLES = {
@@ -89,3 +92,19 @@ async def test_each_route_answers_whatever_the_order_of_registration(mount: Moun
     for routes in (mount.routes, tuple(reversed(mount.routes))):
         for route in mount.routes:
             assert await _resolved(routes, route) is route.handler, (route.method, route.path)
+
+
+async def test_the_page_its_files_and_socket_io_are_served_beside_the_apis(
+    server: Server,
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/") as page:
+            assert page.status == 200 and page.content_type == "text/html"
+        async with http.get(server.url + "/static/app.js") as script:
+            assert script.status == 200
+        async with http.get(server.url + "/static/no-such-file.js") as missing:
+            # a static file's 404 is aiohttp's own, not an API's JSON error
+            assert missing.status == 404 and missing.content_type != "application/json"
+        handshake = server.url + "/socket.io/?EIO=4&transport=polling"
+        async with http.get(handshake) as polling:
+            assert polling.status == 200 and '"sid"' in await polling.text()

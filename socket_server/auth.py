@@ -4,17 +4,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 from runtime.infra.auth import Principal, verify_token
 from runtime.settings import Settings
 from socket_server.errors import ClientError
 from socket_server.keys import PRINCIPAL, SERVICES
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def bearer_token(authorization: str | None) -> str | None:

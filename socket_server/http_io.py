@@ -45,9 +45,7 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         async with asyncio.timeout(timeout_s):
             raw = await request.read()
     except TimeoutError:
-        raise ClientError(
-            "request_timeout", f"body: not received within {timeout_s:g} s"
-        ) from None
+        raise ClientError("request_timeout", f"body: not received within {timeout_s:g} s") from None
     try:
         data = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except UnicodeDecodeError:

@@ -24,17 +24,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import psycopg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.prompt import estimate_tokens
-from agents.tracker import TraitUpdate
-from agents.types import TurnEvents
 from memory.errors import SessionNotFound
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
@@ -63,6 +61,7 @@ from socket_server.auth import principal
 from socket_server.errors import ClientError, error_payload, http_error
 from socket_server.http_io import json_view, read_json
 from socket_server.keys import CHAT, SERVICES, SIO
+from socket_server.queue_events import Event, QueueEvents
 from socket_server.room_events import RoomEvents
 from socket_server.routes import Route
 
@@ -129,8 +128,6 @@ class CompletionRequest(_Body):
 
 
 # ---- errors ---------------------------------------------------------------------------
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
@@ -352,55 +349,6 @@ class _answered:
         if self._task is not None:
             await asyncio.wait({self._task}, timeout=_EVENT_GRACE_S)
 
-
-Event = tuple[Any, ...]
-
-
-class QueueEvents:
-    """Turn events of one persona's reply as a queue the request reads, also emitted to
-    the session's room so an open tab of the session sees the reply."""
-
-    def __init__(self, persona_id: uuid.UUID, room: TurnEvents) -> None:
-        self._persona_id = persona_id
-        self._room = room
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def next(self, timeout_s: float) -> Event:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self._queue.get()
-        except TimeoutError:
-            return ("failed", "timeout", f"no reply within {timeout_s:g} s")
-
-    def on_task_done(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("resent turn failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-            self._queue.put_nowait(("failed", "internal", "the reply failed; the message is kept"))
-
-    def _ours(self, persona: Persona | None) -> bool:
-        return persona is None or persona.id == self._persona_id
-
-    async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
-        await self._room.started(persona, reply_id)
-
-    async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
-        if self._ours(persona):
-            self._queue.put_nowait(("token", delta))
-        await self._room.token(persona, reply_id, delta)
-
-    async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
-        if self._ours(persona):
-            self._queue.put_nowait(("done", message))
-        await self._room.done(persona, message, timings)
-
-    async def failed(self, persona: Persona | None, code: str, message: str) -> None:
-        if self._ours(persona):
-            self._queue.put_nowait(("failed", code, message))
-        await self._room.failed(persona, code, message)
-
-    async def traits(self, persona: Persona, update: TraitUpdate) -> None:
-        await self._room.traits(persona, update)
 
 
 async def _complete(

@@ -7,16 +7,14 @@ it fails: every failure, a path or method it does not have included, comes as
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from socket_server.errors import error_response, http_error
 from socket_server.keys import METRICS
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware

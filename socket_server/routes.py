@@ -6,16 +6,13 @@ aiohttp sub-application (:func:`sub_app`) and the OpenAPI document
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import BaseModel
 
 from socket_server.auth import auth_middleware
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +22,8 @@ class Route:
     ``path`` is relative to the mount, in aiohttp's syntax (``/models/{model:.+}``).
     ``response`` is the view of the success body (None: no body); ``events`` the view of
     each server-sent event when the route may stream instead; ``errors`` lists the
-    statuses beyond those every route may answer (401 unless ``public``, 400 with
-    parameters or a body, 413 with a body, 500)."""
+    statuses beyond those every route may answer (401 unless ``public``, 400 with a
+    query, a body or a path parameter it checks, 413 with a body, 500)."""
 
     method: str
     path: str
@@ -65,8 +62,3 @@ def sub_app(mount: Mount, errors: Middleware) -> web.Application:
     for route in mount.routes:
         app.router.add_route(route.method, route.path, route.handler)
     return app
-
-
-def all_routes(mounts: Sequence[Mount]) -> list[tuple[str, Route]]:
-    """Every route with its mount's prefix."""
-    return [(m.prefix, r) for m in mounts for r in m.routes]

@@ -402,4 +402,3 @@ class GeneratedPersona(View):
             confidence=made.fingerprint.confidence,
             fingerprint=made.fingerprint.as_json(),
         )
-

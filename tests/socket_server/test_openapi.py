@@ -113,9 +113,7 @@ class Walk:
         assert not problems, (method, url, reply.status, problems, reply.body)
         self.seen[op].add(reply.status)
         if 200 <= reply.status < 300 and op not in self.samples:
-            self.samples[op] = Sample(
-                user, role, dict(params), query, body, dict(headers or {})
-            )
+            self.samples[op] = Sample(user, role, dict(params), query, body, dict(headers or {}))
         return reply
 
     async def replay(self, op: Op, sample: Sample, expect: int, **change: Any) -> Reply:
@@ -204,8 +202,12 @@ async def test_every_route_answers_as_documented(server: Server) -> None:
         await w.call("GET", "/api/personas/{key}/traits", key="tutor")
         await w.call("GET", "/api/personas/{key}/traits", key="tutor", query=f"session_id={sid}")
         await w.call(
-            "GET", "/api/personas/{key}/traits", key="tutor", query=f"session_id={sid}",
-            expect=403, **bob,
+            "GET",
+            "/api/personas/{key}/traits",
+            key="tutor",
+            query=f"session_id={sid}",
+            expect=403,
+            **bob,
         )
         settings = {"style": {"temperature": 0.8}}
         await w.call("PATCH", "/api/personas/{key}/settings", key="tutor", body=settings, **admin)
@@ -248,9 +250,7 @@ async def test_every_route_answers_as_documented(server: Server) -> None:
         await w.call("GET", "/api/personas/templates")
         template = {"key": "tutor", "template": next(iter(TEMPLATES))}
         await w.call("POST", "/api/personas/{key}/templates/{template}", **template, **admin)
-        await w.call(
-            "POST", "/api/personas/{key}/templates/{template}", **template, expect=403
-        )
+        await w.call("POST", "/api/personas/{key}/templates/{template}", **template, expect=403)
         await w.call("GET", "/api/personas/{key}/quality", key="tutor")
         await w.call("GET", "/api/personas/{key}/analytics", key="tutor")
 

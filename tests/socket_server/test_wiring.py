@@ -60,7 +60,9 @@ def test_modules_import_one_another_at_module_level_without_a_cycle() -> None:
     assert len(graph) > 10, "socket_server's modules were not found"
     nested = [(m, t) for m, edges in graph.items() for t, at_top in edges if not at_top]
     assert not nested, f"imports inside functions: {nested}"
-    importers_of_app = [m for m, edges in graph.items() if any(t.endswith(".app") for t, _ in edges)]
+    importers_of_app = [
+        m for m, edges in graph.items() if any(t.endswith(".app") for t, _ in edges)
+    ]
     assert not importers_of_app, f"the app is wired, never imported: {importers_of_app}"
 
     done: set[str] = set()

@@ -162,3 +162,11 @@ def http_error(exc: web.HTTPException) -> ClientError:
     else:
         message = exc.reason.lower()
     return ClientError(code, message)
+
+
+def client_left(request: web.Request) -> web.Response:
+    """The answer to a request whose client went away mid-way: nobody to answer, nothing
+    the server did wrong, so it is counted and logged, not reported as a failure."""
+    request.config_dict[METRICS].client_aborts.inc()
+    log.info("client left %s %s before it was answered", request.method, request.path)
+    return web.Response(status=400, text="connection lost")

@@ -4,6 +4,7 @@ liveness (``/healthz``), readiness (``/readyz``) and Prometheus metrics (``/metr
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -11,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from runtime.infra.auth import AuthError
 from runtime.infra.metrics import exposition
 from socket_server.auth import caller
-from socket_server.errors import ClientError, error_response
+from socket_server.errors import ClientError, client_left, error_response
 from socket_server.keys import CHAT, METRICS, SERVICES
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,24 @@ _PROBE_PERSONA = str(uuid.UUID(int=0))
 
 
 def add_ops_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    for path, handler in (("/healthz", healthz), ("/readyz", readyz), ("/metrics", metrics)):
+        app.router.add_get(path, _json_errors(handler))
+
+
+def _json_errors(handler: Handler) -> Handler:
+    """``handler`` failing as the REST API does, ``{"error": {code, message}}``: these
+    routes sit on the root application, outside the API's error middleware."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ConnectionResetError:
+            return client_left(request)
+        except Exception as exc:  # noqa: BLE001 (any failure becomes {code, message})
+            return error_response(exc, request)
+
+    return answer
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -6,15 +6,10 @@ it fails: every failure, a path or method it does not have included, comes as
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from socket_server.errors import error_response, http_error
-from socket_server.keys import METRICS
-
-log = logging.getLogger(__name__)
+from socket_server.errors import client_left, error_response, http_error
 
 
 @web.middleware
@@ -23,10 +18,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ConnectionResetError:
-        # the client went away mid-request: nobody to answer, nothing the server did wrong
-        request.config_dict[METRICS].client_aborts.inc()
-        log.info("client left %s %s before it was answered", request.method, request.path)
-        return web.Response(status=400, text="connection lost")
+        return client_left(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -15,8 +15,13 @@ from personas.channels import BUILTIN
 from personas.definitions import NAME_PATTERN
 from runtime.usecases import quality
 from runtime.usecases.feedback import list_feedback
-from runtime.views import FeedbackEntry, FeedbackList, PersonaAnalytics, PersonaQuality
-from runtime.views.chat import SessionChannel
+from runtime.views import (
+    FeedbackEntry,
+    FeedbackList,
+    PersonaAnalytics,
+    PersonaQuality,
+    SessionChannel,
+)
 from socket_server.auth import principal
 from socket_server.errors import ClientError
 from socket_server.http_io import (

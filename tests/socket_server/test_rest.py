@@ -544,3 +544,14 @@ async def test_metrics_count_turns(server: Server, api: Api) -> None:
         return 'personae_turns_total{status="complete"} 1.0' in reply.body.decode()
 
     await eventually(counted)
+
+
+async def test_operations_fail_as_the_api_does(
+    server: Server, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> bytes:
+        raise OSError("the metrics directory is gone")
+
+    monkeypatch.setattr(ops, "exposition", broken)
+    reply = await api("GET", "/metrics", user="root", role="admin")
+    assert (reply.status, error_code(reply)) == (500, "internal")

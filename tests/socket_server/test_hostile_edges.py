@@ -354,7 +354,7 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
                 aborted.set()
 
     heard = Heard()
-    logging.getLogger("socket_server.rest").addHandler(heard)
+    logging.getLogger("socket_server.errors").addHandler(heard)
     try:
         with caplog.at_level(logging.INFO):
             _, writer = await _raw_request(server, _post_head(path, 100, token), b'{"rating":')
@@ -363,7 +363,7 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
             async with asyncio.timeout(15):
                 await aborted.wait()
     finally:
-        logging.getLogger("socket_server.rest").removeHandler(heard)
+        logging.getLogger("socket_server.errors").removeHandler(heard)
     registry = server.app[METRICS].registry
     assert registry.get_sample_value("personae_client_aborts_total") == 1
     assert registry.get_sample_value("personae_client_errors_total", {"code": "internal"}) is None

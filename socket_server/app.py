@@ -1,5 +1,7 @@
 """The aiohttp application: one lifespan owning every service, the Socket.IO namespace,
-the REST API, health and metrics routes, and the web client."""
+the REST API (``/api``) and the OpenAI-compatible API (``/v1``) as sub-applications,
+health and metrics routes, and the web client. This module wires the interfaces; none
+of them imports it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import socketio
 from aiohttp import web
 
 from runtime.infra.db import open_pool
@@ -19,19 +20,51 @@ from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import Limits, RateLimiter
 from runtime.infra.store_share import lend_index
 from runtime.infra.turn_order import Interrupts, SessionOrder
-from runtime.services import Overrides, Services, open_services, resolved_urls
+from runtime.services import Overrides, open_services, resolved_urls
 from runtime.settings import Settings
 from runtime.usecases.chat import ChatService
-from socket_server import edge, fastjson
+from runtime.views import ErrorBody, OpenAIErrorBody
+from socket_server import (
+    edge,
+    fastjson,
+    openai_api,
+    openapi,
+    rest,
+    rest_memory,
+    rest_personas,
+    rest_quality,
+    rest_studio,
+)
+from socket_server.auth import secret_of
+from socket_server.keys import CHAT, METRICS, SERVICES, SIO
 from socket_server.manager import ChatServer, RedisManager
 from socket_server.namespace import ChatNamespace
+from socket_server.ops import add_ops_routes
+from socket_server.routes import Mount, sub_app
+from socket_server.workers import supervise
 
 log = logging.getLogger(__name__)
 
-SERVICES = web.AppKey("services", Services)
-CHAT = web.AppKey("chat", ChatService)
-METRICS = web.AppKey("metrics", Metrics)
-SIO = web.AppKey("sio", socketio.AsyncServer)
+API = Mount(
+    "/api",
+    'the REST API (personas, sessions, memories, feedback); errors are {"error": '
+    "{code, message}}",
+    (
+        *rest_personas.ROUTES,
+        *rest_studio.ROUTES,
+        *rest_memory.ROUTES,
+        *rest_quality.ROUTES,
+        openapi.ROUTE,
+    ),
+    ErrorBody,
+)
+V1 = Mount(
+    "/v1",
+    "the OpenAI-compatible chat API; errors come in OpenAI's shape",
+    openai_api.ROUTES,
+    OpenAIErrorBody,
+)
+MOUNTS = (API, V1)
 STATIC = Path(__file__).resolve().parent / "static"
 SOCKET_BUFFER = 256 * 1024
 """The largest Socket.IO message (Engine.IO ``maxPayload``) and polling POST body."""
@@ -73,7 +106,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     def chat() -> ChatService:
         return app[CHAT]
 
-    secret = settings.auth_secret.get_secret_value() if settings.auth_secret else None
+    secret = secret_of(settings)
     sio.register_namespace(ChatNamespace(chat, lambda: secret))
     sio.attach(app)
 
@@ -114,21 +147,15 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
             await sio.manager.aclose()
 
     app.cleanup_ctx.append(lifespan)
-    app.router.add_get("/healthz", healthz)
-    from socket_server.openai_api import add_openai_routes
-    from socket_server.rest import add_routes
-
-    add_routes(app)
-    add_openai_routes(app)
+    add_ops_routes(app)
+    api = sub_app(API, rest.errors_middleware)
+    api[openapi.DOCUMENT] = openapi.build_document(MOUNTS)
+    app.add_subapp(API.prefix, api)
+    app.add_subapp(V1.prefix, sub_app(V1, openai_api.errors_middleware))
     if STATIC.is_dir():
         app.router.add_get("/", index)
         app.router.add_static("/static/", STATIC, name="static")
     return app
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process serves requests."""
-    return web.json_response({"status": "ok"})
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -145,8 +172,6 @@ async def run_server(
     ``settings.workers > 1``, supervise that many worker processes, each running
     ``worker_command`` (``personae serve`` by default)."""
     if settings.workers > 1 and settings.worker is None:
-        from socket_server.workers import supervise
-
         await supervise(settings, worker_command)
         return
     async with resolved_urls(settings) as (database_url, redis_url):

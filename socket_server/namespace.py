@@ -20,19 +20,25 @@ from memory.record.transcripts import Message
 from personas import Persona
 from runtime.infra.auth import AuthError, Principal, verify_token
 from runtime.usecases.chat import ChatService
-from socket_server import payloads as p
-from socket_server.room_events import NAMESPACE, RoomEvents, room
-from socket_server.views import (
-    ClientError,
-    drift_view,
-    error_payload,
-    memory_view,
-    message_view,
-    persona_ref,
-    scored_view,
-    session_view,
-    trait_view,
+from runtime.views import (
+    LegacyReply,
+    MemoryEnvelope,
+    MemoryPage,
+    MemoryResults,
+    MemoryView,
+    MessagePage,
+    MessageRetried,
+    MessageSent,
+    MessageView,
+    PersonaTraits,
+    ScoredMemoryView,
+    SessionStarted,
+    SessionView,
 )
+from socket_server import payloads as p
+from socket_server.auth import bearer_token
+from socket_server.errors import ClientError, error_payload
+from socket_server.room_events import NAMESPACE, RoomEvents, room
 
 log = logging.getLogger(__name__)
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -70,7 +76,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         auth = auth if isinstance(auth, dict) else {}
         token = auth.get("token")
         if not isinstance(token, str):
-            token = _bearer(environ)
+            header = environ.get("HTTP_AUTHORIZATION")
+            token = bearer_token(header if isinstance(header, str) else None)
         try:
             principal = verify_token(self._secret(), token)
         except AuthError as exc:
@@ -172,18 +179,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 recent=page.items,
                 events=RoomEvents(self.server, session.id),
             )
-        return {
-            "session": session_view(session, personas),
-            "history": [message_view(m) for m in page.items],
-            "before": page.before,
-        }
+        return SessionStarted(
+            session=SessionView.of(session, personas),
+            history=[MessageView.of(m) for m in page.items],
+            before=page.before,
+        ).wire()
 
     async def _session_history(self, sid: str, payload: p.SessionHistory) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
         page = await self._chat().history(
             principal, payload.session_id, before=payload.before, limit=payload.limit
         )
-        return {"messages": [message_view(m) for m in page.items], "before": page.before}
+        return MessagePage(
+            messages=[MessageView.of(m) for m in page.items], before=page.before
+        ).wire()
 
     async def _session_leave(self, sid: str, payload: p.SessionRef) -> dict[str, Any]:
         joined = self._joined.get(sid)
@@ -230,7 +239,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             events=RoomEvents(self.server, payload.session_id),
             on_accepted=join,
         )
-        return {"message": message_view(sent.message), "duplicate": sent.duplicate}
+        return MessageSent(message=MessageView.of(sent.message), duplicate=sent.duplicate).wire()
 
     async def _message_retry(self, sid: str, payload: p.MessageRetry) -> dict[str, Any]:
         principal, name, _ = await self._who(sid)
@@ -246,7 +255,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             events=RoomEvents(self.server, payload.session_id),
             on_accepted=join,
         )
-        return {"message": message_view(message)}
+        return MessageRetried(message=MessageView.of(message)).wire()
 
     async def _typing(self, sid: str, payload: p.Typing) -> dict[str, Any]:
         principal, name, _ = await self._who(sid)
@@ -273,10 +282,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             limit=payload.limit,
             cursor=payload.cursor,
         )
-        return {
-            "memories": [memory_view(r) for r in page.records],
-            "next_cursor": page.next_cursor,
-        }
+        return MemoryPage.of(page).wire()
 
     async def _memory_search(self, sid: str, payload: p.MemorySearch) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
@@ -288,7 +294,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             session_id=payload.session_id,
             user=payload.user,
         )
-        return {"results": [scored_view(m) for m in found]}
+        return MemoryResults(results=[ScoredMemoryView.of(m) for m in found]).wire()
 
     async def _memory_delete(self, sid: str, payload: p.MemoryRef) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
@@ -302,21 +308,12 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         record = await self._chat().inspection.pin_memory(
             principal, payload.persona, payload.memory_id, payload.pinned, user=payload.user
         )
-        return {"memory": memory_view(record)}
+        return MemoryEnvelope(memory=MemoryView.of(record)).wire()
 
     async def _persona_traits(self, sid: str, payload: p.PersonaTraits) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)
         view = await self._chat().traits(principal, payload.persona, payload.session_id)
-        return {
-            "persona": persona_ref(view.persona),
-            "traits": [trait_view(t) for t in view.persona.traits],
-            "observed": {
-                name: {"mean": round(s.mean, 3), "count": s.count, "last": round(s.last, 3)}
-                for name, s in view.observed.stats.items()
-            },
-            "turns": view.turns,
-            "drift": drift_view(view.drift),
-        }
+        return PersonaTraits.of(view).wire()
 
     # legacy ---------------------------------------------------------------------------------
 
@@ -339,7 +336,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             client_msg_id=uuid.uuid4().hex,
             events=events,
         )
-        return {"sessionId": session_id, "message": message_view(sent.message)}
+        return LegacyReply.model_validate(
+            {"sessionId": session_id, "message": MessageView.of(sent.message)}
+        ).wire()
 
 
 class LegacyEvents(NullEvents):
@@ -381,10 +380,3 @@ class LegacyEvents(NullEvents):
             to=self._sid,
             namespace=NAMESPACE,
         )
-
-
-def _bearer(environ: dict[str, Any]) -> str | None:
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    if isinstance(header, str) and header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return None

@@ -24,40 +24,61 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.prompt import estimate_tokens
-from agents.tracker import TraitUpdate
-from agents.types import TurnEvents
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
-from runtime.infra.auth import Principal, verify_token
+from runtime.infra.auth import Principal
 from runtime.usecases.chat import ChatService
-from socket_server.app import CHAT, SERVICES, SIO
-from socket_server.rest import read_json
+from runtime.views import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ModelList,
+    ModelView,
+    UsageChunk,
+    View,
+)
+from runtime.views.errors import OpenAIErrorBody, OpenAIErrorDetail, OpenAIErrorType
+from runtime.views.openai_compat import (
+    MODEL_PREFIX,
+    AssistantMessage,
+    Choice,
+    ChunkChoice,
+    Delta,
+    FinishReason,
+    StreamEvent,
+    Usage,
+)
+from socket_server.auth import principal
+from socket_server.errors import ClientError, error_payload, http_error
+from socket_server.http_io import json_view, read_json
+from socket_server.keys import CHAT, SERVICES, SIO
+from socket_server.queue_events import Event, QueueEvents
 from socket_server.room_events import RoomEvents
-from socket_server.views import ClientError, error_payload
+from socket_server.routes import Route
 
 log = logging.getLogger(__name__)
 
-MODEL_PREFIX = "persona/"
 SESSION_HEADER = "X-Personae-Session"
 _SESSION_NAMESPACE = uuid.UUID("4b0e2f6e-9d1c-4f63-8d55-2a7c1e9b3f40")
 _EVENT_GRACE_S = 30.0  # beyond the model's own timeout, for the turn's other steps
 
 # a Personae error code -> (HTTP status, OpenAI error type)
-_ERRORS: dict[str, tuple[int, str]] = {
+_ERRORS: dict[str, tuple[int, OpenAIErrorType]] = {
     "invalid_payload": (400, "invalid_request_error"),
     "text_too_long": (400, "invalid_request_error"),
     "unauthorized": (401, "authentication_error"),
     "forbidden": (403, "permission_error"),
+    "not_found": (404, "invalid_request_error"),
     "model_not_found": (404, "invalid_request_error"),
     "session_not_found": (404, "invalid_request_error"),
+    "method_not_allowed": (405, "invalid_request_error"),
     "body_too_large": (413, "invalid_request_error"),
     "rate_limited": (429, "rate_limit_error"),
     "llm_stream_broken": (502, "api_error"),
@@ -104,44 +125,42 @@ class CompletionRequest(_Body):
     n: int = Field(default=1, ge=1, le=1, description="one choice: a persona answers once")
 
 
-def add_openai_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/models", list_models)
-    app.router.add_get("/v1/models/{model:.+}", get_model)
-    app.router.add_post("/v1/chat/completions", chat_completions)
+# ---- errors ---------------------------------------------------------------------------
 
 
-# ---- errors and auth ------------------------------------------------------------------
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure of a /v1 request, a refused token and an unknown path included, in
+    OpenAI's error shape (a stream already started reports its own, see :func:`_stream`)."""
+    try:
+        return await handler(request)
+    except Exception as exc:  # noqa: BLE001 (every failure in OpenAI's error shape)
+        return openai_error(exc, request)
 
 
 def openai_error(exc: BaseException, request: web.Request) -> web.Response:
     """``exc`` as OpenAI's error object, with the status its code maps to."""
-    if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        exc = ClientError("body_too_large", "body: larger than the server accepts")
+    allow = None
+    if isinstance(exc, web.HTTPException):
+        allow = exc.headers.get("Allow")
+        exc = http_error(exc)
     payload = error_payload(exc, where=f"{request.method} {request.path}")
     code = str(payload["code"])
     status, kind = _ERRORS.get(code, (500, "api_error"))
     if code == "persona_not_found":
         status, kind, code = 404, "invalid_request_error", "model_not_found"
     headers = {"WWW-Authenticate": 'Bearer realm="personae"'} if status == 401 else {}
+    if allow is not None:
+        headers["Allow"] = allow
     log.debug("%s %s -> %d %s", request.method, request.path, status, code)
-    return web.json_response(
-        {"error": {"message": payload["message"], "type": kind, "param": None, "code": code}},
-        status=status,
-        headers=headers,
-    )
-
-
-def _caller(request: web.Request) -> Principal:
-    secret = request.app[SERVICES].settings.auth_secret
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    bearer = token.strip() if scheme.lower() == "bearer" else ""
-    return verify_token(secret.get_secret_value() if secret else None, bearer or None)
+    detail = OpenAIErrorDetail(message=payload["message"], type=kind, param=None, code=code)
+    return json_view(OpenAIErrorBody(error=detail), status, headers=headers)
 
 
 async def _persona(request: web.Request, model: str) -> Persona:
     key = model.removeprefix(MODEL_PREFIX).strip()
     try:
-        persona = await request.app[SERVICES].personas.get(key) if key else None
+        persona = await request.config_dict[SERVICES].personas.get(key) if key else None
     except PersonaNotFound:
         persona = None
     if persona is None or not persona.active:
@@ -152,42 +171,23 @@ async def _persona(request: web.Request, model: str) -> Persona:
 # ---- models ---------------------------------------------------------------------------
 
 
-def _model_view(p: Persona) -> dict[str, Any]:
-    return {
-        "id": MODEL_PREFIX + p.slug,
-        "object": "model",
-        "created": int(p.created_at.timestamp()),
-        "owned_by": "personae",
-        "name": p.name,
-        "description": p.description,
-    }
-
-
 async def list_models(request: web.Request) -> web.Response:
     """Every active persona, as a model."""
-    try:
-        _caller(request)
-        store = request.app[SERVICES].personas
-        models: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = await store.list(offset=offset, limit=200, active=True)
-            models.extend(_model_view(p) for p in page.items)
-            offset += len(page.items)
-            if not page.items or offset >= page.total:
-                break
-        return web.json_response({"object": "list", "data": models})
-    except Exception as exc:  # noqa: BLE001 (every failure in OpenAI's error shape)
-        return openai_error(exc, request)
+    store = request.config_dict[SERVICES].personas
+    models: list[ModelView] = []
+    offset = 0
+    while True:
+        page = await store.list(offset=offset, limit=200, active=True)
+        models.extend(ModelView.of(p) for p in page.items)
+        offset += len(page.items)
+        if not page.items or offset >= page.total:
+            break
+    return json_view(ModelList(data=models))
 
 
 async def get_model(request: web.Request) -> web.Response:
-    try:
-        _caller(request)
-        persona = await _persona(request, request.match_info["model"])
-        return web.json_response(_model_view(persona))
-    except Exception as exc:  # noqa: BLE001
-        return openai_error(exc, request)
+    persona = await _persona(request, request.match_info["model"])
+    return json_view(ModelView.of(persona))
 
 
 # ---- chat completions -----------------------------------------------------------------
@@ -208,25 +208,21 @@ class _Turn:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    try:
-        principal = _caller(request)
-        body = await read_json(request, CompletionRequest)
-        turn = await _resolve(request, principal, body)
-        chat = request.app[CHAT]
-        events = QueueEvents(turn.persona.id, RoomEvents(request.app[SIO], turn.session.id))
-        async with _answered(chat, turn, events):
-            first = await events.next(_wait_s(request))
-            if first[0] == "failed":
-                raise ClientError(first[1], first[2])
-            if body.stream:
-                return await _stream(request, turn, events, first, body)
-            return await _complete(request, turn, events, first)
-    except Exception as exc:  # noqa: BLE001 (every failure in OpenAI's error shape)
-        return openai_error(exc, request)
+    body = await read_json(request, CompletionRequest)
+    turn = await _resolve(request, principal(request), body)
+    chat = request.config_dict[CHAT]
+    events = QueueEvents(turn.persona.id, RoomEvents(request.config_dict[SIO], turn.session.id))
+    async with _answered(chat, turn, events):
+        first = await events.next(_wait_s(request))
+        if first[0] == "failed":
+            raise ClientError(first[1], first[2])
+        if body.stream:
+            return await _stream(request, turn, events, first, body)
+        return await _complete(request, turn, events, first)
 
 
 def _wait_s(request: web.Request) -> float:
-    return _wait_s_for(request.app[CHAT])
+    return _wait_s_for(request.config_dict[CHAT])
 
 
 def _wait_s_for(chat: ChatService) -> float:
@@ -289,7 +285,7 @@ async def _session(request: web.Request, principal: Principal, persona: Persona)
         session_id = uuid.uuid5(
             _SESSION_NAMESPACE, "\x1f".join((principal.user_id, str(persona.id), named))
         )
-    return await request.app[CHAT].open_session(
+    return await request.config_dict[CHAT].open_session(
         principal, persona, session_id=session_id, title=f"{persona.name} (OpenAI API)"
     )
 
@@ -335,55 +331,6 @@ class _answered:
             await asyncio.wait({self._task}, timeout=_EVENT_GRACE_S)
 
 
-Event = tuple[Any, ...]
-
-
-class QueueEvents:
-    """Turn events of one persona's reply as a queue the request reads, also emitted to
-    the session's room so an open tab of the session sees the reply."""
-
-    def __init__(self, persona_id: uuid.UUID, room: TurnEvents) -> None:
-        self._persona_id = persona_id
-        self._room = room
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def next(self, timeout_s: float) -> Event:
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await self._queue.get()
-        except TimeoutError:
-            return ("failed", "timeout", f"no reply within {timeout_s:g} s")
-
-    def on_task_done(self, task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            log.error("resent turn failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-            self._queue.put_nowait(("failed", "internal", "the reply failed; the message is kept"))
-
-    def _ours(self, persona: Persona | None) -> bool:
-        return persona is None or persona.id == self._persona_id
-
-    async def started(self, persona: Persona, reply_id: uuid.UUID) -> None:
-        await self._room.started(persona, reply_id)
-
-    async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
-        if self._ours(persona):
-            self._queue.put_nowait(("token", delta))
-        await self._room.token(persona, reply_id, delta)
-
-    async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
-        if self._ours(persona):
-            self._queue.put_nowait(("done", message))
-        await self._room.done(persona, message, timings)
-
-    async def failed(self, persona: Persona | None, code: str, message: str) -> None:
-        if self._ours(persona):
-            self._queue.put_nowait(("failed", code, message))
-        await self._room.failed(persona, code, message)
-
-    async def traits(self, persona: Persona, update: TraitUpdate) -> None:
-        await self._room.traits(persona, update)
-
 
 async def _complete(
     request: web.Request, turn: _Turn, events: QueueEvents, event: Event
@@ -393,36 +340,34 @@ async def _complete(
     if event[0] == "failed":
         raise ClientError(event[1], event[2])
     message: Message = event[1]
-    finish = "stop" if message.status == "complete" else "length"
-    return web.json_response(
-        {
-            "id": f"chatcmpl-{message.id.hex}",
-            "object": "chat.completion",
-            "created": int(message.created_at.timestamp()),
-            "model": turn.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": message.text, "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": finish,
-                }
-            ],
-            "usage": _usage(turn, message.text),
-        },
-        headers={SESSION_HEADER: str(turn.session.id)},
+    completion = ChatCompletion(
+        id=f"chatcmpl-{message.id.hex}",
+        created=int(message.created_at.timestamp()),
+        model=turn.model,
+        choices=[
+            Choice(
+                message=AssistantMessage(content=message.text),
+                finish_reason=_finish(message),
+            )
+        ],
+        usage=_usage(turn, message.text),
     )
+    return json_view(completion, headers={SESSION_HEADER: str(turn.session.id)})
 
 
-def _usage(turn: _Turn, reply: str) -> dict[str, int]:
+def _finish(message: Message) -> FinishReason:
+    return "stop" if message.status == "complete" else "length"
+
+
+def _usage(turn: _Turn, reply: str) -> Usage:
     """Token counts estimated at ~4 characters a token (the model's tokenizer is not
     consulted)."""
     completion = estimate_tokens(reply)
-    return {
-        "prompt_tokens": turn.prompt_tokens,
-        "completion_tokens": completion,
-        "total_tokens": turn.prompt_tokens + completion,
-    }
+    return Usage(
+        prompt_tokens=turn.prompt_tokens,
+        completion_tokens=completion,
+        total_tokens=turn.prompt_tokens + completion,
+    )
 
 
 async def _stream(
@@ -435,14 +380,18 @@ async def _stream(
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {
-            "id": chunk_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": turn.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
+    def chunk(delta: Delta, finish: FinishReason | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=chunk_id,
+            created=created,
+            model=turn.model,
+            choices=[ChunkChoice(delta=delta, finish_reason=finish)],
+        )
+
+    def error(code: str, message: str, kind: OpenAIErrorType) -> OpenAIErrorBody:
+        return OpenAIErrorBody(
+            error=OpenAIErrorDetail(message=message, type=kind, param=None, code=code)
+        )
 
     response = web.StreamResponse(
         headers={
@@ -453,34 +402,38 @@ async def _stream(
     )
     await response.prepare(request)
 
-    async def send(data: Mapping[str, Any] | str) -> None:
-        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    async def send(data: View | str) -> None:
+        text = data if isinstance(data, str) else json.dumps(data.wire(), ensure_ascii=False)
         await response.write(f"data: {text}\n\n".encode())
 
     streamed: list[str] = []
     try:
-        await send(chunk({"role": "assistant", "content": ""}))
+        await send(chunk(Delta(role="assistant", content="")))
         while event[0] == "token":
             streamed.append(event[1])
-            await send(chunk({"content": event[1]}))
+            await send(chunk(Delta(content=event[1])))
             event = await events.next(_wait_s(request))
         if event[0] == "failed":
             code, message = event[1], event[2]
-            kind = _ERRORS.get(code, (500, "api_error"))[1]
-            await send({"error": {"message": message, "type": kind, "param": None, "code": code}})
+            await send(error(code, message, _ERRORS.get(code, (500, "api_error"))[1]))
             return response
         stored: Message = event[1]
         said = "".join(streamed)
         if not said and stored.text:
-            await send(chunk({"content": stored.text}))  # a stored reply, reported again
+            await send(chunk(Delta(content=stored.text)))  # a stored reply, reported again
         elif stored.text != said and stored.text.startswith(said):
-            await send(chunk({"content": stored.text[len(said) :]}))
-        await send(chunk({}, "stop" if stored.status == "complete" else "length"))
+            await send(chunk(Delta(content=stored.text[len(said) :])))
+        await send(chunk(Delta(), _finish(stored)))
         if body.stream_options is not None and body.stream_options.include_usage:
-            usage = chunk({})
-            usage["choices"] = []
-            usage["usage"] = _usage(turn, stored.text)
-            await send(usage)
+            await send(
+                UsageChunk(
+                    id=chunk_id,
+                    created=created,
+                    model=turn.model,
+                    choices=[],
+                    usage=_usage(turn, stored.text),
+                )
+            )
         await send("[DONE]")
         await response.write_eof()
     except ConnectionResetError:
@@ -489,5 +442,38 @@ async def _stream(
     except Exception as exc:  # noqa: BLE001 (the headers are sent: the stream says it)
         payload = error_payload(exc, where=f"stream of session {turn.session.id}")
         with contextlib.suppress(ConnectionResetError):
-            await send({"error": {**payload, "type": "api_error", "param": None}})
+            await send(error(str(payload["code"]), str(payload["message"]), "api_error"))
     return response
+
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/models",
+        list_models,
+        "Every active persona as a model, persona/<slug>",
+        "openai",
+        response=ModelList,
+    ),
+    Route(
+        "GET",
+        "/models/{model:.+}",
+        get_model,
+        "One persona as a model",
+        "openai",
+        response=ModelView,
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        "/chat/completions",
+        chat_completions,
+        "A reply as the persona the model names; with stream: true, server-sent "
+        "chat.completion.chunk events ending data: [DONE]",
+        "openai",
+        response=ChatCompletion,
+        body=CompletionRequest,
+        events=StreamEvent,
+        errors=(403, 404, 429, 502, 503, 504),
+    ),
+)

@@ -1,86 +1,91 @@
-"""The OpenAPI 3.1 document of the REST API, built from the same :class:`Route` list that
-registers the routes, so the document cannot drift from the router. Request bodies and
-query strings come from their pydantic models; response shapes (the views of
-``socket_server.views``) are written out below."""
+"""The OpenAPI 3.1 document of the HTTP interfaces (``/api`` and ``/v1`` in one
+document), generated from their :class:`~socket_server.routes.Mount` declarations:
+paths from the routes, parameters and request bodies from the pydantic request models,
+responses from the views of :mod:`runtime.views`. Nothing in it is written by hand but
+the path parameters' shapes and the statuses' descriptions."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel, ConfigDict, RootModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from socket_server.routes import Mount, Route
+
 JSONSchema = dict[str, Any]
 
 DOCUMENT: web.AppKey[dict[str, Any]] = web.AppKey("openapi_document", dict)
 _REF = "#/components/schemas/{model}"
-_PATH_PARAM = re.compile(r"\{(\w+)\}")
+_PATH_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+"""A path parameter in aiohttp's syntax, ``{name}`` or ``{name:regex}``."""
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One REST route: how it is served and how it is documented.
+class OpenAPIDocument(RootModel[dict[str, Any]]):
+    """An OpenAPI 3.1 document."""
 
-    ``schema`` names the success body in ``components.schemas`` (None: no body);
-    ``errors`` lists statuses beyond those every route of its kind may answer."""
-
-    method: str
-    path: str
-    handler: Handler
-    summary: str
-    tag: str
-    status: int = 200
-    schema: str | None = None
-    query: type[BaseModel] | None = None
-    body: type[BaseModel] | None = None
-    errors: tuple[int, ...] = ()
-    public: bool = False
+    model_config = ConfigDict(json_schema_extra={"required": ["openapi", "paths"]})
 
 
 async def document(request: web.Request) -> web.Response:
     """The OpenAPI document of this server (no auth: it holds no data)."""
-    return web.json_response(request.app[DOCUMENT])
+    return web.json_response(request.config_dict[DOCUMENT])
 
 
 ROUTE = Route(
     "GET",
-    "/api/openapi.json",
+    "/openapi.json",
     document,
-    "This OpenAPI document",
+    "This OpenAPI document: the REST API (/api) and the OpenAI-compatible API (/v1)",
     "meta",
-    schema="OpenAPIDocument",
+    response=OpenAPIDocument,
     public=True,
 )
+"""The document's own route, for the ``/api`` mount."""
 
 
-def build_document(routes: Sequence[Route]) -> dict[str, Any]:
-    models = list(dict.fromkeys(m for r in routes for m in (r.body, r.query) if m is not None))
-    _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
+def openapi_path(prefix: str, route: Route) -> str:
+    """The route's full path as OpenAPI writes it (``{name}``, without aiohttp's regex)."""
+    return prefix + _PATH_PARAM.sub(r"{\1}", route.path)
+
+
+def build_document(mounts: Sequence[Mount]) -> dict[str, Any]:
+    """The document of every route of ``mounts``."""
+    routes = [(m, r) for m in mounts for r in m.routes]
+    modes: dict[type[BaseModel], JsonSchemaMode] = {}
+    for mount, route in routes:
+        for model in (route.body, route.query):
+            if model is not None:
+                modes[model] = "validation"
+        for model in (route.response, route.events, mount.error):
+            if model is not None:
+                modes[model] = "serialization"
+    _, top = models_json_schema(list(modes.items()), ref_template=_REF)
     defs: dict[str, JSONSchema] = top.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
-    for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, defs)
-    query_models = {m.__name__ for r in routes if (m := r.query) is not None}
-    schemas = {k: v for k, v in defs.items() if k not in query_models}
+    operation_ids: set[str] = set()
+    for mount, route in routes:
+        op = _operation(mount, route, defs)
+        if op["operationId"] in operation_ids:
+            raise ValueError(f"two routes named {op['operationId']!r}")
+        operation_ids.add(op["operationId"])
+        paths.setdefault(openapi_path(mount.prefix, route), {})[route.method.lower()] = op
+    query_models = {m.__name__ for _, r in routes if (m := r.query) is not None}
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "Personae REST API",
+            "title": "Personae HTTP API",
             "version": "1.0.0",
-            "description": (
-                "Personas, sessions, memories and feedback. Errors are "
-                '`{"error": {"code", "message"}}`; see docs/protocol.md for the codes.'
-            ),
+            "description": " ".join(f"{m.prefix}: {m.title}." for m in mounts)
+            + " See docs/protocol.md and docs/ecosystem.md.",
         },
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": {**schemas, **RESPONSE_SCHEMAS},
+            "schemas": {k: v for k, v in defs.items() if k not in query_models},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
@@ -88,7 +93,7 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
     }
 
 
-def _operation(route: Route, defs: dict[str, JSONSchema]) -> dict[str, Any]:
+def _operation(mount: Mount, route: Route, defs: dict[str, JSONSchema]) -> dict[str, Any]:
     params = [
         {"name": name, "in": "path", "required": True, "schema": PATH_PARAMS[name]}
         for name in _PATH_PARAM.findall(route.path)
@@ -110,16 +115,26 @@ def _operation(route: Route, defs: dict[str, JSONSchema]) -> dict[str, Any]:
         "operationId": route.handler.__name__.lstrip("_"),
         "summary": route.summary,
         "tags": [route.tag],
-        "responses": _responses(route, bool(params)),
+        "responses": _responses(mount, route, _refusable(route)),
     }
     if params:
         op["parameters"] = params
     if route.body is not None:
-        schema = {"$ref": _REF.format(model=route.body.__name__)}
+        schema = _ref(route.body)
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
     if route.public:
         op["security"] = []
     return op
+
+
+def _refusable(route: Route) -> bool:
+    """Whether the route refuses some parameter values (400)."""
+    checked = set(_PATH_PARAM.findall(route.path)) - _ANY_TEXT
+    return route.query is not None or bool(checked)
+
+
+def _ref(model: type[BaseModel]) -> JSONSchema:
+    return {"$ref": _REF.format(model=model.__name__)}
 
 
 def _query_schema(prop: JSONSchema) -> JSONSchema:
@@ -135,18 +150,31 @@ def _query_schema(prop: JSONSchema) -> JSONSchema:
     return out
 
 
-def _responses(route: Route, has_params: bool) -> dict[str, Any]:
+def _responses(mount: Mount, route: Route, refusable: bool) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": _REASONS.get(route.status, "success")}
-    if route.schema is not None:
-        ok["content"] = {"application/json": {"schema": {"$ref": _REF.format(model=route.schema)}}}
+    content: dict[str, Any] = {}
+    if route.response is not None:
+        content["application/json"] = {"schema": _ref(route.response)}
+    if route.events is not None:
+        content["text/event-stream"] = {
+            "schema": {
+                "type": "string",
+                "description": "server-sent events: `data: <JSON>` lines, each an "
+                "x-itemSchema, ending with `data: [DONE]`",
+            },
+            # OpenAPI 3.2's itemSchema, as an extension until the document moves to it
+            "x-itemSchema": _ref(route.events),
+        }
+    if content:
+        ok["content"] = content
     statuses = set(route.errors) | {500}
-    if has_params or route.body is not None:
+    if refusable or route.body is not None:
         statuses.add(400)
     if route.body is not None:
         statuses.add(413)
     if not route.public:
         statuses.add(401)
-    error = {"application/json": {"schema": {"$ref": _REF.format(model="Error")}}}
+    error = {"application/json": {"schema": _ref(mount.error)}}
     out: dict[str, Any] = {str(route.status): ok}
     for status in sorted(statuses):
         out[str(status)] = {"description": _REASONS[status], "content": error}
@@ -157,14 +185,17 @@ _REASONS = {
     200: "success",
     201: "created",
     204: "done; no body",
-    400: "invalid_payload: a malformed body, a wrong content type or a bad parameter",
-    401: "unauthorized: missing, invalid or expired bearer token",
+    400: "a malformed body, a wrong content type or a bad parameter",
+    401: "a missing, invalid or expired bearer token",
     403: "forbidden: not yours, or needs an editor or an admin",
-    404: "the persona, version, session, message or memory does not exist",
+    404: "the persona (model), version, session, message or memory does not exist",
     409: "conflict: the persona already exists",
-    413: "body_too_large",
-    429: "rate_limited (see the Retry-After header)",
+    413: "the body is larger than the server accepts, or the text is too long",
+    429: "rate limited (see the Retry-After header)",
     500: "internal: logged on the server with the incident id in the message",
+    502: "the model's stream broke, or it answered nothing",
+    503: "the model or a backing service is unavailable, or the server is shutting down",
+    504: "no reply within the model's timeout",
 }
 
 PATH_PARAMS: dict[str, JSONSchema] = {
@@ -180,422 +211,11 @@ PATH_PARAMS: dict[str, JSONSchema] = {
     "memory_id": {"type": "string", "format": "uuid"},
     "channel": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,47}$"},
     "template": {"type": "string", "minLength": 1, "maxLength": 60},
-}
-
-
-# ---- response shapes (socket_server.views) -------------------------------------------
-
-
-def _ref(name: str) -> JSONSchema:
-    return {"$ref": _REF.format(model=name)}
-
-
-def _obj(props: dict[str, JSONSchema], *, optional: Sequence[str] = ()) -> JSONSchema:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": [k for k in props if k not in optional],
-        "additionalProperties": False,
-    }
-
-
-def _array(items: JSONSchema) -> JSONSchema:
-    return {"type": "array", "items": items}
-
-
-_STR: JSONSchema = {"type": "string"}
-_UUID: JSONSchema = {"type": "string", "format": "uuid"}
-_TIME: JSONSchema = {"type": "string", "format": "date-time"}
-_NUM: JSONSchema = {"type": "number"}
-_INT: JSONSchema = {"type": "integer"}
-_BOOL: JSONSchema = {"type": "boolean"}
-_MAP: JSONSchema = {"type": "object"}
-
-
-def _nullable(schema: JSONSchema) -> JSONSchema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-_PERSONA_REF = _obj({"id": _UUID, "slug": _STR, "name": _STR})
-_TRAIT = _obj(
-    {
-        "name": _STR,
-        "type": _STR,
-        "value": _NUM,
-        "inherited": _BOOL,
-        "evolves": _BOOL,
-        "locked": _BOOL,
-        "description": _STR,
-        "source": _STR,
+    "model": {
+        "type": "string",
+        "minLength": 1,
+        "description": "persona/<slug>, or a persona's slug or id",
     },
-    optional=("source",),
-)
-_PERSONA = _obj(
-    {
-        **_PERSONA_REF["properties"],
-        "description": _STR,
-        "role": _STR,
-        "domains": _array(_STR),
-        "persona_type": {"enum": ["historical", "fictional", "synthetic"]},
-        "is_real": _BOOL,
-        "birth_date": _nullable({"type": "string", "format": "date"}),
-        "avatar_url": _nullable(_STR),
-        "version": _INT,
-        "active": _BOOL,
-        "protected": _BOOL,
-        "traits": _array(_ref("Trait")),
-        "beliefs": _array(_obj({"text": _STR, "source": _STR})),
-        "modes": _array(_obj({"mode": _STR, "enabled": _BOOL})),
-        "style": _obj(
-            {
-                "humour_usage": _NUM,
-                "emotional_style": _STR,
-                "language_style": _STR,
-                "voice_enabled": _BOOL,
-                "default_mode": _nullable(_STR),
-                "temperature": _NUM,
-                "max_tokens": _INT,
-            }
-        ),
-        "updated_at": _TIME,
-        "rank": _NUM,
-        "channels": _array(_ref("Channel")),
-    },
-    optional=("rank", "channels"),
-)
-_FLAG: JSONSchema = {"anyOf": [_BOOL, {"type": "null"}]}
-_CHANNEL = _obj(
-    {
-        "name": _STR,
-        "min_words": _nullable(_INT),
-        "max_words": _nullable(_INT),
-        "tone": _STR,
-        "paragraphs": _FLAG,
-        "lists": _FLAG,
-        "hashtags": _FLAG,
-        "emoji": _FLAG,
-        "call_to_action": _FLAG,
-        "instructions": _STR,
-        "builtin": _BOOL,
-        "overridden": _BOOL,
-    }
-)
-_MEMORY = _obj(
-    {
-        "id": _UUID,
-        "persona_id": _STR,
-        "user_id": _STR,
-        "session_id": _nullable(_STR),
-        "speaker": _obj({"name": _STR, "role": {"enum": ["user", "persona", "system"]}}),
-        "text": _STR,
-        "kind": {"enum": ["turn", "fact", "summary", "reflection"]},
-        "importance": _NUM,
-        "pinned": _BOOL,
-        "created_at": _TIME,
-        "external_id": _nullable(_STR),
-        "metadata": _MAP,
-    }
-)
-_DRIFT = _obj(
-    {
-        "score": _NUM,
-        "drifting": _array(_STR),
-        "traits": {
-            "type": "object",
-            "additionalProperties": _obj(
-                {"configured": _NUM, "observed": _NUM, "gap": _NUM, "count": _INT}
-            ),
-        },
-    }
-)
-
-RESPONSE_SCHEMAS: dict[str, JSONSchema] = {
-    "Error": _obj(
-        {
-            "error": {
-                "type": "object",
-                "properties": {"code": _STR, "message": _STR, "retry_after": _NUM},
-                "required": ["code", "message"],
-            }
-        }
-    ),
-    "PersonaRef": _PERSONA_REF,
-    "Trait": _TRAIT,
-    "Persona": _PERSONA,
-    "PersonaPage": _obj(
-        {
-            "items": _array(_ref("Persona")),
-            "total": _INT,
-            "offset": _INT,
-            "limit": _INT,
-        }
-    ),
-    "PersonaVersions": _obj(
-        {
-            "versions": _array(
-                _obj(
-                    {
-                        "version": _INT,
-                        "reason": _STR,
-                        "created_by": _STR,
-                        "created_at": _TIME,
-                        "snapshot": {
-                            "type": "object",
-                            "description": "the full definition; admins only",
-                        },
-                    },
-                    optional=("snapshot",),
-                )
-            )
-        }
-    ),
-    "PersonaEmbedding": _obj(
-        {
-            "persona_id": _UUID,
-            "model": _STR,
-            "dim": _INT,
-            "vector": _array(_NUM),
-        }
-    ),
-    "PersonaTraits": _obj(
-        {
-            "persona": _ref("PersonaRef"),
-            "traits": _array(_ref("Trait")),
-            "observed": {
-                "type": "object",
-                "additionalProperties": _obj({"mean": _NUM, "count": _INT, "last": _NUM}),
-            },
-            "turns": _INT,
-            "drift": _DRIFT,
-        }
-    ),
-    "SessionList": _obj(
-        {
-            "sessions": _array(
-                _obj(
-                    {
-                        "id": _UUID,
-                        "policy": _STR,
-                        "title": _STR,
-                        "personas": _array(_ref("PersonaRef")),
-                        "created_at": _TIME,
-                    }
-                )
-            )
-        }
-    ),
-    "MessagePage": _obj(
-        {
-            "messages": _array(
-                _obj(
-                    {
-                        "id": _UUID,
-                        "session_id": _UUID,
-                        "seq": _INT,
-                        "role": {"enum": ["user", "persona", "system"]},
-                        "persona_id": _nullable(_UUID),
-                        "speaker": _STR,
-                        "text": _STR,
-                        "client_msg_id": _nullable(_STR),
-                        "reply_to": _nullable(_UUID),
-                        "status": {"enum": ["complete", "incomplete", "failed"]},
-                        "cut": _nullable({"enum": ["length", "repetition", "speaker"]}),
-                        "traits": _MAP,
-                        "timings": _MAP,
-                        "created_at": _TIME,
-                    }
-                )
-            ),
-            "before": _nullable({**_INT, "description": "pass as ?before= for older messages"}),
-        }
-    ),
-    "Feedback": _obj(
-        {
-            "feedback": _obj(
-                {
-                    "message_id": _UUID,
-                    "rating": {"enum": [-1, 0, 1]},
-                    "comment": _STR,
-                    "created_at": _TIME,
-                    "reason": _nullable(_STR),
-                },
-                optional=("reason",),
-            ),
-            "adjusted": _nullable(
-                _obj({"setting": _STR, "old": _NUM, "new": _NUM, "reason": _STR, "version": _INT})
-            ),
-        },
-        optional=("adjusted",),
-    ),
-    "Memory": _MEMORY,
-    "MemoryPage": _obj({"memories": _array(_ref("Memory")), "next_cursor": _nullable(_STR)}),
-    "ScoredMemory": _obj(
-        {
-            **_MEMORY["properties"],
-            "score": _obj(
-                {
-                    "total": _NUM,
-                    "relevance": _NUM,
-                    "keyword": _NUM,
-                    "relevance_z": _NUM,
-                    "keyword_z": _NUM,
-                    "speaker": _NUM,
-                    "recency": _NUM,
-                    "importance": _NUM,
-                    "pinned": _BOOL,
-                }
-            ),
-        }
-    ),
-    "MemoryResults": _obj({"results": _array(_ref("ScoredMemory"))}),
-    "MemoryListing": {"oneOf": [_ref("MemoryPage"), _ref("MemoryResults")]},
-    "MemoryEnvelope": _obj({"memory": _ref("Memory")}),
-    "OpenAPIDocument": {"type": "object", "required": ["openapi", "paths"]},
-    # the persona studio (socket_server.rest_studio, socket_server.rest_quality)
-    "Channel": _CHANNEL,
-    "StudioPersona": {**_PERSONA, "required": [*_PERSONA["required"], "channels"]},
-    "ChannelList": _obj({"channels": _array(_ref("Channel"))}),
-    "ChannelChange": _obj({"channels": _array(_ref("Channel")), "version": _INT}),
-    "GeneratedPersona": _obj(
-        {
-            "persona": _ref("StudioPersona"),
-            "archetype": _STR,
-            "confidence": _NUM,
-            "fingerprint": {**_MAP, "description": "the linguistic fingerprint; see docs"},
-        }
-    ),
-    "PersonaAnalyses": _obj(
-        {
-            "analyses": _array(
-                _obj(
-                    {
-                        "kind": _STR,
-                        "samples": _INT,
-                        "words": _INT,
-                        "confidence": _NUM,
-                        "fingerprint": _MAP,
-                        "created_by": _STR,
-                        "created_at": _nullable(_TIME),
-                    }
-                )
-            )
-        }
-    ),
-    "PersonaVersionSnapshot": _obj(
-        {
-            "version": _INT,
-            "reason": _STR,
-            "created_by": _STR,
-            "created_at": _TIME,
-            "snapshot": _MAP,
-        }
-    ),
-    "PersonaDiff": _obj(
-        {
-            "from": _INT,
-            "to": _INT,
-            "changes": _array(
-                _obj(
-                    {
-                        "path": _STR,
-                        "kind": {"enum": ["added", "removed", "changed"]},
-                        "old": {},
-                        "new": {},
-                    }
-                )
-            ),
-        }
-    ),
-    "PersonaSearch": _obj(
-        {
-            "query": _STR,
-            "items": _array(
-                _obj(
-                    {
-                        **_PERSONA["properties"],
-                        "score": _NUM,
-                        "meaning": _NUM,
-                        "text": _NUM,
-                    },
-                    optional=("rank", "channels"),
-                )
-            ),
-        }
-    ),
-    "PersonaQuality": _obj(
-        {
-            "persona": _ref("PersonaRef"),
-            "overall": _nullable(_NUM),
-            "parts": _obj(
-                {
-                    name: _nullable({**_MAP, "required": ["score"]})
-                    for name in (
-                        "consistency",
-                        "linguistic_match",
-                        "channel_compliance",
-                        "satisfaction",
-                    )
-                }
-            ),
-            "weakest": _nullable(_STR),
-            "next": _STR,
-        }
-    ),
-    "PersonaAnalytics": _obj(
-        {
-            "persona": _ref("PersonaRef"),
-            "from": {"type": "string", "format": "date"},
-            "to": {"type": "string", "format": "date"},
-            "days": _array(
-                _obj(
-                    {
-                        "day": {"type": "string", "format": "date"},
-                        "turns": _INT,
-                        "users": _INT,
-                        "sessions": _INT,
-                        "feedback_up": _INT,
-                        "feedback_down": _INT,
-                        "first_token_ms": _nullable(_obj({"p50": _NUM, "p95": _NUM})),
-                        "turn_ms": _nullable(_obj({"p50": _NUM, "p95": _NUM})),
-                        "drift": _nullable(_NUM),
-                    }
-                )
-            ),
-            "totals": _obj({"turns": _INT, "feedback_up": _INT, "feedback_down": _INT}),
-        }
-    ),
-    "FeedbackList": _obj(
-        {
-            "feedback": _array(
-                _obj(
-                    {
-                        "message_id": _UUID,
-                        "persona": _obj({"id": _UUID, "slug": _STR}),
-                        "user_id": _STR,
-                        "rating": {"enum": [-1, 0, 1]},
-                        "reason": _nullable(_STR),
-                        "comment": _STR,
-                        "created_at": _TIME,
-                    }
-                )
-            )
-        }
-    ),
-    "SessionChannel": _obj({"session_id": _UUID, "channel": _nullable(_STR)}),
-    "TemplateList": _obj(
-        {
-            "templates": _array(
-                _obj(
-                    {
-                        "name": _STR,
-                        "title": _STR,
-                        "description": _STR,
-                        "traits": _array(_MAP),
-                        "modes": _array(_STR),
-                        "style": _MAP,
-                    }
-                )
-            )
-        }
-    ),
 }
+_ANY_TEXT = frozenset({"model"})
+"""Path parameters every value of which is taken (an unknown model is a 404, not a 400)."""

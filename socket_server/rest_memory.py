@@ -8,30 +8,39 @@ import uuid
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from memory.record.transcripts import Session
 from personas import Persona, PersonaNotFound
 from runtime.services import Services
 from runtime.usecases.feedback import REASON_PATTERN
-from socket_server.app import CHAT, SERVICES
-from socket_server.openapi import Route
-from socket_server.rest import (
+from runtime.views import (
+    FeedbackResult,
+    MemoryEnvelope,
+    MemoryListing,
+    MemoryPage,
+    MemoryResults,
+    MemoryView,
+    MessagePage,
+    MessageView,
+    ScoredMemoryView,
+    SessionList,
+    SessionView,
+)
+from socket_server.auth import principal
+from socket_server.errors import ClientError
+from socket_server.http_io import (
+    Body,
     Key,
     Query,
-    json_ok,
+    json_view,
     path_key,
     path_uuid,
-    principal,
     read_json,
     read_query,
 )
-from socket_server.rest_quality import adjustment_view
-from socket_server.views import ClientError, memory_view, message_view, scored_view, session_view
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from socket_server.keys import CHAT, SERVICES
+from socket_server.routes import Route
 
 
 class SessionsQuery(Query):
@@ -99,12 +108,14 @@ async def list_sessions(request: web.Request) -> web.Response:
     who = principal(request)
     if query.user is not None and query.user != who.user_id and not who.is_admin:
         raise ClientError("forbidden", "only an admin may list another user's sessions")
-    services = request.app[SERVICES]
+    services = request.config_dict[SERVICES]
     sessions = await services.memory.transcripts.list_sessions(
         query.user or who.user_id, limit=query.limit
     )
-    return json_ok(
-        {"sessions": [session_view(s, await _participants(services, s)) for s in sessions]}
+    return json_view(
+        SessionList(
+            sessions=[SessionView.of(s, await _participants(services, s)) for s in sessions]
+        )
     )
 
 
@@ -121,34 +132,28 @@ async def _participants(services: Services, session: Session) -> list[Persona]:
 
 async def session_messages(request: web.Request) -> web.Response:
     query = read_query(request, MessagesQuery)
-    page = await request.app[CHAT].history(
+    page = await request.config_dict[CHAT].history(
         principal(request),
         path_uuid(request, "session_id"),
         before=query.before,
         limit=query.limit,
     )
-    return json_ok({"messages": [message_view(m) for m in page.items], "before": page.before})
+    return json_view(
+        MessagePage(messages=[MessageView.of(m) for m in page.items], before=page.before)
+    )
 
 
 async def message_feedback(request: web.Request) -> web.Response:
     """Rate a message of one of the caller's sessions; a second rating replaces the first."""
     body = await read_json(request, FeedbackBody)
-    given = await request.app[CHAT].feedback(
+    given = await request.config_dict[CHAT].feedback(
         principal(request),
         path_uuid(request, "message_id"),
         body.rating,
         body.comment,
         body.reason,
     )
-    stored = given.feedback
-    feedback = {
-        "message_id": str(stored.message_id),
-        "rating": stored.rating,
-        "comment": stored.comment,
-        "created_at": stored.created_at.isoformat(),
-        "reason": stored.reason,
-    }
-    return json_ok({"feedback": feedback, "adjusted": adjustment_view(given.adjusted)})
+    return json_view(FeedbackResult.of(given))
 
 
 # ---- memories ------------------------------------------------------------------------------
@@ -156,12 +161,12 @@ async def message_feedback(request: web.Request) -> web.Response:
 
 async def memories(request: web.Request) -> web.Response:
     query = read_query(request, MemoriesQuery)
-    chat, who, key = request.app[CHAT], principal(request), path_key(request)
+    chat, who, key = request.config_dict[CHAT], principal(request), path_key(request)
     if query.q is not None:
         found = await chat.inspection.search_memories(
             who, key, query.q, k=query.k or 10, session_id=query.session_id, user=query.user
         )
-        return json_ok({"results": [scored_view(m) for m in found]})
+        return json_view(MemoryResults(results=[ScoredMemoryView.of(m) for m in found]))
     page = await chat.inspection.list_memories(
         who,
         key,
@@ -171,17 +176,12 @@ async def memories(request: web.Request) -> web.Response:
         limit=query.limit,
         cursor=query.cursor,
     )
-    return json_ok(
-        {
-            "memories": [memory_view(r) for r in page.records],
-            "next_cursor": page.next_cursor,
-        }
-    )
+    return json_view(MemoryPage.of(page))
 
 
 async def delete_memory(request: web.Request) -> web.Response:
     query = read_query(request, MemoryScope)
-    await request.app[CHAT].inspection.delete_memory(
+    await request.config_dict[CHAT].inspection.delete_memory(
         principal(request), path_key(request), path_uuid(request, "memory_id"), user=query.user
     )
     return web.Response(status=204)
@@ -191,41 +191,41 @@ async def pin_memory(request: web.Request) -> web.Response:
     query = read_query(request, MemoryScope)
     memory_id = path_uuid(request, "memory_id")
     body = await read_json(request, PinBody)
-    record = await request.app[CHAT].inspection.pin_memory(
+    record = await request.config_dict[CHAT].inspection.pin_memory(
         principal(request), path_key(request), memory_id, body.pinned, user=query.user
     )
-    return json_ok({"memory": memory_view(record)})
+    return json_view(MemoryEnvelope(memory=MemoryView.of(record)))
 
 
-_M = "/api/personas/{key}/memories"
+_M = "/personas/{key}/memories"
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
-        "/api/sessions",
+        "/sessions",
         list_sessions,
         "The caller's sessions, latest first",
         "sessions",
-        schema="SessionList",
+        response=SessionList,
         query=SessionsQuery,
         errors=(403,),
     ),
     Route(
         "GET",
-        "/api/sessions/{session_id}/messages",
+        "/sessions/{session_id}/messages",
         session_messages,
         "A page of a session's transcript, oldest first (owner or admin)",
         "sessions",
-        schema="MessagePage",
+        response=MessagePage,
         query=MessagesQuery,
         errors=(403, 404),
     ),
     Route(
         "POST",
-        "/api/messages/{message_id}/feedback",
+        "/messages/{message_id}/feedback",
         message_feedback,
         "Rate a message of one of your sessions (-1, 0, 1); replaces an earlier rating",
         "sessions",
-        schema="Feedback",
+        response=FeedbackResult,
         body=FeedbackBody,
         errors=(403, 404),
     ),
@@ -236,7 +236,7 @@ ROUTES: tuple[Route, ...] = (
         "The caller's memories of a persona: a page, or a search with ?q= "
         "(results carry their score breakdown)",
         "memories",
-        schema="MemoryListing",
+        response=MemoryListing,
         query=MemoriesQuery,
         errors=(403, 404),
     ),
@@ -256,7 +256,7 @@ ROUTES: tuple[Route, ...] = (
         pin_memory,
         "Pin or unpin a memory (pinned ones are always candidates)",
         "memories",
-        schema="MemoryEnvelope",
+        response=MemoryEnvelope,
         query=MemoryScope,
         body=PinBody,
         errors=(403, 404),

@@ -6,28 +6,33 @@ embedding and its trait profile. The studio's routes are in
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
 from pydantic import Field
 
-from personas import Persona, PersonaDef, PersonaVersion, SettingsPatch
+from personas import Persona, PersonaDef, SettingsPatch
 from runtime.infra.catalog import embedding_text
-from socket_server.app import CHAT, SERVICES
-from socket_server.openapi import Route
-from socket_server.rest import (
+from runtime.views import (
+    PersonaEmbedding,
+    PersonaPage,
+    PersonaTraits,
+    PersonaVersions,
+    PersonaView,
+    RankedPersona,
+    StudioPersona,
+)
+from socket_server.auth import principal, require_editor
+from socket_server.http_io import (
     Query,
-    json_ok,
+    json_view,
     path_int,
     path_key,
-    principal,
     read_json,
     read_query,
 )
-from socket_server.rest_quality import ROUTES as QUALITY_ROUTES
-from socket_server.rest_studio import EARLY, require_editor, studio_view
-from socket_server.rest_studio import ROUTES as STUDIO_ROUTES
-from socket_server.views import drift_view, persona_ref, persona_view, trait_view
+from socket_server.keys import CHAT, SERVICES
+from socket_server.routes import Route
 
 SEARCH_CAP = 1_000
 """Full-text search ranks at most this many personas before filters and paging."""
@@ -54,7 +59,8 @@ class TraitsQuery(Query):
 
 async def list_personas(request: web.Request) -> web.Response:
     query = read_query(request, PersonaListQuery)
-    store = request.app[SERVICES].personas
+    store = request.config_dict[SERVICES].personas
+    items: list[RankedPersona | PersonaView]
     if query.q is None:
         page = await store.list(
             offset=query.offset,
@@ -63,14 +69,14 @@ async def list_personas(request: web.Request) -> web.Response:
             persona_type=query.type,
             active=query.active,
         )
-        items = [persona_view(p) for p in page.items]
+        items = [PersonaView.of(p) for p in page.items]
         total = page.total
     else:
         hits = [h for h in await store.search(query.q, limit=SEARCH_CAP) if _keep(h.persona, query)]
         window = hits[query.offset : query.offset + query.limit]
-        items = [{**persona_view(h.persona), "rank": round(h.rank, 4)} for h in window]
+        items = [RankedPersona.ranked(h.persona, h.rank) for h in window]
         total = len(hits)
-    return json_ok({"items": items, "total": total, "offset": query.offset, "limit": query.limit})
+    return json_view(PersonaPage(items=items, total=total, offset=query.offset, limit=query.limit))
 
 
 def _keep(p: Persona, query: PersonaListQuery) -> bool:
@@ -82,101 +88,77 @@ def _keep(p: Persona, query: PersonaListQuery) -> bool:
 
 
 async def get_persona(request: web.Request) -> web.Response:
-    persona = await request.app[SERVICES].personas.get(path_key(request))
-    return json_ok(studio_view(persona))
+    persona = await request.config_dict[SERVICES].personas.get(path_key(request))
+    return json_view(StudioPersona.of(persona))
 
 
 async def create_persona(request: web.Request) -> web.Response:
     who = require_editor(request, "create personas")
     definition = await read_json(request, PersonaDef)
-    persona = await request.app[SERVICES].personas.create(definition, who.actor)
-    response = json_ok(studio_view(persona), status=201)
-    response.headers["Location"] = f"/api/personas/{persona.id}"
-    return response
+    persona = await request.config_dict[SERVICES].personas.create(definition, who.actor)
+    return json_view(
+        StudioPersona.of(persona), 201, headers={"Location": f"/api/personas/{persona.id}"}
+    )
 
 
 async def patch_settings(request: web.Request) -> web.Response:
     who = require_editor(request, "change personas")
     key = path_key(request)
     patch = await read_json(request, SettingsPatch)
-    persona = await request.app[SERVICES].personas.patch_settings(key, patch, who.actor)
-    return json_ok(studio_view(persona))
+    persona = await request.config_dict[SERVICES].personas.patch_settings(key, patch, who.actor)
+    return json_view(StudioPersona.of(persona))
 
 
 async def list_versions(request: web.Request) -> web.Response:
-    versions = await request.app[SERVICES].personas.versions(path_key(request))
+    versions = await request.config_dict[SERVICES].personas.versions(path_key(request))
     # snapshots hold the system prompt, which persona views never show to users
-    full = principal(request).is_editor
-    return json_ok({"versions": [_version_view(v, full) for v in versions]})
-
-
-def _version_view(v: PersonaVersion, full: bool) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "version": v.version,
-        "reason": v.reason,
-        "created_by": v.created_by,
-        "created_at": v.created_at.isoformat(),
-    }
-    if full:
-        view["snapshot"] = v.snapshot
-    return view
+    return json_view(PersonaVersions.of(versions, snapshots=principal(request).is_editor))
 
 
 async def restore_version(request: web.Request) -> web.Response:
     who = require_editor(request, "restore persona versions")
     key, version = path_key(request), path_int(request, "version")
-    persona = await request.app[SERVICES].personas.restore(key, version, who.actor)
-    return json_ok(studio_view(persona))
+    persona = await request.config_dict[SERVICES].personas.restore(key, version, who.actor)
+    return json_view(StudioPersona.of(persona))
 
 
 async def delete_persona(request: web.Request) -> web.Response:
     who = require_editor(request, "delete personas")
-    await request.app[SERVICES].personas.delete(path_key(request), who.actor)
+    await request.config_dict[SERVICES].personas.delete(path_key(request), who.actor)
     return web.Response(status=204)
 
 
 async def persona_embedding(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = request.config_dict[SERVICES]
     persona = await services.personas.get(path_key(request))
     vector = await services.memory.embedder.embed_one(embedding_text(persona))
-    return json_ok(
-        {
-            "persona_id": str(persona.id),
-            "model": services.settings.embedding_model,
-            "dim": int(vector.shape[0]),
-            "vector": [float(x) for x in vector],
-        }
+    return json_view(
+        PersonaEmbedding(
+            persona_id=persona.id,
+            model=services.settings.embedding_model,
+            dim=int(vector.shape[0]),
+            vector=[float(x) for x in vector],
+        )
     )
 
 
 async def persona_traits(request: web.Request) -> web.Response:
     query = read_query(request, TraitsQuery)
-    view = await request.app[CHAT].traits(principal(request), path_key(request), query.session_id)
-    return json_ok(
-        {
-            "persona": persona_ref(view.persona),
-            "traits": [trait_view(t) for t in view.persona.traits],
-            "observed": {
-                name: {"mean": round(s.mean, 3), "count": s.count, "last": round(s.last, 3)}
-                for name, s in view.observed.stats.items()
-            },
-            "turns": view.turns,
-            "drift": drift_view(view.drift),
-        }
-    )
+    chat = request.config_dict[CHAT]
+    view = await chat.traits(principal(request), path_key(request), query.session_id)
+    return json_view(PersonaTraits.of(view))
 
 
-_P = "/api/personas"
+_P = "/personas"
 _EDITOR = "editor; a protected persona needs an admin"
 ROUTES: tuple[Route, ...] = (
-    *EARLY,
     Route(
         "GET",
         _P,
         list_personas,
         "List personas, filtered, or search them with ?q=",
         "personas",
-        schema="PersonaPage",
+        response=PersonaPage,
         query=PersonaListQuery,
     ),
     Route(
@@ -186,7 +168,7 @@ ROUTES: tuple[Route, ...] = (
         "Create a persona (editor; only an admin may make it protected)",
         "personas",
         status=201,
-        schema="Persona",
+        response=StudioPersona,
         body=PersonaDef,
         errors=(403, 409),
     ),
@@ -196,7 +178,7 @@ ROUTES: tuple[Route, ...] = (
         get_persona,
         "One persona by id or slug",
         "personas",
-        schema="Persona",
+        response=StudioPersona,
         errors=(404,),
     ),
     Route(
@@ -214,7 +196,7 @@ ROUTES: tuple[Route, ...] = (
         patch_settings,
         f"Change traits (set/increase/decrease), modes and style as a new version ({_EDITOR})",
         "personas",
-        schema="Persona",
+        response=StudioPersona,
         body=SettingsPatch,
         errors=(403, 404),
     ),
@@ -224,7 +206,7 @@ ROUTES: tuple[Route, ...] = (
         list_versions,
         "The persona's versions (snapshots for editors and admins)",
         "personas",
-        schema="PersonaVersions",
+        response=PersonaVersions,
         errors=(404,),
     ),
     Route(
@@ -233,7 +215,7 @@ ROUTES: tuple[Route, ...] = (
         restore_version,
         f"Make an old version current again, as a new version ({_EDITOR})",
         "personas",
-        schema="Persona",
+        response=StudioPersona,
         errors=(403, 404),
     ),
     Route(
@@ -242,7 +224,7 @@ ROUTES: tuple[Route, ...] = (
         persona_embedding,
         "The persona's embedding (name, role, description, domains, beliefs)",
         "personas",
-        schema="PersonaEmbedding",
+        response=PersonaEmbedding,
         errors=(404,),
     ),
     Route(
@@ -251,10 +233,8 @@ ROUTES: tuple[Route, ...] = (
         persona_traits,
         "Configured traits, the observed profile and drift",
         "personas",
-        schema="PersonaTraits",
+        response=PersonaTraits,
         query=TraitsQuery,
         errors=(403, 404),
     ),
-    *STUDIO_ROUTES,
-    *QUALITY_ROUTES,
 )

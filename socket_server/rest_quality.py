@@ -5,28 +5,35 @@ are written for."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from personas.channels import BUILTIN
 from personas.definitions import NAME_PATTERN
 from runtime.usecases import quality
-from runtime.usecases.feedback import Adjustment, list_feedback
-from socket_server.app import CHAT, SERVICES
-from socket_server.openapi import Route
-from socket_server.rest import (
+from runtime.usecases.feedback import list_feedback
+from runtime.views import (
+    FeedbackEntry,
+    FeedbackList,
+    PersonaAnalytics,
+    PersonaQuality,
+    SessionChannel,
+)
+from socket_server.auth import principal
+from socket_server.errors import ClientError
+from socket_server.http_io import (
+    Body,
     Key,
     Query,
-    json_ok,
+    json_view,
     path_key,
     path_uuid,
-    principal,
     read_json,
     read_query,
 )
-from socket_server.views import ClientError
+from socket_server.keys import CHAT, SERVICES
+from socket_server.routes import Route
 
 MAX_DAYS = 366
 
@@ -48,32 +55,19 @@ class FeedbackQuery(Query):
     limit: int = Field(default=100, ge=1, le=500)
 
 
-class SessionChannelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SessionChannelBody(Body):
     channel: str | None = Field(pattern=NAME_PATTERN, description="null: no channel")
 
 
-def adjustment_view(a: Adjustment | None) -> dict[str, Any] | None:
-    if a is None:
-        return None
-    return {
-        "setting": a.setting,
-        "old": a.old,
-        "new": a.new,
-        "reason": a.reason,
-        "version": a.version,
-    }
-
-
 async def persona_quality(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+    services = request.config_dict[SERVICES]
     persona = await services.personas.get(path_key(request))
-    return json_ok(await quality.quality(services, persona))
+    return json_view(PersonaQuality.of(await quality.quality(services, persona)))
 
 
 async def persona_analytics(request: web.Request) -> web.Response:
     query = read_query(request, AnalyticsQuery)
-    services = request.app[SERVICES]
+    services = request.config_dict[SERVICES]
     persona = await services.personas.get(path_key(request))
     until = query.to or dt.datetime.now(dt.UTC).date()
     since = query.from_ or until - dt.timedelta(days=29)
@@ -81,7 +75,7 @@ async def persona_analytics(request: web.Request) -> web.Response:
         raise ClientError("invalid_payload", "from: must not be after to")
     if (until - since).days >= MAX_DAYS:
         raise ClientError("invalid_payload", f"from/to: at most {MAX_DAYS} days at once")
-    return json_ok(await quality.analytics(services, persona, since, until))
+    return json_view(PersonaAnalytics.of(await quality.analytics(services, persona, since, until)))
 
 
 async def feedback(request: web.Request) -> web.Response:
@@ -89,7 +83,7 @@ async def feedback(request: web.Request) -> web.Response:
     who = principal(request)
     if query.user is not None and query.user != who.user_id and not who.is_admin:
         raise ClientError("forbidden", "only an admin may read another user's feedback")
-    services = request.app[SERVICES]
+    services = request.config_dict[SERVICES]
     persona_id = None
     if query.persona is not None:
         persona_id = (await services.personas.get(query.persona)).id
@@ -97,29 +91,14 @@ async def feedback(request: web.Request) -> web.Response:
     rows = await list_feedback(
         services.pool, user_id=user, persona_id=persona_id, limit=query.limit
     )
-    return json_ok(
-        {
-            "feedback": [
-                {
-                    "message_id": str(r.message_id),
-                    "persona": {"id": str(r.persona_id), "slug": r.persona_slug},
-                    "user_id": r.user_id,
-                    "rating": r.rating,
-                    "reason": r.reason,
-                    "comment": r.comment,
-                    "created_at": r.created_at.isoformat(),
-                }
-                for r in rows
-            ]
-        }
-    )
+    return json_view(FeedbackList(feedback=[FeedbackEntry.of(r) for r in rows]))
 
 
 async def session_channel(request: web.Request) -> web.Response:
     session_id = path_uuid(request, "session_id")
     body = await read_json(request, SessionChannelBody)
-    services = request.app[SERVICES]
-    session = await request.app[CHAT].session_for(principal(request), session_id)
+    services = request.config_dict[SERVICES]
+    session = await request.config_dict[CHAT].session_for(principal(request), session_id)
     if body.channel is not None and body.channel not in BUILTIN:
         known = False
         for persona_id in session.persona_ids:
@@ -132,47 +111,47 @@ async def session_channel(request: web.Request) -> web.Response:
                 "session's personas",
             )
     await services.memory.transcripts.set_channel(session.id, body.channel)
-    return json_ok({"session_id": str(session.id), "channel": body.channel})
+    return json_view(SessionChannel(session_id=session.id, channel=body.channel))
 
 
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
-        "/api/personas/{key}/quality",
+        "/personas/{key}/quality",
         persona_quality,
         "Consistency, linguistic match, channel compliance and satisfaction (0-100) with "
         "the numbers behind them, and the weakest part",
         "studio",
-        schema="PersonaQuality",
+        response=PersonaQuality,
         errors=(404,),
     ),
     Route(
         "GET",
-        "/api/personas/{key}/analytics",
+        "/personas/{key}/analytics",
         persona_analytics,
         "Per day: turns, users, sessions, feedback, first-token and turn latency, drift",
         "studio",
-        schema="PersonaAnalytics",
+        response=PersonaAnalytics,
         query=AnalyticsQuery,
         errors=(404,),
     ),
     Route(
         "GET",
-        "/api/feedback",
+        "/feedback",
         feedback,
         "Ratings, newest first: an admin sees everyone's, a user their own",
         "sessions",
-        schema="FeedbackList",
+        response=FeedbackList,
         query=FeedbackQuery,
         errors=(403, 404),
     ),
     Route(
         "PUT",
-        "/api/sessions/{session_id}/channel",
+        "/sessions/{session_id}/channel",
         session_channel,
         "The channel the session's replies are written for (owner or admin)",
         "sessions",
-        schema="SessionChannel",
+        response=SessionChannel,
         body=SessionChannelBody,
         errors=(403, 404),
     ),

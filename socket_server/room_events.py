@@ -1,4 +1,6 @@
-"""Turn events as Socket.IO emits to a session's room, on every node."""
+"""Turn events as Socket.IO emits to a session's room, on every node. The events that
+come once a reply are views of :mod:`runtime.views`; ``message.token``, sent many times
+a reply, is a plain dict built once per token."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import socketio
 from agents.tracker import TraitUpdate
 from memory.record.transcripts import Message
 from personas import Persona
-from socket_server.views import drift_view, message_view, persona_ref, timings_view
+from runtime.views import MessageView, PersonaRef, TraitsUpdated
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/chat"
@@ -57,7 +59,7 @@ class RoomEvents:
             {
                 "session_id": self._session,
                 "message_id": str(reply_id),
-                "persona": persona_ref(persona),
+                "persona": PersonaRef.of(persona).wire(),
             },
         )
 
@@ -116,8 +118,7 @@ class RoomEvents:
 
     async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
         await self._send_held()
-        view = message_view(message)
-        view["timings"] = timings_view(timings)
+        view = MessageView.of(message, timings).wire()
         await self._emit("message.done", {"session_id": self._session, "message": view})
 
     async def failed(self, persona: Persona | None, code: str, message: str) -> None:
@@ -134,15 +135,8 @@ class RoomEvents:
 
     async def traits(self, persona: Persona, update: TraitUpdate) -> None:
         await self._send_held()
-        await self._emit(
-            "persona.traits_updated",
-            {
-                "session_id": self._session,
-                "persona_id": str(persona.id),
-                "drift": drift_view(update.session_drift),
-                "evolved": [{"name": c.name, "old": c.old, "new": c.new} for c in update.evolved],
-            },
-        )
+        view = TraitsUpdated.of(self._session, str(persona.id), update)
+        await self._emit("persona.traits_updated", view.wire())
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
         await self._sio.emit(event, data, room=self._room, namespace=NAMESPACE)

@@ -16,16 +16,16 @@ import yaml
 from pydantic import ValidationError
 
 from agents.traits.fingerprint import FingerprintError
-from personas import Actor, InvalidPersonaChange, to_definition
+from personas import Actor, InvalidPersonaChange
 from personas.channels import BUILTIN, effective_channels
 from personas.definitions import ChannelDef, PersonaPatch, load_file
-from personas.diff import diff_snapshots
 from personas.errors import DefinitionError
 from personas.templates import TEMPLATES
 from runtime.errors import RuntimeLayerError
 from runtime.services import Core, open_core
 from runtime.settings import Settings
 from runtime.usecases import studio
+from runtime.views import PersonaDiff, VersionView
 
 CLI_ACTOR = Actor(name="cli", is_admin=True)
 Command = Callable[[Core, argparse.Namespace], Awaitable[int]]
@@ -202,16 +202,7 @@ async def _delete(core: Core, args: argparse.Namespace) -> int:
 async def _versions(core: Core, args: argparse.Namespace) -> int:
     versions = await core.personas.versions(args.key)
     if args.json:
-        rows = [
-            {
-                "version": v.version,
-                "reason": v.reason,
-                "created_by": v.created_by,
-                "created_at": v.created_at.isoformat(),
-            }
-            for v in versions
-        ]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([VersionView.of(v).wire() for v in versions], indent=2))
         return 0
     for v in versions:
         print(f"v{v.version:<4} {v.created_at:%Y-%m-%d %H:%M}  {v.created_by:16} {v.reason}")
@@ -219,19 +210,13 @@ async def _versions(core: Core, args: argparse.Namespace) -> int:
 
 
 async def _diff(core: Core, args: argparse.Namespace) -> int:
-    old = await core.personas.version(args.key, args.old)
-    if args.new is None:
-        current = await core.personas.get(args.key)
-        new_version, snapshot = current.version, to_definition(current).canonical()
-    else:
-        new = await core.personas.version(args.key, args.new)
-        new_version, snapshot = new.version, new.snapshot
-    changes = diff_snapshots(old.snapshot, snapshot)
+    diff = await studio.diff_versions(core.personas, args.key, args.old, args.new)
     if args.json:
-        print(json.dumps([c.as_json() for c in changes], indent=2, ensure_ascii=False))
+        changes = [c.wire() for c in PersonaDiff.of(diff).changes]
+        print(json.dumps(changes, indent=2, ensure_ascii=False))
         return 0
-    print(f"v{old.version} -> v{new_version}: {len(changes)} change(s)")
-    for change in changes:
+    print(f"v{diff.old} -> v{diff.new}: {len(diff.changes)} change(s)")
+    for change in diff.changes:
         print(f"  {change}")
     return 0
 

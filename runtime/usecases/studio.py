@@ -1,5 +1,6 @@
 """The persona studio's operations, shared by the REST API and the CLI: generate a
-draft persona from writing samples, set and remove channel overlays, apply templates."""
+draft persona from writing samples, set and remove channel overlays, apply templates,
+compare two versions."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from agents.traits.fingerprint import Fingerprint, fingerprint
 from personas import Actor, Persona, PersonaStore, to_definition
 from personas.channels import BUILTIN, structure_of
 from personas.definitions import RESERVED_SLUGS, ChannelDef, PersonaPatch, validated
+from personas.diff import FieldChange, diff_snapshots
 from personas.errors import InvalidPersonaChange
 from personas.templates import TEMPLATES, template_patch
 from personas.types import Analysis
@@ -119,6 +121,30 @@ async def apply_template(personas: PersonaStore, key: str, template: str, actor:
     current = await personas.get(key)
     patch = template_patch(to_definition(current), TEMPLATES[template])
     return await personas.edit(current.id, patch, actor, reason=f"template {template} applied")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDiff:
+    """What changed from version ``old`` to version ``new``, field by field."""
+
+    old: int
+    new: int
+    changes: tuple[FieldChange, ...]
+
+
+async def diff_versions(
+    personas: PersonaStore, key: str, old: int, new: int | None = None
+) -> VersionDiff:
+    """Compare two versions of a persona; ``new`` None compares with the current one.
+    Raises :class:`personas.VersionNotFound` for a version the persona never had."""
+    before = await personas.version(key, old)
+    if new is None:
+        current = await personas.get(key)
+        new_version, snapshot = current.version, to_definition(current).canonical()
+    else:
+        after = await personas.version(key, new)
+        new_version, snapshot = after.version, after.snapshot
+    return VersionDiff(before.version, new_version, tuple(diff_snapshots(before.snapshot, snapshot)))
 
 
 def fingerprint_view(fp: Fingerprint) -> dict[str, object]:

@@ -22,7 +22,8 @@ from memory import FakeEmbedder
 from runtime.infra.auth import mint_token
 from runtime.services import Overrides
 from runtime.settings import Settings, load_settings
-from socket_server.app import SERVICES, create_app
+from socket_server.app import create_app
+from socket_server.keys import SERVICES
 
 SECRET = "s" * 40
 

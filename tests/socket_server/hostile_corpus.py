@@ -618,6 +618,7 @@ def _path(op: Operation, w: World, **values: str) -> str:
         "version": "1",
         "channel": "newsletter",
         "template": "gentle-tutor",
+        "model": f"persona/{w.persona}",
     }
     out = op.path
     for name in op.path_params:
@@ -655,6 +656,10 @@ def _body_base(op: Operation, w: World) -> dict[str, Any] | None:
         "GenerateBody": {"name": "Hostile Writer", "samples": [HOSTILE_PROSE]},
         "ChannelBody": {"min_words": 10, "max_words": 90, "tone": "plain"},
         "SessionChannelBody": {"channel": "blog"},
+        "CompletionRequest": {
+            "model": f"persona/{w.persona}",
+            "messages": [{"role": "user", "content": "Hello."}],
+        },
     }
     return dict(bases[str(title)])
 

@@ -18,7 +18,7 @@ import pytest
 from agents.fake_llm import FakeStreamingChatModel
 from memory.service import NewMemory
 from personas import Actor, Persona
-from socket_server.app import SIO
+from socket_server.keys import SIO
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 

@@ -23,7 +23,8 @@ from personas import Actor
 from runtime.infra.store_share import socket_path
 from runtime.services import Overrides
 from runtime.settings import load_settings
-from socket_server.app import SERVICES, create_app
+from socket_server.app import create_app
+from socket_server.keys import SERVICES
 from tests.personas.factory import definition
 from tests.socket_server.conftest import free_port
 

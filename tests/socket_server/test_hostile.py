@@ -29,7 +29,7 @@ from yarl import URL
 from memory import MemoryFilter
 from memory.service import NewMemory
 from personas import Actor
-from socket_server.app import CHAT
+from socket_server.keys import CHAT
 from tests.personas.factory import definition
 from tests.socket_server import hostile_corpus as hc
 from tests.socket_server.conftest import SECRET, Client, Server
@@ -523,8 +523,9 @@ async def test_rest_corpus(group: str, arena: Arena, connect: Connect) -> None:
 
 
 async def test_rest_auth(arena: Arena, connect: Connect) -> None:
-    """Every route but the OpenAPI document refuses a missing token with 401; bad tokens
-    and good tokens in the wrong place are refused on a user and an admin route."""
+    """Every route (/api and /v1) but the OpenAPI document refuses a missing token with
+    401; bad tokens and good tokens in the wrong place are refused on a user route, an
+    admin route and the OpenAI-compatible API."""
     document = await _document(arena)
     ops = hc.operations(document)
     valid = arena.server.token(hc.BOB)
@@ -568,6 +569,16 @@ async def test_rest_auth(arena: Arena, connect: Connect) -> None:
         )
     ).encode()
     for headers, query in places.values():
+        cases.append(
+            hc.RestCase(
+                "auth",
+                "GET",
+                "/v1/models" + query,
+                user=None,
+                headers=headers,
+                statuses=unauthorized,
+            )
+        )
         cases.append(
             hc.RestCase(
                 "auth",

@@ -17,7 +17,7 @@ import pytest
 import socketio
 
 from personas import Actor
-from socket_server.app import METRICS
+from socket_server.keys import METRICS, SIO
 from tests.personas.factory import definition
 from tests.socket_server import hostile_corpus as hc
 from tests.socket_server.conftest import Client, Server
@@ -354,7 +354,7 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
                 aborted.set()
 
     heard = Heard()
-    logging.getLogger("socket_server.rest").addHandler(heard)
+    logging.getLogger("socket_server.errors").addHandler(heard)
     try:
         with caplog.at_level(logging.INFO):
             _, writer = await _raw_request(server, _post_head(path, 100, token), b'{"rating":')
@@ -363,7 +363,7 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
             async with asyncio.timeout(15):
                 await aborted.wait()
     finally:
-        logging.getLogger("socket_server.rest").removeHandler(heard)
+        logging.getLogger("socket_server.errors").removeHandler(heard)
     registry = server.app[METRICS].registry
     assert registry.get_sample_value("personae_client_aborts_total") == 1
     assert registry.get_sample_value("personae_client_errors_total", {"code": "internal"}) is None
@@ -391,8 +391,6 @@ async def test_new_sessions_are_limited_per_user(start_server: Start, connect: C
 async def test_a_connection_follows_a_bounded_number_of_sessions(
     start_server: Start, connect: Connect
 ) -> None:
-    from socket_server.app import SIO
-
     server = await start_server(max_rooms_per_connection=2)
     await server.services.personas.create(definition("tutor"), ADMIN)
     bob = await connect(server, user=hc.BOB)
@@ -498,8 +496,6 @@ def test_the_access_log_writes_paths_without_query_strings(
 async def test_a_polling_post_for_a_closing_session_is_refused_not_a_server_error(
     server: Server,
 ) -> None:
-    from socket_server.app import SIO
-
     async with aiohttp.ClientSession() as http:
         base = server.url + "/socket.io/?EIO=4&transport=polling"
         async with http.get(base) as response:

@@ -10,7 +10,7 @@ import pytest
 import socketio
 
 from personas import Actor
-from socket_server.app import SIO
+from socket_server.keys import SIO
 from tests.personas.factory import definition
 from tests.socket_server.conftest import SECRET, Server
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 
@@ -236,3 +237,20 @@ async def test_a_retry_while_the_reply_runs_waits_for_it_and_stores_nothing_twic
     sessions = await server.services.memory.transcripts.list_sessions("alice")
     stored = (await server.services.memory.transcripts.history(sessions[0].id)).items
     assert [m.role for m in stored] == ["user", "persona"]
+
+
+async def test_unknown_paths_and_methods_answer_in_openai_shape(oserver: Server) -> None:
+    async with aiohttp.ClientSession() as http:
+        bearer = {"Authorization": f"Bearer {oserver.token('alice')}"}
+        for method, path, headers, status, code in (
+            ("GET", "/v1/nothing/here", bearer, 404, "not_found"),
+            ("POST", "/v1/models", bearer, 405, "method_not_allowed"),
+            ("GET", "/v1/nothing/here", {}, 401, "unauthorized"),
+        ):
+            async with http.request(method, oserver.url + path, headers=headers) as response:
+                body = await response.json()
+                assert response.status == status, (path, body)
+                assert body["error"]["code"] == code, body
+                assert set(body["error"]) == {"message", "type", "param", "code"}, body
+                if status == 405:
+                    assert "GET" in response.headers["Allow"]

@@ -18,10 +18,11 @@ from agents.types import NullEvents
 from personas import Actor
 from personas.channels import BUILTIN, check_reply
 from runtime.infra.auth import Principal
-from socket_server.app import CHAT
+from socket_server.keys import CHAT
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
-from tests.socket_server.test_rest import Api, _violations, error_code, eventually
+from tests.socket_server.openapi_check import check_answer
+from tests.socket_server.test_rest import Api, error_code, eventually
 
 ADMIN = Actor("admin", is_admin=True)
 STYLE = [
@@ -166,8 +167,7 @@ async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
         ("/api/personas/{key}/analytics", analytics),
         ("/api/feedback", (await api("GET", "/api/feedback"))),
     ):
-        schema = doc["paths"][template]["get"]["responses"]["200"]["content"]
-        problems = _violations(doc, schema["application/json"]["schema"], reply.body, "$")
+        problems = check_answer(doc, template, "get", reply.status, reply.body, "application/json")
         assert not problems, (template, problems)
     assert persona.id
 

@@ -1,5 +1,6 @@
 """The REST API over real HTTP against a real server (auth secret set, fake LLM and
-embedder): auth, personas, sessions, feedback, memories, readiness, metrics, OpenAPI."""
+embedder): auth, personas, sessions, feedback, memories, readiness, metrics. The OpenAPI
+document and every route's answers against it: test_openapi.py."""
 
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from agents.types import NullEvents
 from memory.errors import IndexUnavailable, SessionNotFound
 from personas import Actor, PersonaExists
 from runtime.infra.auth import Principal, mint_token
+from runtime.infra.catalog import embedding_text
 from runtime.infra.ratelimit import RateLimited
 from runtime.usecases.chat import ChatError
-from socket_server import rest
-from socket_server.app import CHAT
-from socket_server.rest_personas import embedding_text
+from socket_server import errors, ops
+from socket_server.keys import CHAT
 from tests.personas.factory import definition
 from tests.socket_server.conftest import SECRET, Server
 
@@ -494,7 +495,7 @@ async def test_unexpected_failures_are_500_without_details(
 
 async def test_error_codes_map_to_http_statuses() -> None:
     request = make_mocked_request("POST", "/api/anything", app=web.Application())
-    limited = rest.error_response(RateLimited("more than 30 messages a minute", 2.2), request)
+    limited = errors.error_response(RateLimited("more than 30 messages a minute", 2.2), request)
     assert limited.status == 429 and limited.headers["Retry-After"] == "3"
     assert limited.text is not None
     assert json.loads(limited.text)["error"]["code"] == "rate_limited"
@@ -507,10 +508,10 @@ async def test_error_codes_map_to_http_statuses() -> None:
         (PersonaExists("tutor"), 409),
     ]
     for exc, status in cases:
-        assert rest.error_response(exc, request).status == status, exc
+        assert errors.error_response(exc, request).status == status, exc
 
 
-# ---- readiness, metrics, OpenAPI -----------------------------------------------------------
+# ---- readiness, metrics -----------------------------------------------------------
 
 
 async def test_readyz_checks_each_backend(
@@ -526,7 +527,7 @@ async def test_readyz_checks_each_backend(
         await asyncio.Event().wait()
         return True
 
-    monkeypatch.setattr(rest, "READY_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(ops, "READY_TIMEOUT_S", 0.1)
     monkeypatch.setattr(server.services.redis, "ping", hangs)
     down = await api("GET", "/readyz", user=None)
     assert down.status == 503 and down.body["status"] == "unavailable"
@@ -545,90 +546,12 @@ async def test_metrics_count_turns(server: Server, api: Api) -> None:
     await eventually(counted)
 
 
-async def test_openapi_document_matches_the_router(server: Server, api: Api) -> None:
-    reply = await api("GET", "/api/openapi.json", user=None)
-    assert reply.status == 200
-    doc = reply.body
-    assert doc["openapi"].startswith("3.1")
-    registered = {
-        (route.resource.canonical, route.method.lower())
-        for route in server.app.router.routes()
-        if route.resource is not None and route.resource.canonical.startswith("/api/")
-        and route.method != "HEAD"
-    }
-    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
-    assert registered == documented
-    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    assert doc["paths"]["/api/openapi.json"]["get"]["security"] == []
-    for path, ops in doc["paths"].items():
-        for method, op in ops.items():
-            declared = {p["name"] for p in op.get("parameters", ()) if p["in"] == "path"}
-            assert declared == set(re.findall(r"\{(\w+)\}", path)), (method, path)
-            assert "500" in op["responses"]
-    for ref in re.findall(r'"\$ref": "([^"]+)"', json.dumps(doc)):
-        assert ref.removeprefix("#/components/schemas/") in doc["components"]["schemas"], ref
-    body = doc["paths"]["/api/personas"]["post"]["requestBody"]
-    assert body["content"]["application/json"]["schema"]["$ref"].endswith("/PersonaDef")
+async def test_operations_fail_as_the_api_does(
+    server: Server, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> bytes:
+        raise OSError("the metrics directory is gone")
 
-
-async def test_responses_match_the_openapi_schemas(server: Server, api: Api) -> None:
-    doc = (await api("GET", "/api/openapi.json", user=None)).body
-    await server.services.personas.create(definition("tutor"), ADMIN)
-    session_id = await chat_turn(server, "alice", "Hi, I am Alice and I love astronomy.")
-    calls = [
-        ("get", "/api/personas", "/api/personas"),
-        ("get", "/api/personas", "/api/personas?q=photosynthesis"),
-        ("get", "/api/personas/{key}", "/api/personas/tutor"),
-        ("get", "/api/personas/{key}/versions", "/api/personas/tutor/versions"),
-        ("get", "/api/personas/{key}/embed", "/api/personas/tutor/embed"),
-        ("get", "/api/personas/{key}/traits", "/api/personas/tutor/traits"),
-        ("get", "/api/sessions", "/api/sessions"),
-        ("get", "/api/sessions/{session_id}/messages", f"/api/sessions/{session_id}/messages"),
-        ("get", "/api/personas/{key}/memories", "/api/personas/tutor/memories"),
-        ("get", "/api/personas/{key}/memories", "/api/personas/tutor/memories?q=astronomy"),
-        ("get", "/api/personas/{key}", "/api/personas/nobody"),
-    ]
-    for method, template, url in calls:
-        reply = await api.admin(method.upper(), url) if "versions" in url else await api(
-            method.upper(), url)
-        op = doc["paths"][template][method]
-        schema = op["responses"][str(reply.status)]["content"]["application/json"]["schema"]
-        problems = _violations(doc, schema, reply.body, "$")
-        assert not problems, (url, problems)
-
-
-def _violations(doc: dict[str, Any], schema: dict[str, Any], value: Any, at: str) -> list[str]:
-    """A small JSON Schema check: enough of 2020-12 for the shapes this API declares."""
-    if "$ref" in schema:
-        name = schema["$ref"].removeprefix("#/components/schemas/")
-        return _violations(doc, doc["components"]["schemas"][name], value, at)
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            options = [_violations(doc, s, value, at) for s in schema[key]]
-            return [] if any(not o for o in options) else [f"{at}: matches no {key} branch"]
-    if "enum" in schema and value not in schema["enum"]:
-        return [f"{at}: {value!r} not in {schema['enum']}"]
-    kinds: dict[str, type | tuple[type, ...]] = {
-        "object": dict, "array": list, "string": str, "boolean": bool, "null": type(None),
-        "integer": int, "number": (int, float),
-    }
-    kind = schema.get("type")
-    if kind is not None and (not isinstance(value, kinds[kind]) or (
-            kind in ("integer", "number") and isinstance(value, bool))):
-        return [f"{at}: expected {kind}, got {type(value).__name__}"]
-    problems: list[str] = []
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        problems += [f"{at}: missing {k}" for k in schema.get("required", ()) if k not in value]
-        extra = schema.get("additionalProperties", True)
-        for k, v in value.items():
-            if k in props:
-                problems += _violations(doc, props[k], v, f"{at}.{k}")
-            elif extra is False:
-                problems.append(f"{at}: unexpected {k}")
-            elif isinstance(extra, dict):
-                problems += _violations(doc, extra, v, f"{at}.{k}")
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            problems += _violations(doc, schema["items"], item, f"{at}[{i}]")
-    return problems
+    monkeypatch.setattr(ops, "exposition", broken)
+    reply = await api("GET", "/metrics", user="root", role="admin")
+    assert (reply.status, error_code(reply)) == (500, "internal")

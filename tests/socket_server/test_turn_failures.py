@@ -14,7 +14,7 @@ from agents.fake_llm import FakeStreamingChatModel
 from agents.tracker import TraitTracker
 from memory.errors import IndexUnavailable
 from personas import Actor
-from socket_server.app import METRICS
+from socket_server.keys import METRICS
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 

@@ -28,9 +28,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+LINTED := runtime agents memory personas socket_server migrations tests bench
+
 lint: install
-	$(BIN)/ruff check runtime agents memory personas socket_server tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy runtime agents memory personas socket_server
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/memory_bench.py

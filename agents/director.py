@@ -28,7 +28,49 @@ Policy = Literal["mention", "round_robin", "all", "selector", "autonomous"]
 POLICIES: tuple[str, ...] = get_args(Policy)
 _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "with", "about", "what", "how", "why", "who", "is", "are", "was", "were", "do", "does", "did", "you", "your", "i", "me", "my", "we", "our", "it", "this", "that", "be", "can", "could", "would", "should", "tell"]
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "about",
+        "what",
+        "how",
+        "why",
+        "who",
+        "is",
+        "are",
+        "was",
+        "were",
+        "do",
+        "does",
+        "did",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "it",
+        "this",
+        "that",
+        "be",
+        "can",
+        "could",
+        "would",
+        "should",
+        "tell",
+    ]
 )
 
 
@@ -133,9 +175,7 @@ class Director:
                     persona = await self._services.personas.get(persona.id)
                 except PersonaNotFound as exc:
                     await events.failed(None, "persona_not_found", str(exc))
-                    results.append(
-                        TurnResult(None, None, "failed", "persona_not_found", str(exc))
-                    )
+                    results.append(TurnResult(None, None, "failed", "persona_not_found", str(exc)))
                     break
                 load_ms = _ms_since(t0)
             result = await self._turn(
@@ -161,7 +201,9 @@ class Director:
         load_ms: float = 0.0,
     ) -> TurnResult:
         existing = (
-            None if fresh else await self._services.memory.transcripts.reply_to(message.id, persona.id)
+            None
+            if fresh
+            else await self._services.memory.transcripts.reply_to(message.id, persona.id)
         )
         if existing is not None:
             await events.done(persona, existing, dict(existing.timings))
@@ -177,9 +219,7 @@ class Director:
             handles=tuple(p.slug for p in personas if p.id != persona.id),
             channel=channel or session.metadata.get("channel"),
         )
-        return await run_turn(
-            self._graph, self._services, request, events, persona_load_ms=load_ms
-        )
+        return await run_turn(self._graph, self._services, request, events, persona_load_ms=load_ms)
 
 
 class _Stored:

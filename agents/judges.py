@@ -54,7 +54,9 @@ class LLMImportance:
                 )
             value = float(str(reply.content).strip().split()[0]) / 10
         except Exception as exc:  # noqa: BLE001  (a rating is optional: fall back)
-            log.warning("llm importance rating failed (%s); using the heuristic", type(exc).__name__)
+            log.warning(
+                "llm importance rating failed (%s); using the heuristic", type(exc).__name__
+            )
             return fallback
         return min(1.0, max(0.0, value))
 
@@ -84,7 +86,9 @@ class LLMTraitJudge:
                 result = await structured.ainvoke(
                     [
                         SystemMessage(content=_JUDGE_PROMPT),
-                        HumanMessage(content=f"Traits: {', '.join(wanted)}\n\nReply:\n{reply[:4000]}"),
+                        HumanMessage(
+                            content=f"Traits: {', '.join(wanted)}\n\nReply:\n{reply[:4000]}"
+                        ),
                     ]
                 )
         except Exception as exc:  # noqa: BLE001  (a judgement is optional)

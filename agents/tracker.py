@@ -194,8 +194,12 @@ class TraitTracker:
                     try:
                         await self._fold_overall(persona_id, batches)
                     except Exception as exc:  # noqa: BLE001  (the folder must survive)
-                        log.error("trait profile of persona %s not folded: %s: %s",
-                                  persona_id, type(exc).__name__, exc)
+                        log.error(
+                            "trait profile of persona %s not folded: %s: %s",
+                            persona_id,
+                            type(exc).__name__,
+                            exc,
+                        )
 
     async def _fold_overall(
         self, persona_id: uuid.UUID, batches: list[Sequence[TraitObservation]]

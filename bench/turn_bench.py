@@ -45,8 +45,16 @@ from runtime.infra.migrate import migrate_url
 from runtime.services import Overrides, Services, embedder_for, open_services
 from runtime.settings import load_settings
 
-STEPS = ("load_persona_ms", "retrieve_ms", "compose_ms", "first_token_ms", "llm_ms",
-         "persist_ms", "extract_ms", "turn_ms")
+STEPS = (
+    "load_persona_ms",
+    "retrieve_ms",
+    "compose_ms",
+    "first_token_ms",
+    "llm_ms",
+    "persist_ms",
+    "extract_ms",
+    "turn_ms",
+)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -55,8 +63,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def top_up(
-    services: Services, persona_id: str, have: int, want: int, users: int,
-    pool_texts: list[str], pool_vectors: np.ndarray,
+    services: Services,
+    persona_id: str,
+    have: int,
+    want: int,
+    users: int,
+    pool_texts: list[str],
+    pool_vectors: np.ndarray,
 ) -> float:
     """Store memories until the persona holds ``want``; returns the seconds it took."""
     rng = np.random.default_rng(want)
@@ -71,12 +84,18 @@ async def top_up(
         records = []
         for j, pick in enumerate(picks):
             text = f"{pool_texts[pick]} (note {start + j})"
-            records.append(MemoryRecord.new(
-                persona_id=persona_id, user_id=f"user{(start + j) % users}",
-                session_id=None, text=text, speaker_name="User", speaker_role="user",
-                importance=heuristic_importance(text),
-                created_at=now - timedelta(minutes=float(rng.integers(0, 60 * 24 * 90))),
-            ))
+            records.append(
+                MemoryRecord.new(
+                    persona_id=persona_id,
+                    user_id=f"user{(start + j) % users}",
+                    session_id=None,
+                    text=text,
+                    speaker_name="User",
+                    speaker_role="user",
+                    importance=heuristic_importance(text),
+                    created_at=now - timedelta(minutes=float(rng.integers(0, 60 * 24 * 90))),
+                )
+            )
         await services.memory.index.upsert(records, vectors)
     return time.perf_counter() - began
 
@@ -96,8 +115,12 @@ async def run(args: argparse.Namespace) -> None:
         await migrate_url(url)
         home = Path(tempfile.mkdtemp(prefix="personae-turns-"))
         settings = load_settings(
-            database_url=url, redis_url=redis, home=home, redis_prefix=name,
-            rate_limit_per_minute=100_000, embedding_backend=args.embedding_backend,
+            database_url=url,
+            redis_url=redis,
+            home=home,
+            redis_prefix=name,
+            rate_limit_per_minute=100_000,
+            embedding_backend=args.embedding_backend,
             embedding_precision=args.embedding_precision,
             embedding_cache_dir=args.model_cache,
         )
@@ -128,12 +151,18 @@ async def run(args: argparse.Namespace) -> None:
 
             async def worker(i: int, n: int, label: str, out: list[dict[str, float]]) -> None:
                 for j in range(n):
-                    text = rng.choice(QUESTIONS).format(
-                        topic=rng.choice(TOPICS), name=rng.choice(NAMES)
-                    ) + f" ({label} {i}.{j})"
+                    text = (
+                        rng.choice(QUESTIONS).format(
+                            topic=rng.choice(TOPICS), name=rng.choice(NAMES)
+                        )
+                        + f" ({label} {i}.{j})"
+                    )
                     message, _ = await transcripts.store_user_message(
-                        sessions[i].id, user_id=f"user{i}", speaker="User",
-                        text=text, client_msg_id=f"{label}-{j}",
+                        sessions[i].id,
+                        user_id=f"user{i}",
+                        speaker="User",
+                        text=text,
+                        client_msg_id=f"{label}-{j}",
                     )
                     results = await services.director.respond(
                         sessions[i], message, user_name="User", events=NullEvents(), fresh=True
@@ -146,7 +175,9 @@ async def run(args: argparse.Namespace) -> None:
                 )
                 have = max(have, size)
                 warm: list[dict[str, float]] = []
-                await asyncio.gather(*(worker(i, 3, f"w{size}", warm) for i in range(args.sessions)))
+                await asyncio.gather(
+                    *(worker(i, 3, f"w{size}", warm) for i in range(args.sessions))
+                )
                 timings: list[dict[str, float]] = []
                 calls0 = getattr(embedder, "stats", None)
                 calls_before = calls0.calls if calls0 is not None else 0
@@ -158,11 +189,16 @@ async def run(args: argparse.Namespace) -> None:
                 elapsed = time.perf_counter() - started
                 pre = [t["load_persona_ms"] + t["retrieve_ms"] + t["compose_ms"] for t in timings]
                 row: dict[str, Any] = {
-                    "size": size, "seed_s": seed_s, "turns": len(timings),
+                    "size": size,
+                    "seed_s": seed_s,
+                    "turns": len(timings),
                     "turns_per_s": len(timings) / elapsed,
                     "pre": (pct(pre, 0.5), pct(pre, 0.95), pct(pre, 0.99)),
-                    "steps": {k: statistics.median(t[k] for t in timings if k in t)
-                              for k in STEPS if any(k in t for t in timings)},
+                    "steps": {
+                        k: statistics.median(t[k] for t in timings if k in t)
+                        for k in STEPS
+                        if any(k in t for t in timings)
+                    },
                 }
                 if isinstance(embedder, BatchedEmbedder):
                     calls = embedder.stats.calls - calls_before
@@ -170,22 +206,30 @@ async def run(args: argparse.Namespace) -> None:
                 rows.append(row)
         backend = embedder.label if isinstance(embedder, BatchedEmbedder) else "fake"
         load = os.getloadavg()
-        print(f"\n## Turn path ({os.cpu_count()} CPUs, load average {load[0]:.1f} / "
-              f"{load[1]:.1f} / {load[2]:.1f}; embedder: {backend}"
-              f"{'' if args.fake_embedder else ', with the trait scorer'})\n")
+        print(
+            f"\n## Turn path ({os.cpu_count()} CPUs, load average {load[0]:.1f} / "
+            f"{load[1]:.1f} / {load[2]:.1f}; embedder: {backend}"
+            f"{'' if args.fake_embedder else ', with the trait scorer'})\n"
+        )
         print(f"Command: `python bench/turn_bench.py {' '.join(sys.argv[1:])}`".rstrip() + "\n")
-        print(f"{args.sessions} session(s) at once, {args.turns} turns each per size; the "
-              f"persona's memories spread over {args.users} users.\n")
-        print("| memories of the persona | turns/s | pre-LLM path p50 / p95 / p99 ms "
-              "| retrieve p50 ms | compose p50 ms | extract p50 ms | turn p50 ms "
-              "| texts per encode call |")
+        print(
+            f"{args.sessions} session(s) at once, {args.turns} turns each per size; the "
+            f"persona's memories spread over {args.users} users.\n"
+        )
+        print(
+            "| memories of the persona | turns/s | pre-LLM path p50 / p95 / p99 ms "
+            "| retrieve p50 ms | compose p50 ms | extract p50 ms | turn p50 ms "
+            "| texts per encode call |"
+        )
         print("|---:|---:|---|---:|---:|---:|---:|---:|")
         for r in rows:
             p, st = r["pre"], r["steps"]
             batch = f"{r['mean_batch']:.2f}" if "mean_batch" in r else "–"
-            print(f"| {r['size']:,} | {r['turns_per_s']:.1f} | {p[0]:.2f} / {p[1]:.2f} / "
-                  f"{p[2]:.2f} | {st.get('retrieve_ms', 0):.2f} | {st.get('compose_ms', 0):.2f} "
-                  f"| {st.get('extract_ms', 0):.2f} | {st.get('turn_ms', 0):.2f} | {batch} |")
+            print(
+                f"| {r['size']:,} | {r['turns_per_s']:.1f} | {p[0]:.2f} / {p[1]:.2f} / "
+                f"{p[2]:.2f} | {st.get('retrieve_ms', 0):.2f} | {st.get('compose_ms', 0):.2f} "
+                f"| {st.get('extract_ms', 0):.2f} | {st.get('turn_ms', 0):.2f} | {batch} |"
+            )
     finally:
         async with await psycopg.AsyncConnection.connect(base, autocommit=True) as conn:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -203,7 +247,8 @@ def main() -> None:
     parser.add_argument("--embedding-backend", choices=("auto", "onnx", "torch"), default="auto")
     parser.add_argument("--embedding-precision", choices=("int8", "fp32"), default="int8")
     parser.add_argument(
-        "--model-cache", type=Path,
+        "--model-cache",
+        type=Path,
         default=Path(tempfile.gettempdir()) / "personae-bench-models",
     )
     asyncio.run(run(parser.parse_args()))

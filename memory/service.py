@@ -114,7 +114,9 @@ class MemoryService:
         if not items:
             return []
         missing = [i for i, m in enumerate(items) if m.vector is None]
-        embedded = await self.embedder.embed([items[i].spoken for i in missing]) if missing else None
+        embedded = (
+            await self.embedder.embed([items[i].spoken for i in missing]) if missing else None
+        )
         vectors = np.empty((len(items), self.embedder.dim), dtype=np.float32)
         for row, item in enumerate(items):
             if item.vector is not None:

@@ -212,9 +212,7 @@ def _from_charx(raw: bytes, source: str) -> bytes:
             except KeyError:
                 raise CardError(source, "no card.json in this CHARX archive") from None
             if info.file_size > MAX_CARD_BYTES:
-                raise CardError(
-                    source, f"card.json is larger than {MAX_CARD_BYTES // 1024**2} MiB"
-                )
+                raise CardError(source, f"card.json is larger than {MAX_CARD_BYTES // 1024**2} MiB")
             with archive.open(info) as handle:
                 return handle.read(MAX_CARD_BYTES + 1)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as exc:

@@ -99,8 +99,7 @@ CREATE_ANALYSIS_SQL = (
 )
 LOCK_VERSION_SQL = "SELECT version FROM personas WHERE id = %s AND deleted_at IS NULL FOR UPDATE"
 SOFT_DELETE_SQL = (
-    "UPDATE personas SET deleted_at = now(), active = false WHERE id = %s"
-    " AND deleted_at IS NULL"
+    "UPDATE personas SET deleted_at = now(), active = false WHERE id = %s AND deleted_at IS NULL"
 )
 WRITE_PERSONA_SQL = (
     "UPDATE personas SET name = %s, description = %s, role = %s, system_prompt = %s,"
@@ -120,9 +119,7 @@ INSERT_TRAIT_SQL = (
 INSERT_BELIEF_SQL = (
     "INSERT INTO beliefs (persona_id, position, text, source) VALUES (%s, %s, %s, %s)"
 )
-INSERT_MODE_SQL = (
-    "INSERT INTO modes (persona_id, position, mode, enabled) VALUES (%s, %s, %s, %s)"
-)
+INSERT_MODE_SQL = "INSERT INTO modes (persona_id, position, mode, enabled) VALUES (%s, %s, %s, %s)"
 INSERT_STYLE_SQL = (
     "INSERT INTO style_config (persona_id, humour_usage, emotional_style, language_style,"
     " voice_enabled, default_mode, temperature, max_tokens)"
@@ -260,9 +257,7 @@ class PersonaRepository:
             cur = await conn.execute(SLUG_TAKEN_SQL, (definition.slug,))
             if await cur.fetchone():
                 raise PersonaExists(definition.slug)
-            await conn.execute(
-                CREATE_PERSONA_SQL, (persona_id, definition.slug, definition.name)
-            )
+            await conn.execute(CREATE_PERSONA_SQL, (persona_id, definition.slug, definition.name))
             await _write(conn, persona_id, definition, version=1)
             await _snapshot(conn, persona_id, 1, definition, reason, actor)
             if analysis is not None:

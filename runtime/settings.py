@@ -214,7 +214,6 @@ class Settings(BaseSettings):
         """The extra origins of ``PERSONAE_ALLOWED_ORIGINS``, lower-cased."""
         return frozenset(o.lower() for o in _split_list(self.allowed_origins))
 
-
     @property
     def hosts(self) -> frozenset[str] | None:
         """The host names requests may name in ``Host`` when no secret is set (besides

@@ -47,8 +47,7 @@ log = logging.getLogger(__name__)
 
 API = Mount(
     "/api",
-    'the REST API (personas, sessions, memories, feedback); errors are {"error": '
-    "{code, message}}",
+    'the REST API (personas, sessions, memories, feedback); errors are {"error": {code, message}}',
     (
         *rest_personas.ROUTES,
         *rest_studio.ROUTES,
@@ -189,9 +188,7 @@ async def serve(app: web.Application, settings: Settings) -> None:
     )
     await runner.setup()
     # a worker shares the port with its siblings; the kernel spreads connections
-    site = web.TCPSite(
-        runner, settings.host, settings.port, reuse_port=settings.worker is not None
-    )
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.worker is not None)
     await site.start()
     if not settings.auth_enabled:
         log.warning(

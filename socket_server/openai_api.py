@@ -229,9 +229,7 @@ def _wait_s_for(chat: ChatService) -> float:
     return float(chat.services.settings.llm_timeout_s) + _EVENT_GRACE_S
 
 
-async def _resolve(
-    request: web.Request, principal: Principal, body: CompletionRequest
-) -> _Turn:
+async def _resolve(request: web.Request, principal: Principal, body: CompletionRequest) -> _Turn:
     if principal.is_admin and body.user and body.user != principal.user_id:
         principal = Principal(body.user, principal.role)  # an admin speaks for a user
     persona = await _persona(request, body.model)
@@ -329,7 +327,6 @@ class _answered:
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             await asyncio.wait({self._task}, timeout=_EVENT_GRACE_S)
-
 
 
 async def _complete(

@@ -169,8 +169,7 @@ async def search_personas(request: web.Request) -> web.Response:
         raise ClientError("invalid_payload", "q: must not be blank")
     hits = await request.config_dict[SERVICES].catalog.search(query.q, limit=query.limit)
     items = [
-        PersonaSearchHit.hit(h.persona, score=h.score, meaning=h.meaning, text=h.text)
-        for h in hits
+        PersonaSearchHit.hit(h.persona, score=h.score, meaning=h.meaning, text=h.text) for h in hits
     ]
     return json_view(PersonaSearch(query=query.q, items=items))
 

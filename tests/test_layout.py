@@ -22,8 +22,7 @@ SQL_STORES: dict[str, str] = {
     "memory/record/trait_records.py": "reply_observations, trait_profiles, persona_metrics, "
     "and a reply's trait summary (messages.extracted_traits) in the same statement",
     "memory/record/feedback.py": "feedback and feedback_actions",
-    "memory/record/analytics.py": "read-only aggregates behind a persona's quality and "
-    "analytics",
+    "memory/record/analytics.py": "read-only aggregates behind a persona's quality and analytics",
     "personas/repository.py": "personas, traits, beliefs, modes, style_config, "
     "persona_versions, persona_analyses",
     "personas/card_store.py": "persona_cards",

@@ -56,8 +56,7 @@ DAILY_RATINGS_SQL = (
     " WHERE m.persona_id = %s AND f.created_at >= %s AND f.created_at < %s GROUP BY 1"
 )
 DAILY_DRIFT_SQL = (
-    "SELECT day, drift FROM persona_metrics WHERE persona_id = %s"
-    " AND day >= %s AND day <= %s"
+    "SELECT day, drift FROM persona_metrics WHERE persona_id = %s AND day >= %s AND day <= %s"
 )
 
 

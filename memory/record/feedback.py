@@ -36,8 +36,7 @@ COUNT_SINCE_ACTION_SQL = (
     "     WHERE persona_id = %s AND reason = %s), '-infinity')"
 )
 RECORD_ACTION_SQL = (
-    "INSERT INTO feedback_actions (persona_id, reason, version, change)"
-    " VALUES (%s, %s, %s, %s)"
+    "INSERT INTO feedback_actions (persona_id, reason, version, change) VALUES (%s, %s, %s, %s)"
 )
 LIST_SQL = (
     "SELECT f.message_id, m.persona_id, p.slug AS persona_slug, f.user_id, f.rating,"

@@ -31,9 +31,7 @@ CREATE_SESSION_SQL = (
     "INSERT INTO sessions (id, user_id, title, policy, persona_ids, metadata)"
     f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_SESSION_COLUMNS}"
 )
-GET_SESSION_SQL = (
-    f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = %s AND closed_at IS NULL"
-)
+GET_SESSION_SQL = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = %s AND closed_at IS NULL"
 LIST_SESSIONS_SQL = (
     f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE user_id = %s"
     " AND closed_at IS NULL ORDER BY updated_at DESC LIMIT %s"
@@ -77,8 +75,7 @@ STORE_USER_MESSAGE_SQL = (
     ") SELECT * FROM added, touched"
 )
 USER_MESSAGE_SQL = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM messages"
-    " WHERE session_id = %s AND client_msg_id = %s"
+    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = %s AND client_msg_id = %s"
 )
 APPEND_PERSONA_MESSAGE_SQL = (
     "INSERT INTO messages (id, session_id, role, persona_id, speaker, text,"
@@ -87,9 +84,7 @@ APPEND_PERSONA_MESSAGE_SQL = (
     " ON CONFLICT (reply_to, persona_id) WHERE reply_to IS NOT NULL"
     f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
 )
-REPLY_TO_SQL = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE reply_to = %s AND persona_id = %s"
-)
+REPLY_TO_SQL = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE reply_to = %s AND persona_id = %s"
 MESSAGE_SQL = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = %s AND session_id = %s"
 MESSAGE_EXISTS_SQL = "SELECT 1 FROM messages WHERE id = %s"
 HISTORY_SQL = (

@@ -205,8 +205,7 @@ def _float_nodes(model: Path) -> list[str]:
     return [
         n.name
         for n in graph.node
-        if n.op_type == "MatMul"
-        and any(f"layer.{i}/output/dense/" in n.name for i in (0, 1))
+        if n.op_type == "MatMul" and any(f"layer.{i}/output/dense/" in n.name for i in (0, 1))
     ]
 
 

@@ -67,9 +67,7 @@ def add_commands(sub: Any) -> None:
     chat = sub.add_parser("chat", help="chat with a persona in the terminal")
     chat.add_argument("persona", help="slug or id")
     chat.add_argument("--session", type=uuid.UUID, help="go on with this session")
-    chat.add_argument(
-        "--user", default=LOCAL_USER, help="who you are (memories are kept per user)"
-    )
+    chat.add_argument("--user", default=LOCAL_USER, help="who you are (memories are kept per user)")
     chat.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8000")
     chat.add_argument("--token", help="with --url: a token from `personae token`")
     chat.set_defaults(run=_chat)
@@ -215,7 +213,10 @@ class RemoteChat:
             auth["token"] = args.token
         try:
             await sio.connect(
-                args.url, namespaces=[_NAMESPACE], auth=auth, transports=["websocket"],
+                args.url,
+                namespaces=[_NAMESPACE],
+                auth=auth,
+                transports=["websocket"],
                 wait_timeout=10,
             )
         except Exception as exc:  # noqa: BLE001 (one line: what failed and where)
@@ -380,7 +381,9 @@ def _show_memories(found: list[Remembered]) -> None:
 
 def _show_traits(lines: list[TraitLine], consistency: float | None, turns: int) -> None:
     for t in lines:
-        seen = "not observed yet" if t.observed is None else f"observed {t.observed:.2f} ({t.count})"
+        seen = (
+            "not observed yet" if t.observed is None else f"observed {t.observed:.2f} ({t.count})"
+        )
         _out(f"  {t.name:22} set {t.configured:.2f}  {seen}\n")
     if turns < 3 or consistency is None:
         _out(f"  consistency: not enough replies yet ({turns})\n")

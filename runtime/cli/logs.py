@@ -28,7 +28,9 @@ def configure_logging(settings: Settings, *, verbose: bool, serving: bool) -> No
     stderr.setFormatter(fmt)
     if not verbose:
         if serving:
-            stderr.addFilter(lambda r: not r.name.startswith(_QUIET) or r.levelno >= logging.WARNING)
+            stderr.addFilter(
+                lambda r: not r.name.startswith(_QUIET) or r.levelno >= logging.WARNING
+            )
         else:
             stderr.setLevel(logging.WARNING)
         try:

@@ -148,9 +148,7 @@ def add_commands(sub: Any) -> None:
     imp.add_argument("file", type=Path, help="a JSON-lines file, one line per message")
     imp.add_argument("--persona", required=True, help="slug or id")
     imp.add_argument("--user", default="local", help="user for lines without one")
-    imp.add_argument(
-        "--batch", type=int_in(1, 10_000), default=64, help="lines embedded per call"
-    )
+    imp.add_argument("--batch", type=int_in(1, 10_000), default=64, help="lines embedded per call")
     imp.set_defaults(run=_import)
     search = memory.add_parser("search", help="search a persona's memories")
     search.add_argument("--persona", required=True, help="slug or id")
@@ -262,7 +260,14 @@ async def import_memories(
         if item.id is None:
             when = item.created_at.isoformat() if item.created_at is not None else ""
             key = "\x1f".join(
-                (persona_id, item.user_id, item.session_id or "", when, item.speaker_name, item.text)
+                (
+                    persona_id,
+                    item.user_id,
+                    item.session_id or "",
+                    when,
+                    item.speaker_name,
+                    item.text,
+                )
             )
             repeats[key] += 1
             item = replace(item, id=uuid.uuid5(_IMPORT_NAMESPACE, f"{key}\x1f{repeats[key]}"))
@@ -432,8 +437,10 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps(line, ensure_ascii=False))
         else:
             pin = " [pinned]" if r.pinned else ""
-            print(f"{r.id}  {r.created_at:%Y-%m-%d %H:%M}  {r.user_id:12} {r.speaker_name}{pin}: "
-                  f"{r.text[:100]}")
+            print(
+                f"{r.id}  {r.created_at:%Y-%m-%d %H:%M}  {r.user_id:12} {r.speaker_name}{pin}: "
+                f"{r.text[:100]}"
+            )
     if not shown:
         print("no memories", file=sys.stderr)
     return 0

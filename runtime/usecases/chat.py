@@ -213,7 +213,9 @@ class ChatService:
             # a user message stops the personas' round, on whichever process runs it
             await self._interrupts.interrupt(session.id)
         self._spawn(
-            self._turns(principal, session, message, user_name, events, to, mode, held, channel=channel),
+            self._turns(
+                principal, session, message, user_name, events, to, mode, held, channel=channel
+            ),
             name=f"turn-{message.id}",
             message_id=message.id,
         )
@@ -237,14 +239,14 @@ class ChatService:
         session = await self.session_for(principal, session_id)
         message = await self.services.memory.transcripts.message(session_id, message_id)
         if message is None or message.role != "user":
-            raise ChatError(
-                "message_not_found", f"no user message '{message_id}' in this session"
-            )
+            raise ChatError("message_not_found", f"no user message '{message_id}' in this session")
         if on_accepted is not None:
             await on_accepted(session_id)
         held = await self.limiter.admit(principal.user_id)
         self._spawn(
-            self._turns(principal, session, message, user_name, events, (), None, held, fresh=False),
+            self._turns(
+                principal, session, message, user_name, events, (), None, held, fresh=False
+            ),
             name=f"retry-{message.id}",
             message_id=message.id,
         )
@@ -335,8 +337,14 @@ class ChatService:
         try:
             async with self._order.turn(session.id):  # one session's turns run in order
                 results = await self.services.director.respond(
-                    session, message, user_name=user_name, events=events, to=to, mode=mode,
-                    fresh=fresh, channel=channel,
+                    session,
+                    message,
+                    user_name=user_name,
+                    events=events,
+                    to=to,
+                    mode=mode,
+                    fresh=fresh,
+                    channel=channel,
                 )
                 self._observe(results, started)
                 rounds = int(session.metadata.get("rounds", 0))

@@ -27,8 +27,6 @@ class TraitsView:
     drift: DriftReport
 
 
-
-
 class Inspection:
     def __init__(
         self,

@@ -144,7 +144,9 @@ async def diff_versions(
     else:
         after = await personas.version(key, new)
         new_version, snapshot = after.version, after.snapshot
-    return VersionDiff(before.version, new_version, tuple(diff_snapshots(before.snapshot, snapshot)))
+    return VersionDiff(
+        before.version, new_version, tuple(diff_snapshots(before.snapshot, snapshot))
+    )
 
 
 def fingerprint_view(fp: Fingerprint) -> dict[str, object]:

@@ -36,7 +36,8 @@ async def test_trait_judge_keeps_asked_traits_clamped() -> None:
     judge = LLMTraitJudge(lambda: _Structured())
     found = await judge.judge("Ha! What a delightful question.", ["humour", "warmth"])
     assert {(o.trait, o.value, o.method) for o in found} == {
-        ("humour", 0.9, "llm_judge"), ("warmth", 1.0, "llm_judge")
+        ("humour", 0.9, "llm_judge"),
+        ("warmth", 1.0, "llm_judge"),
     }
     failing = LLMTraitJudge(lambda: FakeStreamingChatModel(reply="no tools here"))
     assert await failing.judge("Ha!", ["humour"]) == []

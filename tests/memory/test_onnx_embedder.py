@@ -151,7 +151,9 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
 
 
 async def test_an_int8_copy_that_moves_vectors_too_far_leaves_the_float_model(
-    onnx: OnnxEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    onnx: OnnxEmbedder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert onnx.export is not None

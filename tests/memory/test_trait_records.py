@@ -42,7 +42,10 @@ async def conversation(db: AsyncConnectionPool[Any], store: PersonaStore) -> Con
             session.id, user_id="u1", speaker="Ann", text=f"question {i}", client_msg_id=f"c{i}"
         )
         message, _ = await transcripts.append_persona_message(
-            session.id, persona_id=persona.id, speaker=persona.name, text=f"answer {i}",
+            session.id,
+            persona_id=persona.id,
+            speaker=persona.name,
+            text=f"answer {i}",
             reply_to=user.id,
         )
         replies.append(message.id)
@@ -60,9 +63,7 @@ def observed(value: float) -> list[dict[str, Any]]:
     ]
 
 
-async def rows(
-    pool: AsyncConnectionPool[Any], sql: str, *params: Any
-) -> list[dict[str, Any]]:
+async def rows(pool: AsyncConnectionPool[Any], sql: str, *params: Any) -> list[dict[str, Any]]:
     async with pool.connection() as conn:
         cur = await conn.cursor(row_factory=dict_row).execute(sql, params)
         return await cur.fetchall()
@@ -134,8 +135,15 @@ async def test_a_reply_with_nothing_observed_stores_no_observations_row(
 ) -> None:
     c = conversation
     turns = await c.records.record(
-        persona_id=c.persona_id, session_id=c.session_id, message_id=c.replies[0],
-        observations=[], summary={}, stats=profile(0), turns=1, drift=1.0, known_turns=0,
+        persona_id=c.persona_id,
+        session_id=c.session_id,
+        message_id=c.replies[0],
+        observations=[],
+        summary={},
+        stats=profile(0),
+        turns=1,
+        drift=1.0,
+        known_turns=0,
     )
     assert turns == 1
     assert await rows(c.pool, "SELECT message_id FROM reply_observations") == []
@@ -169,9 +177,15 @@ async def test_a_record_for_a_missing_message_stores_nothing(
     c = conversation
     with pytest.raises(Exception, match="foreign key"):
         await c.records.record(
-            persona_id=c.persona_id, session_id=c.session_id, message_id=uuid.uuid4(),
-            observations=observed(0.5), summary={"x": 1}, stats=profile(1), turns=1,
-            drift=0.5, known_turns=0,
+            persona_id=c.persona_id,
+            session_id=c.session_id,
+            message_id=uuid.uuid4(),
+            observations=observed(0.5),
+            summary={"x": 1},
+            stats=profile(1),
+            turns=1,
+            drift=0.5,
+            known_turns=0,
         )
     assert await profile_rows(c) == []
     assert await rows(c.pool, "SELECT message_id FROM reply_observations") == []

@@ -46,10 +46,18 @@ def card_data(**extra: Any) -> dict[str, Any]:
                     "enabled": True,
                     "insertion_order": 2,
                 },
-                {"keys": ["engine"], "content": "The engine is older than the captain.",
-                 "enabled": False, "insertion_order": 1},
-                {"keys": [], "content": "Mira never drinks before landfall.",
-                 "constant": True, "insertion_order": 3},
+                {
+                    "keys": ["engine"],
+                    "content": "The engine is older than the captain.",
+                    "enabled": False,
+                    "insertion_order": 1,
+                },
+                {
+                    "keys": [],
+                    "content": "Mira never drinks before landfall.",
+                    "constant": True,
+                    "insertion_order": 3,
+                },
             ],
         },
         "extensions": {"depth_prompt": {"depth": 4, "prompt": "x"}, "fav": True},
@@ -93,7 +101,10 @@ def test_a_json_card_maps_to_a_persona_and_keeps_the_rest(tmp_path: Path) -> Non
     assert definition.system_prompt == "Stay in the age of sail and steam."
     assert definition.domains == ("adventure", "airship")
     assert definition.persona_type == "fictional"
-    assert card.greetings == ("Welcome aboard, {{user}}. Mind the rigging.", "You're late, navigator.")
+    assert card.greetings == (
+        "Welcome aboard, {{user}}. Mind the rigging.",
+        "You're late, navigator.",
+    )
     assert card.data["some_future_field"] == {"kept": [1, 2, 3]}
     v1 = tmp_path / "v1.json"
     v1.write_text(json.dumps({k: v for k, v in card_data().items() if k != "character_book"}))
@@ -136,7 +147,11 @@ def test_png_cards_prefer_v3_and_charx_reads_card_json(tmp_path: Path) -> None:
         ("empty.charx", b"PK\x05\x06" + b"\x00" * 18, "no card.json in this CHARX"),
         ("bad.json", b"[1, 2]", "a card is a JSON object"),
         ("nameless.json", json.dumps({"spec": "chara_card_v2", "data": {}}).encode(), "no name"),
-        ("spec.json", json.dumps({"spec": "chara_card_v9", "data": {}}).encode(), "unknown card spec"),
+        (
+            "spec.json",
+            json.dumps({"spec": "chara_card_v9", "data": {}}).encode(),
+            "unknown card spec",
+        ),
         (
             "big.json",
             json.dumps(v2(description="x" * (MAX_CARD_BYTES + 1))).encode(),

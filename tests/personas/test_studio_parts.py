@@ -48,7 +48,34 @@ def test_a_template_keeps_locked_traits() -> None:
 
 
 def test_mtld_does_not_fall_with_length_like_the_plain_ratio() -> None:
-    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "birds", "sing", "in", "tall", "green", "trees", "and", "rivers", "run", "past", "old", "stone", "bridges", "under", "grey", "skies"]
+    words = [
+        "the",
+        "quick",
+        "brown",
+        "fox",
+        "jumps",
+        "over",
+        "a",
+        "lazy",
+        "dog",
+        "while",
+        "birds",
+        "sing",
+        "in",
+        "tall",
+        "green",
+        "trees",
+        "and",
+        "rivers",
+        "run",
+        "past",
+        "old",
+        "stone",
+        "bridges",
+        "under",
+        "grey",
+        "skies",
+    ]
     short, long = words * 2, words * 20
     assert len(set(long)) / len(long) < len(set(short)) / len(short) / 5
     assert abs(mtld(long) - mtld(short)) / mtld(short) < 0.5

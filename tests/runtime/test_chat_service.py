@@ -32,9 +32,7 @@ def model() -> FakeStreamingChatModel:
 
 
 @pytest.fixture
-async def chat(
-    services_factory: Any, model: FakeStreamingChatModel
-) -> AsyncIterator[ChatService]:
+async def chat(services_factory: Any, model: FakeStreamingChatModel) -> AsyncIterator[ChatService]:
     async with services_factory(model) as services:
         limiter = RateLimiter(
             services.redis,
@@ -55,9 +53,7 @@ async def test_a_session_is_opened_once_however_many_ask_at_once(chat: ChatServi
         *(chat.open_session(ALICE, tutor, session_id=chosen, title="v1") for _ in range(5))
     )
     assert {s.id for s in opened} == {chosen}
-    assert [s.id for s in await chat.services.memory.transcripts.list_sessions("alice")] == [
-        chosen
-    ]
+    assert [s.id for s in await chat.services.memory.transcripts.list_sessions("alice")] == [chosen]
     with pytest.raises(ChatError) as theirs:
         await chat.open_session(BOB, tutor, session_id=chosen)
     assert theirs.value.code == "forbidden"

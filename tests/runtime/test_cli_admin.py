@@ -48,7 +48,10 @@ async def test_bad_arguments_are_one_line_and_exit_2(
 ) -> None:
     cases = [
         (("personas", "list", "--limit", "-1"), "--limit: -1 is out of range: must be at least 1"),
-        (("personas", "list", "--offset", "-5"), "--offset: -5 is out of range: must be at least 0"),
+        (
+            ("personas", "list", "--offset", "-5"),
+            "--offset: -5 is out of range: must be at least 0",
+        ),
         (("personas", "list", "--limit", "many"), "'many' is not a whole number"),
         (("personas", "export", "-o", str(tmp_path / "missing" / "x.yaml")), "does not exist"),
         (("sessions", "show", "notauuid"), "not a UUID"),
@@ -65,9 +68,7 @@ async def test_bad_arguments_are_one_line_and_exit_2(
     failed = cli("token", "--user", "uma", "--ttl", "-5", ok=False)
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines() == [
-        (
-            "personae token: argument --ttl: -5 is out of range: must be at least 1 (see --help)"
-        )
+        ("personae token: argument --ttl: -5 is out of range: must be at least 1 (see --help)")
     ]
 
 
@@ -124,8 +125,10 @@ async def test_a_card_imports_and_exports_back(personae: Any, tmp_path: Path) ->
     plain.write_bytes(png_with([]))
     status, _, err = await personae("personas", "import", str(plain))
     assert status == 1
-    assert err.strip() == f"personae: {plain}: no character card in this PNG (no 'chara' or " \
+    assert (
+        err.strip() == f"personae: {plain}: no character card in this PNG (no 'chara' or "
         "'ccv3' text chunk)"
+    )
 
 
 @pytest.mark.slow
@@ -142,7 +145,10 @@ async def test_card_lore_reaches_the_prompt(
     transcripts = Transcripts(db)
     session = await transcripts.create_session("uma", [row[0]])
     await transcripts.store_user_message(
-        session.id, user_id="uma", speaker="Uma", text="Were you ever in a storm?",
+        session.id,
+        user_id="uma",
+        speaker="Uma",
+        text="Were you ever in a storm?",
         client_msg_id="c1",
     )
     status, prompt, err = await personae(

@@ -44,11 +44,17 @@ def test_create_edit_diff_restore_delete(cli: Any, tmp_path: Path) -> None:
     assert "created cli-tutor v1" in cli("personas", "create", str(file)).stdout
 
     edited = cli(
-        "personas", "edit", "cli-tutor",
-        "--set", "description=A tutor of plants.",
-        "--set", "style.temperature=0.9",
-        "--belief", "Light feeds the leaf.|field notes",
-        "--reason", "plants",
+        "personas",
+        "edit",
+        "cli-tutor",
+        "--set",
+        "description=A tutor of plants.",
+        "--set",
+        "style.temperature=0.9",
+        "--belief",
+        "Light feeds the leaf.|field notes",
+        "--reason",
+        "plants",
     )
     assert "cli-tutor v1 -> v2" in edited.stdout
     shown = json.loads(cli("personas", "show", "cli-tutor", "--json").stdout)
@@ -94,8 +100,17 @@ def test_generate_channels_and_templates(cli: Any, tmp_path: Path) -> None:
     assert not_text.returncode == 2 and "not a text file" in not_text.stderr
 
     listed = cli(
-        "personas", "channels", "garden-voice", "--set", "newsletter",
-        "--min-words", "80", "--max-words", "200", "--lists", "yes",
+        "personas",
+        "channels",
+        "garden-voice",
+        "--set",
+        "newsletter",
+        "--min-words",
+        "80",
+        "--max-words",
+        "200",
+        "--lists",
+        "yes",
     ).stdout
     assert "channel newsletter set" in listed and "newsletter" in listed and "linkedin" in listed
     removed = cli("personas", "channels", "garden-voice", "--remove", "newsletter").stdout

@@ -130,7 +130,9 @@ def _check(path: Path, lines_in_file: int) -> list[tuple[int, ImportLine]] | Non
 def _assert_maps(line: ImportLine) -> None:
     memory = _new_memory(PERSONA, "Ada", "local", line)
     # a line without a speaker is said by whom its role names
-    speaker = line.speaker or ("Ada" if line.role in ("assistant", "persona") else line.user or "local")
+    speaker = line.speaker or (
+        "Ada" if line.role in ("assistant", "persona") else line.user or "local"
+    )
     assert (memory.text, memory.speaker_name, memory.external_id) == (line.text, speaker, line.id)
     assert memory.persona_id == PERSONA
     assert memory.user_id == (line.user or "local")
@@ -179,7 +181,9 @@ def test_valid_lines_keep_text_speaker_and_external_id(
 
 
 _ID = st.text(
-    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), min_size=1, max_size=60
+    st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=60,
 )
 
 

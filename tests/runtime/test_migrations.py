@@ -153,10 +153,13 @@ async def test_messages_stored_before_0009_are_numbered_within_their_session(
         )
         rows = await cur.fetchall()
         assert [(s, q, t) for s, q, t in rows if s == first] == [
-            (first, 1, "m0"), (first, 2, "m2"), (first, 3, "m4")
+            (first, 1, "m0"),
+            (first, 2, "m2"),
+            (first, 3, "m4"),
         ]
         assert [(s, q, t) for s, q, t in rows if s == second] == [
-            (second, 1, "m1"), (second, 2, "m3")
+            (second, 1, "m1"),
+            (second, 2, "m3"),
         ]
         cur = await conn.execute(
             "INSERT INTO messages (id, session_id, role, user_id, speaker, text)"

@@ -181,7 +181,9 @@ async def spawn(
         with log.open("wb") as out:
             proc = subprocess.Popen(  # noqa: ASYNC220 - a server beside the test
                 [sys.executable, "-m", "tests.socket_server.serve_fake"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         procs.append(proc)
         async with asyncio.timeout(60):

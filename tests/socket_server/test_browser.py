@@ -24,8 +24,14 @@ from tests.socket_server.conftest import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN = Actor("admin", is_admin=True)
@@ -106,9 +112,14 @@ async def tab() -> AsyncIterator[Tab]:
             page.set_default_timeout(15_000)
             tab = Tab(page, api.expect)
             page.on("pageerror", lambda exc: tab.problems.append(f"uncaught: {exc}"))
-            page.on("console", lambda msg: tab.problems.append(f"console: {msg.text}")
+            page.on(
+                "console",
+                lambda msg: (
+                    tab.problems.append(f"console: {msg.text}")
                     if msg.type == "error" and "Failed to load resource" not in msg.text
-                    else None)
+                    else None
+                ),
+            )
             yield tab
         finally:
             await browser.close()
@@ -312,8 +323,12 @@ async def test_without_a_secret_the_page_chooses_who_you_are(
     await server.services.memory.remember(
         [
             NewMemory(
-                persona_id=str(persona.id), user_id="uma", session_id=None, speaker_name="Uma",
-                speaker_role="user", text=long_fact.strip(),
+                persona_id=str(persona.id),
+                user_id="uma",
+                session_id=None,
+                speaker_name="Uma",
+                speaker_role="user",
+                text=long_fact.strip(),
             )
         ]
     )

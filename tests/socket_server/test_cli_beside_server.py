@@ -73,9 +73,19 @@ async def test_memory_import_beside_a_running_server(
             "HF_HUB_OFFLINE": "1",
         }
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtime.cli", "memory", "import", str(history),
-            "--persona", "tutor", "--user", "uma",
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "memory",
+            "import",
+            str(history),
+            "--persona",
+            "tutor",
+            "--user",
+            "uma",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         async with asyncio.timeout(240):
             out, err = await proc.communicate()

@@ -197,8 +197,7 @@ async def test_sigterm_finishes_the_turn_in_flight_and_refuses_new_ones(
 ) -> None:
     await server.services.personas.create(definition("tutor"), ADMIN)
     proc, url = await spawn(
-        "node",
-        FAKE_TOKENS="30", FAKE_TOKEN_DELAY_S="0.05", PERSONAE_SHUTDOWN_GRACE_S="20"
+        "node", FAKE_TOKENS="30", FAKE_TOKEN_DELAY_S="0.05", PERSONAE_SHUTDOWN_GRACE_S="20"
     )
     client = socketio.AsyncClient(reconnection=False)
     events: list[tuple[str, Any]] = []

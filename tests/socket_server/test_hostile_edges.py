@@ -110,9 +110,7 @@ async def test_a_foreign_page_cannot_open_a_socket_or_change_anything(
 async def test_allowed_origins_may_connect_and_call_the_api_with_cors(
     start_server: Start,
 ) -> None:
-    server = await start_server(
-        allowed_origins="https://app.example, http://localhost:5173/"
-    )
+    server = await start_server(allowed_origins="https://app.example, http://localhost:5173/")
     token = server.token("uma")
     for origin in ("https://app.example", "http://localhost:5173", "HTTPS://APP.EXAMPLE"):
         sio = await _socket(server, headers={"Origin": origin}, auth={"token": token})
@@ -169,8 +167,13 @@ async def test_a_rebound_name_reaches_nothing_without_a_secret(
     port = server.url.rsplit(":", 1)[1]
     problems = []
     async with aiohttp.ClientSession() as http:
-        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example",
-                     "localhost.evil.example", "personae.internal.evil.example"):
+        for host in (
+            "evil.example",
+            f"evil.example:{port}",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example",
+            "personae.internal.evil.example",
+        ):
             headers = {"Host": host, "Origin": f"http://{host}"}
             for how in ({}, headers):
                 async with http.get(
@@ -182,15 +185,21 @@ async def test_a_rebound_name_reaches_nothing_without_a_secret(
             if not await _refused_socket(server, headers=headers):
                 problems.append(f"websocket as {host!r} accepted")
         assert not problems, problems
-        for host in (f"localhost:{port}", f"app.localhost:{port}", f"[::1]:{port}",
-                     f"10.1.2.3:{port}", f"PERSONAE.internal:{port}"):
+        for host in (
+            f"localhost:{port}",
+            f"app.localhost:{port}",
+            f"[::1]:{port}",
+            f"10.1.2.3:{port}",
+            f"PERSONAE.internal:{port}",
+        ):
             async with http.get(
                 f"{server.url}/api/sessions/{session}/messages", headers={"Host": host}
             ) as response:
                 assert response.status == 200, (host, response.status)
                 assert (await response.json())["messages"][0]["text"] == "private words"
-        own = await _socket(server, headers={"Host": f"localhost:{port}",
-                                             "Origin": f"http://localhost:{port}"})
+        own = await _socket(
+            server, headers={"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}
+        )
         await own.disconnect()
     secured = await start_server()
     async with (
@@ -273,7 +282,10 @@ async def test_a_socket_is_closed_when_its_token_expires(server: Server) -> None
     gone = asyncio.Event()
     sio.on("disconnect", lambda *_: gone.set(), namespace="/chat")
     await sio.connect(
-        server.url, namespaces=["/chat"], transports=["websocket"], auth={"token": token},
+        server.url,
+        namespaces=["/chat"],
+        transports=["websocket"],
+        auth={"token": token},
         wait_timeout=5,
     )
     async with asyncio.timeout(15):
@@ -340,10 +352,13 @@ async def test_a_body_that_never_arrives_is_answered_408_and_an_abort_is_no_serv
         await writer.wait_closed()
     assert status.split()[1:2] == [b"408"], status
     # a polling POST that declares more than a message may hold is refused before reading
-    async with aiohttp.ClientSession() as http, http.post(
-        server.url + "/socket.io/?EIO=4&transport=polling&sid=x",
-        data=b"4" * (hc.SOCKET_BUFFER + 1),
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            server.url + "/socket.io/?EIO=4&transport=polling&sid=x",
+            data=b"4" * (hc.SOCKET_BUFFER + 1),
+        ) as response,
+    ):
         assert response.status == 413
     # a client that leaves mid-body is counted as such, not as an internal error
     aborted = asyncio.Event()
@@ -458,8 +473,8 @@ async def test_the_persona_wide_profile_is_for_admins_only(
     alice = await connect(server, user=hc.ALICE)
     session = (await alice.call("session.start", {"personas": ["tutor"]}))["session"]["id"]
     await alice.call(
-        "message.send", {"session_id": session, "text": "Why? Really? Tell me!",
-                         "client_msg_id": "t1"}
+        "message.send",
+        {"session_id": session, "text": "Why? Really? Tell me!", "client_msg_id": "t1"},
     )
     await alice.wait_for("persona.traits_updated")
     bob = await connect(server, user=hc.BOB)

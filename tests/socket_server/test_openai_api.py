@@ -167,7 +167,9 @@ async def test_errors_come_in_openai_shape(oserver: Server) -> None:
         with pytest.raises(openai.BadRequestError) as too_long:
             await client.chat.completions.create(
                 model="persona/tutor",
-                messages=[{"role": "user", "content": "x" * (oserver.settings.max_message_chars + 1)}],
+                messages=[
+                    {"role": "user", "content": "x" * (oserver.settings.max_message_chars + 1)}
+                ],
             )
         assert too_long.value.code == "text_too_long"
     forged = mint_token("f" * 40, "alice")  # signed with another secret

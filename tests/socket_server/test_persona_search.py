@@ -89,9 +89,10 @@ async def test_plain_language_queries_find_the_right_persona(
 ) -> None:
     for d in load_path(shipped_library()):
         await store.upsert(d, ADMIN)
-    async with SentenceTransformerEmbedder() as embedder, EdgeMemoryIndex(
-        tmp_path / "qdrant", dim=embedder.dim
-    ) as index:
+    async with (
+        SentenceTransformerEmbedder() as embedder,
+        EdgeMemoryIndex(tmp_path / "qdrant", dim=embedder.dim) as index,
+    ):
         catalog = PersonaCatalog(store, index, embedder)
         for query, expected in QUERIES.items():
             hits = await catalog.search(query, limit=3)

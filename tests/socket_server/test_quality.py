@@ -44,8 +44,14 @@ async def turns(server: Server, user: str, session_id: uuid.UUID, n: int) -> lis
     who = Principal(user, "user")
     ids: list[uuid.UUID] = []
     for i in range(n):
-        await chat.send(who, user_name=user, session_id=session_id, text=f"Tell me more ({i})",
-                        client_msg_id=f"m{i}", events=NullEvents())
+        await chat.send(
+            who,
+            user_name=user,
+            session_id=session_id,
+            text=f"Tell me more ({i})",
+            client_msg_id=f"m{i}",
+            events=NullEvents(),
+        )
 
         async def answered(want: int = len(ids) + 1) -> list[uuid.UUID]:
             page = await chat.history(who, session_id, before=None, limit=100)
@@ -56,12 +62,11 @@ async def turns(server: Server, user: str, session_id: uuid.UUID, n: int) -> lis
     return ids
 
 
-async def test_a_session_channel_shapes_the_prompt_and_is_checked(
-    server: Server, api: Api
-) -> None:
+async def test_a_session_channel_shapes_the_prompt_and_is_checked(server: Server, api: Api) -> None:
     persona = await server.services.personas.create(definition("tutor", traits=STYLE), ADMIN)
-    system = str(compose(PromptInput(persona, "Ann", "Hi", channel=BUILTIN["linkedin"]))
-                 .messages[0].content)
+    system = str(
+        compose(PromptInput(persona, "Ann", "Hi", channel=BUILTIN["linkedin"])).messages[0].content
+    )
     assert "You are writing for linkedin" in system and "120 to 300 words" in system
     assert "hashtags" in system
     assert "writing for" not in str(compose(PromptInput(persona, "Ann", "Hi")).messages[0].content)
@@ -123,11 +128,15 @@ async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
         rated = await api("POST", f"/api/messages/{message_id}/feedback", json_body=body)
         assert rated.status == 200 and rated.body["feedback"]["reason"] == reason
         assert rated.body["adjusted"] is None, "below the threshold nothing moves"
-    bad = await api("POST", f"/api/messages/{alice_replies[0]}/feedback",
-                    json_body={"rating": -1, "reason": "Too Long!"})
+    bad = await api(
+        "POST",
+        f"/api/messages/{alice_replies[0]}/feedback",
+        json_body={"rating": -1, "reason": "Too Long!"},
+    )
     assert (bad.status, error_code(bad)) == (400, "invalid_payload")
-    await api("POST", f"/api/messages/{bob_replies[0]}/feedback", user="bob",
-              json_body={"rating": 1})
+    await api(
+        "POST", f"/api/messages/{bob_replies[0]}/feedback", user="bob", json_body={"rating": 1}
+    )
 
     mine = (await api("GET", "/api/feedback")).body["feedback"]
     assert {f["user_id"] for f in mine} == {"alice"} and len(mine) == 3
@@ -177,8 +186,12 @@ async def test_a_single_message_picks_its_channel(server: Server, connect: Any) 
     client = await connect(server, name="Alice")
     started = await client.call("session.start", {"personas": ["tutor"]})
     session_id = started["session"]["id"]
-    sent = {"session_id": session_id, "text": "Write a post", "client_msg_id": "c1",
-            "channel": "facebook"}
+    sent = {
+        "session_id": session_id,
+        "text": "Write a post",
+        "client_msg_id": "c1",
+        "channel": "facebook",
+    }
     assert (await client.call("message.send", sent))["ok"]
     done = await client.wait_for("message.done")
     plain = {"session_id": session_id, "text": "And now?", "client_msg_id": "c2"}
@@ -189,8 +202,7 @@ async def test_a_single_message_picks_its_channel(server: Server, connect: Any) 
 
     async def recorded() -> Any:
         async with server.services.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT message_id, channel, compliant FROM reply_channels")
+            cur = await conn.execute("SELECT message_id, channel, compliant FROM reply_channels")
             return await cur.fetchall()
 
     rows = await eventually(recorded)

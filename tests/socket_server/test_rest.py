@@ -108,8 +108,14 @@ async def chat_turn(server: Server, user: str, text: str) -> uuid.UUID:
     chat = server.app[CHAT]
     who = Principal(user, "user")
     session, _ = await chat.start_session(who, ["tutor"])
-    await chat.send(who, user_name=user.title(), session_id=session.id, text=text,
-                    client_msg_id="c1", events=NullEvents())
+    await chat.send(
+        who,
+        user_name=user.title(),
+        session_id=session.id,
+        text=text,
+        client_msg_id="c1",
+        events=NullEvents(),
+    )
 
     async def answered() -> bool:
         page = await chat.history(who, session.id, before=None, limit=10)
@@ -161,8 +167,12 @@ async def test_without_a_secret_everyone_is_the_local_admin(start_server: Any) -
     server = await start_server(auth_secret="")
     async with aiohttp.ClientSession() as http:
         api = Api(server, http)
-        created = await api("POST", "/api/personas", user=None,
-                            json_body=definition("open-door").model_dump(mode="json"))
+        created = await api(
+            "POST",
+            "/api/personas",
+            user=None,
+            json_body=definition("open-door").model_dump(mode="json"),
+        )
         assert created.status == 201, created.body
         versions = await api("GET", "/api/personas/open-door/versions", user=None)
         assert versions.body["versions"][0]["created_by"] == "local"
@@ -186,8 +196,10 @@ async def test_admin_creates_patches_restores_and_deletes_a_persona(api: Api) ->
     assert by_id.status == 200 and by_id.body == persona
 
     patch = {
-        "traits": [{"name": "patience", "action": "decrease", "intensity": 0.4},
-                   {"name": "humility", "action": "set", "intensity": 0.7}],
+        "traits": [
+            {"name": "patience", "action": "decrease", "intensity": 0.4},
+            {"name": "humility", "action": "set", "intensity": 0.7},
+        ],
         "modes": {"mentor": True},
         "style": {"temperature": 0.9},
     }
@@ -198,9 +210,11 @@ async def test_admin_creates_patches_restores_and_deletes_a_persona(api: Api) ->
     assert math.isclose(traits["patience"], 0.5) and math.isclose(traits["humility"], 0.7)
     assert {"mode": "mentor", "enabled": True} in patched.body["modes"]
     assert patched.body["style"]["temperature"] == 0.9
-    missing = await api.admin("PATCH", "/api/personas/tutor/settings",
-                              json_body={"traits": [{"name": "zeal", "action": "increase",
-                                                     "intensity": 0.1}]})
+    missing = await api.admin(
+        "PATCH",
+        "/api/personas/tutor/settings",
+        json_body={"traits": [{"name": "zeal", "action": "increase", "intensity": 0.1}]},
+    )
     assert (missing.status, error_code(missing)) == (400, "invalid_payload")
 
     versions = await api.admin("GET", "/api/personas/tutor/versions")
@@ -252,12 +266,25 @@ async def test_users_cannot_change_personas_protected_or_not(server: Server, api
 async def test_list_filters_pages_and_searches(server: Server, api: Api) -> None:
     store = server.services.personas
     await store.create(definition("tutor"), ADMIN)
-    await store.create(definition(
-        "sailor", description="An old ship captain who tells sea stories.", domains=["sea"],
-        beliefs=[], persona_type="fictional"), ADMIN)
-    await store.create(definition(
-        "gardener", description="Grows tomatoes and talks about photosynthesis.",
-        domains=["biology", "garden"], active=False), ADMIN)
+    await store.create(
+        definition(
+            "sailor",
+            description="An old ship captain who tells sea stories.",
+            domains=["sea"],
+            beliefs=[],
+            persona_type="fictional",
+        ),
+        ADMIN,
+    )
+    await store.create(
+        definition(
+            "gardener",
+            description="Grows tomatoes and talks about photosynthesis.",
+            domains=["biology", "garden"],
+            active=False,
+        ),
+        ADMIN,
+    )
 
     page = await api("GET", "/api/personas?limit=2")
     assert page.body["total"] == 3 and _slugs(page) == ["gardener", "sailor"]
@@ -274,8 +301,17 @@ async def test_list_filters_pages_and_searches(server: Server, api: Api) -> None
     assert _slugs(await api("GET", "/api/personas?q=captain%20stories")) == ["sailor"]
     assert (await api("GET", "/api/personas?q=zeppelin")).body["total"] == 0
 
-    for bad in ("limit=0", "limit=201", "offset=-1", "active=perhaps", "type=alien",
-                "color=blue", "limit=1&limit=2", "q=", "limit=ten"):
+    for bad in (
+        "limit=0",
+        "limit=201",
+        "offset=-1",
+        "active=perhaps",
+        "type=alien",
+        "color=blue",
+        "limit=1&limit=2",
+        "q=",
+        "limit=ten",
+    ):
         reply = await api("GET", f"/api/personas?{bad}")
         assert (reply.status, error_code(reply)) == (400, "invalid_payload"), bad
 
@@ -290,7 +326,8 @@ async def test_embed_is_the_personas_vector_at_the_embedders_dimension(
 ) -> None:
     tutor = await server.services.personas.create(definition("tutor"), ADMIN)
     await server.services.personas.create(
-        definition("sailor", description="An old ship captain.", beliefs=[]), ADMIN)
+        definition("sailor", description="An old ship captain.", beliefs=[]), ADMIN
+    )
     embedder = server.services.memory.embedder
     reply = await api("GET", "/api/personas/tutor/embed")
     assert reply.status == 200, reply.body
@@ -343,20 +380,30 @@ async def test_a_users_sessions_messages_and_feedback_are_theirs(server: Server,
     assert liked.status == 200, liked.body
     assert liked.body["feedback"]["rating"] == 1
     changed = await api("POST", feedback, json_body={"rating": -1, "comment": "too vague"})
-    assert changed.body["feedback"] == {**changed.body["feedback"], "rating": -1,
-                                        "comment": "too vague"}
+    assert changed.body["feedback"] == {
+        **changed.body["feedback"],
+        "rating": -1,
+        "comment": "too vague",
+    }
     async with server.services.pool.connection() as conn:
-        rows = await (await conn.execute(
-            "SELECT user_id, rating, comment FROM feedback WHERE message_id = %s", (reply_id,)
-        )).fetchall()
+        rows = await (
+            await conn.execute(
+                "SELECT user_id, rating, comment FROM feedback WHERE message_id = %s", (reply_id,)
+            )
+        ).fetchall()
     assert rows == [("alice", -1, "too vague")]
     denied = await api("POST", feedback, user="bob", json_body={"rating": 1})
     assert (denied.status, error_code(denied)) == (403, "forbidden")
     nowhere = await api("POST", f"/api/messages/{uuid.uuid4()}/feedback", json_body={"rating": 0})
     assert (nowhere.status, error_code(nowhere)) == (404, "message_not_found")
     bad_bodies: list[dict[str, Any]] = [
-        {"rating": 2}, {"rating": "1"}, {"rating": True}, {"rating": 0.5}, {},
-        {"rating": 1, "comment": "x" * 2001}, {"rating": 1, "stars": 5},
+        {"rating": 2},
+        {"rating": "1"},
+        {"rating": True},
+        {"rating": 0.5},
+        {},
+        {"rating": 1, "comment": "x" * 2001},
+        {"rating": 1, "stars": 5},
     ]
     for bad_body in bad_bodies:
         reply = await api("POST", feedback, json_body=bad_body)
@@ -391,8 +438,17 @@ async def test_memories_are_listed_searched_pinned_and_deleted_per_user(
     assert found.status == 200, found.body
     [best] = found.body["results"]
     assert "astronomy" in best["text"] and best["user_id"] == "alice"
-    assert set(best["score"]) == {"total", "relevance", "keyword", "relevance_z", "keyword_z",
-                                  "speaker", "recency", "importance", "pinned"}
+    assert set(best["score"]) == {
+        "total",
+        "relevance",
+        "keyword",
+        "relevance_z",
+        "keyword_z",
+        "speaker",
+        "recency",
+        "importance",
+        "pinned",
+    }
     stamps = await api("GET", path + "?q=stamps")
     assert all(r["user_id"] == "alice" for r in stamps.body["results"])
 
@@ -410,8 +466,14 @@ async def test_memories_are_listed_searched_pinned_and_deleted_per_user(
     twice = await api("DELETE", f"{path}/{target}")
     assert (twice.status, error_code(twice)) == (404, "memory_not_found")
 
-    for bad in ("?k=3", "?q=x&cursor=abc", "?q=x&limit=5", "?kind=dream", "?cursor=garbage",
-                "?session_id=42"):
+    for bad in (
+        "?k=3",
+        "?q=x&cursor=abc",
+        "?q=x&limit=5",
+        "?kind=dream",
+        "?cursor=garbage",
+        "?session_id=42",
+    ):
         reply = await api("GET", path + bad)
         assert (reply.status, error_code(reply)) == (400, "invalid_payload"), bad
     assert (await api("DELETE", f"{path}/not-a-uuid")).status == 400
@@ -443,8 +505,11 @@ async def test_malformed_requests_get_400_not_500(server: Server, api: Api) -> N
     nan = json.dumps(good).replace("0.6", "NaN")
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", "/api/personas", {"data": "{not json", "headers": json_type}),
-        ("POST", "/api/personas",
-         {"data": json.dumps(good), "headers": {"Content-Type": "text/plain"}}),
+        (
+            "POST",
+            "/api/personas",
+            {"data": json.dumps(good), "headers": {"Content-Type": "text/plain"}},
+        ),
         ("POST", "/api/personas", {"data": json.dumps(good)}),
         ("POST", "/api/personas", {"data": "", "headers": json_type}),
         ("POST", "/api/personas", {"json_body": [good]}),
@@ -455,16 +520,32 @@ async def test_malformed_requests_get_400_not_500(server: Server, api: Api) -> N
         ("POST", "/api/personas", {"json_body": {**good, "slug": "Not A Slug"}}),
         ("POST", "/api/personas", {"json_body": {k: v for k, v in good.items() if k != "name"}}),
         ("POST", "/api/personas", {"json_body": {**good, "traits": "many"}}),
-        ("PATCH", "/api/personas/tutor/settings", {"json_body": {"traits": [
-            {"name": "patience", "action": "multiply", "intensity": 0.1}]}}),
-        ("PATCH", "/api/personas/tutor/settings", {"json_body": {"traits": [
-            {"name": "patience", "intensity": 2}]}}),
-        ("PATCH", "/api/personas/tutor/settings",
-         {"json_body": {"style": {"default_mode": "ghost"}}}),
+        (
+            "PATCH",
+            "/api/personas/tutor/settings",
+            {
+                "json_body": {
+                    "traits": [{"name": "patience", "action": "multiply", "intensity": 0.1}]
+                }
+            },
+        ),
+        (
+            "PATCH",
+            "/api/personas/tutor/settings",
+            {"json_body": {"traits": [{"name": "patience", "intensity": 2}]}},
+        ),
+        (
+            "PATCH",
+            "/api/personas/tutor/settings",
+            {"json_body": {"style": {"default_mode": "ghost"}}},
+        ),
         ("POST", pin, {"json_body": {"pinned": "yes"}}),
         ("POST", pin, {"data": "null", "headers": json_type}),
-        ("POST", f"/api/messages/{uuid.uuid4()}/feedback", {"data": "rating=1",
-          "headers": {"Content-Type": "application/x-www-form-urlencoded"}}),
+        (
+            "POST",
+            f"/api/messages/{uuid.uuid4()}/feedback",
+            {"data": "rating=1", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+        ),
     ]
     for method, path, kw in cases:
         reply = await api.admin(method, path, **kw)

@@ -40,9 +40,20 @@ def persona(name: str = "Ada") -> Any:
 
 def message(reply_id: uuid.UUID, text: str) -> Message:
     return Message(
-        id=reply_id, session_id=SESSION, seq=2, role="persona", persona_id=uuid.uuid4(),
-        user_id=None, speaker="Ada", text=text, client_msg_id=None, reply_to=uuid.uuid4(),
-        status="complete", extracted_traits={}, timings={}, created_at=dt.datetime.now(dt.UTC),
+        id=reply_id,
+        session_id=SESSION,
+        seq=2,
+        role="persona",
+        persona_id=uuid.uuid4(),
+        user_id=None,
+        speaker="Ada",
+        text=text,
+        client_msg_id=None,
+        reply_to=uuid.uuid4(),
+        status="complete",
+        extracted_traits={},
+        timings={},
+        created_at=dt.datetime.now(dt.UTC),
     )
 
 

@@ -208,5 +208,3 @@ async def test_channels_and_templates(server: Server, api: Api) -> None:
     assert traits["assertiveness"] == 0.8 and traits["patience"] == 0.9, "others stay"
     unknown = await editor(api, "POST", "/api/personas/tutor/templates/nope")
     assert (unknown.status, error_code(unknown)) == (400, "invalid_payload")
-
-

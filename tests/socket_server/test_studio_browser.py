@@ -18,7 +18,8 @@ ADMIN = Actor("admin", is_admin=True)
 
 
 async def test_edit_generate_and_quality_in_the_studio_page(
-    start_server: Callable[..., Awaitable[Server]], tab: Tab  # noqa: F811
+    start_server: Callable[..., Awaitable[Server]],
+    tab: Tab,  # noqa: F811
 ) -> None:
     model = FakeStreamingChatModel(reply="Leaves catch light. What do you think happens next?")
     server = await start_server(model=model, auth_secret=None)

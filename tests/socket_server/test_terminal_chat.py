@@ -33,7 +33,9 @@ async def test_chat_reads_lines_and_streams_replies(
     model = FakeStreamingChatModel(reply=REPLY)
     async with services_factory(model) as services:
         await services.personas.create(definition("tutor"), ADMIN)
-        lines = "Hello, I am Uma.\n\n/traits\nWhat is a leaf?\n/memories\n/nonsense\n/quit\nignored\n"
+        lines = (
+            "Hello, I am Uma.\n\n/traits\nWhat is a leaf?\n/memories\n/nonsense\n/quit\nignored\n"
+        )
         monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
         args = argparse.Namespace(persona="tutor", session=None, user="uma")
         assert await chat_here(services, args) == 0
@@ -64,8 +66,14 @@ async def test_chat_in_a_terminal_against_a_running_server(
     for extra in (["--session", str(uuid.uuid4())], []):
         args = ["chat", "tutor", "--url", url, "--token", token if extra else "bad", *extra]
         failing = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "runtime.cli", *args,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            *args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         async with asyncio.timeout(120):
             _, raw = await failing.communicate(b"hi\n")
@@ -76,8 +84,21 @@ async def test_chat_in_a_terminal_against_a_running_server(
 
     master, slave = pty.openpty()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "runtime.cli", "chat", "tutor", "--url", url, "--token", token,
-        "--user", "Uma", stdin=slave, stdout=slave, stderr=slave, env=env,
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "chat",
+        "tutor",
+        "--url",
+        url,
+        "--token",
+        token,
+        "--user",
+        "Uma",
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
     )
     os.close(slave)
     seen = b""

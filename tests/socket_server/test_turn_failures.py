@@ -59,8 +59,9 @@ async def test_a_step_failing_after_the_reply_is_delivered_does_not_fail_it(
     replies = [
         await client.wait_for(
             "message.done",
-            lambda d, slug=slug: d["message"]["speaker"] == slug.title()
-            and d["message"]["reply_to"] == sent["id"],
+            lambda d, slug=slug: (
+                d["message"]["speaker"] == slug.title() and d["message"]["reply_to"] == sent["id"]
+            ),
         )
         for slug in ("tutor", "coach")
     ]

@@ -119,7 +119,8 @@ async def test_a_message_on_another_process_stops_an_autonomous_round(
     history = await other.call("session.history", {"session_id": sid})
     roles = [m["role"] for m in history["messages"]]
     autonomous = [
-        m for m in history["messages"]
+        m
+        for m in history["messages"]
         if m["role"] == "persona"
         and m["reply_to"] not in (first["message"]["id"], second["message"]["id"])
     ]

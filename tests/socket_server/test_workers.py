@@ -143,9 +143,10 @@ async def test_metrics_are_the_sum_over_every_worker(spawn: Any, server: Server)
 
     async def turns() -> float:
         # a new connection each time: the kernel picks the worker that answers
-        async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(force_close=True)
-        ) as http, http.get(url + "/metrics", headers=headers) as response:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http,
+            http.get(url + "/metrics", headers=headers) as response,
+        ):
             assert response.status == 200
             for line in (await response.text()).splitlines():
                 if line.startswith('personae_turns_total{status="complete"}'):

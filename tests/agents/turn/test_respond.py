@@ -45,7 +45,11 @@ async def test_a_complete_reply_is_streamed_stored_reported_and_goes_on(
         (FakeStreamingChatModel(fail_before_first_token=True), "llm_unavailable", "unavailable"),
         (FakeStreamingChatModel(reply=REPLY, break_after_tokens=0), "llm_stream_broken", "broke"),
         # the first token never comes within the turn's limit
-        (FakeStreamingChatModel(reply=REPLY, first_token_delay_s=30), "llm_unavailable", "timed out"),
+        (
+            FakeStreamingChatModel(reply=REPLY, first_token_delay_s=30),
+            "llm_unavailable",
+            "timed out",
+        ),
     ],
     ids=["empty", "unavailable", "broken-before-a-word", "timed-out"],
 )

@@ -27,6 +27,7 @@ from runtime.views import ErrorBody, OpenAIErrorBody
 from socket_server import (
     edge,
     fastjson,
+    mcp_http,
     openai_api,
     openapi,
     rest,
@@ -151,6 +152,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     api[openapi.DOCUMENT] = openapi.build_document(MOUNTS)
     app.add_subapp(API.prefix, api)
     app.add_subapp(V1.prefix, sub_app(V1, openai_api.errors_middleware))
+    mcp_http.setup(app)  # after the lifespan: it stops first, while the services are open
     if STATIC.is_dir():
         app.router.add_get("/", index)
         app.router.add_static("/static/", STATIC, name="static")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from memory import MemoryLayerError
 from personas import PersonaError
 from runtime.cli import chat as cli_chat
+from runtime.cli import mcp as cli_mcp
 from runtime.cli import memory as cli_memory
 from runtime.cli import personas as cli_personas
 from runtime.cli import prompt as cli_prompt
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_token.add_commands(sub)
     cli_sessions.add_commands(sub)
     cli_chat.add_commands(sub)
+    cli_mcp.add_commands(sub)
     return parser
 
 

@@ -52,6 +52,12 @@ class Principal:
 LOCAL_ADMIN = Principal(LOCAL_USER, "admin")
 
 
+def speaker_name(user_id: str) -> str:
+    """How a user who gave no name is called in transcripts and memories: their user id,
+    or "You" for the local user (no secret set)."""
+    return user_id if user_id != LOCAL_USER else "You"
+
+
 def mint_token(secret: str, user_id: str, role: Role = "user", *, ttl_s: int = 86_400) -> str:
     """A signed token for ``user_id`` valid for ``ttl_s`` seconds."""
     if not user_id or len(user_id) > 128:

@@ -1,6 +1,7 @@
 """What a user may look at and change of what personas keep about them: their memories
-(list, search, forget, pin) and the personas' traits as seen in their sessions. The chat
-service owns one; transports call it through ``ChatService.inspection``."""
+(list, search, remember, forget, pin) and the personas' traits as seen in their
+sessions. The chat service owns one; transports call it through
+``ChatService.inspection``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from agents.traits import DriftReport, ObservedProfile
 from memory import MemoryFilter, MemoryKind, MemoryPage, MemoryRecord, ScoredMemory
 from memory.record.transcripts import Session
+from memory.service import NewMemory
 from personas import Persona
 from runtime.errors import ChatError
-from runtime.infra.auth import Principal
+from runtime.infra.auth import Principal, speaker_name
 from runtime.infra.ratelimit import RateLimited
 from runtime.services import Services
+
+_REMEMBERED = uuid.UUID("0c5e9a52-7d1b-4d8e-b0a4-3f2e6c1d9a77")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,40 @@ class Inspection:
                 k=k,
                 session_id=str(session_id) if session_id else None,
             )
+
+    async def remember(
+        self, principal: Principal, persona: str, statement: str, *, user: str | None = None
+    ) -> MemoryRecord:
+        """Remember ``statement`` as said by the user, outside any session: every turn of
+        the user with the persona may recall it. The same statement remembered again (in
+        any case or spacing) is the same memory, stored once: refreshed, not repeated."""
+        text = statement.strip()
+        if not text:
+            raise ChatError("invalid_payload", "statement: must not be blank")
+        limit = self.services.settings.max_message_chars
+        if len(text) > limit:
+            raise ChatError("text_too_long", f"statement: longer than {limit} characters")
+        persona_id, user_id = await self._scope(principal, persona, user)
+        said = " ".join(text.split()).casefold()
+        memory_id = uuid.uuid5(_REMEMBERED, f"{persona_id}\x1f{user_id}\x1f{said}")
+        memory = self.services.memory
+        before = await memory.index.get(memory_id, persona_id=persona_id, user_id=user_id)
+        (record,) = await memory.remember(
+            [
+                NewMemory(
+                    persona_id=persona_id,
+                    user_id=user_id,
+                    session_id=None,
+                    speaker_name=speaker_name(user_id),
+                    speaker_role="user",
+                    text=text,
+                    pinned=before is not None and before.pinned,  # a pin outlives a refresh
+                    metadata={"source": "remember"},
+                    id=memory_id,
+                )
+            ]
+        )
+        return record
 
     async def delete_memory(
         self, principal: Principal, persona: str, memory_id: uuid.UUID, *, user: str | None = None

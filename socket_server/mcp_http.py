@@ -5,10 +5,10 @@ server's port: the SDK's session manager answers each request (served through
 a valid token is refused with 401 before the SDK sees it, and a user's token sees only
 that user's memories.
 
-The manager is stateless: each request stands alone (no ``Mcp-Session-Id``), so any
-worker process or node can answer any request, as for the other interfaces. A tool
-call's progress notifications (a reply's text as it is written) stream on that call's
-own response, as server-sent events."""
+The manager is stateless: each request stands alone (no ``Mcp-Session-Id``, no ``GET``
+stream), so any worker process or node can answer any request, as for the other
+interfaces. A tool call's progress notifications (a reply's text as it is written)
+stream on that call's own response, as server-sent events."""
 
 from __future__ import annotations
 
@@ -59,6 +59,10 @@ def setup(app: web.Application) -> None:
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """One MCP request, from an authenticated caller."""
+    if request.method != "POST":
+        # stateless: no stream of the server's own to GET (it would stay open and carry
+        # nothing) and no session to DELETE; the specification's answer is 405
+        return web.Response(status=405, headers={"Allow": "POST"})
     try:
         who = caller(request)
     except AuthError as exc:

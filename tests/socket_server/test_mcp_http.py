@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -336,3 +337,24 @@ async def test_without_a_secret_every_local_client_is_the_admin(
             await client.call_tool("list_memories", {"persona": "tutor", "user": "someone"})
         )
         assert theirs["user"] == "someone" and theirs["memories"] == []
+    # but a web page cannot drive it for the browser's user: a foreign Origin is refused
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.url + "/mcp", json=body, headers={"Origin": "http://evil.example"}) as r,
+    ):
+        assert r.status == 403
+    async with aiohttp.ClientSession() as http:
+        for method in ("GET", "DELETE", "PUT"):  # stateless: no stream to get, no session
+            async with http.request(method, server.url + "/mcp") as r:
+                assert r.status == 405 and r.headers["Allow"] == "POST"
+
+
+async def test_the_documented_client_example_works(mserver: Server) -> None:
+    """docs/ecosystem.md's Python example, run as written against a real server."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ecosystem.md").read_text()
+    [example] = [b for b in doc.split("```python\n")[1:] if "async def ask_einstein" in b]
+    namespace: dict[str, Any] = {}
+    exec(compile(example.split("```")[0], "docs/ecosystem.md", "exec"), namespace)  # noqa: S102
+    await mserver.services.personas.create(definition("albert-einstein"), ADMIN)
+    assert await namespace["ask_einstein"](mserver.token("uma"), mserver.url + "/mcp") == REPLY

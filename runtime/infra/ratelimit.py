@@ -120,19 +120,29 @@ class RateLimiter:
     async def admit_session(self, user_id: str) -> None:
         """Count one new session for ``user_id``; raises :class:`RateLimited` past
         ``sessions_per_minute`` (each session is rows, a room and Redis keys)."""
-        now_ms = int(time.time() * 1000)
         limit = self.limits.sessions_per_minute
+        await self._count(user_id, f"sessions:{user_id}", limit, f"{limit} new sessions")
+
+    async def admit_statement(self, user_id: str) -> None:
+        """Count a statement stored for ``user_id`` without a turn (one it asked a
+        persona to remember) as one of its messages; raises :class:`RateLimited` past
+        ``messages_per_minute``. It takes no turn slot: nothing runs after it."""
+        limit = self.limits.messages_per_minute
+        await self._count(user_id, f"msg:{user_id}", limit, f"{limit} messages")
+
+    async def _count(self, user_id: str, key: str, limit: int, what: str) -> None:
+        now_ms = int(time.time() * 1000)
         try:
             async with asyncio.timeout(self._timeout):
                 wait_ms = await self._window(
-                    keys=[self._prefix + f"sessions:{user_id}"],
+                    keys=[self._prefix + key],
                     args=[now_ms, limit, f"{now_ms}:{uuid.uuid4().hex}", 60_000],
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             self._unavailable(user_id, exc)
             return
         if int(wait_ms) > 0:
-            raise RateLimited(f"more than {limit} new sessions a minute", int(wait_ms) / 1000)
+            raise RateLimited(f"more than {what} a minute", int(wait_ms) / 1000)
 
     async def release_turn(self, user_id: str, held: bool) -> None:
         if not held:

@@ -61,7 +61,7 @@ class ChatService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: dict[uuid.UUID, set[asyncio.Task[None]]] = {}  # by user message
         self._order = order or SessionOrder(None)
-        self.inspection = Inspection(services, self.session_for)
+        self.inspection = Inspection(services, self.session_for, limiter)
         self._interrupts = interrupts or Interrupts(None)
         self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 

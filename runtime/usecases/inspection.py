@@ -17,7 +17,7 @@ from memory.service import NewMemory
 from personas import Persona
 from runtime.errors import ChatError
 from runtime.infra.auth import Principal, speaker_name
-from runtime.infra.ratelimit import RateLimited
+from runtime.infra.ratelimit import RateLimited, RateLimiter
 from runtime.services import Services
 
 _REMEMBERED = uuid.UUID("0c5e9a52-7d1b-4d8e-b0a4-3f2e6c1d9a77")
@@ -36,9 +36,11 @@ class Inspection:
         self,
         services: Services,
         session_for: Callable[[Principal, uuid.UUID], Awaitable[Session]],
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.services = services
         self.session_for = session_for
+        self._limiter = limiter
         self._searches = asyncio.Semaphore(services.settings.max_concurrent_searches)
 
     async def _scope(self, principal: Principal, persona: str, user: str | None) -> tuple[str, str]:
@@ -104,6 +106,8 @@ class Inspection:
         if len(text) > limit:
             raise ChatError("text_too_long", f"statement: longer than {limit} characters")
         persona_id, user_id = await self._scope(principal, persona, user)
+        if self._limiter is not None:
+            await self._limiter.admit_statement(user_id)
         said = " ".join(text.split()).casefold()
         memory_id = uuid.uuid5(_REMEMBERED, f"{persona_id}\x1f{user_id}\x1f{said}")
         memory = self.services.memory

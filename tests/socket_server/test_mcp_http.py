@@ -358,3 +358,20 @@ async def test_the_documented_client_example_works(mserver: Server) -> None:
     exec(compile(example.split("```")[0], "docs/ecosystem.md", "exec"), namespace)  # noqa: S102
     await mserver.services.personas.create(definition("albert-einstein"), ADMIN)
     assert await namespace["ask_einstein"](mserver.token("uma"), mserver.url + "/mcp") == REPLY
+
+
+async def test_a_statement_counts_against_the_message_rate(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await start_server(rate_limit_per_minute=2)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    async with mcp(server, server.token("alice")) as client:
+        for n in range(2):
+            ok(await client.call_tool("remember", {"persona": "tutor", "statement": f"Fact {n}."}))
+        refused = failure(
+            await client.call_tool("remember", {"persona": "tutor", "statement": "One more."})
+        )
+        assert refused.startswith("rate limited: more than 2 messages a minute; retry after")
+        session_id = ok(await client.call_tool("start_session", {"persona": "tutor"}))["session_id"]
+        said = failure(await client.call_tool("chat", {"session_id": session_id, "message": "hi"}))
+        assert said.startswith("rate limited: more than 2 messages a minute")

@@ -7,6 +7,7 @@ everything else is the same on both."""
 from __future__ import annotations
 
 import json
+import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -31,6 +32,8 @@ from runtime.mcp.resources import card_templates, list_cards, read_card
 from runtime.mcp.tools import TOOLS
 from runtime.mcp.types import Call, Resolve, Tool
 
+log = logging.getLogger(__name__)
+
 NAME = "personae"
 INSTRUCTIONS = (
     "Personae runs personas: characters (real figures, tutors, companions) that remember "
@@ -46,9 +49,10 @@ def build_server(resolve: Resolve, tools: tuple[Tool[Any], ...] = TOOLS) -> Serv
     """An MCP server of ``tools`` and the card resources, serving the callers ``resolve``
     names. Build one per transport; it holds no state of its own."""
     by_name = {t.name: t for t in tools}
+    described = [t.describe() for t in tools]
 
     async def list_tools(ctx: Context, params: PaginatedRequestParams | None) -> ListToolsResult:
-        return ListToolsResult(tools=[t.describe() for t in tools])
+        return ListToolsResult(tools=described)
 
     async def call_tool(ctx: Context, params: CallToolRequestParams) -> CallToolResult:
         tool = by_name.get(params.name)
@@ -60,6 +64,7 @@ def build_server(resolve: Resolve, tools: tuple[Tool[Any], ...] = TOOLS) -> Serv
             )
         except Exception as exc:  # noqa: BLE001 (every failure is a result the model reads)
             text = failure_text(exc, where=f"MCP tool {tool.name}")
+            log.debug("MCP tool %s failed: %s", tool.name, type(exc).__name__)
             return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
         data = view.wire()
         text = json.dumps(data, ensure_ascii=False)

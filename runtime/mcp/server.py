@@ -50,6 +50,7 @@ def build_server(resolve: Resolve, tools: tuple[Tool[Any], ...] = TOOLS) -> Serv
     names. Build one per transport; it holds no state of its own."""
     by_name = {t.name: t for t in tools}
     described = [t.describe() for t in tools]
+    schemas = {d.name: d.input_schema for d in described}
 
     async def list_tools(ctx: Context, params: PaginatedRequestParams | None) -> ListToolsResult:
         return ListToolsResult(tools=described)
@@ -100,6 +101,8 @@ def build_server(resolve: Resolve, tools: tuple[Tool[Any], ...] = TOOLS) -> Serv
         version=_version(),
         title="Personae",
         instructions=INSTRUCTIONS,
+        # the 2026 protocol checks a call's routing headers against the tool's schema
+        get_tool_input_schema=lambda name: schemas.get(name),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         on_list_resources=list_resources,

@@ -68,6 +68,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         }
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._joined: dict[str, OrderedDict[str, None]] = {}  # sid -> rooms, oldest first
+        # sid -> who, and the new sessions it started: each is deleted when the
+        # connection leaves it with nothing said in it
+        self._started: dict[str, tuple[Principal, set[uuid.UUID]]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # connection -------------------------------------------------------------------------
@@ -109,6 +112,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._joined.pop(sid, None)
+        principal, started = self._started.pop(sid, (None, set()))
+        if principal is not None:
+            for session_id in started:
+                await self._discard_if_unused(principal, session_id)
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
@@ -169,6 +176,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             rounds=payload.rounds,
         )
         await self._join(sid, session.id)
+        if payload.session_id is None:
+            self._started.setdefault(sid, (principal, set()))[1].add(session.id)
         chat = self._chat()
         page = await chat.history(principal, session.id, before=None, limit=50)
         if payload.session_id is not None and chat.services.settings.answer_on_rejoin:
@@ -199,7 +208,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if joined is not None:
             joined.pop(room(payload.session_id), None)
         await self.leave_room(sid, room(payload.session_id), namespace=NAMESPACE)
+        principal, started = self._started.get(sid, (None, set()))
+        if principal is not None and payload.session_id in started:
+            started.discard(payload.session_id)
+            await self._discard_if_unused(principal, payload.session_id)
         return {}
+
+    async def _discard_if_unused(self, principal: Principal, session_id: uuid.UUID) -> None:
+        """A session this connection started and left with nothing said in it goes."""
+        try:
+            await self._chat().discard_if_unused(principal, session_id)
+        except Exception as exc:  # noqa: BLE001 (a leave never fails for it)
+            log.warning(
+                "unused session %s not deleted: %s: %s", session_id, type(exc).__name__, exc
+            )
 
     async def _join(self, sid: str, session_id: uuid.UUID) -> None:
         """Follow the session's room; past the per-connection limit, stop following the

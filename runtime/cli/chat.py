@@ -313,6 +313,8 @@ async def chat_here(services: Services, args: argparse.Namespace) -> int:
         return await converse(LocalChat(chat, principal, persona, session), settings)
     finally:
         await chat.drain(settings.shutdown_grace_s)  # memories and traits of the last turn
+        if args.session is None:  # a chat left without a word leaves no session behind
+            await chat.discard_if_unused(principal, session.id)
 
 
 async def converse(backend: Backend, settings: Settings) -> int:

@@ -21,6 +21,7 @@ from runtime.cli.args import (
     Parser,
     UsageError,
 )
+from runtime.cli.home import new_home_notice
 from runtime.cli.logs import configure_logging
 from runtime.errors import RuntimeLayerError
 from runtime.infra.loop import run
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"personae: {exc}", file=sys.stderr)
         return 2
     serving = args.run is _serve
+    notice = new_home_notice(settings) if _opens_data(args) else None
+    if notice is not None:
+        print(notice, file=sys.stderr)
     configure_logging(settings, verbose=args.verbose, serving=serving)
     if not serving:
         settings = beside_server(settings)  # a running server's embedded vector store
@@ -60,15 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _opens_data(args: argparse.Namespace) -> bool:
+    """Whether the command reads or writes this machine's data (``token`` does not, nor
+    a chat with a server at ``--url``)."""
+    return args.run is not cli_token.mint and getattr(args, "url", None) is None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="personae", description=__doc__)
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show every log line on stderr (default: warnings only; the embedded "
-        "servers' logs go to $PERSONAE_HOME/personae.log)",
-    )
+    parser.set_defaults(verbose=False)
     sub = parser.add_subparsers(title="commands")
 
     serve = sub.add_parser(

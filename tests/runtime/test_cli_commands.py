@@ -46,6 +46,7 @@ def personae(
 async def test_bad_arguments_are_one_line_and_exit_2(
     personae: Any, cli: Any, tmp_path: Path
 ) -> None:
+    (tmp_path / "home").mkdir()  # not a new home, which a command would announce first
     cases = [
         (("personas", "list", "--limit", "-1"), "--limit: -1 is out of range: must be at least 1"),
         (
@@ -83,6 +84,11 @@ def test_output_is_the_result_and_logs_go_to_a_file(
     assert "using embedded Redis" in log
     verbose = cli("-v", "personas", "list", "--limit", "1")
     assert "using embedded Redis" in verbose.stderr
+    # -v after the command, or between its words, is the same
+    for late in (("personas", "list", "--limit", "1", "-v"), ("personas", "-v", "list")):
+        assert "using embedded Redis" in cli(*late).stderr, late
+    quiet = cli("personas", "list", "--limit", "1")
+    assert "using embedded Redis" not in quiet.stderr, "-v stays off unless given"
     top = cli("--help").stdout
     assert "``" not in top and "The personae command line" in top
 

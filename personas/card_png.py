@@ -90,7 +90,7 @@ def generated_picture(name: str, seed: str) -> bytes:
     h = hue(seed or name) / 360
     background = _rgb(h, 0.88, 0.70)
     ink = _rgb(h, 0.28, 0.55)
-    glyphs = [_GLYPHS.get(c, _GLYPHS["?"]) for c in initials(name)]
+    glyphs = [_glyph(c) for c in initials(name)]
     scale = 24
     glyph_w, glyph_h, gap = 5 * scale, 7 * scale, scale
     text_w = len(glyphs) * glyph_w + (len(glyphs) - 1) * gap
@@ -131,11 +131,16 @@ def hue(text: str) -> int:
 
 def initials(name: str) -> str:
     """The web page's initials: the first letters of the first and last words (the
-    first two letters of a single word), upper-cased, folded to ASCII."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    words = folded.split() or ["?"]
+    first two letters of a single word), upper-cased."""
+    words = name.split() or ["?"]
     letters = words[0][0] + words[-1][0] if len(words) > 1 else words[0][:2]
     return letters.upper()
+
+
+def _glyph(char: str) -> tuple[str, ...]:
+    """The font's glyph for ``char``, an accented letter drawn as its base letter."""
+    folded = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+    return _GLYPHS.get(folded[:1], _GLYPHS["?"])
 
 
 def _rgb(h: float, lightness: float, saturation: float) -> bytes:

@@ -148,11 +148,19 @@ class InvalidParameter(ClientError):
 
 def invalid_parameter(exc: ValidationError) -> ClientError:
     """The first problem of a request body that failed validation, naming its parameter."""
-    err = exc.errors()[0]
+    errors = exc.errors()
+    first = errors[0]
+    # a union reports each member's error: the one past the type check, or the one that
+    # got deepest into the value, is the member it was meant for; when every member
+    # refused the value's type alike, any of them was expected
+    same = [e for e in errors if e["loc"][:1] == first["loc"][:1]]
+    depth = max(len(e["loc"]) for e in same)
+    deepest = [e for e in same if len(e["loc"]) == depth]
+    err = next((e for e in same if e["type"] not in _EXPECTED), deepest[0])
     param = _param(err["loc"]) or "body"
     kind = str(err["type"])
-    expected = _EXPECTED.get(kind)
-    if expected is not None:
+    if kind in _EXPECTED:
+        expected = " or ".join(dict.fromkeys(_EXPECTED[str(e["type"])] for e in deepest))
         got = _json_type(err.get("input"))
         return InvalidParameter(param, f"expected {expected}, but got {got} instead")
     if kind == "missing":

@@ -29,11 +29,11 @@ async def oserver(start_server: Callable[..., Awaitable[Server]]) -> Server:
 
 async def _post(server: Server, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     headers = {"Authorization": f"Bearer {server.token('alice')}"}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(
-            server.url + "/v1/chat/completions", json=body, headers=headers
-        ) as res:
-            return res.status, await res.json()
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(server.url + "/v1/chat/completions", json=body, headers=headers) as res,
+    ):
+        return res.status, await res.json()
 
 
 @pytest.mark.parametrize(

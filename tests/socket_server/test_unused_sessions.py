@@ -9,6 +9,7 @@ import asyncio
 import io
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from socket_server.keys import CHAT, SIO
 from socket_server.namespace import ChatNamespace
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
+from tests.socket_server.test_browser import Tab, _open_session, _serve, tab  # noqa: F401
 
 ADMIN = Actor("admin", is_admin=True)
 
@@ -129,3 +131,21 @@ async def test_a_terminal_chat_left_without_a_word_leaves_no_session(
         args = argparse.Namespace(persona="tutor", session=session.id, user="uma")
         assert await chat_here(services, args) == 0
         assert [s.id for s in await transcripts.list_sessions("uma")] == [session.id]
+
+
+async def test_the_pages_start_a_new_session_leaves_no_empty_one_behind(
+    start_server: Callable[..., Awaitable[Server]],
+    tab: Tab,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, persona = await _serve(start_server)
+    decided = _discards(server, monkeypatch)
+    first = await _open_session(tab, server, persona)
+    await tab.by("start-button").click()  # "Start a new session", nothing said
+    await tab.page.wait_for_function(f"!location.hash.includes('{first}')")
+    async with asyncio.timeout(15):
+        assert await decided.get() == first
+    assert not await _exists(server, str(first))
+    second = uuid.UUID((await tab.page.evaluate("location.hash")).split("=", 1)[1])
+    assert await _exists(server, str(second)), "the session now open stays"
+    assert not tab.problems, tab.problems

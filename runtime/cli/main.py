@@ -102,7 +102,15 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     async with resolved_urls(settings) as (database_url, _):
         applied = await migrate_url(database_url)
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    where = (
+        f"the embedded database under {settings.home / 'pg'}"
+        if settings.database_url is None
+        else "the database of PERSONAE_DATABASE_URL"
+    )
+    print(
+        f"applied {len(applied)} migration(s) to {where}"
+        + (": " + ", ".join(applied) if applied else "")
+    )
     return 0
 
 

@@ -331,7 +331,8 @@ def export_card(definition: PersonaDef, card: Card | None, spec: Spec) -> dict[s
     """A card of ``spec`` for a persona: the imported card's fields as they came, each
     replaced by the persona's own where it was changed since (name, description, system
     prompt, domains as tags), with the definition itself under ``extensions.personae``
-    so that importing the card restores the persona as it is."""
+    so that importing the card restores the persona as it is. A V2 card repeats the V1
+    fields at its top level."""
     data: dict[str, Any] = dict(card.data) if card is not None else {}
     made: dict[str, Any] = {}
     if card is not None:

@@ -12,8 +12,9 @@ local admin, who may name the user with the request's ``user``). Where: the sess
 named by the ``X-Personae-Session`` header (a UUID, or any other name, mapped to a UUID
 per user and persona), else one session per user and persona. What is stored: only the
 request's last message, the user's; its id is derived from the conversation up to it,
-so a client that resends the whole history stores each message once. Errors come in
-OpenAI's shape, ``{"error": {message, type, param, code}}``."""
+so a client that resends the whole history stores each message once. Parameters are
+checked by type and range as OpenAI checks them (:mod:`socket_server.openai_params`).
+Errors come in OpenAI's shape, ``{"error": {message, type, param, code}}``."""
 
 from __future__ import annotations
 

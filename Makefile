@@ -1,5 +1,7 @@
 # Two commands for a newcomer: `make run` (Personae on its embedded defaults) and
-# `make test`. Both create or update .venv first.
+# `make test`. Both create or update .venv first. `make run` keeps its data in the
+# per-user data folder (PERSONAE_HOME; its commands say where), whatever folder it
+# runs from.
 
 PYTHON ?= python3
 VENV ?= .venv

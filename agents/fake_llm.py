@@ -15,6 +15,7 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import PrivateAttr
 
@@ -51,7 +52,9 @@ class FakeStreamingChatModel(BaseChatModel):
     ``token_count`` pads (with numbered words) or trims the reply to exactly that many tokens,
     ``token_delay_s`` paces them, ``fail_before_first_token`` raises ``LLMUnavailable``
     and ``break_after_tokens=N`` raises ``LLMStreamBroken`` after N tokens. The last
-    prompt, stop sequences and call kwargs are kept for assertions.
+    prompt, stop sequences and call kwargs are kept for assertions. Like a provider, its
+    last chunk reports ``usage_metadata`` counted with its own tokenizer,
+    :func:`split_tokens` (off with ``report_usage=False``).
     """
 
     reply: str | ReplyFn = "Hello from the fake model."
@@ -61,6 +64,7 @@ class FakeStreamingChatModel(BaseChatModel):
     fail_before_first_token: bool = False
     break_after_tokens: int | None = None
     provider: str = "fake"
+    report_usage: bool = True
 
     _calls: int = PrivateAttr(default=0)
     _last_messages: list[BaseMessage] | None = PrivateAttr(default=None)
@@ -152,8 +156,20 @@ class FakeStreamingChatModel(BaseChatModel):
         failure = self._failure(sent)
         if failure is not None:
             raise failure
-        end = AIMessageChunk(content="", response_metadata={"finish_reason": reason})
+        end = AIMessageChunk(
+            content="",
+            response_metadata={"finish_reason": reason},
+            usage_metadata=self._usage(messages, sent) if self.report_usage else None,
+        )
         yield ChatGenerationChunk(message=end)
+
+    @staticmethod
+    def _usage(messages: Sequence[BaseMessage], sent: Sequence[str]) -> UsageMetadata:
+        """Tokens as :func:`split_tokens` counts them: every prompt message's, the reply's."""
+        read = sum(len(split_tokens(str(m.content))) for m in messages)
+        return UsageMetadata(
+            input_tokens=read, output_tokens=len(sent), total_tokens=read + len(sent)
+        )
 
     async def _agenerate(
         self,

@@ -29,6 +29,7 @@ from langchain_core.messages import (
     HumanMessage,
     SystemMessage,
 )
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr
 
@@ -99,6 +100,9 @@ class _Failed:
 @dataclass(frozen=True, slots=True)
 class _Finished:
     reason: str  # "stop" (end of text or a stop sequence) or "length" (max_tokens)
+    # the model's tokenizer's counts: the prompt, and what was generated (None: not known)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class _End:
@@ -301,15 +305,23 @@ class LocalChatModel(BaseChatModel):
             **request.sampling,  # type: ignore[arg-type]
         )
         chunks = cast("Generator[CreateCompletionStreamResponse, None, None]", stream)
+        written: list[str] = []
         with closing(chunks):
             for chunk in chunks:
                 if cancel.is_set():
                     return
                 choice = chunk["choices"][0]
                 if choice["text"]:
+                    written.append(choice["text"])
                     yield choice["text"]
                 if choice.get("finish_reason"):
-                    yield _Finished(str(choice["finish_reason"]))
+                    text = "".join(written).encode("utf-8")
+                    generated = llama.tokenize(text, add_bos=False, special=True) if text else []
+                    yield _Finished(
+                        str(choice["finish_reason"]),
+                        prompt_tokens=len(prompt.tokens),
+                        completion_tokens=len(generated),
+                    )
 
     def _chat_completion(
         self, loaded: _Loaded, request: _Request, cancel: threading.Event
@@ -396,7 +408,9 @@ class LocalChatModel(BaseChatModel):
                 if isinstance(item, _Finished):
                     yield ChatGenerationChunk(
                         message=AIMessageChunk(
-                            content="", response_metadata={"finish_reason": item.reason}
+                            content="",
+                            response_metadata={"finish_reason": item.reason},
+                            usage_metadata=_usage(item),
                         )
                     )
                     continue
@@ -455,6 +469,16 @@ class LocalChatModel(BaseChatModel):
         except Exception as exc:
             raise _failure(exc, "".join(parts)) from exc
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content="".join(parts)))])
+
+
+def _usage(finished: _Finished) -> UsageMetadata | None:
+    if finished.prompt_tokens is None or finished.completion_tokens is None:
+        return None
+    return UsageMetadata(
+        input_tokens=finished.prompt_tokens,
+        output_tokens=finished.completion_tokens,
+        total_tokens=finished.prompt_tokens + finished.completion_tokens,
+    )
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

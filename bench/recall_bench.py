@@ -234,6 +234,12 @@ async def main() -> int:
         action="store_true",
         help="import each line without its neighbours (to measure what context adds)",
     )
+    parser.add_argument(
+        "--model-cache",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "personae-bench-models",
+        help="where the ONNX export is kept between runs (never the user's data folder)",
+    )
     args = parser.parse_args()
     try:
         ks = tuple(sorted({int(k) for k in args.ks.split(",")}))
@@ -257,9 +263,8 @@ async def main() -> int:
             update={
                 "home": Path(home),
                 "llm_judges": False,
-                # the embedder's one-time export is kept where the user's server keeps it
-                "embedding_cache_dir": getattr(configured, "embedding_cache_dir", None)
-                or configured.home / "models",
+                # the embedder's one-time export, kept between runs
+                "embedding_cache_dir": configured.embedding_cache_dir or args.model_cache,
             }
         )
         async with open_services(settings, overrides=Overrides(trait_scorer=False)) as services:

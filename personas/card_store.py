@@ -13,12 +13,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from personas.cards import Card
 
+# a card read from JSON keeps the picture an earlier PNG of it brought
 SAVE_CARD_SQL = (
-    "INSERT INTO persona_cards (persona_id, spec, data) VALUES (%s, %s, %s)"
+    "INSERT INTO persona_cards (persona_id, spec, data, picture) VALUES (%s, %s, %s, %s)"
     " ON CONFLICT (persona_id) DO UPDATE"
-    " SET spec = EXCLUDED.spec, data = EXCLUDED.data, imported_at = now()"
+    " SET spec = EXCLUDED.spec, data = EXCLUDED.data, imported_at = now(),"
+    " picture = coalesce(EXCLUDED.picture, persona_cards.picture)"
 )
 GET_CARD_SQL = "SELECT spec, data FROM persona_cards WHERE persona_id = %s"
+GET_PICTURE_SQL = "SELECT picture FROM persona_cards WHERE persona_id = %s"
 _KEPT = 10_000  # personas whose card (or its absence) a process keeps
 
 
@@ -28,10 +31,21 @@ class CardStore:
         self._ttl_s = ttl_s
         self._kept: dict[uuid.UUID, tuple[float, Card | None]] = {}
 
-    async def save(self, persona_id: uuid.UUID, card: Card) -> None:
+    async def save(self, persona_id: uuid.UUID, card: Card, picture: bytes | None = None) -> None:
+        """Store the persona's card, with the picture of the PNG it came in (a card
+        without one keeps the picture stored before)."""
         async with self._pool.connection() as conn:
-            await conn.execute(SAVE_CARD_SQL, (persona_id, card.spec, Jsonb(dict(card.data))))
+            await conn.execute(
+                SAVE_CARD_SQL, (persona_id, card.spec, Jsonb(dict(card.data)), picture)
+            )
         self._kept.pop(persona_id, None)
+
+    async def picture(self, persona_id: uuid.UUID) -> bytes | None:
+        """The picture of the PNG card the persona was imported from, if it was."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(GET_PICTURE_SQL, (persona_id,))
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     async def get(self, persona_id: uuid.UUID) -> Card | None:
         """The persona's card, as stored at most ``ttl_s`` ago (other processes' imports

@@ -1,6 +1,7 @@
 """Character cards, the format role-play tools share: Character Card V2 (``chara_card_v2``)
 and V3 (``chara_card_v3``), read from JSON, from PNG (``chara`` / ``ccv3`` tEXt chunks
-holding base64 JSON) and from CHARX (a zip with ``card.json``), and written as JSON.
+holding base64 JSON) and from CHARX (a zip with ``card.json``), and written as JSON (as
+PNG by :mod:`personas.card_png`).
 
 A card becomes a persona definition (``name``, ``description``, ``system_prompt``,
 ``tags`` as domains) plus a :class:`Card` with what a definition has no field for: the
@@ -46,6 +47,8 @@ _TEXT_FIELDS = (
     "system_prompt",
     "post_history_instructions",
 )
+V1_FIELDS = ("name", "description", "personality", "scenario", "first_mes", "mes_example")
+"""A V1 card's fields, all at its top level; a V2 card repeats them there."""
 _DEF_DESCRIPTION_MAX = 2_000
 _DEF_SYSTEM_MAX = 8_000
 
@@ -328,7 +331,8 @@ def export_card(definition: PersonaDef, card: Card | None, spec: Spec) -> dict[s
     """A card of ``spec`` for a persona: the imported card's fields as they came, each
     replaced by the persona's own where it was changed since (name, description, system
     prompt, domains as tags), with the definition itself under ``extensions.personae``
-    so that importing the card restores the persona as it is."""
+    so that importing the card restores the persona as it is. A V2 card repeats the V1
+    fields at its top level."""
     data: dict[str, Any] = dict(card.data) if card is not None else {}
     made: dict[str, Any] = {}
     if card is not None:
@@ -354,7 +358,11 @@ def export_card(definition: PersonaDef, card: Card | None, spec: Spec) -> dict[s
     extensions = dict(data.get("extensions") or {})
     extensions["personae"] = definition.canonical()
     data["extensions"] = extensions
-    return {"spec": spec, "spec_version": SPECS[spec], "data": data}
+    doc: dict[str, Any] = {"spec": spec, "spec_version": SPECS[spec], "data": data}
+    if spec == "chara_card_v2":
+        # V1 readers (and V2 ones that still look there) read these at the top level
+        return {**{name: data.get(name, "") for name in V1_FIELDS}, **doc}
+    return doc
 
 
 # ---- the prompt -----------------------------------------------------------------------

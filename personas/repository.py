@@ -126,8 +126,11 @@ INSERT_STYLE_SQL = (
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
 )
 INSERT_VERSION_SQL = (
-    "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by)"
-    " VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by, imported)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
+)
+VERSION_IMPORTED_SQL = (
+    "SELECT imported FROM persona_versions WHERE persona_id = %s AND version = %s"
 )
 SEARCH_TSV_SQL = """
 UPDATE personas p SET search_tsv =
@@ -246,9 +249,11 @@ class PersonaRepository:
         *,
         reason: str = "created",
         analysis: Analysis | None = None,
+        imported: bool = False,
     ) -> Persona:
         """A new persona at version 1; with ``analysis`` (what it was generated from),
-        stored in the same transaction."""
+        stored in the same transaction; ``imported``: an import writes it (see
+        :meth:`upsert`)."""
         _may_edit(actor)
         if definition.protected and not actor.is_admin:
             raise PersonaProtected(definition.slug)
@@ -259,7 +264,7 @@ class PersonaRepository:
                 raise PersonaExists(definition.slug)
             await conn.execute(CREATE_PERSONA_SQL, (persona_id, definition.slug, definition.name))
             await _write(conn, persona_id, definition, version=1)
-            await _snapshot(conn, persona_id, 1, definition, reason, actor)
+            await _snapshot(conn, persona_id, 1, definition, reason, actor, imported)
             if analysis is not None:
                 await conn.execute(
                     CREATE_ANALYSIS_SQL,
@@ -345,17 +350,35 @@ class PersonaRepository:
             await conn.execute(SOFT_DELETE_SQL, (current.id,))
         return current
 
-    async def upsert(self, definition: PersonaDef, actor: Actor) -> ImportResult:
-        """Create or update by slug; an identical definition changes nothing."""
+    async def upsert(
+        self, definition: PersonaDef, actor: Actor, *, force: bool = False
+    ) -> ImportResult:
+        """Create or update by slug, as an import: an identical definition changes
+        nothing, and a persona whose current version an import did not write (a user
+        changed it since) is kept as it is (``kept``) unless ``force``."""
         current = await self.find(definition.slug)
         if current is None:
             try:
-                created = await self.create(definition, actor)
+                created = await self.create(definition, actor, imported=True)
             except PersonaExists:  # another importer won the race
-                return await self.upsert(definition, actor)
+                return await self.upsert(definition, actor, force=force)
             return ImportResult(created.slug, "created", created.version)
-        persona, changed = await self._replace(current.id, definition, actor, "imported")
+        if to_definition(current).canonical() == definition.canonical():
+            return ImportResult(current.slug, "unchanged", current.version)
+        if not force and not await self._imported(current):
+            return ImportResult(current.slug, "kept", current.version)
+        # expect: a change made since it was read is not overwritten unseen
+        persona, changed = await self._replace(
+            current.id, definition, actor, "imported", expect=current.version, imported=True
+        )
         return ImportResult(persona.slug, "updated" if changed else "unchanged", persona.version)
+
+    async def _imported(self, persona: Persona) -> bool:
+        """Whether an import wrote the persona's current version."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(VERSION_IMPORTED_SQL, (persona.id, persona.version))
+            row = await cur.fetchone()
+        return bool(row and row[0])
 
     async def _replace(
         self,
@@ -366,6 +389,7 @@ class PersonaRepository:
         *,
         force: bool = False,
         expect: int | None = None,
+        imported: bool = False,
     ) -> tuple[Persona, bool]:
         current = await self.get(key)
         _may_edit(actor)
@@ -386,7 +410,7 @@ class PersonaRepository:
                 )
             version = int(row[0]) + 1
             await _write(conn, current.id, definition, version=version)
-            await _snapshot(conn, current.id, version, definition, reason, actor)
+            await _snapshot(conn, current.id, version, definition, reason, actor, imported)
         return await self.get(current.id), True
 
 
@@ -480,10 +504,11 @@ async def _snapshot(
     d: PersonaDef,
     reason: str,
     actor: Actor,
+    imported: bool,
 ) -> None:
     await conn.execute(
         INSERT_VERSION_SQL,
-        (persona_id, version, Jsonb(d.canonical()), reason, actor.name),
+        (persona_id, version, Jsonb(d.canonical()), reason, actor.name, imported),
     )
 
 

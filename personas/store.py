@@ -104,9 +104,13 @@ class PersonaStore:
         gone = await self.repository.delete(key, actor)
         await self._cache.invalidate(gone.id, gone.slug, None)
 
-    async def upsert(self, definition: PersonaDef, actor: Actor) -> ImportResult:
-        result = await self.repository.upsert(definition, actor)
-        if result.outcome != "unchanged":
+    async def upsert(
+        self, definition: PersonaDef, actor: Actor, *, force: bool = False
+    ) -> ImportResult:
+        """Import ``definition``: see :meth:`PersonaRepository.upsert` (a persona a user
+        changed since its import is ``kept`` unless ``force``)."""
+        result = await self.repository.upsert(definition, actor, force=force)
+        if result.outcome in ("created", "updated"):
             persona = await self.repository.get(result.slug)
             await self._cache.invalidate(persona.id, persona.slug, persona.version)
         return result

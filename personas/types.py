@@ -172,7 +172,8 @@ class Actor:
         return cls(name="system", is_admin=True)
 
 
-ImportOutcome = Literal["created", "updated", "unchanged"]
+ImportOutcome = Literal["created", "updated", "unchanged", "kept"]
+"""``kept``: a user changed the persona since it was imported, and the import left it."""
 
 
 @dataclass(frozen=True, slots=True)

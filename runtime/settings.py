@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from platformdirs import user_data_path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -15,6 +16,12 @@ from runtime.errors import SettingsError
 _DB_SCHEMES = ("postgresql://", "postgres://")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _HTTP_SCHEMES = ("http://", "https://")
+
+
+def default_home() -> Path:
+    """The per-user data folder (``~/.local/share/personae`` on Linux, or under
+    ``$XDG_DATA_HOME``): every command finds the same data wherever it runs."""
+    return user_data_path("personae", appauthor=False)
 
 
 class Settings(BaseSettings):
@@ -27,7 +34,10 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    home: Path = Field(default=Path(".personae"), description="folder for embedded data")
+    home: Path = Field(
+        default_factory=default_home,
+        description="folder for embedded data; the per-user data folder if unset",
+    )
     database_url: str | None = Field(default=None, description="PostgreSQL URL; embedded if unset")
     redis_url: str | None = Field(default=None, description="Redis URL; embedded if unset")
     qdrant_url: str | None = Field(default=None, description="Qdrant server URL; embedded if unset")

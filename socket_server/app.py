@@ -18,6 +18,7 @@ from runtime.infra.db import open_pool
 from runtime.infra.loop import tune_collector
 from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import Limits, RateLimiter
+from runtime.infra.server_lock import check_port_free, holding_home, server_url
 from runtime.infra.store_share import lend_index
 from runtime.infra.turn_order import Interrupts, SessionOrder
 from runtime.services import Overrides, open_services, resolved_urls
@@ -155,12 +156,19 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     mcp_http.setup(app)  # after the lifespan: it stops first, while the services are open
     if STATIC.is_dir():
         app.router.add_get("/", index)
+        app.router.add_get("/studio", studio)
         app.router.add_static("/static/", STATIC, name="static")
     return app
 
 
 async def index(request: web.Request) -> web.FileResponse:
+    """The chat page."""
     return web.FileResponse(STATIC / "index.html")
+
+
+async def studio(request: web.Request) -> web.FileResponse:
+    """The persona studio: edit, generate and see how a persona holds up."""
+    return web.FileResponse(STATIC / "studio.html")
 
 
 async def run_server(
@@ -171,10 +179,20 @@ async def run_server(
 ) -> None:
     """Serve on the settings' host and port (embedded databases when no URL is set); with
     ``settings.workers > 1``, supervise that many worker processes, each running
-    ``worker_command`` (``personae serve`` by default)."""
-    if settings.workers > 1 and settings.worker is None:
-        await supervise(settings, worker_command)
+    ``worker_command`` (``personae serve`` by default). Raises ``ServerRunning`` at once
+    when another server runs on the port or with the home."""
+    if settings.worker is not None:  # the supervisor checked and holds the home
+        await _serve_resolved(settings, overrides)
         return
+    check_port_free(settings)
+    with holding_home(settings):
+        if settings.workers > 1:
+            await supervise(settings, worker_command)
+        else:
+            await _serve_resolved(settings, overrides)
+
+
+async def _serve_resolved(settings: Settings, overrides: Overrides | None) -> None:
     async with resolved_urls(settings) as (database_url, redis_url):
         settings = settings.model_copy(
             update={"database_url": database_url, "redis_url": redis_url}
@@ -198,7 +216,7 @@ async def serve(app: web.Application, settings: Settings) -> None:
             "set a secret before exposing this server"
         )
     log.info("personae serving on http://%s:%d/", settings.host, settings.port)
-    print(f"ready on http://{settings.host}:{settings.port}/", flush=True)
+    print(f"ready on {server_url(settings)} (PERSONAE_HOME {settings.home})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -48,6 +48,10 @@ Handler = Callable[[str, Any], Awaitable[dict[str, Any]]]
 
 
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    unused_grace_s = 30.0
+    """How long a session a connection started and left unused outlives the connection:
+    a reloaded page, or one that reconnects, rejoins it within that time and keeps it."""
+
     def __init__(self, chat: Callable[[], ChatService], secret: Callable[[], str | None]) -> None:
         super().__init__(NAMESPACE)
         self._chat = chat
@@ -68,6 +72,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         }
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._joined: dict[str, OrderedDict[str, None]] = {}  # sid -> rooms, oldest first
+        # sid -> who, and the new sessions it started: each is deleted when the
+        # connection leaves it with nothing said in it (at once for session.leave, after
+        # unused_grace_s for a lost connection, unless a rejoin takes it over first)
+        self._started: dict[str, tuple[Principal, set[uuid.UUID]]] = {}
+        self._unused: dict[uuid.UUID, tuple[Principal, asyncio.TimerHandle]] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
     # connection -------------------------------------------------------------------------
@@ -109,11 +118,25 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._joined.pop(sid, None)
+        started = self._started.pop(sid, None)
+        if started is not None:
+            loop = asyncio.get_running_loop()
+            for session_id in started[1]:
+                later = loop.call_later(self.unused_grace_s, self._discard_later, session_id)
+                self._unused[session_id] = (started[0], later)
         timer = self._expiry.pop(sid, None)
         if timer is not None:
             timer.cancel()
         self._chat().metrics.connections.dec()
         log.info("disconnected sid=%s", sid)
+
+    def _discard_later(self, session_id: uuid.UUID) -> None:
+        principal, _ = self._unused.pop(session_id)
+        task = asyncio.create_task(
+            self._discard_if_unused(principal, session_id), name=f"unused-session-{session_id}"
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _expire(self, sid: str) -> None:
         self._expiry.pop(sid, None)
@@ -169,6 +192,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             rounds=payload.rounds,
         )
         await self._join(sid, session.id)
+        unused = self._unused.pop(session.id, None)
+        if unused is not None:  # rejoined in time: this connection decides now
+            unused[1].cancel()
+        if payload.session_id is None or unused is not None:
+            self._started.setdefault(sid, (principal, set()))[1].add(session.id)
         chat = self._chat()
         page = await chat.history(principal, session.id, before=None, limit=50)
         if payload.session_id is not None and chat.services.settings.answer_on_rejoin:
@@ -199,7 +227,20 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if joined is not None:
             joined.pop(room(payload.session_id), None)
         await self.leave_room(sid, room(payload.session_id), namespace=NAMESPACE)
+        principal, started = self._started.get(sid, (None, set()))
+        if principal is not None and payload.session_id in started:
+            started.discard(payload.session_id)
+            await self._discard_if_unused(principal, payload.session_id)
         return {}
+
+    async def _discard_if_unused(self, principal: Principal, session_id: uuid.UUID) -> None:
+        """A session this connection started and left with nothing said in it goes."""
+        try:
+            await self._chat().discard_if_unused(principal, session_id)
+        except Exception as exc:  # noqa: BLE001 (a leave never fails for it)
+            log.warning(
+                "unused session %s not deleted: %s: %s", session_id, type(exc).__name__, exc
+            )
 
     async def _join(self, sid: str, session_id: uuid.UUID) -> None:
         """Follow the session's room; past the per-connection limit, stop following the

@@ -12,8 +12,9 @@ local admin, who may name the user with the request's ``user``). Where: the sess
 named by the ``X-Personae-Session`` header (a UUID, or any other name, mapped to a UUID
 per user and persona), else one session per user and persona. What is stored: only the
 request's last message, the user's; its id is derived from the conversation up to it,
-so a client that resends the whole history stores each message once. Errors come in
-OpenAI's shape, ``{"error": {message, type, param, code}}``."""
+so a client that resends the whole history stores each message once. Parameters are
+checked by type and range as OpenAI checks them (:mod:`socket_server.openai_params`).
+Errors come in OpenAI's shape, ``{"error": {message, type, param, code}}``."""
 
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.prompt import estimate_tokens
+from agents.turn.respond import COMPLETION_TOKENS, PROMPT_TOKENS
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
 from runtime.infra.auth import Principal
@@ -59,6 +61,7 @@ from socket_server.auth import principal
 from socket_server.errors import ClientError, error_payload, http_error
 from socket_server.http_io import json_view, read_json
 from socket_server.keys import CHAT, SERVICES, SIO
+from socket_server.openai_params import InvalidParameter, OpenAIParameters, invalid_parameter
 from socket_server.queue_events import Event, QueueEvents
 from socket_server.room_events import RoomEvents
 from socket_server.routes import Route
@@ -91,8 +94,7 @@ _ERRORS: dict[str, tuple[int, OpenAIErrorType]] = {
 
 
 class _Body(BaseModel):
-    # clients send many OpenAI parameters this API does not use (the persona's style
-    # sets temperature and length): they are ignored, not refused
+    # fields of a message this API does not read (tool calls, audio...) are ignored
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
@@ -112,17 +114,9 @@ class ChatMessageIn(_Body):
         return "".join(p.text or "" for p in self.content if p.type == "text")
 
 
-class StreamOptions(_Body):
-    include_usage: bool = False
-
-
-class CompletionRequest(_Body):
+class CompletionRequest(OpenAIParameters):
     model: str = Field(min_length=1, max_length=200)
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=10_000)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, min_length=1, max_length=128)
-    n: int = Field(default=1, ge=1, le=1, description="one choice: a persona answers once")
 
 
 # ---- errors ---------------------------------------------------------------------------
@@ -153,11 +147,19 @@ def openai_error(exc: BaseException, request: web.Request) -> web.Response:
     if allow is not None:
         headers["Allow"] = allow
     log.debug("%s %s -> %d %s", request.method, request.path, status, code)
-    detail = OpenAIErrorDetail(message=payload["message"], type=kind, param=None, code=code)
+    param = exc.param if isinstance(exc, InvalidParameter) else None
+    detail = OpenAIErrorDetail(message=payload["message"], type=kind, param=param, code=code)
     return json_view(OpenAIErrorBody(error=detail), status, headers=headers)
 
 
 async def _persona(request: web.Request, model: str) -> Persona:
+    """The active persona ``model`` names: ``persona/<slug>`` (or ``persona/<id>``)."""
+    if not model.startswith(MODEL_PREFIX):
+        raise ClientError(
+            "model_not_found",
+            f"the model {model!r} does not exist: personas are models named "
+            f"{MODEL_PREFIX}<slug>, such as {MODEL_PREFIX}{model.strip()[:100] or 'tutor'}",
+        )
     key = model.removeprefix(MODEL_PREFIX).strip()
     try:
         persona = await request.config_dict[SERVICES].personas.get(key) if key else None
@@ -208,7 +210,10 @@ class _Turn:
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
-    body = await read_json(request, CompletionRequest)
+    try:
+        body = await read_json(request, CompletionRequest)
+    except ValidationError as exc:
+        raise invalid_parameter(exc) from None
     turn = await _resolve(request, principal(request), body)
     chat = request.config_dict[CHAT]
     events = QueueEvents(turn.persona.id, RoomEvents(request.config_dict[SIO], turn.session.id))
@@ -347,7 +352,7 @@ async def _complete(
                 finish_reason=_finish(message),
             )
         ],
-        usage=_usage(turn, message.text),
+        usage=_usage(turn, message),
     )
     return json_view(completion, headers={SESSION_HEADER: str(turn.session.id)})
 
@@ -356,14 +361,19 @@ def _finish(message: Message) -> FinishReason:
     return "stop" if message.status == "complete" else "length"
 
 
-def _usage(turn: _Turn, reply: str) -> Usage:
-    """Token counts estimated at ~4 characters a token (the model's tokenizer is not
-    consulted)."""
-    completion = estimate_tokens(reply)
+def _usage(turn: _Turn, reply: Message) -> Usage:
+    """The reply's token counts as its model reported them (stored with the reply: the
+    prompt it read, persona card and memories included, and the tokens it wrote); from a
+    model that reports none, estimates (about four characters a token) of the request's
+    messages and the reply."""
+    prompt = reply.timings.get(PROMPT_TOKENS)
+    completion = reply.timings.get(COMPLETION_TOKENS)
+    if not isinstance(prompt, int | float) or not isinstance(completion, int | float):
+        prompt, completion = turn.prompt_tokens, estimate_tokens(reply.text)
     return Usage(
-        prompt_tokens=turn.prompt_tokens,
-        completion_tokens=completion,
-        total_tokens=turn.prompt_tokens + completion,
+        prompt_tokens=int(prompt),
+        completion_tokens=int(completion),
+        total_tokens=int(prompt) + int(completion),
     )
 
 
@@ -428,7 +438,7 @@ async def _stream(
                     created=created,
                     model=turn.model,
                     choices=[],
-                    usage=_usage(turn, stored.text),
+                    usage=_usage(turn, stored),
                 )
             )
         await send("[DONE]")

@@ -22,6 +22,31 @@ from redis.asyncio import Redis
 
 from personas import PersonaCache, PersonaRepository, PersonaStore
 from runtime.infra.migrate import migrate_url
+from runtime.settings import default_home
+
+_AWAY = Path(tempfile.mkdtemp(prefix="personae-test-"))
+USER_DATA_TRAP = _AWAY / "per-user data"
+"""What the per-user data folder is while tests run: a file, so that whatever would
+create the default ``PERSONAE_HOME`` (a test that forgot to set it) fails loudly
+instead of writing into the data of the user running the tests."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the user's data out of reach: the per-user data folder (the default home)
+    of this process and of every command it starts becomes :data:`USER_DATA_TRAP`."""
+    USER_DATA_TRAP.write_text("tests set PERSONAE_HOME to a temporary folder\n")
+    os.environ["XDG_DATA_HOME"] = str(USER_DATA_TRAP)
+    os.environ.pop("PERSONAE_HOME", None)  # the developer's own
+    if not default_home().is_relative_to(USER_DATA_TRAP):
+        raise pytest.UsageError(
+            f"the default PERSONAE_HOME is {default_home()}, outside the tests' reach: "
+            "on this platform the per-user data folder does not follow XDG_DATA_HOME, so "
+            "the suite does not run rather than risk writing there"
+        )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_AWAY, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

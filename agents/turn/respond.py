@@ -12,6 +12,7 @@ from contextlib import aclosing
 from typing import Any, Literal, cast
 
 from langchain_core.messages import BaseMessageChunk
+from langchain_core.messages.ai import UsageMetadata
 from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
@@ -25,6 +26,12 @@ from memory.record.transcripts import Message
 
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
 assert _END == END
+
+PROMPT_TOKENS = "prompt_tokens"
+COMPLETION_TOKENS = "completion_tokens"
+"""Keys of a stored reply's ``timings``: the tokens of the prompt its model read and of
+what it wrote, as the model counted them (its ``usage_metadata``); absent when the model
+reports none."""
 
 
 async def respond(
@@ -60,6 +67,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
     model = services.chat_model()
     options: dict[str, Any] = decoding_for(cfg.model, persona.style).options()
     first: float | None = None
+    usage: UsageMetadata | None = None
     try:
         async with asyncio.timeout(cfg.llm_timeout_s):
             # a reply the guard cut to nothing (it began with another's line) is asked
@@ -67,6 +75,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
             for _ in range(2):
                 guard = ReplyGuard(prompt.speakers)
                 finish: str | None = None
+                usage = None
                 # an async generator: closing it stops the model (a guard's early end)
                 stream = cast(
                     "AsyncGenerator[BaseMessageChunk, None]",
@@ -75,6 +84,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                 async with aclosing(stream) as chunks:
                     async for chunk in chunks:
                         finish = chunk.response_metadata.get("finish_reason") or finish
+                        usage = getattr(chunk, "usage_metadata", None) or usage
                         text = chunk.content if isinstance(chunk.content, str) else ""
                         shown = guard.feed(text)
                         if shown:
@@ -105,6 +115,9 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
     timings = {"llm_ms": ms_since(t0)}
     if first is not None:
         timings["first_token_ms"] = (first - t0) * 1000
+    if usage is not None:  # the last attempt's: the reply is what it wrote
+        timings[PROMPT_TOKENS] = usage["input_tokens"]
+        timings[COMPLETION_TOKENS] = usage["output_tokens"]
     return {"reply": reply.text, "status": "complete", "cut": reply.cut, "timings": timings}
 
 
@@ -159,4 +172,4 @@ def _incomplete(partial: str, reason: str, t0: float, first: float | None) -> Tu
     }
 
 
-__all__ = ["respond", "store_reply", "stream_reply"]
+__all__ = ["COMPLETION_TOKENS", "PROMPT_TOKENS", "respond", "store_reply", "stream_reply"]

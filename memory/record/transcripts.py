@@ -104,6 +104,11 @@ COUNT_MESSAGES_SQL = "SELECT count(*) FROM messages WHERE session_id = %s"
 TOTALS_SQL = "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages)"
 DELETE_SESSION_SQL = "DELETE FROM sessions WHERE id = %s"
 DELETE_USER_SQL = "DELETE FROM sessions WHERE user_id = %s"
+# a session nobody wrote in (at most a card's greeting); its messages go with it
+DELETE_UNUSED_SESSION_SQL = (
+    "DELETE FROM sessions s WHERE s.id = %s"
+    " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id AND m.role = 'user')"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +283,13 @@ class Transcripts:
             row = await cur.fetchone()
             await conn.execute(DELETE_SESSION_SQL, (session_id,))
         return int(row[0]) if row else 0
+
+    async def delete_if_unused(self, session_id: uuid.UUID) -> bool:
+        """Delete a session that holds no user message (a greeting at most); whether it
+        was deleted."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(DELETE_UNUSED_SESSION_SQL, (session_id,))
+            return bool(cur.rowcount > 0)
 
     async def delete_user(self, user_id: str) -> int:
         """Delete every session of a user; returns the number of sessions removed."""

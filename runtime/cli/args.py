@@ -29,10 +29,25 @@ class CliInputError(RuntimeLayerError):
     line naming it, exit status 1."""
 
 
+VERBOSE_HELP = (
+    "show every log line on stderr (default: warnings only; the embedded servers' logs go "
+    "to $PERSONAE_HOME/personae.log)"
+)
+
+
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line: ``personae memory search: ...``.
 
-    Sub-commands made with ``add_subparsers`` are of this class too."""
+    Sub-commands made with ``add_subparsers`` are of this class too, so each takes
+    ``-v`` as well: ``personae -v personas list`` and ``personae personas list -v`` are
+    the same command (the top-level parser sets the default)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a sub-command without -v leaves the value the line set before it
+        self.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message} (see --help)", file=sys.stderr)

@@ -236,6 +236,15 @@ class RemoteChat:
         chat = cls(sio, persona, session["id"])
         return chat, sio
 
+    async def leave(self) -> None:
+        """Leave the session (a lost connection leaves it too, a little later)."""
+        import socketio
+
+        with contextlib.suppress(socketio.exceptions.SocketIOError, TimeoutError):
+            await self._sio.call(
+                "session.leave", {"session_id": self.session_id}, namespace=_NAMESPACE, timeout=10
+            )
+
     async def _call(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
         ack: dict[str, Any] = await self._sio.call(event, data, namespace=_NAMESPACE, timeout=30)
         if not ack.get("ok"):
@@ -284,6 +293,8 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
         try:
             return await converse(backend, settings)
         finally:
+            if args.session is None:  # the server deletes it if nothing was said in it
+                await backend.leave()
             await sio.disconnect()
     async with open_services(settings) as services:
         return await chat_here(services, args)
@@ -313,6 +324,8 @@ async def chat_here(services: Services, args: argparse.Namespace) -> int:
         return await converse(LocalChat(chat, principal, persona, session), settings)
     finally:
         await chat.drain(settings.shutdown_grace_s)  # memories and traits of the last turn
+        if args.session is None:  # a chat left without a word leaves no session behind
+            await chat.discard_if_unused(principal, session.id)
 
 
 async def converse(backend: Backend, settings: Settings) -> int:

@@ -22,6 +22,7 @@ from runtime.cli.args import (
     Parser,
     UsageError,
 )
+from runtime.cli.home import new_home_notice
 from runtime.cli.logs import configure_logging
 from runtime.errors import RuntimeLayerError
 from runtime.infra.loop import run
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"personae: {exc}", file=sys.stderr)
         return 2
     serving = args.run is _serve
+    notice = new_home_notice(settings) if _opens_data(args) else None
+    if notice is not None:
+        print(notice, file=sys.stderr)
     configure_logging(settings, verbose=args.verbose, serving=serving)
     if not serving:
         settings = beside_server(settings)  # a running server's embedded vector store
@@ -61,15 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _opens_data(args: argparse.Namespace) -> bool:
+    """Whether the command reads or writes this machine's data (``token`` does not, nor
+    a chat with a server at ``--url``)."""
+    return args.run is not cli_token.mint and getattr(args, "url", None) is None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog="personae", description=__doc__)
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show every log line on stderr (default: warnings only; the embedded "
-        "servers' logs go to $PERSONAE_HOME/personae.log)",
-    )
+    parser.set_defaults(verbose=False)
     sub = parser.add_subparsers(title="commands")
 
     serve = sub.add_parser(
@@ -100,7 +104,15 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
 async def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     async with resolved_urls(settings) as (database_url, _):
         applied = await migrate_url(database_url)
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+    where = (
+        f"the embedded database under {settings.home / 'pg'}"
+        if settings.database_url is None
+        else "the database of PERSONAE_DATABASE_URL"
+    )
+    print(
+        f"applied {len(applied)} migration(s) to {where}"
+        + (": " + ", ".join(applied) if applied else "")
+    )
     return 0
 
 

@@ -221,7 +221,9 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"llm_judges": False})
     async with open_services(settings, overrides=_NO_SCORER) as services:
         persona = await services.personas.get(args.persona)
-        with tqdm(total=len(lines), desc="importing", unit="memory", file=sys.stderr) as bar:
+        with tqdm(
+            total=len(lines), desc="importing", unit="memory", file=sys.stderr, disable=None
+        ) as bar:
             stored = await import_memories(
                 services.memory,
                 persona_id=str(persona.id),

@@ -17,7 +17,7 @@ from personas import Actor, Persona, to_definition
 from personas.cards import looks_like_card_file
 from personas.definitions import load_path, shipped_library
 from runtime.cli import cards as cli_cards
-from runtime.cli.args import non_negative_int, positive_int, writable_file
+from runtime.cli.args import UsageError, non_negative_int, positive_int, writable_file
 from runtime.cli.studio import add_studio_commands
 from runtime.services import Core, open_core
 from runtime.settings import Settings
@@ -37,16 +37,32 @@ def add_commands(sub: Any) -> None:
         help="a definitions file or folder (default: the shipped library), or a character "
         "card: .json, .png or .charx (chara_card_v2 / chara_card_v3)",
     )
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="also overwrite personas changed since they were imported (kept otherwise)",
+    )
     imp.set_defaults(run=_import)
     exp = personas.add_parser("export", help="write personas as a definitions file")
     exp.add_argument("slugs", nargs="*", help="only these personas (default: all)")
-    exp.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    exp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="file to write (default: stdout); a card named FILE.png is written as a PNG",
+    )
     exp.add_argument(
         "--format",
         choices=("yaml", "json", *cli_cards.CARD_FORMATS),
         default="yaml",
         help="a definitions file (yaml, json) or one persona as a character card (card-v2, "
         "card-v3)",
+    )
+    exp.add_argument(
+        "--image",
+        type=Path,
+        help="a card as PNG: the picture to carry it (default: the picture of the PNG card "
+        "the persona came from, else one generated from its initials)",
     )
     exp.set_defaults(run=_export)
     lst = personas.add_parser("list", help="list personas")
@@ -86,29 +102,51 @@ def _with_core(
 @_with_core
 async def _import(services: Core, args: argparse.Namespace) -> int:
     if args.path is not None and looks_like_card_file(args.path):
-        return await cli_cards.import_card(services, args.path)
+        return await cli_cards.import_card(services, args.path, force=args.force)
     path = args.path or shipped_library()
     definitions = load_path(path)  # all files validated before anything is written
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "kept": 0}
+    kept: list[str] = []
     actor = Actor(name="cli", is_admin=True)
-    with tqdm(definitions, desc="importing", unit="persona", file=sys.stderr) as bar:
+    with tqdm(definitions, desc="importing", unit="persona", file=sys.stderr, disable=None) as bar:
         for definition in bar:
-            result = await services.personas.upsert(definition, actor)
+            result = await services.personas.upsert(definition, actor, force=args.force)
             counts[result.outcome] += 1
+            if result.outcome == "kept":
+                kept.append(f"{result.slug} (v{result.version})")
             bar.set_postfix_str(definition.slug)
     print(
         f"{len(definitions)} persona(s) from {path}: {counts['created']} created, "
         f"{counts['updated']} updated, {counts['unchanged']} unchanged"
+        + (f", {counts['kept']} kept" if kept else "")
     )
+    if kept:
+        print(
+            f"kept as changed since their import: {', '.join(kept)}; "
+            "--force overwrites them with the imported definitions"
+        )
     return 0
 
 
-@_with_core
-async def _export(services: Core, args: argparse.Namespace) -> int:
+async def _export(settings: Settings, args: argparse.Namespace) -> int:
     if args.format in cli_cards.CARD_FORMATS:
-        return await cli_cards.export_cards(services, args)
+        image = cli_cards.check_export(args)  # before anything is opened
+        async with open_core(settings) as core:
+            return await cli_cards.export_cards(core, args, image)
     if args.output:
         writable_file(args.output)
+        if args.output.suffix.lower() in (".png", ".charx"):
+            raise UsageError(
+                f"cannot write {args.output}: a definitions file is YAML or JSON; a card "
+                "as PNG is --format card-v2 or card-v3"
+            )
+    if args.image is not None:
+        raise UsageError("--image: only for a card written as PNG (--format card-v2|card-v3)")
+    async with open_core(settings) as core:
+        return await _export_definitions(core, args)
+
+
+async def _export_definitions(services: Core, args: argparse.Namespace) -> int:
     if args.slugs:
         personas = [await services.personas.get(s) for s in args.slugs]
     else:

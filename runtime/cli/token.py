@@ -19,10 +19,11 @@ def add_commands(sub: Any) -> None:
     token.add_argument(
         "--ttl", type=positive_int, default=86_400, help="seconds the token is valid"
     )
-    token.set_defaults(run=_token)
+    token.set_defaults(run=mint)
 
 
-async def _token(settings: Settings, args: argparse.Namespace) -> int:
+async def mint(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a token for ``--user`` with ``--role``, valid ``--ttl`` seconds."""
     if settings.auth_secret is None:
         raise CliInputError("PERSONAE_AUTH_SECRET is not set: the server needs no token")
     print(mint_token(settings.auth_secret.get_secret_value(), args.user, args.role, ttl_s=args.ttl))

@@ -439,6 +439,9 @@ class EmbeddedRedis:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
+                # out of the terminal's process group: Ctrl-C stops the owner, which stops
+                # this server last, after every client (the persona cache's listener too)
+                start_new_session=True,
             )
         finally:
             log.close()

@@ -131,6 +131,21 @@ class ChatService:
             )
         return session
 
+    async def discard_if_unused(self, principal: Principal, session_id: uuid.UUID) -> bool:
+        """Delete the caller's session if nothing was said in it (no user message; a
+        card's greeting does not count): call it when the caller leaves a session it
+        started, so that trying a persona and leaving leaves nothing behind. Whether it
+        was deleted."""
+        try:
+            await self.session_for(principal, session_id)
+        except SessionNotFound:
+            return False
+        gone = await self.services.memory.transcripts.delete_if_unused(session_id)
+        if gone:
+            self._owners.pop(session_id, None)
+            log.info("session %s left unused: deleted", session_id)
+        return gone
+
     async def session_for(self, principal: Principal, session_id: uuid.UUID) -> Session:
         """The session, if the caller may see it (its owner, or an admin)."""
         session = await self.services.memory.transcripts.get_session(session_id)

@@ -45,7 +45,7 @@ OpenAIErrorType = Literal[
 class OpenAIErrorDetail(View):
     message: str
     type: OpenAIErrorType
-    param: None
+    param: str | None = Field(description="the request parameter at fault, when one is")
     code: str
 
 

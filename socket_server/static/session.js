@@ -49,7 +49,8 @@ async function resumeFromHash() {
     enterSession(ack.session, ack.history);
   } catch (err) {
     history.replaceState(null, "", location.pathname);
-    toast(`Could not reopen the session: ${errorText(err)}`);
+    // a session left before anything was said in it is deleted: nothing to reopen
+    if (err.code !== "session_not_found") toast(`Could not reopen the session: ${errorText(err)}`);
   }
 }
 

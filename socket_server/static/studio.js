@@ -29,6 +29,17 @@ function status(text, kind = "info") {
   el.dataset.kind = kind;
 }
 
+/** Grows a textarea to show all its text (no inner scrolling), now and as it is edited. */
+function grows(area) {
+  const fit = () => {
+    area.style.height = "auto";
+    area.style.height = `${area.scrollHeight + 2}px`;
+  };
+  area.addEventListener("input", fit);
+  requestAnimationFrame(fit);
+  return area;
+}
+
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -65,6 +76,7 @@ function renderEditor(observed) {
   $("editor-version").textContent = `v${p.version}${p.active ? "" : " (inactive)"}`;
   $("editor-name").value = p.name;
   $("editor-description").value = p.description;
+  grows($("editor-description"));
   $("editor-reason").value = "";
   $("editor-traits").replaceChildren(...p.traits.filter((t) => !t.inherited).map((t) => {
     const input = el("input", {
@@ -100,10 +112,13 @@ function renderEditor(observed) {
 
 function beliefRow(b = { text: "", source: "" }) {
   const remove = el("button", { type: "button", testid: "belief-remove" }, "Remove");
-  const row = el("li", { testid: "belief-row" },
-    el("input", { value: b.text, placeholder: "belief", testid: "belief-text", maxLength: 2000 }),
-    el("input", { value: b.source, placeholder: "source", testid: "belief-source", maxLength: 500 }),
-    remove);
+  const text = grows(el("textarea", { value: b.text, placeholder: "belief", testid: "belief-text",
+                                      maxLength: 2000, rows: 1 }));
+  text.setAttribute("aria-label", "Belief");
+  const source = grows(el("textarea", { value: b.source, placeholder: "source",
+                                        testid: "belief-source", maxLength: 500, rows: 1 }));
+  source.setAttribute("aria-label", "Source");
+  const row = el("li", { testid: "belief-row" }, text, source, remove);
   remove.addEventListener("click", () => row.remove());
   return row;
 }
@@ -212,9 +227,21 @@ async function loadQuality(slug) {
   }));
   $("quality-next").textContent = quality.next;
   const days = analytics.days;
-  bars($("chart-turns"), days.map((d) => [d.turns]));
-  bars($("chart-feedback"), days.map((d) => [d.feedback_up, d.feedback_down]));
-  line($("chart-drift"), days.map((d) => d.drift));
+  const { totals } = analytics;
+  chart("chart-turns", totals.turns > 0, (svg) => bars(svg, days.map((d) => [d.turns])));
+  chart("chart-feedback", totals.feedback_up + totals.feedback_down > 0,
+    (svg) => bars(svg, days.map((d) => [d.feedback_up, d.feedback_down])));
+  chart("chart-drift", days.some((d) => d.drift !== null),
+    (svg) => line(svg, days.map((d) => d.drift)));
+}
+
+/** Draws a chart, or (no data yet) says in its place what will appear there and when. */
+function chart(testid, hasData, draw) {
+  const svg = $(testid);
+  svg.toggleAttribute("hidden", !hasData);
+  $(`${testid}-empty`).hidden = hasData;
+  if (hasData) draw(svg);
+  else svg.replaceChildren();
 }
 
 function bars(svg, series) {

@@ -21,6 +21,7 @@ from langchain_core.messages import (
 
 import agents.llm
 from agents.errors import LLMStreamBroken, LLMUnavailable
+from agents.llama_prefix import format_chat
 from agents.llm import LLMSpec, make_chat_model
 from agents.local_llm import LocalChatModel, smollm2_gguf_path, to_llama_messages
 from tests.agents.fakes import FakeStreamingChatModel
@@ -323,3 +324,23 @@ async def test_local_model_times_out_waiting_for_the_first_token(
         await impatient.ainvoke(PROMPT, max_tokens=8)
     reply = await local_model.ainvoke(PROMPT, max_tokens=8, temperature=0)
     assert str(reply.content).strip()
+
+
+@pytest.mark.slow
+async def test_local_model_reports_its_tokenizers_counts(local_model: LocalChatModel) -> None:
+    """The last chunk carries ``usage_metadata``: the tokens of the prompt as the model's
+    chat template and tokenizer made them, and of the text it wrote."""
+    chunks = [c async for c in local_model.astream(PROMPT, max_tokens=24, temperature=0)]
+    usage = [c.usage_metadata for c in chunks if c.usage_metadata]
+    assert len(usage) == 1
+    loaded = local_model._loaded()
+    assert loaded.formatter is not None
+    prompt = format_chat(loaded.llama, loaded.formatter, to_llama_messages(PROMPT))
+    written = "".join(str(c.content) for c in chunks).encode()
+    assert usage[0]["input_tokens"] == len(prompt.tokens)
+    assert usage[0]["input_tokens"] > sum(len(str(m.content)) for m in PROMPT) // 8
+    assert usage[0]["output_tokens"] == len(
+        loaded.llama.tokenize(written, add_bos=False, special=True)
+    )
+    assert 0 < usage[0]["output_tokens"] <= 26  # about the 24 it was allowed
+    assert usage[0]["total_tokens"] == usage[0]["input_tokens"] + usage[0]["output_tokens"]

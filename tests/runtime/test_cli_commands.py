@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from memory.record.transcripts import Transcripts
+from personas.card_png import PICTURE_SIZE, png_chunks
 from runtime.cli.main import _parser, main
+from tests.personas.test_card_png import image_chunks, texts
 from tests.personas.test_cards import png_with, text_chunk, v2
 
 
@@ -46,6 +49,7 @@ def personae(
 async def test_bad_arguments_are_one_line_and_exit_2(
     personae: Any, cli: Any, tmp_path: Path
 ) -> None:
+    (tmp_path / "home").mkdir()  # not a new home, which a command would announce first
     cases = [
         (("personas", "list", "--limit", "-1"), "--limit: -1 is out of range: must be at least 1"),
         (
@@ -83,6 +87,11 @@ def test_output_is_the_result_and_logs_go_to_a_file(
     assert "using embedded Redis" in log
     verbose = cli("-v", "personas", "list", "--limit", "1")
     assert "using embedded Redis" in verbose.stderr
+    # -v after the command, or between its words, is the same
+    for late in (("personas", "list", "--limit", "1", "-v"), ("personas", "-v", "list")):
+        assert "using embedded Redis" in cli(*late).stderr, late
+    quiet = cli("personas", "list", "--limit", "1")
+    assert "using embedded Redis" not in quiet.stderr, "-v stays off unless given"
     top = cli("--help").stdout
     assert "``" not in top and "The personae command line" in top
 
@@ -129,6 +138,56 @@ async def test_a_card_imports_and_exports_back(personae: Any, tmp_path: Path) ->
         err.strip() == f"personae: {plain}: no character card in this PNG (no 'chara' or "
         "'ccv3' text chunk)"
     )
+
+
+async def test_a_card_exports_as_png_with_its_picture(personae: Any, tmp_path: Path) -> None:
+    """``-o FILE.png`` writes a PNG: the picture of the PNG card the persona came from,
+    ``--image``, or one generated for it; the card in ``chara`` (and ``ccv3`` for V3)."""
+    picture = png_with([])
+    png = tmp_path / "mira.png"
+    png.write_bytes(png_with([text_chunk("chara", v2())]))
+    assert (await personae("personas", "import", str(png)))[0] == 0
+
+    out = tmp_path / "mira-out.png"
+    status, _, err = await personae(
+        "personas", "export", "captain-mira-vell", "--format", "card-v2", "-o", str(out)
+    )
+    assert status == 0, err
+    raw = out.read_bytes()
+    assert image_chunks(raw) == image_chunks(picture), "its own picture"
+    carried = texts(raw)
+    assert list(carried) == ["chara"] and carried["chara"]["spec"] == "chara_card_v2"
+    assert carried["chara"]["first_mes"] == v2()["data"]["first_mes"], "V1 fields on top"
+    assert "unchanged" in (await personae("personas", "import", str(out)))[1]
+
+    v3 = tmp_path / "mira-v3.png"
+    assert (await personae(*_export("captain-mira-vell", "card-v3", v3)))[0] == 0
+    assert set(texts(v3.read_bytes())) == {"chara", "ccv3"}
+
+    own = tmp_path / "own.yaml"
+    own.write_text("personas:\n- slug: no-picture\n  name: No Picture\n  description: plain\n")
+    assert (await personae("personas", "import", str(own)))[0] == 0
+    made = tmp_path / "made.png"
+    assert (await personae(*_export("no-picture", "card-v2", made)))[0] == 0
+    header = dict(png_chunks(made.read_bytes(), "made"))[b"IHDR"]
+    assert struct.unpack(">II", header[:8]) == PICTURE_SIZE, "a generated picture"
+    given = tmp_path / "given.png"
+    args = (*_export("no-picture", "card-v2", given), "--image", str(png))
+    assert (await personae(*args))[0] == 0
+    assert image_chunks(given.read_bytes()) == image_chunks(picture), "the --image picture"
+
+    for bad, says in [
+        (("personas", "export", "-o", str(tmp_path / "x.png")), "a definitions file is YAML"),
+        ((*_export("no-picture", "card-v2", tmp_path / "x.json"), "--image", str(png)), "PNG"),
+        ((*_export("no-picture", "card-v2", tmp_path / "y.png"), "--image", str(own)), "PNG"),
+    ]:
+        status, _, err = await personae(*bad)
+        assert status == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
+
+
+def _export(slug: str, card: str, output: Path) -> tuple[str, ...]:
+    return ("personas", "export", slug, "--format", card, "-o", str(output))
 
 
 @pytest.mark.slow

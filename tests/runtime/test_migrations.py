@@ -173,3 +173,46 @@ async def test_messages_stored_before_0009_are_numbered_within_their_session(
                 " VALUES (%s, %s, 'user', 'u', 'U', 'orphan')",
                 (uuid.uuid4(), uuid.uuid4()),
             )
+
+
+async def test_versions_imports_wrote_before_0013_are_marked_imported(empty_db: str) -> None:
+    """0013 marks what earlier imports wrote (their updates, and the first versions the
+    command line created), so that importing again still updates those personas and
+    keeps the ones a user changed since."""
+    shipped = shipped_migrations()
+    async with await psycopg.AsyncConnection.connect(empty_db, autocommit=True) as conn:
+        await migrate(conn, tuple(m for m in shipped if m.version < 13))
+        pid = uuid.uuid4()
+        await conn.execute("INSERT INTO personas (id, slug, name) VALUES (%s, 'pp', 'P')", (pid,))
+        written = [
+            (1, "created", "cli"),  # the library's import
+            (2, "imported", "cli"),  # the library's next import
+            (3, "template gentle-tutor applied", "cli"),  # the user's
+            (4, "restored version 2", "uma"),
+        ]
+        for version, reason, by in written:
+            await conn.execute(
+                "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by)"
+                " VALUES (%s, %s, '{}', %s, %s)",
+                (pid, version, reason, by),
+            )
+        other = uuid.uuid4()  # a persona a user created in the studio
+        await conn.execute("INSERT INTO personas (id, slug, name) VALUES (%s, 'oo', 'O')", (other,))
+        await conn.execute(
+            "INSERT INTO persona_versions (persona_id, version, snapshot, reason, created_by)"
+            " VALUES (%s, 1, '{}', 'created', 'uma')",
+            (other,),
+        )
+        assert await migrate(conn, shipped) == [m.name for m in shipped if m.version >= 13]
+        cur = await conn.execute(
+            "SELECT persona_id = %s, version, imported FROM persona_versions"
+            " ORDER BY persona_id = %s DESC, version",
+            (pid, pid),
+        )
+        assert await cur.fetchall() == [
+            (True, 1, True),
+            (True, 2, True),
+            (True, 3, False),
+            (True, 4, False),
+            (False, 1, False),
+        ]

@@ -5,14 +5,14 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import SettingsError
-from runtime.settings import load_settings
+from runtime.settings import default_home, load_settings
 
 
 def test_defaults_are_embedded(no_personae_env: None) -> None:
     s = load_settings()
     assert s.database_url is None and s.redis_url is None and s.qdrant_url is None
     assert (s.host, s.port) == ("127.0.0.1", 8000)
-    assert s.home == Path(".personae")
+    assert s.home == default_home()
     assert s.llm == "local"
     assert not s.auth_enabled
 

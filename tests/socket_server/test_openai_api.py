@@ -124,12 +124,12 @@ async def test_a_named_session_is_kept_apart_and_owned(oserver: Server) -> None:
         oserver, oserver.token("alice"), default_headers={"X-Personae-Session": "physics"}
     ) as alice:
         raw = await alice.chat.completions.with_raw_response.create(
-            model="tutor", messages=[{"role": "user", "content": "Hello"}]
+            model="persona/tutor", messages=[{"role": "user", "content": "Hello"}]
         )
         named = uuid.UUID(raw.headers["x-personae-session"])
     async with _client(oserver, oserver.token("alice")) as alice:
         raw = await alice.chat.completions.with_raw_response.create(
-            model="tutor", messages=[{"role": "user", "content": "Hello"}]
+            model="persona/tutor", messages=[{"role": "user", "content": "Hello"}]
         )
         derived = uuid.UUID(raw.headers["x-personae-session"])
     assert named != derived
@@ -138,7 +138,7 @@ async def test_a_named_session_is_kept_apart_and_owned(oserver: Server) -> None:
     ) as bob:
         with pytest.raises(openai.PermissionDeniedError) as refused:
             await bob.chat.completions.create(
-                model="tutor", messages=[{"role": "user", "content": "Let me in"}]
+                model="persona/tutor", messages=[{"role": "user", "content": "Let me in"}]
             )
     assert refused.value.code == "forbidden"
     assert [m.text for m in await _messages(oserver, named)] == ["Hello", REPLY]

@@ -1,6 +1,7 @@
 """Ratings of messages in PostgreSQL (``feedback``) and the settings their reasons moved
-(``feedback_actions``): one rating per user and message, replaced when given again, and
-only in the rater's own open sessions."""
+(``feedback_actions``): one rating per user and message, replaced when given again (a
+replaced rating keeps the time it was first given, so rating again never makes it count
+again), and only in the rater's own open sessions."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ SELECT m.id, %(user)s, %(rating)s, %(comment)s
   FROM messages m JOIN sessions s ON s.id = m.session_id
  WHERE m.id = %(message)s AND s.user_id = %(user)s AND s.closed_at IS NULL
 ON CONFLICT (message_id, user_id)
-DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, created_at = now()
+DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment
 RETURNING message_id, user_id, rating, comment, created_at
 """
 TAG_SQL = (
@@ -27,13 +28,16 @@ TAG_SQL = (
     " WHERE f.message_id = %s AND f.user_id = %s AND m.id = f.message_id"
     " RETURNING m.persona_id"
 )
-# negative ratings of a persona's replies with a reason, since that reason last moved
-# a setting (the ratings before a move stop counting)
-COUNT_SINCE_ACTION_SQL = (
-    "SELECT count(*) FROM feedback f JOIN messages m ON m.id = f.message_id"
-    " WHERE m.persona_id = %s AND f.reason = %s AND f.rating < 0"
+# the users who rated a persona's replies written since ``since`` (its current version)
+# negatively with a reason, first rating them after that reason last moved a setting:
+# one user counts once however many replies they rate, and ratings before a move stop
+# counting
+USERS_SINCE_ACTION_SQL = (
+    "SELECT count(DISTINCT f.user_id) FROM feedback f JOIN messages m ON m.id = f.message_id"
+    " WHERE m.persona_id = %(persona)s AND f.reason = %(reason)s AND f.rating < 0"
+    " AND m.created_at >= %(since)s"
     " AND f.created_at > coalesce((SELECT max(created_at) FROM feedback_actions"
-    "     WHERE persona_id = %s AND reason = %s), '-infinity')"
+    "     WHERE persona_id = %(persona)s AND reason = %(reason)s), '-infinity')"
 )
 RECORD_ACTION_SQL = (
     "INSERT INTO feedback_actions (persona_id, reason, version, change) VALUES (%s, %s, %s, %s)"
@@ -103,12 +107,16 @@ class FeedbackStore:
             row = await cur.fetchone()
         return None if row is None else row[0]
 
-    async def negative_since_last_action(self, persona_id: uuid.UUID, reason: str) -> int:
-        """Negative ratings of the persona's replies giving ``reason``, since that reason
-        last moved one of its settings."""
+    async def users_since_last_action(
+        self, persona_id: uuid.UUID, reason: str, since: dt.datetime | None = None
+    ) -> int:
+        """How many users rated the persona's replies (those written from ``since`` on:
+        pass its current version's time) negatively giving ``reason``, since that reason
+        last moved one of its settings; each user counts once."""
+        since = since or dt.datetime.min.replace(tzinfo=dt.UTC)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
-                COUNT_SINCE_ACTION_SQL, (persona_id, reason, persona_id, reason)
+                USERS_SINCE_ACTION_SQL, {"persona": persona_id, "reason": reason, "since": since}
             )
             counted = await cur.fetchone()
         return int(counted[0]) if counted else 0

@@ -1,9 +1,12 @@
 """Feedback that acts: a rating may carry a reason (``too_long``, ``too_formal``...);
-once ``FEEDBACK_THRESHOLD`` negative ratings of a persona's replies share a reason, the
-matching evolvable trait moves one bounded step (as drift-driven evolution does), or,
-when the persona lacks that trait, the matching style setting does. Each move is a new
-persona version whose reason says why; locked traits never move. Ratings before a move
-no longer count toward the next one."""
+once ``FEEDBACK_THRESHOLD`` distinct users have rated the current version's replies
+negatively with the same reason, the matching evolvable trait moves one bounded step
+(as drift-driven evolution does), or, when the persona lacks that trait, the matching
+style setting does. Each move is a new persona version whose reason says why; locked
+traits never move. Ratings before a move no longer count toward the next one, and
+rating a reply again does not count it again. Feedback acts with no role of its own
+(``FEEDBACK_ACTOR``, an editor but not an admin): a protected persona, which only an
+admin may change, is never moved by feedback, whoever rates."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 FEEDBACK_THRESHOLD = 3
 FEEDBACK_RATE = 0.05
 REASON_PATTERN = r"^[a-z][a-z_]{0,39}$"
-_ACTOR = Actor("feedback", is_admin=True)
+FEEDBACK_ACTOR = Actor("feedback", is_admin=False, can_edit=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +95,14 @@ async def tag_and_act(
 async def _maybe_adjust(
     feedback: FeedbackStore, personas: PersonaStore, persona_id: uuid.UUID, reason: str
 ) -> Adjustment | None:
-    count = await feedback.negative_since_last_action(persona_id, reason)
-    if count < FEEDBACK_THRESHOLD:
-        return None
     try:
         persona = await personas.get(persona_id)
     except PersonaError:
+        return None
+    if persona.protected and not FEEDBACK_ACTOR.is_admin:
+        return None  # only an admin changes a protected persona; ratings are still kept
+    count = await feedback.users_since_last_action(persona_id, reason, since=persona.updated_at)
+    if count < FEEDBACK_THRESHOLD:
         return None
     name, direction, style_field, style_step = FEEDBACK_REASONS[reason]
     change = feedback_change(persona.own_traits, reason, count, rate=FEEDBACK_RATE)
@@ -124,7 +129,7 @@ async def _maybe_adjust(
         return None
     try:
         updated = await personas.patch_settings(
-            persona.id, SettingsPatch.model_validate(patch), _ACTOR, reason=why
+            persona.id, SettingsPatch.model_validate(patch), FEEDBACK_ACTOR, reason=why
         )
     except PersonaError as exc:
         log.warning("feedback did not adjust persona %s: %s", persona.slug, exc)

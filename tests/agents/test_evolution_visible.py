@@ -102,3 +102,36 @@ async def test_repeated_negative_feedback_moves_the_matching_setting(
     assert [(f.user_id, f.reason, f.rating) for f in mine] == [("u1", "too_long", -1)]
     everyone = await list_feedback(db, user_id=None, persona_id=persona.id)
     assert len(everyone) == FEEDBACK_THRESHOLD + 1 + FEEDBACK_THRESHOLD + 1 + 1
+
+
+async def test_feedback_counts_users_not_ratings_and_never_moves_a_protected_persona(
+    db: AsyncConnectionPool[Any], store: PersonaStore
+) -> None:
+    """One user rating many replies, or the same replies again and again, is one voice;
+    and a protected persona (only an admin changes it) is never moved by feedback."""
+    plain = await store.create(definition("plain-tutor"), ADMIN)
+    guarded = await store.create(definition("guarded-tutor", protected=True), ADMIN)
+    transcripts = Transcripts(db)
+    feedback = FeedbackStore(db)
+
+    async def rate_all(p: Any, user: str, ids: list[Any]) -> list[Any]:
+        moved = []
+        for message_id in ids:
+            assert await feedback.rate(message_id, user, -1) is not None
+            moved.append(await tag_and_act(feedback, store, message_id, user, -1, "too_long"))
+        return moved
+
+    session = await transcripts.create_session("carol", [plain.id])
+    carols = await replies(transcripts, plain, session.id, FEEDBACK_THRESHOLD)
+    for _ in range(3):  # three rounds of the same three ratings
+        assert await rate_all(plain, "carol", carols) == [None] * FEEDBACK_THRESHOLD
+    assert (await store.get(plain.id)).version == 1, "one user is one voice"
+
+    for i in range(FEEDBACK_THRESHOLD + 1):
+        s = await transcripts.create_session(f"g{i}", [guarded.id])
+        assert await rate_all(guarded, f"g{i}", await replies(transcripts, guarded, s.id, 1)) == [
+            None
+        ]
+    after = await store.get(guarded.id)
+    assert (after.version, after.style.max_tokens, after.protected) == (1, 512, True)
+    assert len(await list_feedback(db, user_id=None, persona_id=guarded.id)) == 4, "still kept"

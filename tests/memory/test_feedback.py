@@ -55,13 +55,34 @@ async def test_a_reason_is_tagged_and_counted_until_it_moves_a_setting(
     assert await feedback.tag(answer.id, "alice", "too_long") == persona.id
     assert await feedback.tag(asked.id, "alice", "too_long") is None, "not a persona's reply"
     assert await feedback.tag(answer.id, "bob", "too_long") is None, "bob rated nothing"
-    assert await feedback.negative_since_last_action(persona.id, "too_long") == 1
-    assert await feedback.negative_since_last_action(persona.id, "too_formal") == 0
+    assert await feedback.users_since_last_action(persona.id, "too_long") == 1
+    assert await feedback.users_since_last_action(persona.id, "too_formal") == 0
     await feedback.record_action(persona.id, "too_long", 2, "verbosity 0.6 -> 0.55")
-    assert await feedback.negative_since_last_action(persona.id, "too_long") == 0
+    assert await feedback.users_since_last_action(persona.id, "too_long") == 0
     listed = await feedback.list(user_id="alice", persona_id=persona.id)
     assert [(r.message_id, r.persona_slug, r.reason) for r in listed] == [
         (answer.id, "test-tutor", "too_long")
     ]
     assert await feedback.list(user_id="bob") == []
     assert await feedback.list(user_id="alice", before=listed[0].created_at) == []
+
+
+async def test_a_rating_given_again_keeps_its_time_and_counts_its_user_once(
+    db: AsyncConnectionPool[Any], reply: Any
+) -> None:
+    persona, _, answer = reply
+    transcripts = Transcripts(db)
+    second, _ = await transcripts.append_persona_message(
+        answer.session_id, persona_id=persona.id, speaker="Tutor", text="Rayleigh.", reply_to=None
+    )
+    feedback = FeedbackStore(db)
+    first = await feedback.rate(answer.id, "alice", -1)
+    await feedback.rate(second.id, "alice", -1)
+    for message in (answer, second):
+        await feedback.tag(message.id, "alice", "too_long")
+    assert await feedback.users_since_last_action(persona.id, "too_long") == 1, "one user"
+    await feedback.record_action(persona.id, "too_long", 2, "verbosity 0.6 -> 0.55")
+    again = await feedback.rate(answer.id, "alice", -1, "still long")
+    assert first is not None and again is not None
+    assert again.created_at == first.created_at, "rating again is not a new rating"
+    assert await feedback.users_since_last_action(persona.id, "too_long") == 0

@@ -320,13 +320,18 @@ class _answered:
             self._task.add_done_callback(self._events.on_task_done)
 
     async def _resent(self, message: Message) -> None:
-        """A stored message sent again: its turn, if still running here, is waited for;
-        then the director reports the stored reply, or runs the turn again when there is
-        none (the first one failed, or ran on a process that stopped)."""
+        """A stored message sent again: the chat service waits for its turn running here,
+        then reports the stored reply, or answers it under the session's lock and the
+        caller's limits when there is none (see :meth:`ChatService.answer_again`)."""
         t = self._turn
-        await self._chat.wait_for_turn(message.id, _wait_s_for(self._chat))
-        await self._chat.replay(
-            t.session, message, user_name=t.user_name, events=self._events, to=[t.persona.slug]
+        await self._chat.answer_again(
+            t.principal,
+            t.session,
+            message,
+            user_name=t.user_name,
+            events=self._events,
+            to=[t.persona.slug],
+            wait_s=_wait_s_for(self._chat),
         )
 
     async def __aexit__(self, *exc: object) -> None:

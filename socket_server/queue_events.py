@@ -13,6 +13,7 @@ from agents.tracker import TraitUpdate
 from agents.types import TurnEvents
 from memory.record.transcripts import Message
 from personas import Persona
+from socket_server.errors import error_payload
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,13 @@ class QueueEvents:
             return ("failed", "timeout", f"no reply within {timeout_s:g} s")
 
     def on_task_done(self, task: asyncio.Task[Any]) -> None:
+        """A resent message's turn ended: its failure (over the caller's limits, say)
+        reaches the request as that error; an unexpected one is logged with an id."""
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            log.error("resent turn failed: %s: %s", type(exc).__name__, exc, exc_info=exc)
-            self._queue.put_nowait(("failed", "internal", "the reply failed; the message is kept"))
+            assert exc is not None
+            payload = error_payload(exc, where="a resent message's turn")
+            self._queue.put_nowait(("failed", str(payload["code"]), str(payload["message"])))
 
     def _ours(self, persona: Persona | None) -> bool:
         return persona is None or persona.id == self._persona_id

@@ -309,22 +309,49 @@ class ChatService:
         _, pending = await asyncio.wait(set(running), timeout=timeout_s)
         return not pending
 
-    async def replay(
+    async def answer_again(
         self,
+        principal: Principal,
         session: Session,
         message: Message,
         *,
         user_name: str,
         events: TurnEvents,
         to: Sequence[str] = (),
+        wait_s: float = 600.0,
     ) -> list[TurnResult]:
-        """For a user message stored before: report each persona's stored reply, or
-        answer it now where there is none (its turn failed, or ran on a process that
-        stopped). Call it once the message's running turn is over
-        (:meth:`wait_for_turn`)."""
-        return await self.services.director.respond(
-            session, message, user_name=user_name, events=events, to=to
-        )
+        """For a user message stored before and sent again (its answer was lost): wait up
+        to ``wait_s`` for the turn answering it here, then report each persona's stored
+        reply, or answer it where there is none (its turn failed, or ran on a process
+        that stopped). Answering takes one of the caller's turn slots
+        (:class:`~runtime.infra.ratelimit.RateLimited` past its limits) and runs in the
+        session's order, under its lock: of parallel resends, the first answers and the
+        others find its reply, so nothing is stored or remembered twice."""
+        await self.wait_for_turn(message.id, wait_s)
+        director = self.services.director
+        if not await self._unanswered(session, message, to):
+            return await director.respond(
+                session, message, user_name=user_name, events=events, to=to
+            )
+        held = await self.limiter.admit(principal.user_id)
+        try:
+            async with self._order.turn(session.id):
+                return await director.respond(
+                    session, message, user_name=user_name, events=events, to=to
+                )
+        finally:
+            await self.limiter.release_turn(principal.user_id, held)
+
+    async def _unanswered(self, session: Session, message: Message, to: Sequence[str]) -> bool:
+        """Whether one of the personas ``to`` names (or, naming none, of the session's)
+        has no stored reply to ``message``."""
+        transcripts = self.services.memory.transcripts
+        for persona in await self.services.director.participants(session):
+            if to and persona.slug not in to:
+                continue
+            if await transcripts.reply_to(message.id, persona.id) is None:
+                return True
+        return False
 
     async def _turns(
         self,

@@ -79,7 +79,9 @@ async def test_a_resent_message_waits_for_its_turn_then_replays_the_stored_reply
     assert await chat.wait_for_turn(sent.message.id, 30)
     assert await chat.wait_for_turn(uuid.uuid4(), 0), "no turn runs for an unknown message"
     assert model.calls == 1
-    replayed = await chat.replay(session, sent.message, user_name="Alice", events=NullEvents())
+    replayed = await chat.answer_again(
+        ALICE, session, sent.message, user_name="Alice", events=NullEvents()
+    )
     assert [r.status for r in replayed] == ["complete"]
     assert model.calls == 1, "the stored reply, not a new one"
     stored = (await chat.services.memory.transcripts.history(session.id)).items

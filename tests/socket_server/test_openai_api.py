@@ -3,6 +3,7 @@ server (fake model and embedder)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,6 +13,7 @@ import openai
 import pytest
 
 from agents.fake_llm import FakeStreamingChatModel
+from memory import MemoryFilter
 from personas import Actor
 from runtime.infra.auth import mint_token
 from tests.personas.factory import definition
@@ -256,3 +258,48 @@ async def test_unknown_paths_and_methods_answer_in_openai_shape(oserver: Server)
                 assert set(body["error"]) == {"message", "type", "param", "code"}, body
                 if status == 405:
                     assert "GET" in response.headers["Allow"]
+
+
+async def test_parallel_resends_of_an_unanswered_message_answer_it_once(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    """A message stored but never answered (its server was killed mid-turn), then sent
+    again by eight parallel requests: one turn runs, under the session's lock and the
+    caller's limits; the others report its reply or are refused with 429."""
+    model = FakeStreamingChatModel(reply=REPLY, token_delay_s=0.01)
+    server = await start_server(model=model, max_concurrent_turns=3)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    async with _client(server, server.token("alice")) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="persona/tutor", messages=[{"role": "user", "content": "Hello"}]
+        )
+    session_id = uuid.UUID(raw.headers["x-personae-session"])
+    transcripts = server.services.memory.transcripts
+    crashed, _ = await transcripts.store_user_message(
+        session_id, user_id="alice", speaker="alice", text="What is light?", client_msg_id="v1k:k1"
+    )
+    tutor = await server.services.personas.get("tutor")
+
+    async def memories() -> int:
+        where = MemoryFilter(persona_id=str(tutor.id), session_id=str(session_id))
+        return len((await server.services.memory.list(where, limit=100)).records)
+
+    memories_before = await memories()
+    headers = {"Idempotency-Key": "k1", "X-Personae-Session": str(session_id)}
+    async with _client(server, server.token("alice"), default_headers=headers) as client:
+
+        async def resend() -> str:
+            try:
+                done = await client.chat.completions.create(
+                    model="persona/tutor", messages=[{"role": "user", "content": "What is light?"}]
+                )
+            except openai.RateLimitError:
+                return "429"
+            return done.choices[0].message.content or ""
+
+        answers = await asyncio.gather(*(resend() for _ in range(8)))
+    assert REPLY in answers and set(answers) <= {REPLY, "429"}
+    assert model.calls == 2, "the first message's turn and one for the resent one"
+    stored = await _messages(server, session_id)
+    assert [m.reply_to for m in stored if m.role == "persona"].count(crashed.id) == 1
+    assert await memories() - memories_before == 2, "the exchange remembered once"

@@ -10,7 +10,8 @@ events in OpenAI's chunk format ending ``data: [DONE]``, or as one JSON completi
 Who: the bearer token is a Personae JWT (with no secret configured every caller is the
 local admin, who may name the user with the request's ``user``). Where: the session
 named by the ``X-Personae-Session`` header (a UUID, or any other name, mapped to a UUID
-per user and persona), else one session per user and persona. What is stored: only the
+per user and persona by a digest keyed with the server's secret, so that no one can
+compute another user's), else one session per user and persona. What is stored: only the
 request's last message, the user's; its id is derived from the conversation up to it,
 so a client that resends the whole history stores each message once. Parameters are
 checked by type and range as OpenAI checks them (:mod:`socket_server.openai_params`).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -37,6 +39,7 @@ from agents.turn.respond import COMPLETION_TOKENS, PROMPT_TOKENS
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
 from runtime.infra.auth import Principal
+from runtime.settings import Settings
 from runtime.usecases.chat import ChatService
 from runtime.views import (
     ChatCompletion,
@@ -69,7 +72,6 @@ from socket_server.routes import Route
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "X-Personae-Session"
-_SESSION_NAMESPACE = uuid.UUID("4b0e2f6e-9d1c-4f63-8d55-2a7c1e9b3f40")
 _EVENT_GRACE_S = 30.0  # beyond the model's own timeout, for the turn's other steps
 
 # a Personae error code -> (HTTP status, OpenAI error type)
@@ -285,12 +287,25 @@ async def _session(request: web.Request, principal: Principal, persona: Persona)
     try:
         session_id = uuid.UUID(named)
     except ValueError:
-        session_id = uuid.uuid5(
-            _SESSION_NAMESPACE, "\x1f".join((principal.user_id, str(persona.id), named))
+        session_id = session_id_for(
+            request.config_dict[SERVICES].settings, principal.user_id, persona.id, named
         )
     return await request.config_dict[CHAT].open_session(
         principal, persona, session_id=session_id, title=f"{persona.name} (OpenAI API)"
     )
+
+
+def session_id_for(settings: Settings, user_id: str, persona_id: uuid.UUID, name: str) -> uuid.UUID:
+    """The session a user's name (or no name) maps to for a persona: a keyed digest
+    (HMAC-SHA256 under a key derived from the server's secret) of the user, persona and
+    name, so nobody without the secret can compute another user's session id and take
+    it first. With no secret every caller is the local admin, and a fixed key is used."""
+    secret = settings.auth_secret
+    base = secret.get_secret_value().encode() if secret is not None else b"personae-local"
+    key = hmac.new(base, b"personae /v1 session names", hashlib.sha256).digest()
+    said = "\x1f".join((user_id, str(persona_id), name)).encode("utf-8", "surrogatepass")
+    digest = hmac.new(key, said, hashlib.sha256).digest()
+    return uuid.UUID(bytes=digest[:16], version=4)
 
 
 class _answered:

@@ -114,11 +114,12 @@ class ChatService:
         self, principal: Principal, persona: Persona, *, session_id: uuid.UUID, title: str = ""
     ) -> Session:
         """The caller's session ``session_id``, created with ``persona`` when there is
-        none yet (a parallel request creating it too gets the same one); it must include
-        ``persona``."""
+        none yet (a parallel request creating it too gets the same one; a new one counts
+        against the caller's sessions per minute); it must include ``persona``."""
         try:
             session = await self.session_for(principal, session_id)
         except SessionNotFound:
+            await self.limiter.admit_session(principal.user_id)  # as start_session does
             try:
                 session = await self.services.memory.transcripts.create_session(
                     principal.user_id, [persona.id], session_id=session_id, title=title

@@ -303,3 +303,51 @@ async def test_parallel_resends_of_an_unanswered_message_answer_it_once(
     stored = await _messages(server, session_id)
     assert [m.reply_to for m in stored if m.role == "persona"].count(crashed.id) == 1
     assert await memories() - memories_before == 2, "the exchange remembered once"
+
+
+async def test_another_users_session_id_cannot_be_computed_and_taken_first(
+    oserver: Server,
+) -> None:
+    """Bob computes the id Dave's default session had (a digest of public values) and
+    takes it; Dave's own calls are not refused: his id is keyed with the secret."""
+    tutor = await oserver.services.personas.get("tutor")
+    for name in ("", "physics"):
+        guessed = uuid.uuid5(
+            uuid.UUID("4b0e2f6e-9d1c-4f63-8d55-2a7c1e9b3f40"), f"dave\x1f{tutor.id}\x1f{name}"
+        )
+        async with _client(
+            oserver, oserver.token("bob"), default_headers={"X-Personae-Session": str(guessed)}
+        ) as bob:
+            await bob.chat.completions.create(
+                model="persona/tutor", messages=[{"role": "user", "content": "Squat"}]
+            )
+        headers = {"X-Personae-Session": name} if name else {}
+        async with _client(oserver, oserver.token("dave"), default_headers=headers) as dave:
+            raw = await dave.chat.completions.with_raw_response.create(
+                model="persona/tutor", messages=[{"role": "user", "content": "Mine"}]
+            )
+        session = await oserver.services.memory.transcripts.get_session(
+            uuid.UUID(raw.headers["x-personae-session"])
+        )
+        assert session.user_id == "dave" and session.id != guessed
+
+
+async def test_v1_sessions_count_against_the_sessions_per_minute(
+    start_server: Callable[..., Awaitable[Server]],
+) -> None:
+    server = await start_server(model=FakeStreamingChatModel(reply=REPLY), sessions_per_minute=3)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    refused = 0
+    async with _client(server, server.token("erin")) as client:
+        for i in range(6):
+            try:
+                await client.with_options(
+                    default_headers={"X-Personae-Session": f"topic {i}"}
+                ).chat.completions.create(
+                    model="persona/tutor", messages=[{"role": "user", "content": "Hi"}]
+                )
+            except openai.RateLimitError as exc:
+                assert exc.code == "rate_limited"
+                refused += 1
+    assert refused == 3
+    assert len(await server.services.memory.transcripts.list_sessions("erin")) == 3

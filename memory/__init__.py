@@ -29,6 +29,7 @@ from memory.types import (
     ScoredMemory,
     SpeakerRole,
     Vector,
+    check_name,
 )
 from memory.vector.edge import EdgeMemoryIndex
 from memory.vector.embedder import (
@@ -90,6 +91,7 @@ __all__ = [
     "Vector",
     "VectorCache",
     "VectorIndex",
+    "check_name",
     "document_terms",
     "heuristic_importance",
     "make_embedder",

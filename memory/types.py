@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,27 @@ Matrix: TypeAlias = npt.NDArray[np.float32]
 """Several dense embeddings, shape ``(n, dim)``."""
 
 SPEAKER_ROLES: tuple[SpeakerRole, ...] = get_args(SpeakerRole)
+MAX_SPEAKER_NAME = 60
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def check_name(value: str, what: str = "name", *, max_chars: int = MAX_SPEAKER_NAME) -> str:
+    """A speaker's name as every interface takes it (a socket's ``auth.name``, a ``/v1``
+    message's ``name``, an imported memory's ``speaker``, the chat service's
+    ``user_name``): stripped, at most ``max_chars`` characters, one line with no control
+    characters, line or paragraph separators or lone surrogates, since it is stored and
+    written into prompts as a line's label. Raises ``ValueError`` naming ``what``."""
+    name = value.strip()
+    if not name:
+        raise ValueError(f"{what}: must not be blank")
+    if len(name) > max_chars:
+        raise ValueError(f"{what}: longer than {max_chars} characters")
+    bad = _NOT_IN_NAMES.search(name)
+    if bad is not None:
+        raise ValueError(f"{what}: must be one line of text (U+{ord(bad.group()):04X} not allowed)")
+    return name
+
+
 MEMORY_KINDS: tuple[MemoryKind, ...] = get_args(MemoryKind)
 
 

@@ -36,9 +36,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.prompt import estimate_tokens
 from agents.turn.respond import COMPLETION_TOKENS, PROMPT_TOKENS
+from memory import check_name
 from memory.record.transcripts import Message, Session
 from personas import Persona, PersonaNotFound
-from runtime.infra.auth import Principal
+from runtime.infra.auth import Principal, speaker_name
 from runtime.settings import Settings
 from runtime.usecases.chat import ChatService
 from runtime.views import (
@@ -246,10 +247,14 @@ async def _resolve(request: web.Request, principal: Principal, body: CompletionR
     text = last.text()
     if not text.strip():
         raise ClientError("invalid_payload", "messages: the user's last message has no text")
+    name = speaker_name(principal.user_id)
+    if last.name is not None and last.name.strip():
+        try:
+            name = check_name(last.name, "name")
+        except ValueError as exc:
+            param = f"messages[{len(body.messages) - 1}].name"
+            raise InvalidParameter(param, str(exc)) from None
     session = await _session(request, principal, persona)
-    name = (last.name or "").strip() or (
-        principal.user_id if principal.user_id != "local" else "You"
-    )
     return _Turn(
         principal=principal,
         user_name=name,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from memory import check_name
 
 Key = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Policy = Literal["mention", "round_robin", "all", "selector", "autonomous"]
@@ -32,30 +33,17 @@ def find_nul(value: object, path: str = "payload", depth: int = 0) -> str | None
     return None
 
 
-MAX_NAME = 60
-_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-
-
 def display_name(value: object) -> str | None:
     """``auth.name`` checked: None when absent or blank (the default name is used), else
-    at most 60 characters with no control characters, line or paragraph separators or
-    lone surrogates (a name is stored and put into prompts as one line). Raises
-    ``ValueError`` (``TypeError``: not a string) naming what is wrong."""
+    a speaker's name as :func:`memory.check_name` takes it. Raises ``ValueError``
+    (``TypeError``: not a string) naming what is wrong."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise TypeError("auth.name: expected a string")
-    name = value.strip()
-    if not name:
+    if not value.strip():
         return None
-    if len(name) > MAX_NAME:
-        raise ValueError(f"auth.name: longer than {MAX_NAME} characters")
-    bad = _NOT_IN_NAMES.search(name)
-    if bad is not None:
-        raise ValueError(
-            f"auth.name: must be one line of text (U+{ord(bad.group()):04X} not allowed)"
-        )
-    return name
+    return check_name(value, "auth.name")
 
 
 class Payload(BaseModel):

@@ -26,7 +26,7 @@ from pydantic import (
 )
 from tqdm import tqdm
 
-from memory import MemoryFilter, MemoryRecord, ScoredMemory
+from memory import MemoryFilter, MemoryRecord, ScoredMemory, check_name
 from memory.service import MemoryService, NewMemory
 from memory.types import SpeakerRole
 from runtime.cli.args import (
@@ -74,6 +74,11 @@ class ImportLine(_Line):
     id: str | None = Field(default=None, min_length=1, max_length=200)
     kind: str = Field(default="turn", pattern="^(turn|fact|summary|reflection)$")
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("speaker")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        return None if value is None else check_name(value, "speaker", max_chars=120)
 
     @model_validator(mode="after")
     def _someone_spoke(self) -> ImportLine:

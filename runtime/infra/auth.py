@@ -12,6 +12,7 @@ from typing import Literal
 
 import jwt
 
+from memory import check_name
 from personas import Actor
 from runtime.errors import RuntimeLayerError
 
@@ -19,6 +20,7 @@ Role = Literal["user", "editor", "admin"]
 ROLES: tuple[str, ...] = ("user", "editor", "admin")
 ALGORITHM = "HS256"
 LOCAL_USER = "local"
+MAX_USER_ID = 128
 
 
 class AuthError(RuntimeLayerError):
@@ -60,8 +62,8 @@ def speaker_name(user_id: str) -> str:
 
 def mint_token(secret: str, user_id: str, role: Role = "user", *, ttl_s: int = 86_400) -> str:
     """A signed token for ``user_id`` valid for ``ttl_s`` seconds."""
-    if not user_id or len(user_id) > 128:
-        raise AuthError("user id must be 1..128 characters")
+    if not _user_id_ok(user_id):
+        raise AuthError("user id must be 1..128 characters of one line")
     if role not in ROLES:
         raise AuthError(f"unknown role {role!r}")
     now = dt.datetime.now(dt.UTC)
@@ -85,7 +87,7 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
     except jwt.PyJWTError:
         raise AuthError("invalid token") from None
     user_id, role = claims.get("sub"), claims.get("role", "user")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 128:
+    if not isinstance(user_id, str) or not _user_id_ok(user_id):
         raise AuthError("invalid token")
     if role not in ROLES:
         raise AuthError("invalid token")
@@ -93,3 +95,12 @@ def verify_token(secret: str | None, token: str | None) -> Principal:
     if not isinstance(expires, int | float) or isinstance(expires, bool):
         raise AuthError("invalid token")
     return Principal(user_id, role, float(expires))
+
+
+def _user_id_ok(user_id: str) -> bool:
+    """A user id names its user where they gave no name (:func:`speaker_name`), so it is
+    a speaker's name too: 1..128 characters of one line."""
+    try:
+        return check_name(user_id, "user id", max_chars=MAX_USER_ID) == user_id
+    except ValueError:
+        return False

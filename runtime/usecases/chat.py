@@ -18,11 +18,18 @@ from typing import Any
 
 from agents.director import POLICIES
 from agents.types import TurnEvents, TurnResult
-from memory import MemoryPage, MemoryRecord, ScoredMemory, SessionExists, SessionNotFound
+from memory import (
+    MemoryPage,
+    MemoryRecord,
+    ScoredMemory,
+    SessionExists,
+    SessionNotFound,
+    check_name,
+)
 from memory.record.transcripts import Message, MessagePage, Session
 from personas import Persona
 from runtime.errors import ChatError
-from runtime.infra.auth import Principal
+from runtime.infra.auth import MAX_USER_ID, Principal
 from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import RateLimited, RateLimiter
 from runtime.infra.turn_order import Interrupts, SessionOrder
@@ -193,6 +200,7 @@ class ChatService:
         before any turn starts (the transport joins its room there)."""
         if not self.accepting:
             raise ChatError("shutting_down", "the server is shutting down; retry on another")
+        user_name = _speaker(user_name)
         limit = self.services.settings.max_message_chars
         if len(text) > limit:
             raise ChatError("text_too_long", f"text: longer than {limit} characters")
@@ -252,6 +260,7 @@ class ChatService:
         the session's other turns, like a send."""
         if not self.accepting:
             raise ChatError("shutting_down", "the server is shutting down; retry on another")
+        user_name = _speaker(user_name)
         session = await self.session_for(principal, session_id)
         message = await self.services.memory.transcripts.message(session_id, message_id)
         if message is None or message.role != "user":
@@ -280,6 +289,7 @@ class ChatService:
         """Answer the user messages among ``recent`` that no persona has answered (a
         failed or never-run turn), oldest first, like :meth:`retry`; returns how many.
         Stops quietly at the caller's rate limit."""
+        user_name = _speaker(user_name)
         answered = {m.reply_to for m in recent if m.reply_to is not None}
         pending = [m for m in recent if m.role == "user" and m.id not in answered]
         started = 0
@@ -328,6 +338,7 @@ class ChatService:
         (:class:`~runtime.infra.ratelimit.RateLimited` past its limits) and runs in the
         session's order, under its lock: of parallel resends, the first answers and the
         others find its reply, so nothing is stored or remembered twice."""
+        user_name = _speaker(user_name)
         await self.wait_for_turn(message.id, wait_s)
         director = self.services.director
         if not await self._unanswered(session, message, to):
@@ -506,6 +517,16 @@ class ChatService:
         self, principal: Principal, persona: str, memory_id: uuid.UUID, pinned: bool, **kw: Any
     ) -> MemoryRecord:
         return await self.inspection.pin_memory(principal, persona, memory_id, pinned, **kw)
+
+
+def _speaker(user_name: str) -> str:
+    """The caller's name as the transcript and the prompts take it, checked here for
+    every interface (:func:`memory.check_name`): one line, bounded (a user id, the name
+    of a user who gave none, may be as long as ``MAX_USER_ID``)."""
+    try:
+        return check_name(user_name, "name", max_chars=MAX_USER_ID)
+    except ValueError as exc:
+        raise ChatError("invalid_payload", str(exc)) from None
 
 
 def _all_complete(results: Sequence[TurnResult]) -> bool:

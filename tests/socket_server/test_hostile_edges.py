@@ -17,7 +17,8 @@ import pytest
 import socketio
 
 from personas import Actor
-from socket_server.keys import METRICS, SIO
+from agents.types import NullEvents
+from socket_server.keys import CHAT, METRICS, SIO
 from tests.personas.factory import definition
 from tests.socket_server import hostile_corpus as hc
 from tests.socket_server.conftest import Client, Server
@@ -230,6 +231,47 @@ async def test_responses_do_not_name_the_server_software(server: Server) -> None
 
 
 # ---- display names and token expiry -------------------------------------------------------
+
+
+async def test_names_are_checked_alike_on_every_interface(server: Server) -> None:
+    """A name that forges a prompt line is refused on /v1 (``messages[].name``) as on a
+    socket, and by the chat service itself, whichever transport calls it."""
+    from runtime.errors import ChatError
+    from runtime.infra.auth import Principal
+
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    headers = {"Authorization": f"Bearer {server.token(hc.BOB)}"}
+    problems = []
+    async with aiohttp.ClientSession() as http:
+        for name in hc.BAD_NAMES:
+            body = {
+                "model": "persona/tutor",
+                "messages": [{"role": "user", "content": "Hello", "name": name}],
+            }
+            async with http.post(
+                server.url + "/v1/chat/completions",
+                data=json.dumps(body),
+                headers={**headers, "Content-Type": "application/json"},
+            ) as response:
+                said = await response.json()
+                if response.status != 400 or said["error"]["code"] != "invalid_payload":
+                    problems.append(f"{name[:20]!r}: {response.status} {said}")
+    assert not problems, problems
+    assert await server.services.memory.transcripts.list_sessions(hc.BOB) == []
+    chat = server.app[CHAT]
+    session, _ = await chat.start_session(Principal(hc.BOB, "user"), ["tutor"])
+    for name in [*(n for n in hc.BAD_NAMES if len(n) < 61), "n" * 129]:
+        with pytest.raises(ChatError) as refused:
+            await chat.send(
+                Principal(hc.BOB, "user"),
+                user_name=name,
+                session_id=session.id,
+                text="Hello",
+                client_msg_id=f"n-{uuid.uuid4().hex}",
+                events=NullEvents(),
+            )
+        assert refused.value.code == "invalid_payload"
+    assert (await server.services.memory.transcripts.history(session.id)).items == ()
 
 
 async def test_display_names_that_break_storage_or_prompts_are_refused(

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import socketio
 
-from personas import Actor
 from agents.types import NullEvents
+from personas import Actor
 from socket_server.keys import CHAT, METRICS, SIO
 from tests.personas.factory import definition
 from tests.socket_server import hostile_corpus as hc

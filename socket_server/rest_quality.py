@@ -62,7 +62,9 @@ class SessionChannelBody(Body):
 async def persona_quality(request: web.Request) -> web.Response:
     services = request.config_dict[SERVICES]
     persona = await services.personas.get(path_key(request))
-    return json_view(PersonaQuality.of(await quality.quality(services, persona)))
+    return json_view(
+        PersonaQuality.of(await quality.quality(services, persona, principal(request)))
+    )
 
 
 async def persona_analytics(request: web.Request) -> web.Response:
@@ -75,7 +77,11 @@ async def persona_analytics(request: web.Request) -> web.Response:
         raise ClientError("invalid_payload", "from: must not be after to")
     if (until - since).days >= MAX_DAYS:
         raise ClientError("invalid_payload", f"from/to: at most {MAX_DAYS} days at once")
-    return json_view(PersonaAnalytics.of(await quality.analytics(services, persona, since, until)))
+    return json_view(
+        PersonaAnalytics.of(
+            await quality.analytics(services, persona, since, until, principal(request))
+        )
+    )
 
 
 async def feedback(request: web.Request) -> web.Response:
@@ -120,20 +126,21 @@ ROUTES: tuple[Route, ...] = (
         "/personas/{key}/quality",
         persona_quality,
         "Consistency, linguistic match, channel compliance and satisfaction (0-100) with "
-        "the numbers behind them, and the weakest part",
+        "the numbers behind them, and the weakest part (editors and admins)",
         "studio",
         response=PersonaQuality,
-        errors=(404,),
+        errors=(403, 404),
     ),
     Route(
         "GET",
         "/personas/{key}/analytics",
         persona_analytics,
-        "Per day: turns, users, sessions, feedback, first-token and turn latency, drift",
+        "Per day: turns, users, sessions, feedback, first-token and turn latency, drift "
+        "(editors and admins)",
         "studio",
         response=PersonaAnalytics,
         query=AnalyticsQuery,
-        errors=(404,),
+        errors=(403, 404),
     ),
     Route(
         "GET",

@@ -1,6 +1,8 @@
 """How well a persona holds up: quality (consistency, linguistic match, channel
 compliance, user satisfaction, each 0-100 with the numbers behind it) and analytics per
-day (turns, users, sessions, feedback, latency percentiles, drift)."""
+day (turns, users, sessions, feedback, latency percentiles, drift). Both are built from
+every user's chats and ratings, so only an editor or an admin may read them (as only an
+admin reads a persona's persona-wide trait profile)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Any
 from agents.traits.fingerprint import FingerprintError, fingerprint
 from personas import Persona
 from personas.replies import channel_stats
+from runtime.errors import ChatError
+from runtime.infra.auth import Principal
 from runtime.services import Services
 
 REPLIES_MEASURED = 200
@@ -39,7 +43,15 @@ _NEXT = {
 }
 
 
-async def quality(services: Services, persona: Persona) -> dict[str, Any]:
+def _may_read_persona_wide(who: Principal, what: str) -> None:
+    if not who.is_editor:
+        raise ChatError(
+            "forbidden", f"a persona's {what} comes from every user's chats: editors and admins"
+        )
+
+
+async def quality(services: Services, persona: Persona, who: Principal) -> dict[str, Any]:
+    _may_read_persona_wide(who, "quality")
     parts: dict[str, dict[str, Any] | None] = {
         "consistency": await _consistency(services, persona),
         "linguistic_match": await _linguistic_match(services, persona),
@@ -156,9 +168,10 @@ async def _satisfaction(services: Services, persona: Persona) -> dict[str, Any] 
 
 
 async def analytics(
-    services: Services, persona: Persona, since: dt.date, until: dt.date
+    services: Services, persona: Persona, since: dt.date, until: dt.date, who: Principal
 ) -> dict[str, Any]:
     """Per day from ``since`` to ``until`` (inclusive), in UTC."""
+    _may_read_persona_wide(who, "analytics")
     daily = await services.analytics.daily(persona.id, since, until)
     days = []
     day = since

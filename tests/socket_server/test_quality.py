@@ -84,7 +84,7 @@ async def test_a_session_channel_shapes_the_prompt_and_is_checked(server: Server
     await turns(server, "alice", session.id, 2)
 
     async def checked() -> Any:
-        body = (await api("GET", "/api/personas/tutor/quality")).body
+        body = (await api("GET", "/api/personas/tutor/quality", role="editor")).body
         part = body["parts"]["channel_compliance"]
         return body if part and part["replies"] == 2 else None
 
@@ -115,7 +115,7 @@ def test_channel_checks_measure_length_and_structure() -> None:
 
 async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
     persona = await server.services.personas.create(definition("tutor", traits=STYLE), ADMIN)
-    empty = (await api("GET", "/api/personas/tutor/quality")).body
+    empty = (await api("GET", "/api/personas/tutor/quality", role="editor")).body
     assert empty["overall"] is None and empty["weakest"] is None
     chat = server.app[CHAT]
     alice, _ = await chat.start_session(Principal("alice", "user"), ["tutor"])
@@ -147,7 +147,7 @@ async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
     assert {f["user_id"] for f in everyone} == {"alice", "bob"}
 
     async def folded() -> Any:
-        body = (await api("GET", "/api/personas/tutor/quality")).body
+        body = (await api("GET", "/api/personas/tutor/quality", role="editor")).body
         return body if body["parts"]["consistency"] else None
 
     quality = await eventually(folded)
@@ -159,7 +159,7 @@ async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
 
     today = dt.datetime.now(dt.UTC).date()
     since = (today - dt.timedelta(days=2)).isoformat()
-    analytics = await api("GET", f"/api/personas/tutor/analytics?from={since}")
+    analytics = await api("GET", f"/api/personas/tutor/analytics?from={since}", role="editor")
     assert analytics.status == 200
     days = analytics.body["days"]
     assert [d["day"] for d in days][-1] == today.isoformat() and len(days) == 3
@@ -167,12 +167,23 @@ async def test_quality_analytics_and_feedback(server: Server, api: Api) -> None:
     assert (days[-1]["feedback_up"], days[-1]["feedback_down"]) == (1, 3)
     assert days[-1]["first_token_ms"]["p50"] <= days[-1]["first_token_ms"]["p95"]
     assert days[0]["turns"] == 0 and days[0]["first_token_ms"] is None
-    backwards = await api("GET", f"/api/personas/tutor/analytics?from={today}&to={since}")
+    backwards = await api(
+        "GET", f"/api/personas/tutor/analytics?from={today}&to={since}", role="editor"
+    )
     assert (backwards.status, error_code(backwards)) == (400, "invalid_payload")
+
+    # both come from every user's chats and ratings: a plain user reads neither
+    for path in ("/api/personas/tutor/quality", "/api/personas/tutor/analytics"):
+        refused = await api("GET", path, user="newcomer")
+        assert (refused.status, error_code(refused)) == (403, "forbidden"), path
+        assert "drift" not in str(refused.body) and "too_long" not in str(refused.body)
 
     doc = (await api("GET", "/api/openapi.json", user=None)).body
     for template, reply in (
-        ("/api/personas/{key}/quality", (await api("GET", "/api/personas/tutor/quality"))),
+        (
+            "/api/personas/{key}/quality",
+            (await api("GET", "/api/personas/tutor/quality", role="editor")),
+        ),
         ("/api/personas/{key}/analytics", analytics),
         ("/api/feedback", (await api("GET", "/api/feedback"))),
     ):

@@ -168,6 +168,20 @@ class Settings(BaseSettings):
         description="rejoining a session answers its recent user messages that have no reply",
     )
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=600)
+    idle_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3_600,
+        description="time an HTTP connection may stay without a whole request (from its "
+        "start, and between requests) before it is closed",
+    )
+    max_connections_per_client: int = Field(
+        default=2_000,
+        ge=1,
+        le=1_000_000,
+        description="connections one client address may hold open on a process; more are "
+        "closed at once",
+    )
     body_timeout_s: float = Field(
         default=10.0,
         gt=0,

@@ -203,13 +203,10 @@ async def _serve_resolved(settings: Settings, overrides: Overrides | None) -> No
 async def serve(app: web.Application, settings: Settings) -> None:
     """Serve ``app`` until SIGINT/SIGTERM: stop taking turns, let running ones finish
     within the grace period, then close every connection and service."""
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=5.0, access_log_class=edge.ACCESS_LOGGER
-    )
-    await runner.setup()
     # a worker shares the port with its siblings; the kernel spreads connections
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=settings.worker is not None)
-    await site.start()
+    runner = await start_site(
+        app, settings, settings.host, settings.port, reuse_port=settings.worker is not None
+    )
     if not settings.auth_enabled:
         log.warning(
             "no PERSONAE_AUTH_SECRET set: every client is a local admin; "
@@ -234,6 +231,31 @@ async def serve(app: web.Application, settings: Settings) -> None:
         if left:
             log.warning("cancelled %d turn(s) still running after the grace period", left)
         await runner.cleanup()
+
+
+async def start_site(
+    app: web.Application,
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    reuse_port: bool = False,
+    shutdown_timeout: float = 5.0,
+) -> web.AppRunner:
+    """Set ``app`` up and serve it on ``host:port`` with the connection limits
+    (:class:`~socket_server.edge.ConnectionGuard`: ``PERSONAE_IDLE_TIMEOUT_S``,
+    ``PERSONAE_MAX_CONNECTIONS_PER_CLIENT``); returns the runner to clean up."""
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout,
+        **edge.runner_options(settings.idle_timeout_s),
+    )
+    await runner.setup()
+    assert runner.server is not None
+    edge.ConnectionGuard(settings.max_connections_per_client, app[METRICS]).install(runner.server)
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    return runner
 
 
 async def _stop_when_orphaned(stop: asyncio.Event) -> None:

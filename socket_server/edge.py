@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -70,7 +72,9 @@ def origin_middleware(
     """Refuse a foreign ``Origin`` on Socket.IO (every transport, before the handshake)
     and on state-changing REST calls, with 403; answer CORS for ``allowed`` origins only
     (same-origin needs none). With ``hosts`` (no secret set), refuse every request whose
-    ``Host`` is not localhost, an IP address or one of ``hosts`` (DNS rebinding)."""
+    ``Host`` is not localhost, an IP address or one of ``hosts`` (DNS rebinding), and a
+    state-changing ``/api`` or ``/v1`` request with neither ``Origin`` nor
+    ``Authorization``."""
 
     @web.middleware
     async def check_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -87,6 +91,22 @@ def origin_middleware(
             )
         origin = request.headers.get("Origin")
         if origin is None:
+            if hosts is not None and _needs_a_sender(request):
+                metrics.origins_refused.inc()
+                log.warning(
+                    "refused %s %s with neither Origin nor Authorization",
+                    request.method,
+                    request.path,
+                )
+                return web.json_response(
+                    {
+                        "error": {
+                            "code": "forbidden",
+                            "message": "a change needs an Origin or an Authorization header",
+                        }
+                    },
+                    status=403,
+                )
             return await handler(request)
         origin = origin.strip().lower()
         extra = origin in allowed
@@ -112,6 +132,19 @@ def origin_middleware(
         return response
 
     return check_origin
+
+
+def _needs_a_sender(request: web.Request) -> bool:
+    """Whether a request changes state through ``/api`` or ``/v1`` and says neither where
+    it comes from (``Origin``: a browser sends one with every such request, so a page
+    cannot leave it out) nor whom it acts for (``Authorization``: a page of another site
+    cannot add one without CORS, which it is not given). With no secret, the server
+    takes only those (programs pass any bearer token)."""
+    return (
+        request.method in _UNSAFE
+        and request.path.startswith(("/api/", "/v1/"))
+        and "Authorization" not in request.headers
+    )
 
 
 def polling_guard(max_bytes: int, timeout_s: float, metrics: Metrics) -> Middleware:
@@ -168,8 +201,87 @@ def _cors(origin: str, *, preflight: bool) -> dict[str, str]:
 
 
 async def hide_server_version(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: name the server without its Python and aiohttp versions."""
+    """``on_response_prepare``: name the server without its Python and aiohttp versions,
+    and let no other site frame its pages (with no secret the page is the local admin's:
+    a framing page could lead its clicks)."""
     response.headers["Server"] = SERVER_NAME
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+class ConnectionGuard:
+    """Limits on connections before any request is read, on a server's own copy of
+    aiohttp's ``Server`` (:meth:`install`): at most ``per_client`` open connections per
+    client address (one more is closed at once, counted and logged once a minute per
+    address), so one client cannot take every file descriptor and starve the others;
+    a connection silent for the idle timeout is closed by aiohttp's keep-alive timer,
+    which the runner arms from the connection's start (:func:`runner_options`)."""
+
+    def __init__(self, per_client: int, metrics: Metrics) -> None:
+        self.per_client = per_client
+        self._metrics = metrics
+        self._open: dict[str, int] = {}
+        self._counted: dict[int, str] = {}  # id(handler) -> address
+        self._warned: dict[str, float] = {}
+
+    def install(self, server: web.Server) -> None:
+        made, lost = server.connection_made, server.connection_lost
+
+        def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+            made(handler, transport)
+            self._made(handler, transport)
+
+        def connection_lost(handler: Any, exc: BaseException | None) -> None:
+            self._lost(handler)
+            lost(handler, exc)
+
+        server.connection_made = connection_made  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    def open_from(self, address: str) -> int:
+        return self._open.get(address, 0)
+
+    def _made(self, handler: object, transport: asyncio.Transport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unix"
+        count = self._open.get(address, 0)
+        self._open[address] = count + 1
+        self._counted[id(handler)] = address
+        if count >= self.per_client:
+            self._metrics.connections_refused.inc()
+            now = time.monotonic()
+            if now - self._warned.get(address, -60.0) >= 60.0:
+                self._warned[address] = now
+                log.warning(
+                    "closing connections from %s: more than %d open "
+                    "(PERSONAE_MAX_CONNECTIONS_PER_CLIENT)",
+                    address,
+                    self.per_client,
+                )
+            # closed the way aiohttp closes an idle connection, once its handler waits
+            # for a request (the handler starts on the next turn of the loop)
+            force_close = getattr(handler, "force_close", transport.abort)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, force_close)
+
+    def _lost(self, handler: object) -> None:
+        address = self._counted.pop(id(handler), None)
+        if address is None:
+            return
+        left = self._open.get(address, 1) - 1
+        if left > 0:
+            self._open[address] = left
+        else:
+            self._open.pop(address, None)
+            self._warned.pop(address, None)
+
+
+def runner_options(idle_timeout_s: float) -> dict[str, Any]:
+    """aiohttp's handler options for a server's runner: a connection that sends no
+    whole request within ``idle_timeout_s`` of its start, or of its last response, is
+    closed (aiohttp's own default keeps a silent connection for an hour)."""
+    return {"keepalive_timeout": idle_timeout_s, "access_log_class": ACCESS_LOGGER}
 
 
 class QuietAccessLogger(AccessLogger):

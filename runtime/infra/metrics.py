@@ -28,6 +28,7 @@ class Metrics:
     origins_refused: Counter
     malformed_frames: Counter
     client_aborts: Counter
+    connections_refused: Counter
     step_errors: Counter
     memories_lost: Counter
 
@@ -85,6 +86,11 @@ class Metrics:
             client_aborts=Counter(
                 "personae_client_aborts",
                 "HTTP requests the client abandoned before the server answered",
+                registry=r,
+            ),
+            connections_refused=Counter(
+                "personae_connections_refused",
+                "connections closed at once: their client address held too many",
                 registry=r,
             ),
             step_errors=Counter(

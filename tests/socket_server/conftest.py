@@ -22,7 +22,7 @@ from memory import FakeEmbedder
 from runtime.infra.auth import mint_token
 from runtime.services import Overrides
 from runtime.settings import Settings, load_settings
-from socket_server.app import create_app
+from socket_server.app import create_app, start_site
 from socket_server.keys import SERVICES
 
 SECRET = "s" * 40
@@ -105,9 +105,7 @@ async def start_server(
             settings,
             overrides=Overrides(embedder=FakeEmbedder(64, seed=5), chat_model=lambda: model),
         )
-        runner = web.AppRunner(app, shutdown_timeout=2.0)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
+        runner = await start_site(app, settings, "127.0.0.1", port, shutdown_timeout=2.0)
         runners.append(runner)
         return Server(f"http://127.0.0.1:{port}", app, settings, model)
 

@@ -6,6 +6,7 @@ and what responses and logs give away."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -228,6 +229,31 @@ async def test_responses_do_not_name_the_server_software(server: Server) -> None
             async with http.get(server.url + path) as response:
                 named = response.headers.get("Server", "")
                 assert "aiohttp" not in named.lower() and "python" not in named.lower(), named
+
+
+async def test_pages_cannot_be_framed_and_changes_need_an_origin_or_a_token(
+    start_server: Start,
+) -> None:
+    """With no secret the page is the local admin's: no other site may frame it, and a
+    state-changing call saying neither where it comes from nor whom it acts for (a
+    body-less POST from a program or an old browser) changes nothing."""
+    server = await start_server(auth_secret=None)
+    await server.services.personas.create(definition("tutor"), ADMIN)
+    async with aiohttp.ClientSession() as http:
+        for path in ("/", "/studio", "/api/personas"):
+            async with http.get(server.url + path) as response:
+                assert response.headers["X-Frame-Options"] == "DENY", path
+                assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        apply = f"{server.url}/api/personas/tutor/templates/debate-ready"
+        async with http.post(apply) as response:
+            assert response.status == 403
+            assert (await response.json())["error"]["code"] == "forbidden"
+        assert (await server.services.personas.get("tutor")).version == 1
+        async with http.post(apply, headers={"Origin": server.url}) as response:
+            assert response.status == 200, "the page's own call (a browser sends Origin)"
+        assert (await server.services.personas.get("tutor")).version == 2
+        async with http.post(apply, headers={"Authorization": "Bearer any"}) as response:
+            assert response.status == 200, "a program's call"
 
 
 # ---- display names and token expiry -------------------------------------------------------
@@ -588,3 +614,49 @@ async def test_a_call_after_the_token_expired_is_refused(
     assert ack["error"]["code"] == "unauthorized" and "expired" in ack["error"]["message"]
     async with asyncio.timeout(10):
         await gone.wait()
+
+
+# ---- connections before any request -------------------------------------------------------
+
+
+async def _healthz_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    try:
+        await writer.drain()
+        async with asyncio.timeout(5):
+            return await reader.read()
+    except (ConnectionResetError, BrokenPipeError):
+        return b""
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def test_a_silent_connection_is_closed_after_the_idle_timeout(start_server: Start) -> None:
+    server = await start_server(idle_timeout_s=0.5)
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        async with asyncio.timeout(5):
+            assert await reader.read() == b"", "closed by the server, having said nothing"
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_one_client_cannot_hold_more_than_its_connections(start_server: Start) -> None:
+    server = await start_server(max_connections_per_client=4)
+    host, port = server.url.removeprefix("http://").split(":")
+    held = [await asyncio.open_connection(host, int(port)) for _ in range(4)]
+    try:
+        refused = await _healthz_over(*await asyncio.open_connection(host, int(port)))
+        assert refused == b"", "the fifth connection is closed at once"
+        assert server.app[METRICS].connections_refused._value.get() >= 1
+    finally:
+        for _, writer in held:
+            writer.close()
+            await writer.wait_closed()
+    await asyncio.sleep(0.2)
+    answered = await _healthz_over(*await asyncio.open_connection(host, int(port)))
+    assert answered.startswith(b"HTTP/1.1 200"), answered[:100]

@@ -237,7 +237,7 @@ class ConnectionGuard:
             lost(handler, exc)
 
         server.connection_made = connection_made  # type: ignore[method-assign]
-        server.connection_lost = connection_lost  # type: ignore[method-assign]
+        server.connection_lost = connection_lost  # type: ignore[method-assign,assignment]
 
     def open_from(self, address: str) -> int:
         return self._open.get(address, 0)

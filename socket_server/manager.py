@@ -8,9 +8,11 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import engineio
+import engineio.packet
 import socketio
 from redis.exceptions import RedisError
 
@@ -303,6 +305,39 @@ class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
 
 
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
+ENGINE_IO_TYPES = frozenset("0123456")
+"""The first character of every Engine.IO text packet: its type (open ... noop)."""
+
+UnknownPacket = Callable[[str | None, object], None]
+
+
+class StrictEngineIO(engineio.AsyncServer):  # type: ignore[misc]
+    """python-engineio's server, but a text frame of no packet type it knows (``9``, a
+    letter) is handed to ``on_unknown`` (the Socket.IO server logs one WARNING line) and
+    dropped: the library would log an ``IndexError`` traceback for ``9`` and end the
+    connection with one for a letter. Frames arriving on a WebSocket are checked before
+    the library decodes them; packets of a long-polling POST, as each socket receives
+    them (:meth:`ChatServer._handle_eio_connect`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.on_unknown: UnknownPacket = lambda sid, frame: None
+        drivers: dict[str, Any] = getattr(self, "_async")  # noqa: B009 (untyped in the library)
+        if drivers.get("websocket") is not None:
+            self._async = {**drivers, "websocket": _strict_websocket(drivers["websocket"])}
+
+
+def _strict_websocket(base: type[Any]) -> type[Any]:
+    class StrictWebSocket(base):  # type: ignore[misc]
+        async def wait(self) -> Any:
+            while True:
+                frame = await super().wait()
+                if not isinstance(frame, str) or (frame and frame[0] in ENGINE_IO_TYPES):
+                    return frame
+                socket = getattr(self.handler, "__self__", None)
+                self.server.on_unknown(getattr(socket, "sid", None), frame)
+
+    return StrictWebSocket
 
 
 class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -320,19 +355,56 @@ class ChatServer(socketio.AsyncServer):  # type: ignore[misc]
         self.malformed = 0
         # Engine.IO's public handler registration: each message passes this guard
         self.eio.on("message", self._guarded_message)
+        self.eio.on_unknown = self._unknown_packet
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return StrictEngineIO
+
+    def _dropped(self, eio_sid: str | None, what: str) -> None:
+        self.malformed += 1
+        if self._metrics is not None:
+            self._metrics.malformed_frames.inc()
+        log.warning("dropped %s from sid=%s", what, eio_sid)
+
+    def _unknown_packet(self, eio_sid: str | None, frame: object) -> None:
+        self._dropped(eio_sid, f"an unknown engine.io packet {str(frame)[:40]!r}")
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.receive = self._strict_receive(eio_sid, socket.receive)
+            socket.handle_post_request = self._strict_post(eio_sid, socket.handle_post_request)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    def _strict_receive(
+        self, eio_sid: str, receive: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        async def strict(pkt: Any) -> None:
+            kind = pkt.packet_type
+            if not isinstance(kind, int) or not 0 <= kind < len(engineio.packet.packet_names):
+                self._unknown_packet(eio_sid, kind)
+                return
+            await receive(pkt)
+
+        return strict
+
+    def _strict_post(
+        self, eio_sid: str, handle: Callable[[Any], Awaitable[None]]
+    ) -> Callable[[Any], Awaitable[None]]:
+        async def strict(environ: Any) -> None:
+            try:
+                await handle(environ)
+            except ValueError as exc:  # a packet the library cannot decode
+                self._dropped(eio_sid, f"an undecodable engine.io packet: {str(exc)[:80]}")
+
+        return strict
 
     async def _guarded_message(self, eio_sid: str, data: object) -> None:
         try:
             await self._handle_eio_message(eio_sid, data)
         except Exception as exc:  # noqa: BLE001  (one line per bad frame, not a traceback)
-            self.malformed += 1
-            if self._metrics is not None:
-                self._metrics.malformed_frames.inc()
-            log.warning(
-                "dropped a malformed socket.io frame from sid=%s: %s: %s",
-                eio_sid,
-                type(exc).__name__,
-                str(exc)[:120],
+            self._dropped(
+                eio_sid, f"a malformed socket.io frame: {type(exc).__name__}: {str(exc)[:120]}"
             )
 
     async def _handle_event(

@@ -1271,3 +1271,7 @@ MALFORMED_FRAMES: tuple[str, ...] = (
     "9/chat,1[]",
 )
 """Socket.IO packets the server cannot parse or dispatch: each is one WARNING line."""
+
+UNKNOWN_EIO_PACKETS: tuple[str, ...] = ("9", "7", "9{}", "x", "-1", "\u0663")
+"""Engine.IO frames of no packet type it knows (types are 0-6), sent on a raw WebSocket:
+each is dropped with one WARNING line, and the connection goes on."""

@@ -660,3 +660,36 @@ async def test_one_client_cannot_hold_more_than_its_connections(start_server: St
     await asyncio.sleep(0.2)
     answered = await _healthz_over(*await asyncio.open_connection(host, int(port)))
     assert answered.startswith(b"HTTP/1.1 200"), answered[:100]
+
+
+async def test_an_unknown_engine_io_packet_is_one_warning_line(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Engine.IO frames of no known type (``9``, a letter) on a raw WebSocket are
+    dropped with one WARNING line each, no traceback; the connection goes on."""
+    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    token = server.token(hc.BOB)
+    with caplog.at_level(logging.INFO):
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            assert (await ws.receive_str()).startswith("0")
+            await ws.send_str("40/chat," + json.dumps({"token": token}))
+            assert (await ws.receive_str()).startswith("40/chat,")
+            for raw in hc.UNKNOWN_EIO_PACKETS:
+                await ws.send_str(raw)
+                await ws.send_str('42/chat,7["memory.list",{"persona":"tutor"}]')
+                async with asyncio.timeout(5):
+                    answer = await ws.receive_str()
+                    while answer in ("2", "3"):
+                        answer = await ws.receive_str()
+                assert answer.startswith("43/chat,7"), (raw, answer)
+        polling = server.url + "/socket.io/?EIO=4&transport=polling"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(polling) as opened:
+                sid = json.loads((await opened.text())[1:])["sid"]
+            for raw in hc.UNKNOWN_EIO_PACKETS[:5]:  # (int() reads the last as a 3: a pong)
+                async with http.post(f"{polling}&sid={sid}", data=raw) as posted:
+                    assert posted.status == 200, (raw, posted.status)
+    loud = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not loud, [r.getMessage()[:200] for r in loud]
+    dropped = [r for r in caplog.records if "engine.io packet" in r.getMessage()]
+    assert len(dropped) == len(hc.UNKNOWN_EIO_PACKETS) + 5, [r.getMessage() for r in dropped]

@@ -164,7 +164,10 @@ def read_card_file(path: Path) -> tuple[PersonaDef, Card]:
 
 
 def _from_png(raw: bytes, source: str) -> bytes:
-    """The card JSON of a PNG: the ``ccv3`` text chunk, else ``chara``, base64-decoded."""
+    """The card JSON of a PNG: the ``ccv3`` text chunk, else ``chara``, base64-decoded.
+    Only the first chunk of each of those keywords is read (others are skipped unread),
+    and a compressed one is inflated no further than the largest card's base64 can be:
+    a chunk that inflates past it is refused, so a small file cannot fill memory."""
     texts: dict[str, bytes] = {}
     at = len(_PNG_SIGNATURE)
     while at + 8 <= len(raw):
@@ -173,38 +176,51 @@ def _from_png(raw: bytes, source: str) -> bytes:
         if len(data) < length:
             raise CardError(source, "a truncated PNG")
         at += 12 + length
+        if kind == b"IEND":
+            break
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        name, _, rest = data.partition(b"\x00")
+        keyword = name.decode("latin-1").lower()
+        if keyword not in ("ccv3", "chara") or keyword in texts:
+            continue
         if kind == b"tEXt":
-            keyword, _, value = data.partition(b"\x00")
-            texts.setdefault(keyword.decode("latin-1").lower(), value)
+            value: bytes | None = rest
         elif kind == b"zTXt":
-            keyword, _, rest = data.partition(b"\x00")
-            try:
-                value = zlib.decompressobj().decompress(rest[1:], MAX_CARD_BYTES * 2)
-            except zlib.error:
-                continue
-            texts.setdefault(keyword.decode("latin-1").lower(), value)
-        elif kind == b"iTXt":
-            keyword, _, rest = data.partition(b"\x00")
-            compressed = rest[:1] == b"\x01"
+            value = _inflate(rest[1:], source)
+        else:
             parts = rest[2:].split(b"\x00", 2)
             value = parts[2] if len(parts) == 3 else b""
-            if compressed:
-                try:
-                    value = zlib.decompressobj().decompress(value, MAX_CARD_BYTES * 2)
-                except zlib.error:
-                    continue
-            texts.setdefault(keyword.decode("latin-1").lower(), value)
-        elif kind == b"IEND":
-            break
+            if rest[:1] == b"\x01":
+                value = _inflate(value, source)
+        if value is not None:
+            texts[keyword] = value
     encoded = texts.get("ccv3") or texts.get("chara")
     if encoded is None:
         raise CardError(source, "no character card in this PNG (no 'chara' or 'ccv3' text chunk)")
-    if len(encoded) > MAX_CARD_BYTES * 4 // 3 + 4:
+    if len(encoded) > _MAX_ENCODED:
         raise CardError(source, f"the card is larger than {MAX_CARD_BYTES // 1024**2} MiB")
     try:
         return base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise CardError(source, "the PNG's card chunk is not valid base64") from None
+
+
+_MAX_ENCODED = MAX_CARD_BYTES * 4 // 3 + 4
+"""The longest base64 text of a card of ``MAX_CARD_BYTES``."""
+
+
+def _inflate(compressed: bytes, source: str) -> bytes | None:
+    """A compressed text chunk's text, inflated at most one byte past ``_MAX_ENCODED``
+    (then refused as too large); None when it is not valid zlib data."""
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(compressed, _MAX_ENCODED + 1)
+    except zlib.error:
+        return None
+    if len(text) > _MAX_ENCODED:
+        raise CardError(source, f"the card is larger than {MAX_CARD_BYTES // 1024**2} MiB")
+    return text
 
 
 def _from_charx(raw: bytes, source: str) -> bytes:

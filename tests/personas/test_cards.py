@@ -212,3 +212,29 @@ def test_export_round_trips_the_card(tmp_path: Path) -> None:
     edited["data"]["description"] = "A new description."
     again.write_text(json.dumps(edited))
     assert read_card_file(again)[0].description == "A new description."
+
+
+def test_compressed_text_chunks_are_inflated_within_a_bound(tmp_path: Path) -> None:
+    """A PNG of many small compressed text chunks that each inflate to megabytes: only
+    the card's own keywords are inflated, and no further than a card can be."""
+    import tracemalloc
+
+    bomb = zlib.compress(b"\x00" * (8 * 1024**2), 9)
+    chunks = [(b"zTXt", f"junk{i}".encode() + b"\x00\x00" + bomb) for i in range(40)]
+    chunks += [(b"iTXt", f"more{i}".encode() + b"\x00\x01\x00\x00\x00" + bomb) for i in range(20)]
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_with([*chunks, text_chunk("chara", v2())]))
+    assert path.stat().st_size < 1024**2
+    tracemalloc.start()
+    try:
+        definition, _ = read_card_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert definition.name == "Captain Mira Vell"
+    assert peak < 48 * 1024**2, f"{peak / 1024**2:.0f} MiB held while reading"
+    for kind, head in ((b"zTXt", b"chara\x00\x00"), (b"iTXt", b"ccv3\x00\x01\x00\x00\x00")):
+        refused = tmp_path / f"big-{kind.decode()}.png"
+        refused.write_bytes(png_with([(kind, head + bomb)]))
+        with pytest.raises(CardError, match="larger than 4 MiB"):
+            read_card_file(refused)

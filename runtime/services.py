@@ -42,6 +42,7 @@ from runtime.infra.catalog import PersonaCatalog
 from runtime.infra.db import open_pool, open_redis
 from runtime.infra.embedded import EmbeddedPostgres, EmbeddedRedis
 from runtime.infra.migrate import migrate_url
+from runtime.infra.private import private_folder
 from runtime.infra.store_share import check_store_free
 from runtime.settings import Settings
 
@@ -150,7 +151,7 @@ def vector_index(settings: Settings, dim: int) -> VectorIndex:
 @asynccontextmanager
 async def open_core(settings: Settings, *, migrate: bool = True) -> AsyncIterator[Core]:
     """Open the databases (embedded when no URL is set, migrated) and the persona store."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.home)
     async with AsyncExitStack() as stack:
         database_url, redis_url = await stack.enter_async_context(resolved_urls(settings))
         if migrate:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -146,7 +147,10 @@ class EdgeMemoryIndex(PayloadSetters):
             payload_memory=qe.Memory.Cached,
         )
         try:
-            self._path.mkdir(parents=True, exist_ok=True)
+            if not self._path.exists():
+                # the store holds chat text: its folder is its owner's alone
+                self._path.mkdir(parents=True, mode=0o700)
+                os.chmod(self._path, 0o700)
             if (self._path / _CONFIG_FILE).exists():
                 shard = qe.EdgeShard.load(str(self._path), config)
             else:

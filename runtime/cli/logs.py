@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from runtime.infra.private import private_folder
 from runtime.settings import Settings
 
 LOG_FILE = "personae.log"
@@ -49,7 +50,7 @@ def configure_logging(settings: Settings, *, verbose: bool, serving: bool) -> No
         else:
             stderr.setLevel(logging.WARNING)
         try:
-            settings.home.mkdir(parents=True, exist_ok=True)
+            private_folder(settings.home)
             file = logging.FileHandler(settings.home / LOG_FILE, encoding="utf-8")
         except OSError:
             file = None

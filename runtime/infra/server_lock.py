@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from runtime.errors import RuntimeLayerError
+from runtime.infra.private import private_folder
 from runtime.settings import Settings
 
 LOCK_NAME = "server.lock"
@@ -62,7 +63,7 @@ def holding_home(settings: Settings) -> Iterator[None]:
     if settings.qdrant_url is not None:
         yield
         return
-    settings.home.mkdir(parents=True, exist_ok=True)
+    private_folder(settings.home)
     path = settings.home / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 import socketio
+from aiohttp import web_protocol, web_server
+from engineio import async_socket
+from engineio.async_drivers import aiohttp as engineio_aiohttp
 from pgserver import postgres_server
 from socketio import async_pubsub_manager, async_redis_manager, async_server
 
@@ -61,6 +64,53 @@ RELIED_ON: dict[str, tuple[Callable[..., Any], str, str]] = {
         async_server.AsyncServer._handle_eio_message,
         "bef50fc0e1635921",
         "ChatServer._guarded_message calls it and logs what it raises",
+    ),
+    "AsyncServer._handle_eio_connect": (
+        async_server.AsyncServer._handle_eio_connect,
+        "76704886d944a7e6",
+        "ChatServer._handle_eio_connect wraps the new socket's receive and POST handling",
+    ),
+    # python-engineio: socket_server/manager.py (StrictEngineIO, ChatServer)
+    "AsyncSocket.receive": (
+        async_socket.AsyncSocket.receive,
+        "a91ae36ec2fb5340",
+        "logs packet_names[type] before checking the type (ChatServer._strict_receive)",
+    ),
+    "AsyncSocket.handle_post_request": (
+        async_socket.AsyncSocket.handle_post_request,
+        "82dca119a261a959",
+        "decodes a polling POST's packets and receives them (ChatServer._strict_post)",
+    ),
+    "AsyncSocket._websocket_handler": (
+        async_socket.AsyncSocket._websocket_handler,
+        "27f120df4d717a24",
+        "decodes each ws.wait() frame outside its try (StrictEngineIO's websocket)",
+    ),
+    "WebSocket.wait": (
+        engineio_aiohttp.WebSocket.wait,
+        "992c370917677d39",
+        "returns one frame's data; StrictEngineIO's websocket subclasses it",
+    ),
+    # aiohttp: socket_server/edge.py (ConnectionGuard)
+    "Server.connection_made": (
+        web_server.Server.connection_made,
+        "c57094db35388e6d",
+        "called by each handler as it connects; ConnectionGuard wraps it",
+    ),
+    "Server.connection_lost": (
+        web_server.Server.connection_lost,
+        "fff3ade6ffe866a8",
+        "called by each handler as it goes; ConnectionGuard wraps it",
+    ),
+    "RequestHandler.connection_made": (
+        web_protocol.RequestHandler.connection_made,
+        "44d50b5763b2c7e4",
+        "arms the keep-alive timer from the start and starts the handler after the manager",
+    ),
+    "RequestHandler.force_close": (
+        web_protocol.RequestHandler.force_close,
+        "38d0e1e798e4d3b7",
+        "how ConnectionGuard closes one connection too many",
     ),
     # pgserver: runtime/infra/embedded.py (_start_postgres, _stop_postgres, _prune_dead_handles)
     "PostgresServer.__init__": (

@@ -21,6 +21,7 @@ import logging
 import os
 import pickle
 import shutil
+import socket
 import struct
 import tempfile
 from collections.abc import Callable
@@ -211,6 +212,35 @@ class IndexHost:
                 await writer.drain()
 
 
+def check_socket_owner(path: Path) -> None:
+    """Refuse (:class:`IndexUnavailable`) a socket this user does not own: its replies
+    are unpickled, so a socket another local user put in its place could run code as
+    this user."""
+    try:
+        owner = os.stat(path).st_uid
+    except OSError as exc:
+        raise IndexUnavailable(BACKEND, f"cannot reach {path}: {exc}") from exc
+    if owner != os.getuid():
+        raise IndexUnavailable(
+            BACKEND, f"{path} belongs to user id {owner}, not to this user: not using it"
+        )
+
+
+def _check_peer(writer: asyncio.StreamWriter, path: Path) -> None:
+    """Where the system says who listens (Linux ``SO_PEERCRED``), refuse a process of
+    another user, whoever owns the socket's file."""
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or option is None:
+        return
+    creds = sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise IndexUnavailable(
+            BACKEND, f"{path} is served by user id {uid}, not by this user: not using it"
+        )
+
+
 class RemoteIndex:
     """The index an :class:`IndexHost` serves, reached over its Unix socket.
 
@@ -256,10 +286,16 @@ class RemoteIndex:
         async with self._connecting:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
+            check_socket_owner(self._path)
             try:
                 reader, writer = await asyncio.open_unix_connection(str(self._path))
             except OSError as exc:
                 raise IndexUnavailable(BACKEND, f"cannot reach {self._path}: {exc}") from exc
+            try:
+                _check_peer(writer, self._path)
+            except IndexUnavailable:
+                writer.close()
+                raise
             self._reader_task = asyncio.create_task(self._read_replies(reader, writer))
             # every connection starts by opening the index with this client's dimension,
             # so a restarted host serves again without the caller noticing

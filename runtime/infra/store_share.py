@@ -19,7 +19,7 @@ from types import TracebackType
 
 from memory import VectorIndex
 from memory.errors import IndexUnavailable
-from memory.vector.remote import MAX_SOCKET_PATH, IndexHost
+from memory.vector.remote import MAX_SOCKET_PATH, IndexHost, check_socket_owner
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,11 @@ def beside_server(settings: Settings) -> Settings:
 
 def _answers(path: Path) -> bool:
     if not path.is_socket():
+        return False
+    try:
+        check_socket_owner(path)
+    except IndexUnavailable as exc:
+        log.warning("%s", exc)
         return False
     with contextlib.closing(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as probe:
         probe.settimeout(1.0)

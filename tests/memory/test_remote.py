@@ -76,3 +76,28 @@ async def test_a_lost_host_fails_calls_and_a_restarted_one_is_reached(
 async def test_the_socket_is_private(tmp_path: Path) -> None:
     async with SharedEdge(tmp_path) as index:
         assert index.host.path.stat().st_mode & 0o077 == 0
+
+
+async def test_a_socket_another_user_owns_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replies are unpickled: a client talks only to a socket of its own user, served by
+    a process of its own user."""
+    import os
+
+    async with SharedEdge(tmp_path) as index:
+        path = index.host.path
+        assert await index.count("einstein") == 0
+        if os.getuid() == 0:  # root can give the socket away, as another user's would be
+            os.chown(path, 4242, 4242)
+            try:
+                with pytest.raises(IndexUnavailable, match="belongs to user id 4242"):
+                    async with RemoteIndex(path, dim=DIM):
+                        pass
+            finally:
+                os.chown(path, 0, 0)
+        real = os.getuid()
+        monkeypatch.setattr(os, "getuid", lambda: real + 1)  # as if another user asked
+        with pytest.raises(IndexUnavailable, match="not to this user"):
+            async with RemoteIndex(path, dim=DIM):
+                pass

@@ -18,6 +18,9 @@ COPY socket_server socket_server
 COPY migrations migrations
 RUN pip install --no-cache-dir ".[local]"
 
+# On 0.0.0.0 the server refuses to start without PERSONAE_AUTH_SECRET (every client
+# would be an admin), unless PERSONAE_ALLOW_OPEN_WITHOUT_SECRET=true says only trusted
+# clients reach the port (docker-compose.yml publishes it on the host's loopback only).
 ENV PERSONAE_HOST=0.0.0.0 PERSONAE_PORT=8000 PERSONAE_HOME=/data
 VOLUME /data
 EXPOSE 8000

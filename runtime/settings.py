@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     )
 
     auth_secret: SecretStr | None = None
+    allow_open_without_secret: bool = Field(
+        default=False,
+        description="serve on an address other than loopback with no secret (every client "
+        "who reaches the port is an admin): only behind something that keeps others out",
+    )
     allowed_origins: str = Field(
         default="",
         max_length=4_000,

@@ -18,7 +18,7 @@ from runtime.infra.db import open_pool
 from runtime.infra.loop import tune_collector
 from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import Limits, RateLimiter
-from runtime.infra.server_lock import check_port_free, holding_home, server_url
+from runtime.infra.server_lock import check_exposure, check_port_free, holding_home, server_url
 from runtime.infra.store_share import lend_index
 from runtime.infra.turn_order import Interrupts, SessionOrder
 from runtime.services import Overrides, open_services, resolved_urls
@@ -180,7 +180,10 @@ async def run_server(
     """Serve on the settings' host and port (embedded databases when no URL is set); with
     ``settings.workers > 1``, supervise that many worker processes, each running
     ``worker_command`` (``personae serve`` by default). Raises ``ServerRunning`` at once
-    when another server runs on the port or with the home."""
+    when another server runs on the port or with the home, and ``SettingsError`` when it
+    would serve beyond loopback with no secret, unless that is allowed
+    (``PERSONAE_ALLOW_OPEN_WITHOUT_SECRET``)."""
+    check_exposure(settings)
     if settings.worker is not None:  # the supervisor checked and holds the home
         await _serve_resolved(settings, overrides)
         return

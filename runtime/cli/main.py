@@ -24,9 +24,10 @@ from runtime.cli.args import (
 )
 from runtime.cli.home import new_home_notice
 from runtime.cli.logs import configure_logging
-from runtime.errors import RuntimeLayerError
+from runtime.errors import RuntimeLayerError, SettingsError
 from runtime.infra.loop import run
 from runtime.infra.migrate import migrate_url
+from runtime.infra.server_lock import check_exposure
 from runtime.infra.store_share import beside_server
 from runtime.services import resolved_urls
 from runtime.settings import Settings, load_settings
@@ -47,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"personae: {exc}", file=sys.stderr)
         return 2
     serving = args.run is _serve
+    if serving:
+        try:
+            check_exposure(settings)  # before anything is created or printed
+        except SettingsError as exc:
+            print(f"personae: {exc}", file=sys.stderr)
+            return USAGE_EXIT
     notice = new_home_notice(settings) if _opens_data(args) else None
     if notice is not None:
         print(notice, file=sys.stderr)
@@ -55,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = beside_server(settings)  # a running server's embedded vector store
     try:
         return int(run(args.run(settings, args), settings.event_loop))
-    except UsageError as exc:
+    except (UsageError, SettingsError) as exc:
         print(f"personae: {exc}", file=sys.stderr)
         return USAGE_EXIT
     except (PersonaError, RuntimeLayerError, MemoryLayerError) as exc:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import ipaddress
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from runtime.errors import RuntimeLayerError
+from runtime.errors import RuntimeLayerError, SettingsError
 from runtime.infra.private import private_folder
 from runtime.settings import Settings
 
@@ -28,6 +29,30 @@ class ServerRunning(RuntimeLayerError):
 def server_url(settings: Settings) -> str:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     return f"http://{host}:{settings.port}/"
+
+
+def check_exposure(settings: Settings) -> None:
+    """Raise :class:`SettingsError` when the server would listen beyond loopback with no
+    secret (every client who reaches the port would be the local admin) and
+    ``PERSONAE_ALLOW_OPEN_WITHOUT_SECRET`` does not say that is meant."""
+    if settings.auth_enabled or settings.allow_open_without_secret or is_loopback(settings.host):
+        return
+    raise SettingsError(
+        f"PERSONAE_HOST={settings.host} without PERSONAE_AUTH_SECRET would make anyone who "
+        "reaches the port an admin: set PERSONAE_AUTH_SECRET, serve on 127.0.0.1, or set "
+        "PERSONAE_ALLOW_OPEN_WITHOUT_SECRET=true if only trusted clients can reach it"
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or ``localhost``."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def check_port_free(settings: Settings) -> None:

@@ -120,3 +120,27 @@ async def test_ctrl_c_stops_the_server_quietly(
     redis_log = (short_home / "redis.log").read_text()
     assert "Received SIGINT" not in redis_log, "the embedded Redis is the server's to stop"
     assert "Received SIGTERM" in redis_log
+
+
+async def test_serving_beyond_loopback_without_a_secret_is_refused_in_one_line(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    """As the container image would (``PERSONAE_HOST=0.0.0.0``, no secret): one line,
+    exit status 2, nothing served, unless the deployment says so explicitly."""
+    from runtime.infra.server_lock import check_exposure, is_loopback
+    from runtime.settings import load_settings
+
+    common = {"PERSONAE_DATABASE_URL": database_url, "PERSONAE_REDIS_URL": redis_url}
+    status, err = await _serve(
+        _env(**common, PERSONAE_HOME=str(tmp_path / "h"), PERSONAE_HOST="0.0.0.0"), timeout_s=30
+    )
+    assert status == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("personae: ")]
+    assert len(lines) == 1 and "PERSONAE_AUTH_SECRET" in lines[0], err
+    assert "Traceback" not in err
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "10.0.0.5", "example.com", ""):
+        assert not is_loopback(host), host
+    check_exposure(load_settings(host="0.0.0.0", auth_secret="s" * 40))
+    check_exposure(load_settings(host="0.0.0.0", allow_open_without_secret=True))

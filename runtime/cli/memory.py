@@ -199,13 +199,24 @@ def _scope(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", help="only this user's memories (default: every user's)")
 
 
+MAX_LINE_BYTES = 1024**2
+"""The longest line of an import file: a memory's text is at most 20,000 characters, and
+a line is read no further than this, so one huge line cannot fill memory."""
+
+
 def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise CliInputError(f"{path}: cannot read: {exc}") from None
     with handle:
-        for number, raw_bytes in enumerate(handle, start=1):
+        number = 0
+        while raw_bytes := handle.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw_bytes) > MAX_LINE_BYTES:  # read no further than the limit
+                raise CliInputError(
+                    f"{path}:{number}: longer than {MAX_LINE_BYTES // 1024**2} MiB (one memory a line)"
+                )
             try:
                 raw = raw_bytes.decode("utf-8")
             except UnicodeDecodeError:

@@ -231,3 +231,22 @@ def test_a_speaker_that_forges_a_line_names_its_line(folder: Path) -> None:
     path = _write(folder, good + "\n" + bad + "\n")
     with pytest.raises(CliInputError, match=f"^{path}:2: .*one line"):
         list(_lines(path, ImportLine))
+
+
+def test_a_huge_line_is_refused_without_reading_it_whole(folder: Path) -> None:
+    import tracemalloc
+
+    from runtime.cli.memory import MAX_LINE_BYTES
+
+    path = folder / "huge.jsonl"
+    with path.open("w") as out:
+        out.write(json.dumps({"text": "fine", "speaker": "Ada"}) + "\n")
+        out.write('{"text": "' + "x" * (64 * 1024**2) + '"}\n')
+    tracemalloc.start()
+    try:
+        with pytest.raises(CliInputError, match=f"^{path}:2: longer than 1 MiB"):
+            list(_lines(path, ImportLine))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_LINE_BYTES, f"{peak / 1024**2:.0f} MiB held"

@@ -227,15 +227,27 @@ async def _restore(core: Core, args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_SAMPLE_BYTES = 4 * studio.MAX_SAMPLE_CHARS
+"""The most bytes of sample files read (UTF-8 takes up to four a character): the
+samples' characters are checked where a persona is generated (``MAX_SAMPLE_CHARS``)."""
+
+
 def read_samples(paths: list[Path]) -> list[str]:
     """Writing samples from files: a ``.jsonl`` file holds one a line (a JSON string or
     an object with ``text``); any other file is one plain-text sample."""
     samples: list[str] = []
+    left = MAX_SAMPLE_BYTES
     for path in paths:
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as handle:
+                raw = handle.read(left + 1)  # never more than all samples may hold
         except OSError as exc:
             raise StudioInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        left -= len(raw)
+        if left < 0:
+            raise StudioInputError(
+                f"{path}: the samples are larger than {MAX_SAMPLE_BYTES:,} bytes in all"
+            )
         if b"\x00" in raw:
             raise StudioInputError(f"{path}: not a text file")
         try:

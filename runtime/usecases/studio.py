@@ -4,12 +4,13 @@ compare two versions."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from agents.traits.draft import Draft, archetype_of, draft_persona, slugify
-from agents.traits.fingerprint import Fingerprint, fingerprint
+from agents.traits.fingerprint import Fingerprint, FingerprintError, fingerprint
 from personas import Actor, Persona, PersonaStore, to_definition
 from personas.channels import BUILTIN, structure_of
 from personas.definitions import RESERVED_SLUGS, ChannelDef, PersonaPatch, validated
@@ -28,6 +29,25 @@ class Generated:
     fingerprint: Fingerprint
 
 
+MAX_SAMPLES = 200
+MAX_SAMPLE_CHARS = 400_000
+"""Writing samples a persona is generated from: at most ``MAX_SAMPLES`` of them and
+``MAX_SAMPLE_CHARS`` characters in all (some 70,000 words, far more than a fingerprint
+needs), for every interface (REST, CLI)."""
+
+
+def check_samples(samples: Sequence[object]) -> None:
+    """Raise :class:`FingerprintError` for more samples or characters than a persona is
+    generated from."""
+    if len(samples) > MAX_SAMPLES:
+        raise FingerprintError(f"at most {MAX_SAMPLES} samples, not {len(samples)}")
+    total = sum(len(s) for s in samples if isinstance(s, str))
+    if total > MAX_SAMPLE_CHARS:
+        raise FingerprintError(
+            f"at most {MAX_SAMPLE_CHARS:,} characters of samples in all, not {total:,}"
+        )
+
+
 async def generate(
     personas: PersonaStore,
     samples: Sequence[object],
@@ -39,13 +59,17 @@ async def generate(
     """Fingerprint ``samples``, draft a persona from it and store it inactive, with the
     analysis and a first version "generated from N samples". Raises
     :class:`agents.traits.fingerprint.FingerprintError` for unusable samples."""
-    fp = fingerprint(samples)
+    check_samples(samples)
+    # measuring writing is seconds of CPU for large samples: off the event loop, so the
+    # server goes on answering meanwhile
+    fp = await asyncio.to_thread(fingerprint, samples)
     texts = [s for s in samples if isinstance(s, str) and s.strip()]
     title = (name or "").strip() or f"{archetype_of(fp)} from writing"
-    draft = draft_persona(fp, texts, name=title, slug=await _free_slug(personas, slugify(title)))
+    slug = await _free_slug(personas, slugify(title))
+    draft = await asyncio.to_thread(draft_persona, fp, texts, name=title, slug=slug)
     data = dict(draft.definition)
     if channel is not None:
-        data["channels"] = [_channel_from_samples(channel, texts)]
+        data["channels"] = [await asyncio.to_thread(_channel_from_samples, channel, texts)]
     try:
         definition = validated(data)
     except ValueError as exc:

@@ -121,3 +121,19 @@ def test_generate_channels_and_templates(cli: Any, tmp_path: Path) -> None:
     assert "gentle-tutor" in cli("personas", "template").stdout
     applied = cli("personas", "template", "garden-voice", "gentle-tutor").stdout
     assert "template gentle-tutor applied" in applied
+
+
+def test_generate_reads_no_more_than_samples_may_hold(tmp_path: Path) -> None:
+    """A huge sample file is refused having read only what all samples may hold."""
+    from runtime.cli.studio import MAX_SAMPLE_BYTES, StudioInputError, read_samples
+
+    big = tmp_path / "big.txt"
+    with big.open("wb") as out:
+        out.truncate(64 * 1024**2)  # sparse: 64 MiB of zero bytes, never read whole
+    small = tmp_path / "small.txt"
+    small.write_text("Some words. " * 10)
+    with pytest.raises(StudioInputError, match=f"{big}: the samples are larger than"):
+        read_samples([small, big])
+    fits = tmp_path / "fits.txt"
+    fits.write_text("a" * (MAX_SAMPLE_BYTES - 200))
+    assert len(read_samples([small, fits])) == 2

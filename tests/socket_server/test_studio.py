@@ -4,6 +4,8 @@ channel overlays, templates, and the OpenAPI document of it all."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -208,3 +210,30 @@ async def test_channels_and_templates(server: Server, api: Api) -> None:
     assert traits["assertiveness"] == 0.8 and traits["patience"] == 0.9, "others stay"
     unknown = await editor(api, "POST", "/api/personas/tutor/templates/nope")
     assert (unknown.status, error_code(unknown)) == (400, "invalid_payload")
+
+
+async def test_generation_is_bounded_and_leaves_the_server_answering(
+    server: Server, api: Api
+) -> None:
+    """Samples are bounded for every interface, and measuring them runs off the event
+    loop: the server answers ``/healthz`` promptly while a large generation runs."""
+    from runtime.usecases.studio import MAX_SAMPLE_CHARS
+
+    huge = {"samples": [ESSAY * (MAX_SAMPLE_CHARS // len(ESSAY) + 1)]}
+    refused = await editor(api, "POST", "/api/personas/generate", json_body=huge)
+    assert (refused.status, error_code(refused)) == (400, "invalid_payload"), refused.body
+    assert "at most 400,000 characters" in refused.body["error"]["message"]
+
+    large = {"samples": [ESSAY * (MAX_SAMPLE_CHARS // len(ESSAY) - 1)]}
+    generating = asyncio.create_task(editor(api, "POST", "/api/personas/generate", json_body=large))
+    waits = []
+    async with aiohttp.ClientSession() as http:
+        while not generating.done():
+            started = time.perf_counter()
+            async with http.get(server.url + "/healthz") as response:
+                assert response.status == 200
+            waits.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+    assert (await generating).status == 201
+    assert len(waits) >= 5, "the generation took long enough to measure the loop"
+    assert max(waits) < 0.25, f"/healthz waited {max(waits):.2f} s during the generation"

@@ -210,10 +210,24 @@ def _locate(raw: dict[str, Any], loc: tuple[int | str, ...]) -> tuple[str | None
     return persona, field
 
 
+MAX_DEFINITION_BYTES = 4 * 1024**2
+"""The largest definition file read (a library of personas fits in far less)."""
+
+
+def read_bounded(path: Path, limit: int = MAX_DEFINITION_BYTES) -> str:
+    """A UTF-8 text file, read no further than ``limit`` bytes: a larger one raises
+    ``ValueError`` saying so (as does one that is not UTF-8); ``OSError`` as opened."""
+    with path.open("rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"larger than {limit // 1024**2} MiB")
+    return raw.decode("utf-8")
+
+
 def load_file(path: Path) -> tuple[PersonaDef, ...]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bounded(path)
+    except (OSError, ValueError) as exc:
         raise DefinitionError(str(path), None, None, f"cannot read: {exc}") from None
     return parse_definitions(text, source=str(path))
 

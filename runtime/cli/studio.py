@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from agents.traits.fingerprint import FingerprintError
 from personas import Actor, InvalidPersonaChange
 from personas.channels import BUILTIN, effective_channels
-from personas.definitions import ChannelDef, PersonaPatch, load_file
+from personas.definitions import ChannelDef, PersonaPatch, load_file, read_bounded
 from personas.errors import DefinitionError
 from personas.templates import TEMPLATES
 from runtime.errors import RuntimeLayerError
@@ -161,8 +161,8 @@ async def _edit(core: Core, args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {}
     if args.file is not None:
         try:
-            loaded = yaml.safe_load(args.file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            loaded = yaml.safe_load(read_bounded(args.file))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
             raise StudioInputError(f"{args.file}: cannot read: {exc}") from None
         if not isinstance(loaded, dict):
             raise StudioInputError(f"{args.file}: expected a mapping of fields")

@@ -137,3 +137,15 @@ def test_generate_reads_no_more_than_samples_may_hold(tmp_path: Path) -> None:
     fits = tmp_path / "fits.txt"
     fits.write_text("a" * (MAX_SAMPLE_BYTES - 200))
     assert len(read_samples([small, fits])) == 2
+
+
+def test_a_huge_definition_file_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    from personas.definitions import MAX_DEFINITION_BYTES, DefinitionError, load_file
+
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as out:
+        out.truncate(MAX_DEFINITION_BYTES + 1)
+    with pytest.raises(DefinitionError, match="larger than 4 MiB"):
+        load_file(big)

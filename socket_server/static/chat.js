@@ -213,6 +213,12 @@ async function send(text) {
       b.node.querySelector(".speaker").textContent = ack.message.speaker;
       state.bubbles.set(b.id, b);
       upsertStored(ack.message);
+      if (ack.duplicate) {
+        // stored by an earlier try whose answer may have died with the server that ran
+        // it: ask for it again (a persona that did answer only re-sends its reply)
+        call("message.retry", { session_id: sessionId, message_id: b.id })
+          .catch((err) => setStatus(b, "error", errorText(err)));
+      }
       return;
     } catch (err) {
       const transient = err.code === "disconnected" || err.code === "timeout";

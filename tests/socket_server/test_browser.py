@@ -413,3 +413,32 @@ async def test_an_empty_home_says_how_to_import_personas(
     await tab.page.goto(server.url + "/")
     await tab.expect(tab.by("persona-list-status")).to_contain_text("personae personas import")
     assert tab.problems == []
+
+
+async def test_a_message_stored_before_a_crash_is_answered_when_the_page_resends_it(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    """The server stored the page's message, then died before answering (its ack never
+    came): the page's resend gets ``duplicate: true``, and the page asks for the answer
+    with ``message.retry`` instead of waiting for one that will not come."""
+    expect = tab.expect
+    server, persona = await _serve(start_server)
+    # the page's next message id is known: its random bytes are fixed
+    await tab.page.add_init_script("crypto.getRandomValues = (a) => { a.fill(7); return a; };")
+    session_id = await _open_session(tab, server, persona)
+    client_msg_id = await tab.page.evaluate(
+        """() => { const b = crypto.getRandomValues(new Uint8Array(16));
+        b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+        const x = [...b].map((v) => v.toString(16).padStart(2, "0")).join("");
+        return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`; }"""
+    )
+    await server.services.memory.transcripts.store_user_message(
+        session_id, user_id="local", speaker="You", text=USER_LINE, client_msg_id=client_msg_id
+    )
+    await _send(tab, USER_LINE)
+    reply = tab.message("persona")
+    await expect(reply).to_have_attribute("data-status", "complete")
+    stored = await _stored_replies(server, session_id)
+    assert len(stored) == 1 and server.model.calls == 1
+    await expect(tab.message("user")).to_have_count(1)
+    assert tab.problems == []

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import warnings
@@ -38,6 +39,7 @@ from runtime.errors import EmbeddedServiceError
 # unset (containers, CI). The fallback is fine: it only holds pgserver's lock file.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", category=UserWarning)
+    from pgserver import postgres_server
     from pgserver.postgres_server import PostgresServer, get_server
 
 __all__ = ["EmbeddedPostgres", "EmbeddedRedis"]
@@ -170,11 +172,32 @@ class EmbeddedPostgres:
         logger.info("embedded postgresql released: data=%s pid=%s", server.pgdata, self._pid)
 
 
+def traverse_only(path: Path) -> None:
+    """What pgserver needs of the folders above ``path`` when it runs PostgreSQL as its
+    own system user (started as root): that they let others pass through (``x``), no
+    more. pgserver's own ``ensure_prefix_permissions`` adds read and pass-through for
+    group and others to every folder up to ``/``, which would open ``$PERSONAE_HOME``
+    (0700) and such folders as ``/root`` to every local user's listing; this adds only
+    the pass-through bits, and only where they are missing."""
+    passing = stat.S_IXGRP | stat.S_IXOTH
+    prefix = path.parent
+    while True:
+        mode = stat.S_IMODE(prefix.stat().st_mode)
+        if mode & passing != passing:
+            prefix.chmod(mode | passing)
+        if prefix == prefix.parent:
+            break
+        prefix = prefix.parent
+
+
 def _start_postgres(pgdata: Path) -> PostgresServer:
     with _pgserver_guard:
         pgdata.mkdir(parents=True, exist_ok=True)  # get_server creates only the last level
         _prune_dead_handles(pgdata)
         existing = PostgresServer._instances.get(pgdata)
+        widen = getattr(postgres_server, "ensure_prefix_permissions", None)
+        if widen is not None:  # not on Windows
+            postgres_server.ensure_prefix_permissions = traverse_only
         try:
             server = get_server(pgdata, cleanup_mode="stop")
         except BaseException:
@@ -185,6 +208,9 @@ def _start_postgres(pgdata: Path) -> PostgresServer:
                 del PostgresServer._instances[pgdata]
                 atexit.unregister(broken._cleanup)
             raise
+        finally:
+            if widen is not None:
+                postgres_server.ensure_prefix_permissions = widen
         # get_server hands every caller in this process the same instance; pgserver's
         # __enter__/__exit__ count those callers in _count (done here as they are untyped).
         server._count += 1

@@ -210,3 +210,20 @@ async def test_restart_after_the_owner_was_sigkilled(home: Path) -> None:
 
     for pid in (pg_pid, new_pg_pid, new_redis_pid):
         await _wait_gone(pid)
+
+
+async def test_as_root_postgres_opens_no_folder_above_its_data_to_others(home: Path) -> None:
+    """pgserver runs PostgreSQL as a system user of its own when started as root, and
+    would add read and pass-through for everyone to every folder above the data; only
+    pass-through is added, so a private home stays unlistable."""
+    import os
+    import stat
+
+    if os.geteuid() != 0:
+        pytest.skip("pgserver changes folder modes only when run as root")
+    private = home / "private"
+    private.mkdir(mode=0o700)
+    os.chmod(private, 0o700)
+    async with EmbeddedPostgres(private / "pg") as pg:
+        assert await _pg_scalar(pg.url, "SELECT 1") == 1
+    assert stat.S_IMODE(private.stat().st_mode) == 0o711, oct(private.stat().st_mode)

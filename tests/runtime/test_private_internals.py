@@ -128,6 +128,16 @@ RELIED_ON: dict[str, tuple[Callable[..., Any], str, str]] = {
         "bf79c08d3d1f0c39",
         "counts users in _count and cleans up at zero",
     ),
+    "PostgresServer.ensure_pgdata_inited": (
+        postgres_server.PostgresServer.ensure_pgdata_inited,
+        "daf80e363505d376",
+        "calls the module's ensure_prefix_permissions, which _start_postgres narrows",
+    ),
+    "PostgresServer.ensure_postgres_running": (
+        postgres_server.PostgresServer.ensure_postgres_running,
+        "db9024f948f12b42",
+        "calls the module's ensure_prefix_permissions for a socket folder",
+    ),
     "get_server": (
         postgres_server.get_server,
         "c94fdd1c4a1fc0f5",

@@ -147,9 +147,12 @@ class EdgeMemoryIndex(PayloadSetters):
             payload_memory=qe.Memory.Cached,
         )
         try:
+            # the store holds chat text: its folder is its owner's alone (one made
+            # by an earlier version with the umask's mode is narrowed)
             if not self._path.exists():
-                # the store holds chat text: its folder is its owner's alone
                 self._path.mkdir(parents=True, mode=0o700)
+                os.chmod(self._path, 0o700)
+            elif self._path.stat().st_uid == os.getuid():
                 os.chmod(self._path, 0o700)
             if (self._path / _CONFIG_FILE).exists():
                 shard = qe.EdgeShard.load(str(self._path), config)

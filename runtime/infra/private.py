@@ -1,6 +1,7 @@
 """Folders only their owner may read: ``$PERSONAE_HOME`` holds chat text (the vector
 store's files, the embedded databases, logs), so it is made 0700 whatever the umask,
-and so is every folder Personae creates on the way to it."""
+and so is every folder Personae creates on the way to it; an existing home others could
+list is narrowed."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ PRIVATE_DIR = 0o700
 def private_folder(path: Path) -> Path:
     """Create ``path`` and its missing parents as 0700 (set after creating, so the
     umask cannot widen or narrow it); an existing ``path`` this user owns that others
-    may enter or read is narrowed to 0700. Returns ``path``."""
+    may list or write is narrowed to 0700 (0711 where others could pass through).
+    Returns ``path``."""
     missing = []
     at = path
     while not at.exists():
@@ -29,6 +31,9 @@ def private_folder(path: Path) -> Path:
             continue  # made meanwhile by another process
         os.chmod(folder, PRIVATE_DIR)
     info = path.stat()
-    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
-        os.chmod(path, stat.S_IMODE(info.st_mode) & ~0o077)
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid == os.getuid() and mode & 0o066:
+        # others lose listing and writing; pass-through stays (embedded PostgreSQL, run
+        # as a system user of its own under root, passes through to its data folder)
+        os.chmod(path, mode & ~0o066)
     return path

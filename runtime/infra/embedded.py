@@ -197,7 +197,7 @@ def _start_postgres(pgdata: Path) -> PostgresServer:
         existing = PostgresServer._instances.get(pgdata)
         widen = getattr(postgres_server, "ensure_prefix_permissions", None)
         if widen is not None:  # not on Windows
-            postgres_server.ensure_prefix_permissions = traverse_only
+            setattr(postgres_server, "ensure_prefix_permissions", traverse_only)  # noqa: B010
         try:
             server = get_server(pgdata, cleanup_mode="stop")
         except BaseException:
@@ -210,7 +210,7 @@ def _start_postgres(pgdata: Path) -> PostgresServer:
             raise
         finally:
             if widen is not None:
-                postgres_server.ensure_prefix_permissions = widen
+                setattr(postgres_server, "ensure_prefix_permissions", widen)  # noqa: B010
         # get_server hands every caller in this process the same instance; pgserver's
         # __enter__/__exit__ count those callers in _count (done here as they are untyped).
         server._count += 1

@@ -251,8 +251,9 @@ async def test_every_route_answers_as_documented(server: Server) -> None:
         template = {"key": "tutor", "template": next(iter(TEMPLATES))}
         await w.call("POST", "/api/personas/{key}/templates/{template}", **template, **admin)
         await w.call("POST", "/api/personas/{key}/templates/{template}", **template, expect=403)
-        await w.call("GET", "/api/personas/{key}/quality", key="tutor")
-        await w.call("GET", "/api/personas/{key}/analytics", key="tutor")
+        for part in ("quality", "analytics"):
+            await w.call("GET", f"/api/personas/{{key}}/{part}", key="tutor", **admin)
+            await w.call("GET", f"/api/personas/{{key}}/{part}", key="tutor", expect=403)
 
         # sessions, feedback, memories
         await w.call("GET", "/api/sessions")

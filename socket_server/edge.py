@@ -73,8 +73,8 @@ def origin_middleware(
     and on state-changing REST calls, with 403; answer CORS for ``allowed`` origins only
     (same-origin needs none). With ``hosts`` (no secret set), refuse every request whose
     ``Host`` is not localhost, an IP address or one of ``hosts`` (DNS rebinding), and a
-    state-changing ``/api`` or ``/v1`` request with neither ``Origin`` nor
-    ``Authorization``."""
+    POST to ``/api`` or ``/v1`` another site's page could send without a preflight that
+    has neither ``Origin`` nor ``Authorization``."""
 
     @web.middleware
     async def check_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -134,16 +134,26 @@ def origin_middleware(
     return check_origin
 
 
+_SIMPLE_TYPES = frozenset(
+    {"", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
+)
+"""Content types a page of another site may POST without a CORS preflight (or none)."""
+
+
 def _needs_a_sender(request: web.Request) -> bool:
-    """Whether a request changes state through ``/api`` or ``/v1`` and says neither where
-    it comes from (``Origin``: a browser sends one with every such request, so a page
-    cannot leave it out) nor whom it acts for (``Authorization``: a page of another site
-    cannot add one without CORS, which it is not given). With no secret, the server
-    takes only those (programs pass any bearer token)."""
+    """Whether a request is one a page of another site could send without a CORS
+    preflight (a POST with no body, a form's or plain text), to ``/api`` or ``/v1``,
+    that says neither where it comes from (``Origin``: browsers send it with such
+    requests, so only an old or unusual one leaves it out) nor whom it acts for
+    (``Authorization``: no page can add it to another site's request without the CORS
+    it is not given). With no secret, the server takes none of those: programs pass any
+    bearer token, or send JSON."""
     return (
-        request.method in _UNSAFE
+        request.method == "POST"
         and request.path.startswith(("/api/", "/v1/"))
         and "Authorization" not in request.headers
+        and request.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+        in _SIMPLE_TYPES
     )
 
 

@@ -245,9 +245,17 @@ async def test_pages_cannot_be_framed_and_changes_need_an_origin_or_a_token(
                 assert response.headers["X-Frame-Options"] == "DENY", path
                 assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
         apply = f"{server.url}/api/personas/tutor/templates/debate-ready"
-        async with http.post(apply) as response:
-            assert response.status == 403
-            assert (await response.json())["error"]["code"] == "forbidden"
+        for headers in (
+            {},
+            {"Content-Type": "text/plain"},
+            {"Content-Type": "multipart/form-data"},
+        ):
+            # as a page's body-less or form POST: no Content-Type, or a simple one
+            async with http.post(
+                apply, headers=headers, skip_auto_headers=["Content-Type"]
+            ) as response:
+                assert response.status == 403, headers
+                assert (await response.json())["error"]["code"] == "forbidden"
         assert (await server.services.personas.get("tutor")).version == 1
         async with http.post(apply, headers={"Origin": server.url}) as response:
             assert response.status == 200, "the page's own call (a browser sends Origin)"

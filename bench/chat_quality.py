@@ -114,6 +114,96 @@ def writes_for_others(reply: Reply) -> bool:
     return bool(reply.others) and speaker_labels(reply.others).search(reply.text) is not None
 
 
+# -- reader checks: what a person reading the stored reply sees ----------------------------
+
+_ACK = re.compile(
+    r"\b(?:i(?:'ll| will| shall)|i'?ve (?:noted|got)|let me) (?:remember|note|keep)\b"
+    r"|\bnoted\b|\bi(?:'ll| will) keep that in mind\b",
+    re.IGNORECASE,
+)
+_FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|our|ours|we)\b", re.IGNORECASE)
+_SECOND = re.compile(r"\b(?:you|your|yours|you're|you've|yourself)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+_COPY_N = 5
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def grams(text: str, n: int = _COPY_N) -> set[tuple[str, ...]]:
+    w = words(text)
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def has_key(text: str, key: str) -> bool:
+    """The fact's key word as a word (a plural allowed): "bee" in "bees", not in "been"."""
+    return re.search(rf"\b{re.escape(key.lower())}(?:s|es)?\b", text.lower()) is not None
+
+
+def acknowledges(text: str) -> bool:
+    """The reply says it will remember or noted something ("I'll remember that, Sam")."""
+    return _ACK.search(text) is not None
+
+
+def claims(text: str, key: str) -> bool:
+    """A sentence with the user's fact's key word told in the first person and not in
+    the second: the persona presenting the user's fact as its own ("My cat's name is
+    Miso.", "I am a nurse in Lyon.")."""
+    for sentence in _SENTENCE_END.split(text):
+        if has_key(sentence, key) and _FIRST.search(sentence) and not _SECOND.search(sentence):
+            return True
+    return False
+
+
+def copies(text: str, prompt: str, earlier: list[str]) -> bool:
+    """Text the persona did not say, repeated: a run of five words from one of the
+    user's earlier lines (or the whole line, when shorter), or the reply beginning with
+    the user's current line word for word."""
+    mine = words(text)
+    joined = " " + " ".join(mine) + " "
+    for line in earlier:
+        w = words(line)
+        if 3 <= len(w) < _COPY_N and " " + " ".join(w) + " " in joined:
+            return True
+    theirs: set[tuple[str, ...]] = set()
+    for line in earlier:
+        theirs |= grams(line)
+    if grams(text) & theirs:
+        return True
+    asked = words(prompt)
+    return len(asked) >= 3 and mine[: len(asked)] == asked
+
+
+def parrots(reply: Reply, earlier: list[str]) -> bool:
+    """A reply repeating an acknowledgement it was not asked for (any reply but to a fact
+    being told) or text the persona did not say."""
+    if reply.section != "tell" and acknowledges(reply.text):
+        return True
+    return copies(reply.text, reply.prompt.split(" [")[0], earlier)
+
+
+def shared_5grams(text: str, other: str) -> float:
+    """The share of ``text``'s word 5-grams that ``other`` also has."""
+    mine = grams(text)
+    return len(mine & grams(other)) / len(mine) if mine else 0.0
+
+
+def room_copies(rooms: list[Reply]) -> int:
+    """Room replies sharing more than half their word 5-grams with another reply of the
+    same turn."""
+    count = 0
+    for r in rooms:
+        turn = [o for o in rooms if o.session == r.session and o is not r]
+        if any(shared_5grams(r.text, o.text) > 0.5 for o in turn):
+            count += 1
+    return count
+
+
+def failed(reply: Reply) -> bool:
+    return reply.status == "failed" or bool(reply.error) or not reply.text.strip()
+
+
 # -- the client ---------------------------------------------------------------------------
 
 
@@ -335,8 +425,50 @@ def summarise(replies: list[Reply], script: dict[str, Any]) -> dict[str, Any]:
         if r.reply_s is not None:
             room_answers[r.session] = max(room_answers.get(r.session, 0.0), r.reply_s)
     marked = [r for r in replies if r.cut or r.status != "complete"]
+    # the reader's checks: each of a stored reply, with what the user had said before it
+    told = {str(i["tell"]): str(i["key"]) for i in script["facts"]["items"]}
+    answered = [
+        r
+        for r in asked
+        if has_key(r.text, keys[r.prompt])
+        and not acknowledges(r.text)
+        and not claims(r.text, keys[r.prompt])
+    ]
+    parroting: list[Reply] = []
+    claiming: list[Reply] = []
+    said: list[str] = []  # the user's lines so far, in the order the script sent them
+    known: list[str] = []  # the keys of the facts told so far
+    for r in replies:
+        asked_now = r.prompt.split(" [")[0]
+        if r.section == "tell":
+            known.append(told[asked_now])
+        if parrots(r, [line for line in said if line != asked_now]):
+            parroting.append(r)
+        keys_now = [keys[r.prompt]] if r.section == "ask" else known
+        if any(claims(r.text, k) for k in keys_now):
+            claiming.append(r)
+        if not said or said[-1] != asked_now:
+            said.append(asked_now)
+    turns: dict[str, list[Reply]] = {}
+    for r in rooms:
+        turns.setdefault(r.session, []).append(r)
+    room_size = min((len(room["personas"]) for room in script["rooms"]), default=2)
+    complete_turns = sum(
+        len(turn) >= room_size
+        and all(r.status == "complete" and r.text.strip() and not r.error for r in turn)
+        for turn in turns.values()
+    )
     return {
         "replies": len(replies),
+        "facts_answered": f"{len(answered)}/{len(asked)}",
+        "facts_answered_pct": round(100 * len(answered) / max(1, len(asked)), 1),
+        "replies_parroting": len(parroting),
+        "replies_claiming_user_fact": len(claiming),
+        "room_turns_complete": f"{complete_turns}/{len(script['rooms'])}",
+        "room_replies_copying_5grams": room_copies(rooms),
+        "failed_or_empty": sum(failed(r) for r in replies),
+        "parroting_examples": [f"{r.prompt} -> {r.text[:120]}" for r in parroting[:5]],
+        "claiming_examples": [f"{r.prompt} -> {r.text[:120]}" for r in claiming[:5]],
         "facts_recalled": f"{len(recalled)}/{len(asked)}",
         "facts_recalled_pct": round(100 * len(recalled) / max(1, len(asked)), 1),
         "repeating_replies": sum(repeats(r.text) for r in replies),
@@ -381,7 +513,7 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    script = yaml.safe_load(SCRIPT.read_text())
+    script = yaml.safe_load(Path(args.script).read_text())
     database_url, redis_url, cleanup = await services()
     home = Path(tempfile.mkdtemp(prefix="personae-quality-"))
     code = ROOT
@@ -437,6 +569,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await client.sio.disconnect()
         report = {
             "code": args.code or "working tree",
+            "script": Path(args.script).name,
             "llm": args.llm or "local",
             "duration_s": round(time.perf_counter() - started, 1),
             "load_average_before": [round(x, 2) for x in load_before],
@@ -512,6 +645,12 @@ def main() -> None:
     parser.add_argument("--llm", help="PERSONAE_LLM for the server (default: the embedded model)")
     parser.add_argument("--out", help="write the report with every reply to this JSON file")
     parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument(
+        "--script",
+        default=str(SCRIPT),
+        help="the conversation to play (default: chat_script.yaml; the held-out one: "
+        "chat_script_heldout.yaml)",
+    )
     parser.add_argument("--show-server-log", action="store_true")
     args = parser.parse_args()
     logging.getLogger("engineio.client").setLevel(logging.CRITICAL)

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from typing import Any, Literal, cast
 
-from langchain_core.messages import BaseMessageChunk
+from langchain_core.messages import BaseMessage, BaseMessageChunk, SystemMessage
 from langchain_core.messages.ai import UsageMetadata
 from langgraph.graph import END
 from langgraph.runtime import Runtime
@@ -19,7 +19,7 @@ from langgraph.types import Command
 
 from agents.decoding import decoding_for
 from agents.errors import LLMStreamBroken, LLMUnavailable
-from agents.guards import ReplyGuard
+from agents.guards import GuardedReply, ReplyGuard, copies_another, second_person
 from agents.turn.state import TurnContext, TurnState, ms_since
 from agents.types import AgentServices, TurnEvents
 from memory.record.transcripts import Message
@@ -68,18 +68,21 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
     options: dict[str, Any] = decoding_for(cfg.model, persona.style).options()
     first: float | None = None
     usage: UsageMetadata | None = None
+    messages = list(prompt.messages)
+    guard = ReplyGuard(prompt.speakers)
     try:
         async with asyncio.timeout(cfg.llm_timeout_s):
-            # a reply the guard cut to nothing (it began with another's line) is asked
-            # for once more before the turn fails as empty
-            for _ in range(2):
-                guard = ReplyGuard(prompt.speakers)
+            for attempt in range(_ATTEMPTS):
+                last = attempt == _ATTEMPTS - 1
+                # the last try is not stopped for copying: it is kept whole and marked
+                guard = ReplyGuard(prompt.speakers, prompt.facts, () if last else prompt.replies)
                 finish: str | None = None
                 usage = None
+                shown_any = False
                 # an async generator: closing it stops the model (a guard's early end)
                 stream = cast(
                     "AsyncGenerator[BaseMessageChunk, None]",
-                    model.astream(list(prompt.messages), **options),
+                    model.astream(messages, **options),
                 )
                 async with aclosing(stream) as chunks:
                     async for chunk in chunks:
@@ -88,14 +91,30 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                         text = chunk.content if isinstance(chunk.content, str) else ""
                         shown = guard.feed(text)
                         if shown:
+                            shown_any = True
                             if first is None:
                                 first = time.perf_counter()
                             await events.token(persona, request.reply_id, shown)
                         if guard.stopped:
                             break
                 reply = guard.finish(finish)
-                if reply.text or reply.cut is None:
+                if last and reply.claimed and not reply.text and not shown_any:
+                    # it claimed the user's fact every time: the fact said back to them
+                    said = second_person(reply.claim)
+                    reply = GuardedReply(said, None, said, claimed=True)
+                if last or shown_any:  # a copy already shown is kept, marked below
                     break
+                if reply.claimed and not reply.text:
+                    # it began by saying the user's fact as its own: once more, told
+                    # whose fact it is
+                    messages = _whose(list(prompt.messages), request.user_name)
+                elif reply.text and not reply.copied:
+                    break
+                # nothing to show (cut to nothing, empty, or another's reply again):
+                # asked once more with changed sampling
+                options = _resampled(options, attempt)
+            if reply.cut is None and copies_another(reply.text, prompt.replies):
+                reply = GuardedReply(reply.text, "repetition", reply.tail, copied=True)
     except LLMUnavailable as exc:
         return _failed("llm_unavailable", str(exc), t0)
     except LLMStreamBroken as exc:
@@ -119,6 +138,31 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
         timings[PROMPT_TOKENS] = usage["input_tokens"]
         timings[COMPLETION_TOKENS] = usage["output_tokens"]
     return {"reply": reply.text, "status": "complete", "cut": reply.cut, "timings": timings}
+
+
+_ATTEMPTS = 3
+"""A reply is asked for at most this often: once, again when nothing of it could be
+shown (the guard cut it to nothing, it was empty, it began with the user's fact as the
+persona's own, or it copied another persona's reply of the turn)."""
+
+
+def _resampled(options: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """The sampling for the next try: warmer, and another seed, so the model does not
+    give the same (empty or copied) reply again."""
+    out = dict(options)
+    out["temperature"] = round(min(1.0, float(options.get("temperature", 0.7)) + 0.2), 2)
+    out["seed"] = 7919 * (attempt + 1)
+    return out
+
+
+def _whose(messages: list[BaseMessage], user: str) -> list[BaseMessage]:
+    """The prompt again, reminded before the user's line that what the user told is
+    theirs: the reply speaks of it with "you" and "your"."""
+    note = SystemMessage(
+        content=f'Answer {user} about {user}\'s own life with "you" and "your". '
+        f"Never say {user}'s things are yours. If you were not told, say you do not know."
+    )
+    return [*messages[:-1], note, messages[-1]]
 
 
 async def store_reply(context: TurnContext, state: TurnState) -> tuple[Message, dict[str, float]]:

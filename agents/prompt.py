@@ -215,12 +215,21 @@ def compose(
         speakers=Speakers.of(persona.name, (*data.others, data.user_name), data.handles),
         card=profile.card,
         profile=profile.name,
-        facts=UserFacts.of(
-            data.user_text if data.speaker in (None, data.user_name) else "",
-            [m.text for m in memories if m.role == "user"],
-        ),
+        facts=_facts(data, memories),
         replies=tuple(ln.text for ln in data.replies),
     )
+
+
+def _facts(data: PromptInput, memories: Sequence[Recollection]) -> UserFacts:
+    """What the reply must not claim: what the user told before, and what they tell now
+    about themselves (a statement in the first person, not a question)."""
+    if data.speaker not in (None, data.user_name):
+        return UserFacts()
+    told = [m.text for m in memories if m.role == "user"]
+    text = data.user_text.strip()
+    if text and not text.endswith("?") and re.search(r"\b(?:i|i'm|my|me)\b", text, re.IGNORECASE):
+        told.append(text)
+    return UserFacts.of(text, told)
 
 
 def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]:
@@ -243,12 +252,10 @@ def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessa
         for m in sorted(memories, key=lambda m: m.score)
         if m.text.strip()
     )
+    # measured on the embedded model: an added rule ("answer with 'your'") made it
+    # answer fewer of these questions, not more
     return [
-        SystemMessage(
-            content=f"What you know about {user}, from what {user} told you: {facts}\n"
-            f'When {user} asks about this, answer with "you" and "your". '
-            f"It is about {user}, not about you."
-        )
+        SystemMessage(content=f"What you know about {user}, from what {user} told you: {facts}")
     ]
 
 

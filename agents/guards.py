@@ -33,8 +33,8 @@ __all__ = [
     "trim_to_sentence",
 ]
 
-Cut = Literal["length", "repetition", "speaker"]
-CUTS: tuple[str, ...] = ("length", "repetition", "speaker")
+Cut = Literal["length", "repetition", "speaker", "stopped"]
+CUTS: tuple[str, ...] = ("length", "repetition", "speaker", "stopped")
 
 _NGRAM = 8
 _COPY_WORDS = 12  # a room reply's first words held back to compare with the others'

@@ -225,11 +225,19 @@ def _facts(data: PromptInput, memories: Sequence[Recollection]) -> UserFacts:
     about themselves (a statement in the first person, not a question)."""
     if data.speaker not in (None, data.user_name):
         return UserFacts()
-    told = [m.text for m in memories if m.role == "user"]
     text = data.user_text.strip()
-    if text and not text.endswith("?") and re.search(r"\b(?:i|i'm|my|me)\b", text, re.IGNORECASE):
-        told.append(text)
+    lines = [m.text.strip() for m in memories if m.role == "user"] + [text]
+    told = [line for line in lines if _about_themselves(line)]
     return UserFacts.of(text, told)
+
+
+_THEMSELVES = re.compile(r"\b(?:i|i'm|i've|my|me|mine|our)\b", re.IGNORECASE)
+
+
+def _about_themselves(line: str) -> bool:
+    """A statement the user made about themselves ("My cat is called Miso."), not a
+    question ("What should I read?")."""
+    return bool(line) and "?" not in line and _THEMSELVES.search(line) is not None
 
 
 def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]:

@@ -6,6 +6,7 @@ partial reply, which is not mined for traits."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -18,12 +19,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from agents.decoding import decoding_for
-from agents.errors import LLMStreamBroken, LLMUnavailable
+from agents.errors import LLMStreamBroken, LLMUnavailable, ReplyStopped
 from agents.guards import GuardedReply, ReplyGuard, copies_another, second_person
 from agents.turn.state import TurnContext, TurnState, ms_since
 from agents.types import AgentServices, TurnEvents
 from memory.record.transcripts import Message
 
+log = logging.getLogger(__name__)
 _END: Literal["__end__"] = "__end__"  # LangGraph's END, typed as the literal it is
 assert _END == END
 
@@ -69,6 +71,8 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
     first: float | None = None
     usage: UsageMetadata | None = None
     messages = list(prompt.messages)
+    stopped = False
+    kept: GuardedReply | None = None
     guard = ReplyGuard(prompt.speakers)
     try:
         async with asyncio.timeout(cfg.llm_timeout_s):
@@ -79,6 +83,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                 finish: str | None = None
                 usage = None
                 shown_any = False
+                written = ""
                 # an async generator: closing it stops the model (a guard's early end)
                 stream = cast(
                     "AsyncGenerator[BaseMessageChunk, None]",
@@ -94,14 +99,34 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                             shown_any = True
                             if first is None:
                                 first = time.perf_counter()
-                            await events.token(persona, request.reply_id, shown)
+                            written += shown
+                            try:
+                                await events.token(persona, request.reply_id, shown)
+                            except ReplyStopped:
+                                stopped = True
+                                break
                         if guard.stopped:
                             break
+                if stopped:  # by the user: kept as far as it was shown
+                    reply = GuardedReply(written.strip(), "stopped")
+                    break
                 reply = guard.finish(finish)
-                if last and reply.claimed and not reply.text and not shown_any:
-                    # it claimed the user's fact every time: the fact said back to them
-                    said = second_person(reply.claim)
-                    reply = GuardedReply(said, None, said, claimed=True)
+                if not reply.text:
+                    log.warning(
+                        "reply %s of %s, try %d: nothing to show (cut %s, claimed %s, "
+                        "copied %s, finish %s)",
+                        request.reply_id,
+                        persona.slug,
+                        attempt + 1,
+                        reply.cut,
+                        reply.claimed,
+                        reply.copied,
+                        finish,
+                    )
+                if kept is None:
+                    kept = _fallback(reply)
+                if last and not reply.text and not shown_any and kept is not None:
+                    reply = kept  # nothing better came: the first try's best, marked
                 if last or shown_any:  # a copy already shown is kept, marked below
                     break
                 if reply.claimed and not reply.text:
@@ -127,7 +152,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
         return _failed("llm_unavailable", reason, t0)
     if not reply.text:
         return _failed("llm_empty", f"llm {services.llm_name!r} returned an empty reply", t0)
-    if reply.tail:
+    if reply.tail and not stopped:
         if first is None:
             first = time.perf_counter()
         await events.token(persona, request.reply_id, reply.tail)
@@ -150,9 +175,21 @@ def _resampled(options: dict[str, Any], attempt: int) -> dict[str, Any]:
     """The sampling for the next try: warmer, and another seed, so the model does not
     give the same (empty or copied) reply again."""
     out = dict(options)
-    out["temperature"] = round(min(1.0, float(options.get("temperature", 0.7)) + 0.2), 2)
+    out["temperature"] = round(min(1.0, float(options.get("temperature", 0.7)) + 0.15), 2)
     out["seed"] = 7919 * (attempt + 1)
     return out
+
+
+def _fallback(reply: GuardedReply) -> GuardedReply | None:
+    """What a try that could not be shown leaves to fall back on when no later try does
+    better: a claim of the user's fact said back to them in the second person ("Your dog
+    is called Pixel."), or a reply that copied another persona's, marked."""
+    if reply.claimed and reply.claim:
+        said = " ".join(filter(None, [reply.text, second_person(reply.claim)]))
+        return GuardedReply(said, None, said, claimed=True)
+    if reply.copied and reply.text:
+        return GuardedReply(reply.text, "repetition", reply.text, copied=True)
+    return None
 
 
 def _whose(messages: list[BaseMessage], user: str) -> list[BaseMessage]:

@@ -156,19 +156,26 @@ def claims(text: str, key: str) -> bool:
     return False
 
 
+_VOICE = frozenset(
+    ["i", "i'm", "i've", "i'd", "i'll", "me", "my", "mine", "myself", "we", "our", "ours", "us"]
+)
+
+
 def copies(text: str, prompt: str, earlier: list[str]) -> bool:
     """Text the persona did not say, repeated: a run of five words from one of the
-    user's earlier lines (or the whole line, when shorter), or the reply beginning with
-    the user's current line word for word."""
+    user's earlier lines said in the user's voice (with their "I", "my", "our": "I live
+    in Lisbon now", not "is a beagle called Biscuit" in "Sam's dog is a beagle called
+    Biscuit"), or the whole line when shorter, or the reply beginning with the user's
+    current line word for word."""
     mine = words(text)
     joined = " " + " ".join(mine) + " "
     for line in earlier:
         w = words(line)
-        if 3 <= len(w) < _COPY_N and " " + " ".join(w) + " " in joined:
+        if 3 <= len(w) < _COPY_N and _VOICE & set(w) and " " + " ".join(w) + " " in joined:
             return True
     theirs: set[tuple[str, ...]] = set()
     for line in earlier:
-        theirs |= grams(line)
+        theirs |= {g for g in grams(line) if _VOICE & set(g)}
     if grams(text) & theirs:
         return True
     asked = words(prompt)
@@ -639,6 +646,18 @@ async def persona_names(database_url: str) -> dict[str, str]:
         return {slug: name for slug, name in await cur.fetchall()}
 
 
+def rescore(path: str, script_path: str) -> dict[str, Any]:
+    """The summary of a saved report (``--out``) again, with this file's checks: an
+    earlier run scored the same way as a new one."""
+    saved = json.loads(Path(path).read_text())
+    replies = [Reply(**r) for r in saved["replies"]]
+    script = yaml.safe_load(Path(script_path).read_text())
+    return {
+        **{k: v for k, v in saved.items() if k != "replies"},
+        "summary": summarise(replies, script),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", help="run the server from this git revision (default: the tree)")
@@ -652,7 +671,13 @@ def main() -> None:
         "chat_script_heldout.yaml)",
     )
     parser.add_argument("--show-server-log", action="store_true")
+    parser.add_argument(
+        "--rescore", metavar="REPORT", help="score a saved --out report again; run nothing"
+    )
     args = parser.parse_args()
+    if args.rescore:
+        print(json.dumps(rescore(args.rescore, args.script), indent=2))
+        return
     logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
     logging.getLogger("socketio.client").setLevel(logging.CRITICAL)
     report = asyncio.run(run(args))

@@ -148,6 +148,11 @@ class ReplyGuard:
         return self._cut is not None or self._claimed or self._copied
 
     @property
+    def raw(self) -> str:
+        """The model's text as it came (for a log line on a reply that showed nothing)."""
+        return self._raw
+
+    @property
     def claimed(self) -> bool:
         """A sentence claimed the user's fact as the persona's own (see ``UserFacts``)."""
         return self._claimed

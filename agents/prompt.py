@@ -241,9 +241,10 @@ def _about_themselves(line: str) -> bool:
 
 
 def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]:
-    """A small model is shown what people told it, not its own earlier replies (which it
-    would take for facts and repeat)."""
-    return [m for m in memories if not short or m.role == "user"]
+    """A small model is shown what the user told it about themselves: not its own
+    earlier replies (which it would take for facts and repeat), nor the user's questions
+    (which it would take for facts about the user)."""
+    return [m for m in memories if not short or (m.role == "user" and _about_themselves(m.text))]
 
 
 def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessage]:

@@ -114,7 +114,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                 if not reply.text:
                     log.warning(
                         "reply %s of %s, try %d: nothing to show (cut %s, claimed %s, "
-                        "copied %s, finish %s)",
+                        "copied %s, finish %s): %r",
                         request.reply_id,
                         persona.slug,
                         attempt + 1,
@@ -122,6 +122,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                         reply.claimed,
                         reply.copied,
                         finish,
+                        guard.raw[:80],
                     )
                 if kept is None:
                     kept = _fallback(reply)

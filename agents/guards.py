@@ -37,6 +37,7 @@ Cut = Literal["length", "repetition", "speaker", "stopped"]
 CUTS: tuple[str, ...] = ("length", "repetition", "speaker", "stopped")
 
 _NGRAM = 8
+_SAID = re.compile(r"(?:said|says|wrote)\s*:")
 _COPY_WORDS = 12  # a room reply's first words held back to compare with the others'
 _MIN_SENTENCE_WORDS = 5
 _MIN_LINE_CHARS = 8
@@ -287,6 +288,8 @@ class ReplyGuard:
                 if head.startswith(form):
                     rest = head[len(form) :]
                     stripped = rest.lstrip(_CLOSE + " \t")
+                    if kind == "other" and _SAID.match(stripped):
+                        return "other", ""  # 'Albert Einstein said: "..."', quoted
                     if stripped.startswith(":"):
                         if kind == "other":
                             return "other", ""

@@ -167,7 +167,11 @@ def compose(
     lines = [ln for ln in data.transcript if profile.own_lines or not ln.own]
     if profile.transcript_lines is not None:
         lines = lines[len(lines) - min(len(lines), profile.transcript_lines) :]
-    said = _said(data.speaker or data.user_name, data.user_text, data.others)
+    said = (
+        _quoted(data.speaker, data.user_text, data.user_name)
+        if short
+        else _said(data.speaker or data.user_name, data.user_text, data.others)
+    )
     fixed = (
         estimate_tokens(system)
         + estimate_tokens(said)
@@ -201,10 +205,18 @@ def compose(
         if ln.own:
             messages.append(AIMessage(content=ln.text))
         else:
-            messages.append(HumanMessage(content=_said(ln.speaker, ln.text, data.others)))
+            text = (
+                _quoted(ln.speaker, ln.text, data.user_name)
+                if short and data.others
+                else _said(ln.speaker, ln.text, data.others)
+            )
+            messages.append(HumanMessage(content=text))
     messages.append(user)
     for ln in data.replies:
-        messages.append(HumanMessage(content=f"{ln.speaker}: {ln.text}"))
+        reply = (
+            _quoted(ln.speaker, ln.text, data.user_name) if short else f"{ln.speaker}: {ln.text}"
+        )
+        messages.append(HumanMessage(content=reply))
     stop = tuple(f"\n{name}:" for name in (*data.others, data.user_name)) + (f"\n{persona.name}:",)
     return Prompt(
         messages=tuple(messages),
@@ -448,6 +460,16 @@ def _speech(p: Persona) -> str:
         else ", with plenty of humour"
     )
     return f"You speak in a {s.emotional_style}, {s.language_style} way{humour}."
+
+
+def _quoted(speaker: str | None, text: str, user: str) -> str:
+    """A line for a small model: the user's own plainly; another's as what they said
+    ('Marie Curie said: "..."'), never as a ``Name:`` label, which the model takes up and
+    goes on writing that speaker's line (measured: every try of a room reply began
+    "Sam:" or with the other persona's label)."""
+    if speaker in (None, user):
+        return text
+    return f'{speaker} said: "{text}"'
 
 
 def _said(speaker: str, text: str, others: Sequence[str]) -> str:

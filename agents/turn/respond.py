@@ -134,6 +134,12 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                     # it began by saying the user's fact as its own: once more, told
                     # whose fact it is
                     messages = _whose(list(prompt.messages), request.user_name)
+                elif reply.cut == "speaker" and not reply.text:
+                    # it began another's line: once more, told to write only its own
+                    messages = _noted(
+                        list(prompt.messages),
+                        f"Write only what {persona.name} says now, with no name in front.",
+                    )
                 elif reply.text and not reply.copied:
                     break
                 # nothing to show (cut to nothing, empty, or another's reply again):
@@ -196,11 +202,16 @@ def _fallback(reply: GuardedReply) -> GuardedReply | None:
 def _whose(messages: list[BaseMessage], user: str) -> list[BaseMessage]:
     """The prompt again, reminded before the user's line that what the user told is
     theirs: the reply speaks of it with "you" and "your"."""
-    note = SystemMessage(
-        content=f'Answer {user} about {user}\'s own life with "you" and "your". '
-        f"Never say {user}'s things are yours. If you were not told, say you do not know."
+    return _noted(
+        messages,
+        f'Answer {user} about {user}\'s own life with "you" and "your". '
+        f"Never say {user}'s things are yours. If you were not told, say you do not know.",
     )
-    return [*messages[:-1], note, messages[-1]]
+
+
+def _noted(messages: list[BaseMessage], note: str) -> list[BaseMessage]:
+    """The prompt with ``note`` as a system line just before its last message."""
+    return [*messages[:-1], SystemMessage(content=note), messages[-1]]
 
 
 async def store_reply(context: TurnContext, state: TurnState) -> tuple[Message, dict[str, float]]:

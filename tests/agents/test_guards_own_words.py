@@ -183,3 +183,14 @@ async def test_an_empty_reply_is_asked_for_again_with_other_sampling(
     ]
     first, second = calls
     assert second["temperature"] > first["temperature"] and "seed" in second
+
+
+def test_a_line_quoting_another_speaker_ends_the_reply_there() -> None:
+    speakers = Speakers.of("Socratic Tutor", ["Albert Einstein", "Sam"])
+    shown, reply = guarded(
+        'No worries.\nAlbert Einstein said: "Time is relative."', ReplyGuard(speakers)
+    )
+    assert (shown, reply.text, reply.cut) == ("No worries.\n", "No worries.", "speaker")
+    said = "Albert Einstein said that time is relative."
+    shown, reply = guarded(said, ReplyGuard(speakers))
+    assert (shown, reply.cut) == (said, None), "a name in a sentence is no label"

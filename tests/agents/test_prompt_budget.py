@@ -159,9 +159,23 @@ def test_a_later_persona_in_a_room_sees_the_earlier_replies_after_the_question()
         profile=SMALL_LOCAL,
     )
     *_, question, earlier = prompt.messages
-    assert str(question.content) == "Sam: What is time?"
+    assert str(question.content) == "What is time?"
     assert isinstance(earlier, HumanMessage)
-    assert str(earlier.content) == "Socratic Tutor: Time is what clocks measure."
+    assert str(earlier.content) == 'Socratic Tutor said: "Time is what clocks measure."'
+    capable = compose(
+        data(
+            others=("Socratic Tutor",),
+            memories=[],
+            transcript=[],
+            user_text="What is time?",
+            replies=[Line("Socratic Tutor", "Time is what clocks measure.", own=False)],
+        ),
+        profile=CAPABLE,
+    )
+    assert [str(m.content) for m in capable.messages[-2:]] == [
+        "Sam: What is time?",
+        "Socratic Tutor: Time is what clocks measure.",
+    ]
     assert prompt.replies == ("Time is what clocks measure.",)
     assert "never repeat what the others said" in str(prompt.messages[0].content)
 
@@ -199,7 +213,8 @@ def test_a_room_prompt_names_the_others_and_the_guard_knows_their_labels() -> No
         profile=SMALL_LOCAL,
     )
     assert "group chat with Sam and Socratic Tutor" in str(prompt.messages[0].content)
-    assert str(prompt.messages[-1].content) == "Sam: What is my cat's name?"
+    # the user's line plainly: a "Name:" label is what a small model goes on writing
+    assert str(prompt.messages[-1].content) == "What is my cat's name?"
     assert {"socratic tutor", "socratic", "sam"} <= set(prompt.speakers.others)
     assert prompt.speakers.handles == ("socratic-tutor",)
     assert "albert einstein" in prompt.speakers.own

@@ -128,6 +128,7 @@ class ReplyGuard:
         self._claimed = False
         self._claim = ""
         self._replies = tuple(r for r in replies if r.strip())
+        self._others_grams = frozenset(g for r in self._replies for g in _grams(r))
         self._copied = False
         self._raw = ""
         self._released = 0
@@ -232,15 +233,20 @@ class ReplyGuard:
             safe = min(safe, _held_for_inline(text, safe))
         if self._facts is not None and not self.stopped:
             safe = self._check_claims(text, safe, final)
-        if self._replies and not self._released and not self.stopped:
-            # another persona's reply said again: found within the first words, before
-            # any is shown, so the reply can be asked for again
-            if len(_WORD.findall(text)) < _COPY_WORDS and not final:
-                return text, 0
-            if copies_another(text, self._replies):
-                self._copied = True
-                self._stop_at = 0
-                return text, 0
+        if self._replies and not self.stopped:
+            if not self._released:
+                # another persona's reply said again: found within the first words,
+                # before any is shown, so the reply can be asked for again
+                if len(_WORD.findall(text)) < _COPY_WORDS and not final:
+                    return text, 0
+                if copies_another(text, self._replies):
+                    self._copied = True
+                    self._stop_at = 0
+                    return text, 0
+            run = _copied_run(text, self._others_grams)
+            if run is not None:  # later on, a run of it copied: ended where it began
+                self._stop(run, "repetition")
+                return text, min(safe, run)
         return text, safe
 
     def _check_claims(self, text: str, safe: int, final: bool) -> int:
@@ -252,7 +258,9 @@ class ReplyGuard:
         if final and (not bounds or bounds[-1] < len(text.rstrip())):
             bounds.append(len(text))
         for end in bounds:
-            if self._facts.claim(text[start:end]) is not None:
+            # a sentence partly shown already (it gave no sign of a claim until late)
+            # is not taken back half-way
+            if start >= self._released and self._facts.claim(text[start:end]) is not None:
                 self._claimed = True
                 self._claim = text[start:end].strip()
                 at = start + len(text[start:end]) - len(text[start:end].lstrip())
@@ -567,15 +575,35 @@ class UserFacts:
         return bool(self.words or self.asked) and _FIRST.search(sentence) is not None
 
 
+def _grams(text: str) -> set[tuple[str, ...]]:
+    w = [x.lower() for x in _WORD.findall(text)]
+    return {tuple(w[i : i + 5]) for i in range(len(w) - 4)}
+
+
 def shared_5grams(text: str, other: str) -> float:
     """The share of ``text``'s word 5-grams that ``other`` has too (0 when it has none)."""
+    mine = _grams(text)
+    return len(mine & _grams(other)) / len(mine) if mine else 0.0
 
-    def grams(s: str) -> set[tuple[str, ...]]:
-        w = [x.lower() for x in _WORD.findall(s)]
-        return {tuple(w[i : i + 5]) for i in range(len(w) - 4)}
 
-    mine = grams(text)
-    return len(mine & grams(other)) / len(mine) if mine else 0.0
+_COPY_RUN = 3  # consecutive shared 5-grams: seven words said word for word
+
+
+def _copied_run(text: str, others: frozenset[tuple[str, ...]]) -> int | None:
+    """Where ``text`` starts saying seven or more words of another reply word for word
+    (three consecutive 5-grams it shares), or None."""
+    if not others:
+        return None
+    words = [(m.group().lower(), m.start()) for m in _WORD.finditer(text)]
+    streak = 0
+    for i in range(len(words) - 4):
+        if tuple(w for w, _ in words[i : i + 5]) in others:
+            streak += 1
+            if streak == _COPY_RUN:
+                return words[i - _COPY_RUN + 1][1]
+        else:
+            streak = 0
+    return None
 
 
 def copies_another(text: str, others: Iterable[str]) -> bool:

@@ -194,3 +194,17 @@ def test_a_line_quoting_another_speaker_ends_the_reply_there() -> None:
     said = "Albert Einstein said that time is relative."
     shown, reply = guarded(said, ReplyGuard(speakers))
     assert (shown, reply.cut) == (said, None), "a name in a sentence is no label"
+
+
+def test_a_room_reply_that_starts_copying_later_is_cut_where_the_copy_begins() -> None:
+    own = "That is the essence of what my friend said about clocks and trains. "
+    shown, reply = guarded(own + TIME, ReplyGuard(SPEAKERS, replies=[TIME]))
+    assert (reply.text, reply.cut) == (own.strip(), "repetition")
+    assert not reply.copied and shown.startswith(own.strip())
+
+
+def test_a_claim_in_a_sentence_already_partly_shown_is_not_taken_back() -> None:
+    facts = UserFacts.of("", ["I am learning Japanese in the evenings."])
+    text = "Konbanwa is a word people use, and it means I am learning Japanese."
+    shown, reply = guarded(text, ReplyGuard(SPEAKERS, facts))
+    assert shown == reply.text == text and not reply.claimed

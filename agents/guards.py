@@ -258,9 +258,7 @@ class ReplyGuard:
         if final and (not bounds or bounds[-1] < len(text.rstrip())):
             bounds.append(len(text))
         for end in bounds:
-            # a sentence partly shown already (it gave no sign of a claim until late)
-            # is not taken back half-way
-            if start >= self._released and self._facts.claim(text[start:end]) is not None:
+            if self._facts.claim(text[start:end]) is not None:
                 self._claimed = True
                 self._claim = text[start:end].strip()
                 at = start + len(text[start:end]) - len(text[start:end].lstrip())

@@ -111,6 +111,13 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                     reply = GuardedReply(written.strip(), "stopped")
                     break
                 reply = guard.finish(finish)
+                if reply.claimed and shown_any:
+                    # part of the claiming sentence was shown already (it gave no sign
+                    # of a claim until late): the claim is said back in the second
+                    # person; the stored text replaces what was shown
+                    said = _fallback(reply)
+                    if said is not None:
+                        reply = said
                 if not reply.text:
                     log.warning(
                         "reply %s of %s, try %d: nothing to show (cut %s, claimed %s, "
@@ -193,7 +200,9 @@ def _fallback(reply: GuardedReply) -> GuardedReply | None:
     is called Pixel."), or a reply that copied another persona's, marked."""
     if reply.claimed and reply.claim:
         said = " ".join(filter(None, [reply.text, second_person(reply.claim)]))
-        return GuardedReply(said, None, said, claimed=True)
+        shown = reply.text  # what may have been shown of it
+        tail = said[len(shown) :] if shown and said.startswith(shown) else said
+        return GuardedReply(said, None, tail, claimed=True)
     if reply.copied and reply.text:
         return GuardedReply(reply.text, "repetition", reply.text, copied=True)
     return None

@@ -203,8 +203,36 @@ def test_a_room_reply_that_starts_copying_later_is_cut_where_the_copy_begins() -
     assert not reply.copied and shown.startswith(own.strip())
 
 
-def test_a_claim_in_a_sentence_already_partly_shown_is_not_taken_back() -> None:
+def test_a_claim_in_a_sentence_already_partly_shown_is_still_caught() -> None:
     facts = UserFacts.of("", ["I am learning Japanese in the evenings."])
     text = "Konbanwa is a word people use, and it means I am learning Japanese."
-    shown, reply = guarded(text, ReplyGuard(SPEAKERS, facts))
-    assert shown == reply.text == text and not reply.claimed
+    guard = ReplyGuard(SPEAKERS, facts)
+    shown = "".join(guard.feed(t) for t in split_tokens(text))
+    reply = guard.finish()
+    assert shown.startswith("Konbanwa is a word") and reply.claimed and reply.text == ""
+    assert second_person(reply.claim) == (
+        "Konbanwa is a word people use, and it means you are learning Japanese."
+    )
+
+
+async def test_a_claim_found_late_is_stored_said_back_to_the_user(services_factory: Any) -> None:
+    model = FakeStreamingChatModel(
+        reply="Konbanwa is a word people use, and it means I am learning Japanese."
+    )
+    async with services_factory(model) as services:
+        persona = await services.personas.create(definition("companion"), ADMIN)
+        transcripts = services.memory.transcripts
+        session = await transcripts.create_session("u1", [persona.id])
+        msg, _ = await transcripts.store_user_message(
+            session.id,
+            user_id="u1",
+            speaker="Sam",
+            text="I am learning Japanese in the evenings.",
+            client_msg_id="c",
+        )
+        [result] = await services.director.respond(
+            session, msg, user_name="Sam", events=NullEvents()
+        )
+        stored = (await transcripts.history(session.id)).items[-1]
+    assert model.calls == 1 and result.status == "complete"
+    assert stored.text == "Konbanwa is a word people use, and it means you are learning Japanese."

@@ -121,8 +121,17 @@ class ReplyGuard:
     """Feed the model's text in; get back what may be shown now. See the module doc."""
 
     def __init__(
-        self, speakers: Speakers, facts: UserFacts | None = None, replies: Iterable[str] = ()
+        self,
+        speakers: Speakers,
+        facts: UserFacts | None = None,
+        replies: Iterable[str] = (),
+        *,
+        again: bool = True,
     ) -> None:
+        """``replies``: the other personas' replies of the turn, which this one must not
+        copy; ``again``: a reply copying one from its start may be asked for again (so
+        it is stopped before anything is shown), else it is kept whole."""
+        self._again = again
         self._speakers = speakers
         self._facts = facts
         self._claimed = False
@@ -234,7 +243,7 @@ class ReplyGuard:
         if self._facts is not None and not self.stopped:
             safe = self._check_claims(text, safe, final)
         if self._replies and not self.stopped:
-            if not self._released:
+            if not self._released and self._again:
                 # another persona's reply said again: found within the first words,
                 # before any is shown, so the reply can be asked for again
                 if len(_WORD.findall(text)) < _COPY_WORDS and not final:
@@ -244,7 +253,7 @@ class ReplyGuard:
                     self._stop_at = 0
                     return text, 0
             run = _copied_run(text, self._others_grams)
-            if run is not None:  # later on, a run of it copied: ended where it began
+            if run:  # after words of its own, a run of it copied: ended where it began
                 self._stop(run, "repetition")
                 return text, min(safe, run)
         return text, safe

@@ -78,8 +78,9 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
         async with asyncio.timeout(cfg.llm_timeout_s):
             for attempt in range(_ATTEMPTS):
                 last = attempt == _ATTEMPTS - 1
-                # the last try is not stopped for copying: it is kept whole and marked
-                guard = ReplyGuard(prompt.speakers, prompt.facts, () if last else prompt.replies)
+                # the last try is not stopped for copying from its start: it is kept whole
+                # and marked
+                guard = ReplyGuard(prompt.speakers, prompt.facts, prompt.replies, again=not last)
                 finish: str | None = None
                 usage = None
                 shown_any = False

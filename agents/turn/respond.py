@@ -20,7 +20,14 @@ from langgraph.types import Command
 
 from agents.decoding import decoding_for
 from agents.errors import LLMStreamBroken, LLMUnavailable, ReplyStopped
-from agents.guards import GuardedReply, ReplyGuard, copies_another, second_person
+from agents.guards import (
+    Cut,
+    GuardedReply,
+    ReplyGuard,
+    copies_another,
+    ends_mid_sentence,
+    second_person,
+)
 from agents.turn.state import TurnContext, TurnState, ms_since
 from agents.types import AgentServices, TurnEvents
 from memory.record.transcripts import Message
@@ -116,7 +123,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                     # part of the claiming sentence was shown already (it gave no sign
                     # of a claim until late): the claim is said back in the second
                     # person; the stored text replaces what was shown
-                    said = _fallback(reply)
+                    said = _fallback(reply, finish)
                     if said is not None:
                         reply = said
                 if not reply.text:
@@ -133,7 +140,7 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                         guard.raw[:80],
                     )
                 if kept is None:
-                    kept = _fallback(reply)
+                    kept = _fallback(reply, finish)
                 if last and not reply.text and not shown_any and kept is not None:
                     reply = kept  # nothing better came: the first try's best, marked
                 if last or shown_any:  # a copy already shown is kept, marked below
@@ -195,10 +202,16 @@ def _resampled(options: dict[str, Any], attempt: int) -> dict[str, Any]:
     return out
 
 
-def _fallback(reply: GuardedReply) -> GuardedReply | None:
+def _fallback(reply: GuardedReply, finish: str | None = None) -> GuardedReply | None:
     """What a try that could not be shown leaves to fall back on when no later try does
     better: a claim of the user's fact said back to them in the second person ("Your dog
     is called Pixel."), or a reply that copied another persona's, marked."""
+    if reply.claimed and reply.claim and ends_mid_sentence(reply.claim):
+        # the claim was the unfinished last sentence (the reply ran out in it): dropped,
+        # or said back when nothing else is left
+        cut: Cut | None = "length" if finish == "length" else None
+        said = reply.text or second_person(reply.claim)
+        return GuardedReply(said, cut, "" if reply.text else said, claimed=True)
     if reply.claimed and reply.claim:
         said = " ".join(filter(None, [reply.text, second_person(reply.claim)]))
         shown = reply.text  # what may have been shown of it

@@ -236,3 +236,32 @@ async def test_a_claim_found_late_is_stored_said_back_to_the_user(services_facto
         stored = (await transcripts.history(session.id)).items[-1]
     assert model.calls == 1 and result.status == "complete"
     assert stored.text == "Konbanwa is a word people use, and it means you are learning Japanese."
+
+
+async def test_a_reply_running_out_in_a_claim_is_stored_without_it_and_marked(
+    services_factory: Any,
+) -> None:
+    model = FakeStreamingChatModel(
+        reply="Konbanwa is a lovely word. It is used in the evening. "
+        "I have been learning Japanese for many years now."
+    )
+    async with services_factory(model) as services:
+        persona = await services.personas.create(
+            definition("companion", style={"max_tokens": 16}), ADMIN
+        )
+        transcripts = services.memory.transcripts
+        session = await transcripts.create_session("u1", [persona.id])
+        msg, _ = await transcripts.store_user_message(
+            session.id,
+            user_id="u1",
+            speaker="Sam",
+            text="I am learning Japanese in the evenings.",
+            client_msg_id="c",
+        )
+        await services.director.respond(session, msg, user_name="Sam", events=NullEvents())
+        stored = (await transcripts.history(session.id)).items[-1]
+    assert model.last_kwargs["max_tokens"] == 16
+    assert (stored.text, stored.cut) == (
+        "Konbanwa is a lovely word. It is used in the evening.",
+        "length",
+    )

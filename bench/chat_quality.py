@@ -2,14 +2,22 @@
 and the real embedder, driven over Socket.IO through the fixed script in
 ``bench/chat_script.yaml``.
 
-    python bench/chat_quality.py [--code REV] [--out report.json]
+    python bench/chat_quality.py [--code REV] [--script FILE] [--out report.json]
+    python bench/chat_quality.py --rescore report.json [--script FILE]
 
 The script tells a persona 22 facts in one session and asks each back in a new session,
 asks 5 personas 4 open questions each (a new session per question) and puts one
 question to 5 two-persona rooms. It reports facts recalled, replies that repeat a line
 or an 8-gram 3+ times, replies that end mid-sentence without being marked cut, room
 replies that contain another speaker's line, time to first token of a new session and
-whole-reply time. ``--code REV`` runs the server from that git revision of this
+whole-reply time. It also reads each stored reply as a person would (the reader checks,
+docs/quality.md): facts answered (the key word, in a reply that is neither an
+acknowledgement nor a first-person claim), replies parroting an acknowledgement or the
+user's words, replies claiming the user's fact, room turns with every reply complete,
+room replies sharing most of their word 5-grams with another of the turn, failed or
+empty replies. ``--script`` plays another conversation (``chat_script_heldout.yaml``:
+written apart, used for no choice); ``--rescore`` scores a saved report again with
+these checks. ``--code REV`` runs the server from that git revision of this
 repository instead of the working tree (the client and the checks stay the same), so two
 versions are compared in one sitting.
 

@@ -17,6 +17,12 @@ class LLMUnavailable(AgentError):
         self.reason = reason
 
 
+class ReplyStopped(AgentError):
+    """Raised by a turn's event sink when the user stopped the reply being written (the
+    terminal chat's Ctrl-C): the turn stops the model and stores what was shown, cut
+    ``"stopped"``."""
+
+
 class LLMStreamBroken(AgentError):
     """The stream failed after some tokens were produced; ``partial`` holds them."""
 

@@ -26,14 +26,19 @@ __all__ = [
     "GuardedReply",
     "ReplyGuard",
     "Speakers",
+    "UserFacts",
+    "copies_another",
     "ends_mid_sentence",
+    "second_person",
     "trim_to_sentence",
 ]
 
-Cut = Literal["length", "repetition", "speaker"]
-CUTS: tuple[str, ...] = ("length", "repetition", "speaker")
+Cut = Literal["length", "repetition", "speaker", "stopped"]
+CUTS: tuple[str, ...] = ("length", "repetition", "speaker", "stopped")
 
 _NGRAM = 8
+_SAID = re.compile(r"(?:said|says|wrote)\s*:")
+_COPY_WORDS = 12  # a room reply's first words held back to compare with the others'
 _MIN_SENTENCE_WORDS = 5
 _MIN_LINE_CHARS = 8
 # markup a model puts before a label: quotes, bold, list marks, headings, brackets
@@ -84,6 +89,14 @@ class GuardedReply:
     text: str
     cut: Cut | None
     tail: str = ""
+    claimed: bool = False
+    """The reply was ended before a sentence that said the user's fact as the persona's
+    own (``UserFacts``): what is left is what came before it."""
+    claim: str = ""
+    """The sentence that claimed the user's fact (when ``claimed``)."""
+    copied: bool = False
+    """The reply shares more than half its word 5-grams with another persona's reply of
+    the same turn (nothing of it was shown when it was found within its first words)."""
 
 
 def ends_mid_sentence(text: str) -> bool:
@@ -107,8 +120,25 @@ def trim_to_sentence(text: str) -> str:
 class ReplyGuard:
     """Feed the model's text in; get back what may be shown now. See the module doc."""
 
-    def __init__(self, speakers: Speakers) -> None:
+    def __init__(
+        self,
+        speakers: Speakers,
+        facts: UserFacts | None = None,
+        replies: Iterable[str] = (),
+        *,
+        again: bool = True,
+    ) -> None:
+        """``replies``: the other personas' replies of the turn, which this one must not
+        copy; ``again``: a reply copying one from its start may be asked for again (so
+        it is stopped before anything is shown), else it is kept whole."""
+        self._again = again
         self._speakers = speakers
+        self._facts = facts
+        self._claimed = False
+        self._claim = ""
+        self._replies = tuple(r for r in replies if r.strip())
+        self._others_grams = frozenset(g for r in self._replies for g in _grams(r))
+        self._copied = False
         self._raw = ""
         self._released = 0
         self._shown = ""
@@ -126,7 +156,17 @@ class ReplyGuard:
     @property
     def stopped(self) -> bool:
         """The reply must end here: stop reading the model."""
-        return self._cut is not None
+        return self._cut is not None or self._claimed or self._copied
+
+    @property
+    def raw(self) -> str:
+        """The model's text as it came (for a log line on a reply that showed nothing)."""
+        return self._raw
+
+    @property
+    def claimed(self) -> bool:
+        """A sentence claimed the user's fact as the persona's own (see ``UserFacts``)."""
+        return self._claimed
 
     def feed(self, delta: str) -> str:
         """Take the next piece of the model's text; return the text that is now safe to
@@ -157,9 +197,11 @@ class ReplyGuard:
         text = text.strip()
         if self._cut is not None and ends_mid_sentence(text):
             text = trim_to_sentence(text)
+        if not self._copied and copies_another(text, self._replies):
+            self._copied = True
         shown = self._shown.lstrip()
         tail = text[len(shown) :] if text.startswith(shown) else ""
-        return GuardedReply(text, self._cut, tail)
+        return GuardedReply(text, self._cut, tail, self._claimed, self._claim, self._copied)
 
     # -- scanning ---------------------------------------------------------------------
 
@@ -198,7 +240,43 @@ class ReplyGuard:
             self._stop(repeat, "repetition")
         if self._inline is not None and not final:
             safe = min(safe, _held_for_inline(text, safe))
+        if self._facts is not None and not self.stopped:
+            safe = self._check_claims(text, safe, final)
+        if self._replies and not self.stopped:
+            if not self._released and self._again:
+                # another persona's reply said again: found within the first words,
+                # before any is shown, so the reply can be asked for again
+                if len(_WORD.findall(text)) < _COPY_WORDS and not final:
+                    return text, 0
+                if copies_another(text, self._replies):
+                    self._copied = True
+                    self._stop_at = 0
+                    return text, 0
+            run = _copied_run(text, self._others_grams)
+            if run:  # after words of its own, a run of it copied: ended where it began
+                self._stop(run, "repetition")
+                return text, min(safe, run)
         return text, safe
+
+    def _check_claims(self, text: str, safe: int, final: bool) -> int:
+        """Stop before a sentence that claims the user's fact; hold back an unfinished
+        sentence in the first person until it ends (it may yet claim one)."""
+        assert self._facts is not None
+        start = 0
+        bounds = [m.end() for m in _BOUNDARY.finditer(text)]
+        if final and (not bounds or bounds[-1] < len(text.rstrip())):
+            bounds.append(len(text))
+        for end in bounds:
+            if self._facts.claim(text[start:end]) is not None:
+                self._claimed = True
+                self._claim = text[start:end].strip()
+                at = start + len(text[start:end]) - len(text[start:end].lstrip())
+                self._stop_at = at if self._stop_at is None else min(self._stop_at, at)
+                return min(safe, at)
+            start = end
+        if not final and self._facts.holds(text[start:]):
+            return min(safe, start)
+        return safe
 
     def _stop(self, at: int, cut: Cut) -> None:
         if self._cut is None:
@@ -225,6 +303,8 @@ class ReplyGuard:
                 if head.startswith(form):
                     rest = head[len(form) :]
                     stripped = rest.lstrip(_CLOSE + " \t")
+                    if kind == "other" and _SAID.match(stripped):
+                        return "other", ""  # 'Albert Einstein said: "..."', quoted
                     if stripped.startswith(":"):
                         if kind == "other":
                             return "other", ""
@@ -276,3 +356,296 @@ def _first_repeat(text: str) -> int | None:
             sentences.add(key)
         start = match.end()
     return found
+
+
+# -- the user's facts, not the persona's ---------------------------------------------------
+
+_FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|our|ours|we)\b", re.IGNORECASE)
+_SECOND = re.compile(r"\b(?:you|your|yours|you're|you've|yourself)\b", re.IGNORECASE)
+_POSSESSION = re.compile(r"\b(?:my|our)\s+([a-z']+(?:\s+[a-z']+)?)", re.IGNORECASE)
+_SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+# words that tell no fact apart: what a told line shares with any reply
+_COMMON = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "so",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "from",
+        "by",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "our",
+        "us",
+        "you",
+        "your",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+        "then",
+        "than",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "not",
+        "no",
+        "yes",
+        "very",
+        "really",
+        "just",
+        "also",
+        "too",
+        "now",
+        "new",
+        "old",
+        "little",
+        "big",
+        "good",
+        "best",
+        "favourite",
+        "favorite",
+        "called",
+        "named",
+        "name",
+        "names",
+        "call",
+        "is's",
+        "i'm",
+        "i've",
+        "i'll",
+        "i'd",
+        "love",
+        "like",
+        "likes",
+        "live",
+        "lives",
+        "work",
+        "works",
+        "play",
+        "plays",
+        "keep",
+        "keeps",
+        "years",
+        "year",
+        "day",
+        "days",
+        "one",
+        "two",
+        "some",
+        "many",
+        "much",
+        "more",
+        "most",
+        "about",
+        "into",
+        "over",
+        "after",
+        "before",
+        "every",
+        "each",
+        # common verbs and times: a persona saying "I lost my way last night" claims nothing
+        *[
+            "lost",
+            "lose",
+            "moved",
+            "move",
+            "failed",
+            "fail",
+            "went",
+            "going",
+            "got",
+            "get",
+            "made",
+            "make",
+            "take",
+            "took",
+            "feel",
+            "felt",
+            "think",
+            "thought",
+            "want",
+            "need",
+            "know",
+            "knew",
+            "said",
+            "say",
+            "told",
+            "tell",
+            "start",
+            "started",
+            "remember",
+            "today",
+            "tonight",
+            "morning",
+            "night",
+            "evening",
+            "week",
+            "month",
+            "time",
+            "thing",
+            "things",
+            "people",
+        ],
+    ]
+)
+
+
+def told_words(lines: Iterable[str]) -> frozenset[str]:
+    """The words that tell the user's facts apart: names, numbers and the uncommon
+    words of what the user told ("Miso", "1988", "cello")."""
+    found: set[str] = set()
+    for line in lines:
+        for word in _WORD.findall(line.lower()):
+            word = word.strip("'")
+            if len(word) >= 3 and word not in _COMMON:
+                found.add(word.removesuffix("'s"))
+    return frozenset(found)
+
+
+@dataclass(frozen=True, slots=True)
+class UserFacts:
+    """What the user said about themselves that the persona must not say as its own:
+    the distinctive words of what they told it (``words``) and what their question asks
+    about ("my dog" in "What is my dog's name?": ``asked``)."""
+
+    words: frozenset[str] = frozenset()
+    asked: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, question: str, told: Iterable[str] = ()) -> UserFacts:
+        asked: set[str] = set()
+        for m in _POSSESSION.finditer(question):
+            first = m.group(1).lower().split()[0].removesuffix("'s")
+            if first not in _COMMON:
+                asked.add(first)
+        return cls(told_words(told), frozenset(asked))
+
+    def claim(self, text: str) -> str | None:
+        """The first sentence of ``text`` that presents the user's fact as the speaker's
+        own: in the first person (and not the second) with one of the told words, or
+        "my <what the user asked about>" ("My dog's name is Luna." to "What is my dog's
+        name?"). None when there is none."""
+        if not self.words and not self.asked:
+            return None
+        for sentence in _SENTENCES.split(text):
+            if not _FIRST.search(sentence) or _SECOND.search(sentence):
+                continue
+            said = {w.strip("'").removesuffix("'s") for w in _WORD.findall(sentence.lower())}
+            if said & self.words:
+                return sentence
+            for m in _POSSESSION.finditer(sentence):
+                if m.group(1).lower().split()[0].removesuffix("'s") in self.asked:
+                    return sentence
+        return None
+
+    def holds(self, sentence: str) -> bool:
+        """Whether an unfinished sentence must be held back until it ends: it speaks in
+        the first person, so it may yet claim one of the user's facts."""
+        return bool(self.words or self.asked) and _FIRST.search(sentence) is not None
+
+
+def _grams(text: str) -> set[tuple[str, ...]]:
+    w = [x.lower() for x in _WORD.findall(text)]
+    return {tuple(w[i : i + 5]) for i in range(len(w) - 4)}
+
+
+def shared_5grams(text: str, other: str) -> float:
+    """The share of ``text``'s word 5-grams that ``other`` has too (0 when it has none)."""
+    mine = _grams(text)
+    return len(mine & _grams(other)) / len(mine) if mine else 0.0
+
+
+_COPY_RUN = 3  # consecutive shared 5-grams: seven words said word for word
+
+
+def _copied_run(text: str, others: frozenset[tuple[str, ...]]) -> int | None:
+    """Where ``text`` starts saying seven or more words of another reply word for word
+    (three consecutive 5-grams it shares), or None."""
+    if not others:
+        return None
+    words = [(m.group().lower(), m.start()) for m in _WORD.finditer(text)]
+    streak = 0
+    for i in range(len(words) - 4):
+        if tuple(w for w, _ in words[i : i + 5]) in others:
+            streak += 1
+            if streak == _COPY_RUN:
+                return words[i - _COPY_RUN + 1][1]
+        else:
+            streak = 0
+    return None
+
+
+def copies_another(text: str, others: Iterable[str]) -> bool:
+    """Whether ``text`` shares more than half its word 5-grams with one of ``others``
+    (another persona's reply in the same turn)."""
+    return any(shared_5grams(text, o) > 0.5 for o in others)
+
+
+# what the speaker said of itself, said of the one it talks to ("My dog" -> "Your dog")
+_YOU = {
+    "i am": "you are",
+    "i'm": "you're",
+    "i was": "you were",
+    "i've": "you've",
+    "i'll": "you'll",
+    "i'd": "you'd",
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "we": "you",
+    "our": "your",
+    "ours": "yours",
+    "us": "you",
+}
+_FIRST_PERSON = re.compile(
+    r"\b(" + "|".join(re.escape(k) for k in sorted(_YOU, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def second_person(sentence: str) -> str:
+    """``sentence`` with its first person turned into the second: a claimed fact said
+    back to the user it belongs to ("My dog's name is Pixel." -> "Your dog's name is
+    Pixel.")."""
+    out = _FIRST_PERSON.sub(lambda m: _YOU[m.group().lower()], sentence.strip())
+    return out[:1].upper() + out[1:]

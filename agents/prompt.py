@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agents.decoding import CAPABLE, ModelProfile
-from agents.guards import Speakers
+from agents.guards import Speakers, UserFacts
 from personas import Persona, Trait
 from personas.channels import channel_text
 from personas.types import Channel
@@ -116,6 +116,9 @@ class PromptInput:
     """An imported character card's scenario, lore and examples (``personas.cards``)."""
     card_closing: Sequence[str] = ()
     """The card's post-history instructions: the system text's last words."""
+    replies: Sequence[Line] = ()
+    """What the other personas already answered to ``user_text`` in this turn (a room):
+    shown after it, as the others' lines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,10 @@ class Prompt:
     """Whose labels end the reply (the guard's), and the persona's own."""
     card: str = "full"
     profile: str = CAPABLE.name
+    facts: UserFacts = field(default_factory=UserFacts)
+    """What the user told about themselves, which the reply must not claim."""
+    replies: tuple[str, ...] = ()
+    """The others' replies of this turn, which the reply must not copy."""
 
     def render(self) -> str:
         """The prompt as a person reads it (``personae prompt``)."""
@@ -160,8 +167,17 @@ def compose(
     lines = [ln for ln in data.transcript if profile.own_lines or not ln.own]
     if profile.transcript_lines is not None:
         lines = lines[len(lines) - min(len(lines), profile.transcript_lines) :]
-    said = _said(data.speaker or data.user_name, data.user_text, data.others)
-    fixed = estimate_tokens(system) + estimate_tokens(said) + 8
+    said = (
+        _quoted(data.speaker, data.user_text, data.user_name)
+        if short
+        else _said(data.speaker or data.user_name, data.user_text, data.others)
+    )
+    fixed = (
+        estimate_tokens(system)
+        + estimate_tokens(said)
+        + 8
+        + sum(estimate_tokens(ln.text) + 6 for ln in data.replies)
+    )
     dropped_lines = len(data.transcript) - len(lines)
     dropped_memories = len(data.memories) - len(memories)
 
@@ -189,8 +205,18 @@ def compose(
         if ln.own:
             messages.append(AIMessage(content=ln.text))
         else:
-            messages.append(HumanMessage(content=_said(ln.speaker, ln.text, data.others)))
+            text = (
+                _quoted(ln.speaker, ln.text, data.user_name)
+                if short and data.others
+                else _said(ln.speaker, ln.text, data.others)
+            )
+            messages.append(HumanMessage(content=text))
     messages.append(user)
+    for ln in data.replies:
+        reply = (
+            _quoted(ln.speaker, ln.text, data.user_name) if short else f"{ln.speaker}: {ln.text}"
+        )
+        messages.append(HumanMessage(content=reply))
     stop = tuple(f"\n{name}:" for name in (*data.others, data.user_name)) + (f"\n{persona.name}:",)
     return Prompt(
         messages=tuple(messages),
@@ -201,62 +227,178 @@ def compose(
         speakers=Speakers.of(persona.name, (*data.others, data.user_name), data.handles),
         card=profile.card,
         profile=profile.name,
+        facts=_facts(data, memories),
+        replies=tuple(ln.text for ln in data.replies),
     )
+
+
+def _facts(data: PromptInput, memories: Sequence[Recollection]) -> UserFacts:
+    """What the reply must not claim: what the user told before, and what they tell now
+    about themselves (a statement in the first person, not a question)."""
+    if data.speaker not in (None, data.user_name):
+        return UserFacts()
+    text = data.user_text.strip()
+    lines = [m.text.strip() for m in memories if m.role == "user"] + [text]
+    told = [line for line in lines if _about_themselves(line)]
+    return UserFacts.of(text, told)
+
+
+_THEMSELVES = re.compile(r"\b(?:i|i'm|i've|my|me|mine|our)\b", re.IGNORECASE)
+
+
+def _about_themselves(line: str) -> bool:
+    """A statement the user made about themselves ("My cat is called Miso."), not a
+    question ("What should I read?")."""
+    return bool(line) and "?" not in line and _THEMSELVES.search(line) is not None
 
 
 def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]:
-    """A small model is shown what people told it, not its own earlier replies (which it
-    would take for facts and repeat)."""
-    return [m for m in memories if not short or m.role == "user"]
+    """A small model is shown what the user told it about themselves: not its own
+    earlier replies (which it would take for facts and repeat), nor the user's questions
+    (which it would take for facts about the user)."""
+    return [m for m in memories if not short or (m.role == "user" and _about_themselves(m.text))]
 
 
 def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessage]:
-    """What the user told the persona before, as an earlier turn of this chat that the
-    persona acknowledged by saying it back: a small model answers from its conversation
-    (it recalls a fact told in the same session), not from notes in its card. The most
-    relevant memory comes last, next to the question."""
+    """What the user told the persona before, as facts about the user in a system message
+    of their own after the fixed card (so the card stays a reusable prefix), said in the
+    third person ("Sam's cat is called Miso."): never as a turn the persona did not say,
+    and never in the first person a small model would take for its own. The most relevant
+    memory comes last, next to the question."""
     if not memories:
         return []
-    told = " ".join(
-        m.text.strip() for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
+    user = data.user_name
+    facts = " ".join(
+        _about(m.text.strip(), user)
+        for m in sorted(memories, key=lambda m: m.score)
+        if m.text.strip()
     )
-    noted = " ".join(
-        _to_you(m.text.strip()) for m in sorted(memories, key=lambda m: m.score) if m.text.strip()
-    )
+    # measured on the embedded model: an added rule ("answer with 'your'") made it
+    # answer fewer of these questions, not more
     return [
-        HumanMessage(content=_said(data.user_name, told, data.others)),
-        AIMessage(content=f"I will remember that, {data.user_name}: {noted}"),
+        SystemMessage(content=f"What you know about {user}, from what {user} told you: {facts}")
     ]
 
 
-# the user's own words as the persona says them back ("My cat" -> "your cat")
-_YOU = {
-    "i am": "you are",
-    "i'm": "you're",
-    "i was": "you were",
-    "i've": "you've",
-    "i'll": "you'll",
-    "i'd": "you'd",
-    "am i": "are you",
-    "i": "you",
-    "me": "you",
-    "my": "your",
-    "mine": "yours",
-    "myself": "yourself",
-    "we": "you",
-    "our": "your",
-    "ours": "yours",
-    "us": "you",
+# the user's own words about themselves, told about them ("My cat" -> "Sam's cat")
+_PRONOUNS = {
+    "my": "{u}'s",
+    "mine": "{u}'s",
+    "me": "{u}",
+    "myself": "{u}",
+    "our": "{u}'s",
+    "ours": "{u}'s",
+    "us": "{u}",
+    "i'm": "{u} is",
+    "i've": "{u} has",
+    "i'll": "{u} will",
+    "i'd": "{u} would",
 }
-_FIRST_PERSON = re.compile(
-    r"\b(" + "|".join(re.escape(k) for k in sorted(_YOU, key=len, reverse=True)) + r")\b",
+_AS_IS = frozenset(
+    [
+        "was",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "might",
+        "must",
+        "did",
+        "had",
+        "never",
+        "also",
+        "still",
+        "just",
+        "really",
+        "always",
+        "often",
+        "usually",
+        "once",
+        "used",
+        "got",
+        "grew",
+        "went",
+        "met",
+        "saw",
+        "made",
+        "took",
+        "came",
+        "left",
+        "lost",
+        "found",
+        "bought",
+        "began",
+        "wrote",
+        "ran",
+        "became",
+        "knew",
+        "told",
+        "said",
+        "felt",
+        "fell",
+        "thought",
+        "kept",
+        "sold",
+        "spent",
+        "won",
+        "broke",
+        "chose",
+        "drove",
+        "flew",
+        "gave",
+        "heard",
+        "hurt",
+        "rode",
+        "sang",
+        "sat",
+        "slept",
+        "spoke",
+        "stood",
+        "swam",
+        "taught",
+        "understood",
+        "woke",
+        "wore",
+    ]
+)
+_VERBS = {
+    "am": "is",
+    "have": "has",
+    "do": "does",
+    "go": "goes",
+    "don't": "doesn't",
+    "haven't": "hasn't",
+    "were": "was",
+}
+_SUBJECT = re.compile(
+    r"\b(?:I|we)\b(\s+)([A-Za-z']+)|\b(my|mine|me|myself|our|ours|us|i'm|i've|i'll|i'd)\b",
     re.IGNORECASE,
 )
 
 
-def _to_you(text: str) -> str:
-    """First person turned into second: what the user said, as the persona repeats it."""
-    out = _FIRST_PERSON.sub(lambda m: _YOU[m.group().lower()], text)
+def _about(text: str, user: str) -> str:
+    """First person turned into third, about ``user``: what the user said, told about
+    them ("I live in Lisbon." -> "Sam lives in Lisbon.")."""
+
+    def swap(m: re.Match[str]) -> str:
+        if m.group(3):
+            return _PRONOUNS[m.group(3).lower()].format(u=user)
+        verb = m.group(2)
+        low = verb.lower()
+        if low in _VERBS:
+            said = _VERBS[low]
+        elif low in _AS_IS or low.endswith(("ed", "ly")) or not low.isalpha():
+            said = verb
+        elif low.endswith(("s", "sh", "ch", "x", "z", "o")):
+            said = verb + "es"
+        elif low.endswith("y") and low[-2:-1] not in "aeiou":
+            said = verb[:-1] + "ies"
+        else:
+            said = verb + "s"
+        return f"{user}{m.group(1)}{said}"
+
+    out = _SUBJECT.sub(swap, text)
     return out[:1].upper() + out[1:]
 
 
@@ -297,7 +439,8 @@ def _short_card(data: PromptInput) -> str:
     if data.others:
         out.append(
             f"You are in a group chat with {data.user_name} and {', '.join(data.others)}. "
-            f"Speak only as {p.name}; never write what the others say."
+            f"Speak only as {p.name}; never write what the others say. "
+            "Give your own answer: never repeat what the others said."
         )
     out.append(
         f"You are talking with {data.user_name}. Call them {data.user_name}. "
@@ -317,6 +460,16 @@ def _speech(p: Persona) -> str:
         else ", with plenty of humour"
     )
     return f"You speak in a {s.emotional_style}, {s.language_style} way{humour}."
+
+
+def _quoted(speaker: str | None, text: str, user: str) -> str:
+    """A line for a small model: the user's own plainly; another's as what they said
+    ('Marie Curie said: "..."'), never as a ``Name:`` label, which the model takes up and
+    goes on writing that speaker's line (measured: every try of a room reply began
+    "Sam:" or with the other persona's label)."""
+    if speaker in (None, user):
+        return text
+    return f'{speaker} said: "{text}"'
 
 
 def _said(speaker: str, text: str, others: Sequence[str]) -> str:
@@ -363,7 +516,8 @@ def _system_text(data: PromptInput) -> str:
         out.append(
             f"This is a group conversation with {data.user_name} and "
             f"{', '.join(data.others)}. Messages are prefixed with the speaker's name. "
-            f"Speak only as {p.name}, without a name prefix, and never write lines for anyone else."
+            f"Speak only as {p.name}, without a name prefix, and never write lines for anyone "
+            "else. Give your own answer: never repeat what the others said."
         )
     out.extend(data.card_closing)
     return "\n\n".join(out)

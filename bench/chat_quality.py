@@ -2,14 +2,22 @@
 and the real embedder, driven over Socket.IO through the fixed script in
 ``bench/chat_script.yaml``.
 
-    python bench/chat_quality.py [--code REV] [--out report.json]
+    python bench/chat_quality.py [--code REV] [--script FILE] [--out report.json]
+    python bench/chat_quality.py --rescore report.json [--script FILE]
 
 The script tells a persona 22 facts in one session and asks each back in a new session,
 asks 5 personas 4 open questions each (a new session per question) and puts one
 question to 5 two-persona rooms. It reports facts recalled, replies that repeat a line
 or an 8-gram 3+ times, replies that end mid-sentence without being marked cut, room
 replies that contain another speaker's line, time to first token of a new session and
-whole-reply time. ``--code REV`` runs the server from that git revision of this
+whole-reply time. It also reads each stored reply as a person would (the reader checks,
+docs/quality.md): facts answered (the key word, in a reply that is neither an
+acknowledgement nor a first-person claim), replies parroting an acknowledgement or the
+user's words, replies claiming the user's fact, room turns with every reply complete,
+room replies sharing most of their word 5-grams with another of the turn, failed or
+empty replies. ``--script`` plays another conversation (``chat_script_heldout.yaml``:
+written apart, used for no choice); ``--rescore`` scores a saved report again with
+these checks. ``--code REV`` runs the server from that git revision of this
 repository instead of the working tree (the client and the checks stay the same), so two
 versions are compared in one sitting.
 
@@ -112,6 +120,103 @@ def speaker_labels(names: list[str]) -> re.Pattern[str]:
 
 def writes_for_others(reply: Reply) -> bool:
     return bool(reply.others) and speaker_labels(reply.others).search(reply.text) is not None
+
+
+# -- reader checks: what a person reading the stored reply sees ----------------------------
+
+_ACK = re.compile(
+    r"\b(?:i(?:'ll| will| shall)|i'?ve (?:noted|got)|let me) (?:remember|note|keep)\b"
+    r"|\bnoted\b|\bi(?:'ll| will) keep that in mind\b",
+    re.IGNORECASE,
+)
+_FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|our|ours|we)\b", re.IGNORECASE)
+_SECOND = re.compile(r"\b(?:you|your|yours|you're|you've|yourself)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|\n+")
+_COPY_N = 5
+
+
+def words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def grams(text: str, n: int = _COPY_N) -> set[tuple[str, ...]]:
+    w = words(text)
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def has_key(text: str, key: str) -> bool:
+    """The fact's key word as a word (a plural allowed): "bee" in "bees", not in "been"."""
+    return re.search(rf"\b{re.escape(key.lower())}(?:s|es)?\b", text.lower()) is not None
+
+
+def acknowledges(text: str) -> bool:
+    """The reply says it will remember or noted something ("I'll remember that, Sam")."""
+    return _ACK.search(text) is not None
+
+
+def claims(text: str, key: str) -> bool:
+    """A sentence with the user's fact's key word told in the first person and not in
+    the second: the persona presenting the user's fact as its own ("My cat's name is
+    Miso.", "I am a nurse in Lyon.")."""
+    for sentence in _SENTENCE_END.split(text):
+        if has_key(sentence, key) and _FIRST.search(sentence) and not _SECOND.search(sentence):
+            return True
+    return False
+
+
+_VOICE = frozenset(
+    ["i", "i'm", "i've", "i'd", "i'll", "me", "my", "mine", "myself", "we", "our", "ours", "us"]
+)
+
+
+def copies(text: str, prompt: str, earlier: list[str]) -> bool:
+    """Text the persona did not say, repeated: a run of five words from one of the
+    user's earlier lines said in the user's voice (with their "I", "my", "our": "I live
+    in Lisbon now", not "is a beagle called Biscuit" in "Sam's dog is a beagle called
+    Biscuit"), or the whole line when shorter, or the reply beginning with the user's
+    current line word for word."""
+    mine = words(text)
+    joined = " " + " ".join(mine) + " "
+    for line in earlier:
+        w = words(line)
+        if 3 <= len(w) < _COPY_N and _VOICE & set(w) and " " + " ".join(w) + " " in joined:
+            return True
+    theirs: set[tuple[str, ...]] = set()
+    for line in earlier:
+        theirs |= {g for g in grams(line) if _VOICE & set(g)}
+    if grams(text) & theirs:
+        return True
+    asked = words(prompt)
+    return len(asked) >= 3 and mine[: len(asked)] == asked
+
+
+def parrots(reply: Reply, earlier: list[str]) -> bool:
+    """A reply repeating an acknowledgement it was not asked for (any reply but to a fact
+    being told) or text the persona did not say."""
+    if reply.section != "tell" and acknowledges(reply.text):
+        return True
+    return copies(reply.text, reply.prompt.split(" [")[0], earlier)
+
+
+def shared_5grams(text: str, other: str) -> float:
+    """The share of ``text``'s word 5-grams that ``other`` also has."""
+    mine = grams(text)
+    return len(mine & grams(other)) / len(mine) if mine else 0.0
+
+
+def room_copies(rooms: list[Reply]) -> int:
+    """Room replies sharing more than half their word 5-grams with another reply of the
+    same turn."""
+    count = 0
+    for r in rooms:
+        turn = [o for o in rooms if o.session == r.session and o is not r]
+        if any(shared_5grams(r.text, o.text) > 0.5 for o in turn):
+            count += 1
+    return count
+
+
+def failed(reply: Reply) -> bool:
+    return reply.status == "failed" or bool(reply.error) or not reply.text.strip()
 
 
 # -- the client ---------------------------------------------------------------------------
@@ -335,8 +440,50 @@ def summarise(replies: list[Reply], script: dict[str, Any]) -> dict[str, Any]:
         if r.reply_s is not None:
             room_answers[r.session] = max(room_answers.get(r.session, 0.0), r.reply_s)
     marked = [r for r in replies if r.cut or r.status != "complete"]
+    # the reader's checks: each of a stored reply, with what the user had said before it
+    told = {str(i["tell"]): str(i["key"]) for i in script["facts"]["items"]}
+    answered = [
+        r
+        for r in asked
+        if has_key(r.text, keys[r.prompt])
+        and not acknowledges(r.text)
+        and not claims(r.text, keys[r.prompt])
+    ]
+    parroting: list[Reply] = []
+    claiming: list[Reply] = []
+    said: list[str] = []  # the user's lines so far, in the order the script sent them
+    known: list[str] = []  # the keys of the facts told so far
+    for r in replies:
+        asked_now = r.prompt.split(" [")[0]
+        if r.section == "tell":
+            known.append(told[asked_now])
+        if parrots(r, [line for line in said if line != asked_now]):
+            parroting.append(r)
+        keys_now = [keys[r.prompt]] if r.section == "ask" else known
+        if any(claims(r.text, k) for k in keys_now):
+            claiming.append(r)
+        if not said or said[-1] != asked_now:
+            said.append(asked_now)
+    turns: dict[str, list[Reply]] = {}
+    for r in rooms:
+        turns.setdefault(r.session, []).append(r)
+    room_size = min((len(room["personas"]) for room in script["rooms"]), default=2)
+    complete_turns = sum(
+        len(turn) >= room_size
+        and all(r.status == "complete" and r.text.strip() and not r.error for r in turn)
+        for turn in turns.values()
+    )
     return {
         "replies": len(replies),
+        "facts_answered": f"{len(answered)}/{len(asked)}",
+        "facts_answered_pct": round(100 * len(answered) / max(1, len(asked)), 1),
+        "replies_parroting": len(parroting),
+        "replies_claiming_user_fact": len(claiming),
+        "room_turns_complete": f"{complete_turns}/{len(script['rooms'])}",
+        "room_replies_copying_5grams": room_copies(rooms),
+        "failed_or_empty": sum(failed(r) for r in replies),
+        "parroting_examples": [f"{r.prompt} -> {r.text[:120]}" for r in parroting[:5]],
+        "claiming_examples": [f"{r.prompt} -> {r.text[:120]}" for r in claiming[:5]],
         "facts_recalled": f"{len(recalled)}/{len(asked)}",
         "facts_recalled_pct": round(100 * len(recalled) / max(1, len(asked)), 1),
         "repeating_replies": sum(repeats(r.text) for r in replies),
@@ -381,7 +528,7 @@ def checkout(rev: str, into: Path) -> Path:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    script = yaml.safe_load(SCRIPT.read_text())
+    script = yaml.safe_load(Path(args.script).read_text())
     database_url, redis_url, cleanup = await services()
     home = Path(tempfile.mkdtemp(prefix="personae-quality-"))
     code = ROOT
@@ -437,6 +584,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await client.sio.disconnect()
         report = {
             "code": args.code or "working tree",
+            "script": Path(args.script).name,
             "llm": args.llm or "local",
             "duration_s": round(time.perf_counter() - started, 1),
             "load_average_before": [round(x, 2) for x in load_before],
@@ -506,14 +654,38 @@ async def persona_names(database_url: str) -> dict[str, str]:
         return {slug: name for slug, name in await cur.fetchall()}
 
 
+def rescore(path: str, script_path: str) -> dict[str, Any]:
+    """The summary of a saved report (``--out``) again, with this file's checks: an
+    earlier run scored the same way as a new one."""
+    saved = json.loads(Path(path).read_text())
+    replies = [Reply(**r) for r in saved["replies"]]
+    script = yaml.safe_load(Path(script_path).read_text())
+    return {
+        **{k: v for k, v in saved.items() if k != "replies"},
+        "summary": summarise(replies, script),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", help="run the server from this git revision (default: the tree)")
     parser.add_argument("--llm", help="PERSONAE_LLM for the server (default: the embedded model)")
     parser.add_argument("--out", help="write the report with every reply to this JSON file")
     parser.add_argument("--port", type=int, default=8771)
+    parser.add_argument(
+        "--script",
+        default=str(SCRIPT),
+        help="the conversation to play (default: chat_script.yaml; the held-out one: "
+        "chat_script_heldout.yaml)",
+    )
     parser.add_argument("--show-server-log", action="store_true")
+    parser.add_argument(
+        "--rescore", metavar="REPORT", help="score a saved --out report again; run nothing"
+    )
     args = parser.parse_args()
+    if args.rescore:
+        print(json.dumps(rescore(args.rescore, args.script), indent=2))
+        return
     logging.getLogger("engineio.client").setLevel(logging.CRITICAL)
     logging.getLogger("socketio.client").setLevel(logging.CRITICAL)
     report = asyncio.run(run(args))

@@ -11,9 +11,11 @@ import os
 import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from agents.llm import LOCAL
 from runtime.infra.db import open_pool
 from runtime.infra.loop import tune_collector
 from runtime.infra.metrics import Metrics
@@ -155,15 +157,26 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
     app.add_subapp(V1.prefix, sub_app(V1, openai_api.errors_middleware))
     mcp_http.setup(app)  # after the lifespan: it stops first, while the services are open
     if STATIC.is_dir():
-        app.router.add_get("/", index)
+        app.router.add_get("/", chat_page(embedded=settings.llm == LOCAL))
         app.router.add_get("/studio", studio)
         app.router.add_static("/static/", STATIC, name="static")
     return app
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    """The chat page."""
-    return web.FileResponse(STATIC / "index.html")
+DEMO_NOTE = 'data-testid="demo-note" hidden'
+
+
+def chat_page(*, embedded: bool) -> Any:
+    """The chat page; on the embedded model it says, where the conversation will be,
+    that the model is a small demo and how to run a capable one."""
+    page = (STATIC / "index.html").read_text()
+    if embedded:
+        page = page.replace(DEMO_NOTE, 'data-testid="demo-note"')
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=page, content_type="text/html", charset="utf-8")
+
+    return index
 
 
 async def studio(request: web.Request) -> web.FileResponse:

@@ -112,10 +112,18 @@ async def compose_from(
     keep = cfg.transcript_lines
     if cfg.model.transcript_lines is not None:
         keep = min(keep, cfg.model.transcript_lines)
+    # the lines after the user's message are the others' replies to it (a room's turn):
+    # they come after it in the prompt, as what the others said
+    at = next((i for i, m in enumerate(recent) if m.id == request.user_message.id), len(recent))
     lines = [
         Line(m.speaker, m.text, own=m.persona_id == persona.id)
-        for m in recent
-        if m.id != request.user_message.id and m.status != "failed"
+        for m in recent[:at]
+        if m.status != "failed"
+    ]
+    replies = [
+        Line(m.speaker, m.text, own=False)
+        for m in recent[at + 1 :]
+        if m.status != "failed" and m.persona_id != persona.id and m.text.strip()
     ]
     lines = lines[len(lines) - min(keep, len(lines)) :]
     card = await services.cards.get(persona.id) if services.cards is not None else None
@@ -144,6 +152,7 @@ async def compose_from(
             channel=channel_of(persona, request.channel),
             card_sections=extras.sections,
             card_closing=extras.closing,
+            replies=replies,
         ),
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,

@@ -19,7 +19,7 @@ from memory.errors import SessionExists, SessionNotFound
 
 Role = Literal["user", "persona", "system"]
 MessageStatus = Literal["complete", "incomplete", "failed"]
-MessageCut = Literal["length", "repetition", "speaker"]
+MessageCut = Literal["length", "repetition", "speaker", "stopped"]
 
 _MESSAGE_COLUMNS = (
     "id, session_id, seq, role, persona_id, user_id, speaker, text, client_msg_id,"

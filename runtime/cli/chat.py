@@ -3,7 +3,13 @@
 Replies stream in as the model writes them. On a terminal, lines are edited with
 readline (history kept in ``$PERSONAE_HOME/chat_history``); from a pipe, each line of
 standard input is one message. ``/memories`` shows what the persona remembers of you,
-``/traits`` its traits and consistency, ``/quit`` (or end of input) leaves.
+``/traits`` its traits and consistency, ``/quit`` (or end of input) leaves. A persona
+from a character card opens a new session with its greeting.
+
+Ctrl-C while a reply is being written stops it: the model stops at its next token and
+the reply is stored as far as it was shown, marked cut (``stopped``); a reply that was
+cut for any reason says so. Ctrl-C at the prompt leaves at once. With ``--url`` the
+server is not told: the reply stops being shown, and the server finishes it.
 
 Without ``--url`` the chat runs in this process on the configured (by default embedded)
 services, through the same chat service as the server; with ``--url`` it talks to a
@@ -14,12 +20,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents.errors import ReplyStopped
+from agents.llm import LOCAL
 from agents.tracker import TraitUpdate
 from memory.record.transcripts import Message
 from personas import Persona
@@ -32,6 +42,17 @@ from runtime.settings import Settings
 from runtime.usecases.chat import ChatService
 
 HELP = "/memories  what it remembers of you · /traits  its traits · /quit  leave"
+DEMO = (
+    "The embedded model (SmolLM2-135M) is a small demo: it forgets, mixes things up and "
+    "says odd things. For a capable one, set PERSONAE_LLM=gguf:/path/to/model.gguf or a "
+    "provider such as PERSONAE_LLM=openai:gpt-4o-mini."
+)
+CUT_MARKS = {
+    "length": "cut: length limit",
+    "repetition": "cut: it repeated itself",
+    "speaker": "cut: it started another speaker's line",
+    "stopped": "stopped",
+}
 _NAMESPACE = "/chat"
 
 
@@ -53,9 +74,12 @@ class TraitLine:
 class Backend(Protocol):
     persona_name: str
     session_id: str
+    opening: list[str]
+    """What the persona said before the user's first line (a card's greeting)."""
 
-    async def say(self, text: str, client_msg_id: str) -> tuple[str, str | None]:
-        """Send a line; print the reply's tokens as they come; return (status, error)."""
+    async def say(self, text: str, client_msg_id: str) -> tuple[str, str | None, str | None]:
+        """Send a line; print the reply's tokens as they come; return (status, error,
+        cut)."""
         ...
 
     async def memories(self) -> list[Remembered]: ...
@@ -86,17 +110,29 @@ class _Printer:
         self.finished = asyncio.Event()
         self.status = "complete"
         self.error: str | None = None
+        self.cut: str | None = None
         self.printed = False
+        self.stopping = False
 
     def token(self, delta: str) -> None:
+        if self.stopping:
+            return
         _out(delta.lstrip() if not self.printed else delta)
         self.printed = self.printed or bool(delta.strip())
 
-    def done(self, text: str, status: str) -> None:
-        if not self.printed:
+    def done(self, text: str, status: str, cut: str | None = None) -> None:
+        if not self.printed and not self.stopping:
             _out(text)  # a stored reply, reported again
-        self.status = status
+        self.status, self.cut = status, cut
         self.finished.set()
+
+    def stop(self, *, wait: bool) -> None:
+        """Ctrl-C: show no more of the reply; without ``wait`` (nothing will tell the
+        model to stop here) it is over for this chat now."""
+        self.stopping = True
+        if not wait:
+            self.cut = "stopped"
+            self.finished.set()
 
     def failed(self, code: str, message: str) -> None:
         self.status, self.error = "failed", f"{code}: {message}"
@@ -113,10 +149,12 @@ class _Events:
         return None
 
     async def token(self, persona: Persona, reply_id: uuid.UUID, delta: str) -> None:
+        if self.printer.stopping:
+            raise ReplyStopped("stopped by the user")  # the turn stops the model
         self.printer.token(delta)
 
     async def done(self, persona: Persona, message: Message, timings: Mapping[str, float]) -> None:
-        self.printer.done(message.text, message.status)
+        self.printer.done(message.text, message.status, message.cut)
 
     async def failed(self, persona: Persona | None, code: str, message: str) -> None:
         self.printer.failed(code, message)
@@ -128,14 +166,28 @@ class _Events:
 class LocalChat:
     """The chat service of this process."""
 
-    def __init__(self, chat: ChatService, principal: Principal, persona: Persona, session: Any):
+    stops_the_model = True
+
+    def __init__(
+        self,
+        chat: ChatService,
+        principal: Principal,
+        persona: Persona,
+        session: Any,
+        opening: list[str] | None = None,
+    ):
         self._chat, self._principal, self._persona = chat, principal, persona
         self._session = session
         self.persona_name = persona.name
         self.session_id = str(session.id)
+        self.opening = opening or []
         self._events = _Events()
 
-    async def say(self, text: str, client_msg_id: str) -> tuple[str, str | None]:
+    @property
+    def printer(self) -> _Printer:
+        return self._events.printer
+
+    async def say(self, text: str, client_msg_id: str) -> tuple[str, str | None, str | None]:
         printer = self._events.printer = _Printer()
         await self._chat.send(
             self._principal,
@@ -146,7 +198,7 @@ class LocalChat:
             events=self._events,
         )
         await _finished(printer, self._chat.services.settings.llm_timeout_s)
-        return printer.status, printer.error
+        return printer.status, printer.error, printer.cut
 
     async def memories(self) -> list[Remembered]:
         page = await self._chat.inspection.list_memories(
@@ -179,11 +231,16 @@ async def _finished(printer: _Printer, llm_timeout_s: float) -> None:
 class RemoteChat:
     """A running server, over Socket.IO."""
 
-    def __init__(self, sio: Any, persona: dict[str, Any], session_id: str) -> None:
+    stops_the_model = False  # the protocol has no way to stop a reply
+
+    def __init__(
+        self, sio: Any, persona: dict[str, Any], session_id: str, opening: list[str] | None = None
+    ) -> None:
         self._sio = sio
         self._persona = persona
         self.persona_name = str(persona["name"])
         self.session_id = session_id
+        self.opening = opening or []
         self.printer = _Printer()
 
     @classmethod
@@ -203,7 +260,11 @@ class RemoteChat:
             elif event == "message.done":
                 message = data.get("message") or {}
                 if message.get("role") == "persona":
-                    chat.printer.done(str(message.get("text", "")), str(message.get("status")))
+                    chat.printer.done(
+                        str(message.get("text", "")),
+                        str(message.get("status")),
+                        message.get("cut"),
+                    )
             elif event == "message.error":
                 chat.printer.failed(str(data.get("code")), str(data.get("message")))
 
@@ -233,7 +294,12 @@ class RemoteChat:
             (p for p in session["personas"] if args.persona in (p["slug"], p["id"])),
             session["personas"][0],
         )
-        chat = cls(sio, persona, session["id"])
+        opening = (
+            [str(m.get("text", "")) for m in ack.get("history", []) if m.get("role") == "persona"]
+            if args.session is None
+            else []
+        )
+        chat = cls(sio, persona, session["id"], opening)
         return chat, sio
 
     async def leave(self) -> None:
@@ -251,14 +317,14 @@ class RemoteChat:
             raise UsageError(f"{ack['error']['code']}: {ack['error']['message']}")
         return ack
 
-    async def say(self, text: str, client_msg_id: str) -> tuple[str, str | None]:
+    async def say(self, text: str, client_msg_id: str) -> tuple[str, str | None, str | None]:
         printer = self.printer = _Printer()
         await self._call(
             "message.send",
             {"session_id": self.session_id, "text": text, "client_msg_id": client_msg_id},
         )
         await _finished(printer, 600.0)
-        return printer.status, printer.error
+        return printer.status, printer.error, printer.cut
 
     async def memories(self) -> list[Remembered]:
         ack = await self._call("memory.list", {"persona": self._persona["id"], "limit": 20})
@@ -320,8 +386,13 @@ async def chat_here(services: Services, args: argparse.Namespace) -> int:
     persona = next((p for p in personas if args.persona in (p.slug, str(p.id))), None)
     if persona is None:
         persona = personas[0] if personas else await services.personas.get(args.persona)
+    opening: list[str] = []
+    if args.session is None:  # a new session: a card persona's greeting opens it
+        first = await chat.history(principal, session.id, before=None, limit=5)
+        opening = [m.text for m in first.items if m.role == "persona"]
     try:
-        return await converse(LocalChat(chat, principal, persona, session), settings)
+        backend = LocalChat(chat, principal, persona, session, opening)
+        return await converse(backend, settings)
     finally:
         await chat.drain(settings.shutdown_grace_s)  # memories and traits of the last turn
         if args.session is None:  # a chat left without a word leaves no session behind
@@ -331,12 +402,19 @@ async def chat_here(services: Services, args: argparse.Namespace) -> int:
 async def converse(backend: Backend, settings: Settings) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     history = settings.home / "chat_history"
+    keys = _CtrlC(backend)
     if interactive:
         _readline(history)
         _out(f"{backend.persona_name} · session {backend.session_id}\n{HELP}\n")
+        if settings.llm == LOCAL and not isinstance(backend, RemoteChat):
+            _out(f"({DEMO})\n")
+    for greeting in backend.opening:
+        _out(f"{backend.persona_name}: {greeting}\n")
+    terminal = _terminal_state() if interactive else None
+    keys.install()
     try:
         while True:
-            line = await _read(interactive)
+            line = await keys.read(interactive)
             if line is None:
                 break
             text = line.strip()
@@ -354,15 +432,111 @@ async def converse(backend: Backend, settings: Settings) -> int:
                 _out(f"unknown command {text.split()[0]}; {HELP}\n")
             else:
                 _out(f"{backend.persona_name}: ")
-                status, error = await backend.say(text, uuid.uuid4().hex)
-                _out("\n" if status == "complete" else f"\n[{error or 'cut short'}]\n")
+                keys.replying = True
+                try:
+                    status, error, cut = await backend.say(text, uuid.uuid4().hex)
+                finally:
+                    keys.replying = False
+                if status != "complete":
+                    _out(f"\n[{error or 'cut short'}]\n")
+                elif cut:
+                    _out(f" [{CUT_MARKS.get(cut, 'cut: ' + cut)}]\n")
+                else:
+                    _out("\n")
     finally:
+        keys.remove()
         if interactive:
             with contextlib.suppress(Exception):
                 import readline
 
                 readline.write_history_file(history)
+        _restore_terminal(terminal)
     return 0
+
+
+class _CtrlC:
+    """Ctrl-C in the chat: while a reply is written it stops the reply; at the prompt it
+    leaves at once (the line being read is given up, not waited for)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reading: asyncio.Future[str | None] | None = None
+        self._installed = False
+        self.replying = False
+
+    def install(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            self._loop.add_signal_handler(signal.SIGINT, self._pressed)
+            self._installed = True
+
+    def remove(self) -> None:
+        if self._installed and self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_signal_handler(signal.SIGINT)
+        self._installed = False
+
+    def _pressed(self) -> None:
+        printer: _Printer | None = getattr(self._backend, "printer", None)
+        if self.replying and printer is not None and not printer.finished.is_set():
+            printer.stop(wait=bool(getattr(self._backend, "stops_the_model", False)))
+            return
+        if self._reading is not None and not self._reading.done():
+            _out("\n")
+            self._reading.set_result(None)
+
+    async def read(self, interactive: bool) -> str | None:
+        """The next line, read in a thread of its own that is not waited for at exit
+        (so Ctrl-C at the prompt need not wait for Enter); None at the end of input or
+        on Ctrl-C."""
+        loop = asyncio.get_running_loop()
+        reading: asyncio.Future[str | None] = loop.create_future()
+        self._reading = reading
+
+        def deliver(line: str | None) -> None:
+            if not reading.done():
+                reading.set_result(line)
+
+        def work() -> None:
+            line: str | None
+            try:
+                if interactive:
+                    line = input("you> ")
+                else:
+                    line = sys.stdin.readline() or None
+            except EOFError:
+                if interactive:
+                    _out("\n")
+                line = None
+            except Exception:  # noqa: BLE001 (a closed terminal ends the chat, quietly)
+                line = None
+            with contextlib.suppress(RuntimeError):  # the chat already ended
+                loop.call_soon_threadsafe(deliver, line)
+
+        threading.Thread(target=work, name="chat-input", daemon=True).start()
+        try:
+            return await reading
+        finally:
+            self._reading = None
+
+
+def _terminal_state() -> Any:
+    with contextlib.suppress(Exception):
+        import termios
+
+        return termios.tcgetattr(sys.stdin.fileno())
+    return None
+
+
+def _restore_terminal(state: Any) -> None:
+    """The terminal as it was (a line left unread by Ctrl-C leaves readline's modes)."""
+    if state is None:
+        return
+    with contextlib.suppress(Exception):
+        import termios
+
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, state)
 
 
 def _readline(history: Any) -> None:
@@ -372,17 +546,6 @@ def _readline(history: Any) -> None:
         with contextlib.suppress(OSError):
             readline.read_history_file(history)
         readline.set_history_length(1000)
-
-
-async def _read(interactive: bool) -> str | None:
-    if interactive:
-        try:
-            return await asyncio.to_thread(input, "you> ")
-        except EOFError:
-            _out("\n")
-            return None
-    line = await asyncio.to_thread(sys.stdin.readline)
-    return line if line else None
 
 
 def _show_memories(found: list[Remembered]) -> None:

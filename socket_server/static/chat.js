@@ -90,6 +90,7 @@ const CUT_REASONS = {
   length: "cut at the reply length limit",
   repetition: "cut where it started repeating itself",
   speaker: "cut where it started writing another speaker's line",
+  stopped: "stopped while it was being written",
 };
 
 function upsertStored(m) {

@@ -106,7 +106,7 @@ async def test_a_reply_the_guard_cut_to_nothing_is_asked_for_once_more(
     assert turn.events.streamed() == update["reply"], "nothing of the first try was shown"
 
 
-async def test_two_replies_the_guard_cut_to_nothing_fail_the_turn_as_empty(
+async def test_replies_the_guard_cut_to_nothing_every_time_fail_the_turn_as_empty(
     open_turn: OpenTurn,
 ) -> None:
     model = FakeStreamingChatModel(reply="Sam: What is space, really?")
@@ -116,7 +116,7 @@ async def test_two_replies_the_guard_cut_to_nothing_fail_the_turn_as_empty(
         command = await respond(state, turn.runtime())
         stored = await turn.stored()
 
-    assert model.calls == 2, "asked once more, and no more"
+    assert model.calls == 3, "asked twice more (told to write only its own), and no more"
     assert command.goto == "__end__"
     update: Any = command.update
     assert update["error_code"] == "llm_empty"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agents.decoding import CAPABLE, ModelProfile
+from agents.facts_prompt import KnownFact, known_facts_text
 from agents.guards import Speakers
 from personas import Persona, Trait
 from personas.channels import channel_text
@@ -116,6 +117,8 @@ class PromptInput:
     """An imported character card's scenario, lore and examples (``personas.cards``)."""
     card_closing: Sequence[str] = ()
     """The card's post-history instructions: the system text's last words."""
+    facts: Sequence[KnownFact] = ()
+    """What is known about the user, most relevant first (``agents.facts_prompt``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,8 @@ def compose(
     if profile.prompt_tokens is not None:
         budget_tokens = min(budget_tokens, profile.prompt_tokens)
     system = _short_card(data) if short else _system_text(data)
+    known = known_facts_text(data.user_name, data.facts, limit=profile.memories)
+    system = f"{system}\n\n{known}" if known else system
     memories = sorted(_usable(data.memories, short), key=lambda m: m.score, reverse=True)
     if profile.memories is not None:
         memories = memories[: profile.memories]

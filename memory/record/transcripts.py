@@ -69,6 +69,9 @@ STORE_USER_MESSAGE_SQL = (
     " WHERE s.id = %s AND s.closed_at IS NULL"
     " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
     f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
+    # queued for consolidation into facts in the same statement: durable with the message
+    "), queued AS ("
+    " INSERT INTO fact_queue (message_id) SELECT id FROM added"
     "), touched AS ("
     f" SELECT {_SESSION_AS_NOW} FROM sessions"
     " WHERE id = %s AND EXISTS (SELECT 1 FROM added)"

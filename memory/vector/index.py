@@ -106,6 +106,15 @@ class VectorIndex(Protocol):
         user_id: str | None = None,
     ) -> None: ...
 
+    async def set_metadata(
+        self,
+        memory_id: uuid.UUID,
+        values: dict[str, Any],
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None: ...
+
     async def count(self, persona_id: str, user_id: str | None = None) -> int: ...
 
     async def __aenter__(self) -> Self: ...
@@ -152,6 +161,20 @@ class PayloadSetters:
         await self._set(
             memory_id, {"importance": check_importance(importance)}, persona_id, user_id
         )
+
+    async def set_metadata(
+        self,
+        memory_id: uuid.UUID,
+        values: dict[str, Any],
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Merge ``values`` into a memory's metadata; :class:`MemoryNotFound` if not in scope."""
+        record = await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+        if record is None:
+            raise MemoryNotFound(memory_id)
+        await self._set_payload(memory_id, {"metadata": {**record.metadata, **values}})
 
     async def _set(
         self,

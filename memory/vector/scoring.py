@@ -51,9 +51,29 @@ class ScoringWeights:
     pinned_limit: int = 5
     """Pinned memories always come back: those outside the best ``k`` are appended
     until the result holds this many pinned ones."""
+    fact: float = 1.0
+    """Added to a current ``fact`` memory: what is known about the user comes first."""
+    question: float = 3.0
+    """Taken from a user's question (``metadata["act"] == "question"``): it asks, it
+    tells nothing, so it never outranks a statement that answers it."""
+    reply: float = 1.0
+    """Taken from a persona's reply stored by a turn (``act == "reply"``): what the
+    persona said ranks below what the user said."""
+    contradicted: float = 4.0
+    """Taken from a reply the user then corrected (``metadata["contradicted"]``)."""
 
     def __post_init__(self) -> None:
-        for name in ("relevance", "keyword", "speaker", "recency", "importance"):
+        for name in (
+            "relevance",
+            "keyword",
+            "speaker",
+            "recency",
+            "importance",
+            "fact",
+            "question",
+            "reply",
+            "contradicted",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise InvalidMemory(f"weight {name}", f"{value!r} must be a finite number >= 0")
@@ -190,7 +210,26 @@ class _Context:
             + w.speaker * named
             + w.recency * fresh
             + w.importance * c.record.importance
+            + self.standing(c)
         )
+
+    def standing(self, c: Candidate) -> float:
+        """What the memory is: a fact is lifted, a question, a reply and above all a
+        contradicted reply are lowered. Lines without an ``act`` (imports) are neither."""
+        record, w = c.record, self.weights
+        if record.kind == "fact":
+            return w.fact
+        meta = record.metadata
+        if not meta:
+            return 0.0
+        act = meta.get("act")
+        if meta.get("contradicted"):
+            return -w.contradicted
+        if act == "question":
+            return -w.question
+        if act == "reply":
+            return -w.reply
+        return 0.0
 
     def breakdown(self, total: float, c: Candidate) -> ScoreBreakdown:
         relevance_z, keyword_z, named, fresh = self.parts(c)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memory.acts import is_question
+from memory.errors import MemoryNotFound
 from memory.record.facts import Fact, FactStore, PendingMessage
 from memory.service import MemoryService, NewMemory
 
@@ -374,6 +375,14 @@ class Consolidated:
     superseded: int
     cpu_ms: float
 
+    def __add__(self, other: Consolidated) -> Consolidated:
+        return Consolidated(
+            self.messages + other.messages,
+            self.facts + other.facts,
+            self.superseded + other.superseded,
+            self.cpu_ms + other.cpu_ms,
+        )
+
 
 class Consolidator:
     """Drains the consolidation queue: facts recorded, current ones in the vector index."""
@@ -392,6 +401,8 @@ class Consolidator:
         self.extractor = extractor
         self.batch = batch
         self.lease_s = lease_s
+        self.totals = Consolidated(0, 0, 0, 0.0)
+        """What this process consolidated so far (messages, facts, superseded, CPU)."""
 
     async def run_once(self) -> Consolidated:
         """Claim one batch, consolidate it, mark it done."""
@@ -410,7 +421,9 @@ class Consolidator:
                     facts += added
                     superseded += replaced
         await self.facts.done([p.id for p in pending])
-        return Consolidated(len(pending), facts, superseded, (time.process_time() - cpu0) * 1000)
+        done = Consolidated(len(pending), facts, superseded, (time.process_time() - cpu0) * 1000)
+        self.totals = self.totals + done
+        return done
 
     async def record(
         self, message: PendingMessage, persona_id: uuid.UUID, item: ExtractedFact
@@ -454,11 +467,21 @@ class Consolidator:
         )
 
     async def unindex(self, facts: Sequence[Fact]) -> None:
-        """Remove no-longer-current facts from the vector index (they stay as history)."""
-        if facts:
-            await self.memory.index.delete(
-                [f.id for f in facts], persona_id=str(facts[0].persona_id)
-            )
+        """Remove no-longer-current facts from the vector index (they stay as history),
+        and set aside the statements they came from when those state nothing else
+        still true (their memories have the message's id)."""
+        if not facts:
+            return
+        persona_id = facts[0].persona_id
+        await self.memory.index.delete([f.id for f in facts], persona_id=str(persona_id))
+        sources = {s for f in facts for s in f.source_ids}
+        for source in sources - await self.facts.still_true(persona_id, list(sources)):
+            try:
+                await self.memory.index.set_metadata(
+                    source, {"superseded": True}, persona_id=str(persona_id)
+                )
+            except MemoryNotFound:
+                pass  # no memory of that line (not stored, forgotten)
 
     async def drain(self, *, max_batches: int | None = None) -> Consolidated:
         """Run batches until the queue is empty (or ``max_batches``); the sums."""
@@ -469,12 +492,7 @@ class Consolidator:
             runs += 1
             if done.messages == 0:
                 break
-            total = Consolidated(
-                total.messages + done.messages,
-                total.facts + done.facts,
-                total.superseded + done.superseded,
-                total.cpu_ms + done.cpu_ms,
-            )
+            total = total + done
         return total
 
     async def run_forever(self, *, idle_s: float = 1.0) -> None:

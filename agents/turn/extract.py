@@ -62,10 +62,11 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         text=request.user_message.text,
         created_at=request.user_message.created_at,
         metadata={"message_id": str(request.user_message.id), "act": user_act},
-        # the same question asked again is one memory, updated to its latest asking
+        # the same question asked again is one memory, updated to its latest asking; a
+        # statement's memory has its message's id, so consolidation can find it
         id=question_id(base.persona_id, base.user_id, request.user_message.text)
         if user_act == "question"
-        else None,
+        else request.user_message.id,
     )
     reply_line = replace(
         base,

@@ -67,6 +67,10 @@ CLAIM_SQL = (
     " s.persona_ids, c.attempts FROM claimed c JOIN messages m ON m.id = c.message_id"
     " JOIN sessions s ON s.id = m.session_id ORDER BY m.created_at, m.seq"
 )
+STILL_TRUE_SQL = (
+    "SELECT DISTINCT src FROM user_facts, unnest(source_ids) AS src"
+    " WHERE persona_id = %s AND valid_until IS NULL AND src = ANY(%s)"
+)
 DONE_SQL = "DELETE FROM fact_queue WHERE message_id = ANY(%s)"
 PENDING_SQL = "SELECT count(*) FROM fact_queue"
 
@@ -211,6 +215,16 @@ class FactStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(DELETE_USER_FACTS_SQL, (user_id,))
             return [r[0] for r in await cur.fetchall()]
+
+    async def still_true(
+        self, persona_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Those of ``message_ids`` that are the source of a current fact."""
+        if not message_ids:
+            return set()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(STILL_TRUE_SQL, (persona_id, list(message_ids)))
+            return {r[0] for r in await cur.fetchall()}
 
     # the consolidation queue --------------------------------------------------------
 

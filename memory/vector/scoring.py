@@ -53,14 +53,11 @@ class ScoringWeights:
     until the result holds this many pinned ones."""
     fact: float = 1.0
     """Added to a current ``fact`` memory: what is known about the user comes first."""
-    question: float = 3.0
-    """Taken from a user's question (``metadata["act"] == "question"``): it asks, it
-    tells nothing, so it never outranks a statement that answers it."""
     reply: float = 1.0
     """Taken from a persona's reply stored by a turn (``act == "reply"``): what the
-    persona said ranks below what the user said."""
-    contradicted: float = 4.0
-    """Taken from a reply the user then corrected (``metadata["contradicted"]``)."""
+    persona said ranks below what the user said. (A user's question, a reply the user
+    corrected and a statement whose facts were superseded rank after every other
+    candidate: :func:`set_aside`.)"""
 
     def __post_init__(self) -> None:
         for name in (
@@ -70,9 +67,7 @@ class ScoringWeights:
             "recency",
             "importance",
             "fact",
-            "question",
             "reply",
-            "contradicted",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
@@ -214,20 +209,12 @@ class _Context:
         )
 
     def standing(self, c: Candidate) -> float:
-        """What the memory is: a fact is lifted, a question, a reply and above all a
-        contradicted reply are lowered. Lines without an ``act`` (imports) are neither."""
+        """What the memory is: a fact is lifted, a persona's reply lowered. Lines
+        without an ``act`` (imports) are neither."""
         record, w = c.record, self.weights
         if record.kind == "fact":
             return w.fact
-        meta = record.metadata
-        if not meta:
-            return 0.0
-        act = meta.get("act")
-        if meta.get("contradicted"):
-            return -w.contradicted
-        if act == "question":
-            return -w.question
-        if act == "reply":
+        if record.metadata and record.metadata.get("act") == "reply":
             return -w.reply
         return 0.0
 
@@ -246,7 +233,22 @@ class _Context:
         )
 
 
-def _order(scored: tuple[float, Candidate]) -> tuple[float, float, int]:
+def set_aside(record: MemoryRecord) -> bool:
+    """Memories that are not evidence of what is true, ranked after all others: a user's
+    question (it asks, it tells nothing), a reply the user corrected, and a statement
+    whose facts a later one superseded."""
+    meta = record.metadata
+    if not meta:
+        return False
+    return bool(meta.get("act") == "question" or meta.get("contradicted") or meta.get("superseded"))
+
+
+def _order(scored: tuple[float, Candidate]) -> tuple[bool, float, float, int]:
     total, c = scored
     # a UUID's integer orders as its (fixed-width, lower-case hex) text does
-    return (-round(total, 6), -c.record.created_at.timestamp(), c.record.id.int)
+    return (
+        set_aside(c.record),
+        -round(total, 6),
+        -c.record.created_at.timestamp(),
+        c.record.id.int,
+    )

@@ -199,14 +199,15 @@ async def open_services(
         chat_model = overrides.chat_model or _shared_model(settings)
         # the embedded 135M model is too weak to judge; a configured provider is asked
         capable = not is_local(settings.llm) and settings.llm_judges
+        facts = FactStore(core.pool)
         memory = MemoryService(
             index,
             embedder,
             Transcripts(core.pool),
             weights=scoring_weights(settings),
             importance=LLMImportance(chat_model) if capable else None,
+            facts=facts,
         )
-        facts = FactStore(core.pool)
         scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
         tracker = await stack.enter_async_context(
             TraitTracker(

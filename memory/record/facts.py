@@ -54,6 +54,10 @@ SUPERSEDE_SQL = (
 DELETE_FACT_SQL = (
     "DELETE FROM user_facts WHERE id = %s AND persona_id = %s AND user_id = %s RETURNING id"
 )
+DELETE_SESSION_FACTS_SQL = (
+    "DELETE FROM user_facts WHERE origin = 'said' AND source_ids <@"
+    " ARRAY(SELECT id FROM messages WHERE session_id = %s) RETURNING persona_id, id"
+)
 DELETE_USER_FACTS_SQL = "DELETE FROM user_facts WHERE user_id = %s RETURNING id"
 CLAIM_SQL = (
     "WITH picked AS ("
@@ -209,6 +213,13 @@ class FactStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(DELETE_FACT_SQL, (fact_id, persona_id, user_id))
             return await cur.fetchone() is not None
+
+    async def delete_from_session(self, session_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Delete the facts derived only from this session's messages (before the session
+        is deleted); returns their (persona id, fact id)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(DELETE_SESSION_FACTS_SQL, (session_id,))
+            return [(r[0], r[1]) for r in await cur.fetchall()]
 
     async def delete_user(self, user_id: str) -> list[uuid.UUID]:
         """Delete every fact of a user (all personas); returns their ids."""

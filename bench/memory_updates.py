@@ -25,7 +25,8 @@ Before each question of step 4 the store is searched as the turn will search it:
 and its reply is read:
 
 - (c) the reply names the current value, in a sentence that is not the persona's own
-  ("my ...") and not an acknowledgement ("I will remember ...");
+  ("my ...") and not an acknowledgement ("I will remember ..."; how many replies named
+  it only so is reported beside it);
 - (d) the reply names the stale value of a changed fact as current (a sentence naming
   it without saying it is past: "used to", "before", "no longer", "not" ...).
 
@@ -119,8 +120,23 @@ def stale_as_current(reply: str, stale: str) -> bool:
     )
 
 
-def _rank(texts: list[str], key: str) -> int | None:
-    return next((i for i, t in enumerate(texts) if _has(t, key)), None)
+def _rank(texts: list[str], key: str, unless: str | None = None) -> int | None:
+    """The first of ``texts`` naming ``key`` (and not also ``unless``: "I broke up with
+    Marco and I'm dating Lena now" names the old value in telling the new one)."""
+    return next(
+        (
+            i
+            for i, t in enumerate(texts)
+            if _has(t, key) and (unless is None or not _has(t, unless))
+        ),
+        None,
+    )
+
+
+def only_acknowledged(reply: str, key: str) -> bool:
+    """The reply names the value only inside an acknowledgement ("I will remember that:
+    your dog is called Pixel"), which (c) does not count."""
+    return _has(reply, key) and not names_value(reply, key) and bool(_ACK.search(reply))
 
 
 async def quiet(services: Services, timeout_s: float = 120.0) -> None:
@@ -189,7 +205,7 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
                 stale=stale,
                 top3=texts[:3],
                 current_rank=_rank(texts, current),
-                stale_rank=None if stale is None else _rank(texts, stale),
+                stale_rank=None if stale is None else _rank(texts, stale, unless=current),
                 reply=reply,
                 names_current=names_value(reply, current),
                 stale_as_current=stale is not None and stale_as_current(reply, stale),
@@ -209,6 +225,9 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
             f"{sum(a.current_rank is not None and (a.stale_rank is None or a.current_rank < a.stale_rank) for a in changed)}/{len(changed)}"
         ),
         "c_reply_names_current": f"{sum(a.names_current for a in asked)}/{len(asked)}",
+        "c_named_only_in_an_acknowledgement": sum(
+            only_acknowledged(a.reply, a.current) for a in asked
+        ),
         "d_reply_stale_as_current": sum(a.stale_as_current for a in changed),
         "consolidation": {
             "messages": totals.messages,

@@ -53,7 +53,7 @@ class ScoringWeights:
     until the result holds this many pinned ones."""
     fact: float = 1.0
     """Added to a current ``fact`` memory: what is known about the user comes first."""
-    reply: float = 2.0
+    reply: float = 4.0
     """Taken from a persona's reply stored by a turn (``act == "reply"``): what the
     persona said ranks below what the user said. (A user's question, a reply the user
     corrected and a statement whose facts were superseded rank after every other

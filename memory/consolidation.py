@@ -68,6 +68,8 @@ _LEAD = re.compile(
     r"just so you know|fyi|guess what|news|update|ok|okay|hi|hey|hello)\b[,!:\s-]*)+",
     re.IGNORECASE,
 )
+_HEADLINE = re.compile(r"^(?:\w+\s+){0,2}\w+\s*[:!-]\s+(?=\S)")
+"""A short lead-in ending in a colon ("Big news: I moved to Oslo")."""
 _NOW = re.compile(
     r"\b(?:now|these days|currently|nowadays|anymore|any more)\b[,]?\s*", re.IGNORECASE
 )
@@ -334,7 +336,9 @@ class LocalExtractor:
             if not sentence or is_question(sentence):
                 continue
             for clause in re.split(
-                r",\s*(?:and|but)\s+|\s+and\s+(?=i\b|my\b)", sentence, flags=re.IGNORECASE
+                r",\s*(?:and|but)\s+|\s+and\s+(?=i\b|my\b)|[,:]\s+(?=(?:i|i'm|i've|my)\b)",
+                sentence,
+                flags=re.IGNORECASE,
             ):
                 fact = self._clause(clause, said)
                 if fact is not None:
@@ -342,7 +346,7 @@ class LocalExtractor:
         return list(found.values())
 
     def _clause(self, clause: str, said: Said) -> ExtractedFact | None:
-        clause = _LEAD.sub("", clause.strip()).strip().rstrip(".!;")
+        clause = _LEAD.sub("", _HEADLINE.sub("", clause.strip())).strip().rstrip(".!;")
         clause, valid_from = _resolve_date(clause, said.said_at)
         clause = _NOW.sub("", clause).strip().rstrip(",.!; ")
         if not clause:

@@ -155,11 +155,14 @@ def rank(
     best first. Ties (to 1e-6, so float32 and float64 stores agree) go to the newer,
     then to the smaller id."""
     pool = list(candidates)
+    # the spread is taken over the evidence: questions, replies and what is set aside
+    # (often near-copies of the query) would stretch it and reweigh the channels
+    evidence = [c for c in pool if not _not_evidence(c.record)] or pool
     ctx = _Context(
         weights,
         now,
-        _Spread.of([max(c.cosine, 0.0) for c in pool]),
-        _Spread.of([max(c.bm25, 0.0) for c in pool]),
+        _Spread.of([max(c.cosine, 0.0) for c in evidence]),
+        _Spread.of([max(c.bm25, 0.0) for c in evidence]),
         named_speaker(query, (c.record.speaker_name for c in pool)) if query else None,
     )
     ordered = sorted(((ctx.total(c), c) for c in pool), key=_order)
@@ -241,6 +244,10 @@ def set_aside(record: MemoryRecord) -> bool:
     if not meta:
         return False
     return bool(meta.get("act") == "question" or meta.get("contradicted") or meta.get("superseded"))
+
+
+def _not_evidence(record: MemoryRecord) -> bool:
+    return set_aside(record) or bool(record.metadata and record.metadata.get("act") == "reply")
 
 
 def _order(scored: tuple[float, Candidate]) -> tuple[bool, float, float, int]:

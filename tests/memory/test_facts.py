@@ -43,6 +43,11 @@ def test_the_local_extractor_turns_first_person_statements_into_third_person_fac
     assert facts_of("I renamed my dog Biscuit") == {"dog": "Ada's dog is called Biscuit."}
     assert facts_of("My dog's name is now Rex") == {"dog": "Ada's dog is called Rex."}
     assert facts_of("Actually I moved to Berlin.") == {"home": "Ada lives in Berlin."}
+    # a lead-in and a comma splice
+    assert facts_of("Big news: I relocated to Oslo.") == {"home": "Ada lives in Oslo."}
+    assert facts_of("We changed his name, my rabbit is called Pepper now.") == {
+        "rabbit": "Ada's rabbit is called Pepper."
+    }
     # questions, chatter and pronouns are no facts
     for text in ("What is my dog's name?", "ok thanks", "I love it!", "Do I live in Lyon"):
         assert facts_of(text) == {}, text

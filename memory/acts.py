@@ -1,4 +1,5 @@
-"""What a stored line does: a user's ``statement`` or ``question``, a persona's ``reply``.
+"""What a stored line does: a user's ``statement`` or ``question``, a persona's ``reply``
+(an ``answer`` when it replies to a question).
 
 Cheap rules on the text, run when a turn's lines are stored (the memory's
 ``metadata["act"]``). Ranking uses it: a question is not evidence about the user, and a
@@ -11,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-Act = Literal["statement", "question", "reply"]
+Act = Literal["statement", "question", "reply", "answer"]
+"""``answer``: a persona's reply to a user's question (the turn sets it)."""
 
 _WH = (
     "what|whats|what's|who|whom|whose|which|where|when|why|how|hows|how's|"

@@ -74,7 +74,11 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         speaker_role="persona",
         text=message.text,
         created_at=message.created_at,
-        metadata={"message_id": str(message.id), "act": "reply"},
+        # a reply to a question is an answer: it restates what the store held, or guesses
+        metadata={
+            "message_id": str(message.id),
+            "act": "answer" if user_act == "question" else "reply",
+        },
         # the reply's memory has its message's id, so a correction can find it
         id=message.id,
     )

@@ -55,9 +55,9 @@ class ScoringWeights:
     """Added to a current ``fact`` memory: what is known about the user comes first."""
     reply: float = 4.0
     """Taken from a persona's reply stored by a turn (``act == "reply"``): what the
-    persona said ranks below what the user said. (A user's question, a reply the user
-    corrected and a statement whose facts were superseded rank after every other
-    candidate: :func:`set_aside`.)"""
+    persona said ranks below what the user said. (A user's question, the answer to it, a
+    reply the user corrected and a statement whose facts were superseded rank after every
+    other candidate: :func:`set_aside`.)"""
 
     def __post_init__(self) -> None:
         for name in (
@@ -238,12 +238,17 @@ class _Context:
 
 def set_aside(record: MemoryRecord) -> bool:
     """Memories that are not evidence of what is true, ranked after all others: a user's
-    question (it asks, it tells nothing), a reply the user corrected, and a statement
-    whose facts a later one superseded."""
+    question (it asks, it tells nothing), the persona's answer to it (it restates what
+    the store held, or guesses), a reply the user corrected, and a statement whose facts
+    a later one superseded."""
     meta = record.metadata
     if not meta:
         return False
-    return bool(meta.get("act") == "question" or meta.get("contradicted") or meta.get("superseded"))
+    return bool(
+        meta.get("act") in ("question", "answer")
+        or meta.get("contradicted")
+        or meta.get("superseded")
+    )
 
 
 def _not_evidence(record: MemoryRecord) -> bool:

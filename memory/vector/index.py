@@ -32,7 +32,7 @@ from memory.types import (
     utc_now,
 )
 from memory.vector.keywords import SparseTerms, query_terms
-from memory.vector.scoring import Candidate, ScoringWeights, rank
+from memory.vector.scoring import Candidate, ScoringWeights, rank, set_aside
 
 DENSE = "dense"
 KEYWORDS = "keywords"
@@ -423,6 +423,20 @@ async def hybrid_search(
     """
     terms = query_terms(query.text)
     first = await source.first_pass(query, terms, weights)
+    # questions, answers and other set-aside lines rank after everything: when they took
+    # places in a full candidate list, fetch that many more, so that the evidence found
+    # is what it would be without them
+    dense_aside = sum(set_aside(h.record) for h in first.dense)
+    keyword_aside = sum(set_aside(h.record) for h in first.keyword)
+    dense_full = len(first.dense) >= weights.dense_candidates
+    keyword_full = len(first.keyword) >= weights.keyword_candidates
+    if (dense_aside and dense_full) or (keyword_aside and keyword_full):
+        weights = replace(
+            weights,
+            dense_candidates=weights.dense_candidates + dense_aside,
+            keyword_candidates=weights.keyword_candidates + keyword_aside,
+        )
+        first = await source.first_pass(query, terms, weights)
     # keyed by the id's integer: a UUID hashes and compares in Python, an int in C
     records: dict[int, MemoryRecord] = {}
     cosine: dict[int, float] = {}

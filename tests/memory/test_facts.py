@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from memory import Candidate, EdgeMemoryIndex, FakeEmbedder, ScoringWeights, rank
+from memory import (
+    Candidate,
+    EdgeMemoryIndex,
+    FakeEmbedder,
+    MemoryQuery,
+    ScoringWeights,
+    rank,
+)
 from memory.acts import act_of, is_correction, is_question
 from memory.consolidation import Consolidator, LocalExtractor, Said
 from memory.record.facts import FactStore
@@ -214,3 +221,32 @@ async def test_a_superseded_statement_is_set_aside_by_the_search(world: dict[str
     assert stored.metadata.get("superseded") is True
     found = await w["memory"].search(persona_id=str(pid), user_id="ada", text="I live in Lyon", k=3)
     assert found[0].record.text == "Ada lives in Berlin."
+
+
+async def test_set_aside_lines_do_not_crowd_the_evidence_out_of_the_candidates(
+    tmp_path: Path,
+) -> None:
+    """With room for three candidates per channel, three stored askings of the question
+    would fill both lists; the search fetches that many more, so the statement that
+    answers it is still found."""
+    weights = ScoringWeights(dense_candidates=3, keyword_candidates=3)
+    embedder = FakeEmbedder(DIM, seed=7)
+    async with EdgeMemoryIndex(tmp_path / "q", dim=DIM, weights=weights) as index:
+        questions = [
+            record(f"where is my dog Pixel {i}?", metadata={"act": "question"}) for i in range(3)
+        ]
+        statement = record("my dog Pixel lives with my sister", metadata={"act": "statement"})
+        batch = [*questions, statement]
+        await index.upsert(batch, await embedder.embed([r.text for r in batch]))
+        text = "where is my dog Pixel?"
+        found = await index.search(
+            MemoryQuery(
+                persona_id="einstein",
+                user_id="ann",
+                text=text,
+                vector=await embedder.embed_one(text),
+                k=4,
+            ),
+            weights,
+        )
+        assert found[0].record.text == statement.text

@@ -411,6 +411,10 @@ class CandidateSource(Protocol):
         ...
 
 
+_REFETCHES = 3
+"""At most this many more fetches when set-aside lines take candidate places."""
+
+
 async def hybrid_search(
     source: CandidateSource, query: MemoryQuery, weights: ScoringWeights
 ) -> list[ScoredMemory]:
@@ -424,17 +428,24 @@ async def hybrid_search(
     terms = query_terms(query.text)
     first = await source.first_pass(query, terms, weights)
     # questions, answers and other set-aside lines rank after everything: when they took
-    # places in a full candidate list, fetch that many more, so that the evidence found
-    # is what it would be without them
-    dense_aside = sum(set_aside(h.record) for h in first.dense)
-    keyword_aside = sum(set_aside(h.record) for h in first.keyword)
-    dense_full = len(first.dense) >= weights.dense_candidates
-    keyword_full = len(first.keyword) >= weights.keyword_candidates
-    if (dense_aside and dense_full) or (keyword_aside and keyword_full):
+    # places in a full candidate list, fetch that many more (again while more of them
+    # come in), so that the evidence found is what it would be without them
+    base = weights
+    for _ in range(_REFETCHES):
+        dense_aside = sum(set_aside(h.record) for h in first.dense)
+        keyword_aside = sum(set_aside(h.record) for h in first.keyword)
+        more_dense = len(first.dense) >= weights.dense_candidates and (
+            base.dense_candidates + dense_aside > weights.dense_candidates
+        )
+        more_keyword = len(first.keyword) >= weights.keyword_candidates and (
+            base.keyword_candidates + keyword_aside > weights.keyword_candidates
+        )
+        if not (more_dense or more_keyword):
+            break
         weights = replace(
             weights,
-            dense_candidates=weights.dense_candidates + dense_aside,
-            keyword_candidates=weights.keyword_candidates + keyword_aside,
+            dense_candidates=base.dense_candidates + dense_aside,
+            keyword_candidates=base.keyword_candidates + keyword_aside,
         )
         first = await source.first_pass(query, terms, weights)
     # keyed by the id's integer: a UUID hashes and compares in Python, an int in C

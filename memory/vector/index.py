@@ -204,6 +204,9 @@ class Conditions:
     pinned: bool | None = None
     ids: frozenset[uuid.UUID] | None = None
     exclude_ids: frozenset[uuid.UUID] | None = None
+    exclude_acts: tuple[str, ...] = ()
+    """Leave out memories whose ``act`` is one of these (searches leave out questions and
+    answers: :data:`memory.types.NOT_INDEXED_ACTS`)."""
 
     @classmethod
     def of(cls, where: MemoryFilter) -> Conditions:
@@ -254,6 +257,8 @@ def to_payload(record: MemoryRecord) -> dict[str, JSONValue]:
         "external_id": record.external_id,
         "metadata": dict(record.metadata),
         "context": list(record.context),
+        # top level, so that a search can leave out questions and answers by filter
+        "act": record.metadata.get("act") if record.metadata else None,
     }
 
 

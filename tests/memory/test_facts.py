@@ -227,8 +227,8 @@ async def test_set_aside_lines_do_not_crowd_the_evidence_out_of_the_candidates(
     tmp_path: Path,
 ) -> None:
     """With room for three candidates per channel, three stored askings of the question
-    would fill both lists; the search fetches that many more, so the statement that
-    answers it is still found."""
+    would fill both lists; a search leaves questions out, so the statement that answers
+    it is found."""
     weights = ScoringWeights(dense_candidates=3, keyword_candidates=3)
     embedder = FakeEmbedder(DIM, seed=7)
     async with EdgeMemoryIndex(tmp_path / "q", dim=DIM, weights=weights) as index:
@@ -250,3 +250,5 @@ async def test_set_aside_lines_do_not_crowd_the_evidence_out_of_the_candidates(
             weights,
         )
         assert found[0].record.text == statement.text
+        # a search leaves questions out altogether (a listing still shows them)
+        assert [m.record.text for m in found] == [statement.text]

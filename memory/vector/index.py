@@ -36,10 +36,11 @@ from memory.vector.scoring import Candidate, ScoringWeights, rank, set_aside
 
 DENSE = "dense"
 KEYWORDS = "keywords"
-KEYWORD_INDEXED = ("scope", "user_id", "session_id", "kind")
+KEYWORD_INDEXED = ("scope", "user_id", "session_id", "kind", "act")
 """Keyword payload indexes besides ``persona_id`` (the tenant index); ``created_at`` has a
 datetime index and ``pinned`` (0/1) an integer lookup index. ``scope`` is persona and
-user in one key (see :func:`scope_key`)."""
+user in one key (see :func:`scope_key`); ``act`` lets searches leave out questions and
+answers. A store opened without one of them gets it then."""
 
 
 def scope_key(persona_id: str, user_id: str) -> str:

@@ -125,15 +125,15 @@ class MemoryRecord:
     @property
     def keyword_document(self) -> str:
         """What the keyword channel indexes: the line and the lines around it. Nothing for
-        a user's question and the answer to it: they are not evidence (they rank after
-        everything), and their words, repeated with every asking, would lower those words'
-        weight (IDF) for every search."""
+        a user's question: it is not evidence (searches leave it out), and its words,
+        repeated with every asking, would lower those words' weight (IDF) for every
+        search."""
         if self.metadata and self.metadata.get("act") in NOT_INDEXED_ACTS:
             return ""
         return "\n".join((self.spoken, *self.context))
 
 
-NOT_INDEXED_ACTS = ("question", "answer")
+NOT_INDEXED_ACTS = ("question",)
 """Acts (``metadata["act"]``) whose lines get no keyword vector."""
 
 

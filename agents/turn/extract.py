@@ -74,7 +74,7 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         speaker_role="persona",
         text=message.text,
         created_at=message.created_at,
-        # a reply to a question is an answer: it restates what the store held, or guesses
+        # a reply to a question is an answer (ranked as a reply; told apart for inspection)
         metadata={
             "message_id": str(message.id),
             "act": "answer" if user_act == "question" else "reply",

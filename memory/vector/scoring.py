@@ -54,10 +54,10 @@ class ScoringWeights:
     fact: float = 1.0
     """Added to a current ``fact`` memory: what is known about the user comes first."""
     reply: float = 4.0
-    """Taken from a persona's reply stored by a turn (``act == "reply"``): what the
-    persona said ranks below what the user said. (A user's question, the answer to it, a
-    reply the user corrected and a statement whose facts were superseded rank after every
-    other candidate: :func:`set_aside`.)"""
+    """Taken from a persona's reply stored by a turn (``act`` ``reply`` or ``answer``):
+    what the persona said ranks below what the user said. (A user's question, a reply the
+    user corrected and a statement whose facts were superseded rank after every other
+    candidate: :func:`set_aside`.)"""
 
     def __post_init__(self) -> None:
         for name in (
@@ -217,7 +217,7 @@ class _Context:
         record, w = c.record, self.weights
         if record.kind == "fact":
             return w.fact
-        if record.metadata and record.metadata.get("act") == "reply":
+        if record.metadata and record.metadata.get("act") in _REPLIES:
             return -w.reply
         return 0.0
 
@@ -236,23 +236,23 @@ class _Context:
         )
 
 
+_REPLIES = ("reply", "answer")
+"""A persona's lines stored by a turn (an ``answer`` replies to a question)."""
+
+
 def set_aside(record: MemoryRecord) -> bool:
     """Memories that are not evidence of what is true, ranked after all others: a user's
-    question (it asks, it tells nothing), the persona's answer to it (it restates what
-    the store held, or guesses), a reply the user corrected, and a statement whose facts
-    a later one superseded."""
+    question (it asks, it tells nothing; searches leave out those stored with their act
+    in the payload), a reply the user corrected, and a statement whose facts a later one
+    superseded."""
     meta = record.metadata
     if not meta:
         return False
-    return bool(
-        meta.get("act") in ("question", "answer")
-        or meta.get("contradicted")
-        or meta.get("superseded")
-    )
+    return bool(meta.get("act") == "question" or meta.get("contradicted") or meta.get("superseded"))
 
 
 def _not_evidence(record: MemoryRecord) -> bool:
-    return set_aside(record) or bool(record.metadata and record.metadata.get("act") == "reply")
+    return set_aside(record) or bool(record.metadata and record.metadata.get("act") in _REPLIES)
 
 
 def _order(scored: tuple[float, Candidate]) -> tuple[bool, float, float, int]:

@@ -94,11 +94,10 @@ def test_questions_corrected_replies_and_superseded_lines_never_outrank_a_statem
         record("Your dog is Luna.", metadata={"act": "reply", "contradicted": True}), 0.9, 8.0
     )
     stale = Candidate(record("I live in Lyon.", metadata={"superseded": True}), 0.9, 8.0)
-    answer = Candidate(record("Your dog is Luna.", metadata={"act": "answer"}), 0.95, 8.0)
-    ranked = rank([question, wrong, stale, answer, statement], weights, k=5, now=NOW)
+    ranked = rank([question, wrong, stale, statement], weights, k=4, now=NOW)
     assert ranked[0].record.text == "My dog is called Pixel."
     # a persona's reply ranks below the user's statement it equals in every channel
-    reply = Candidate(record("Your dog is Pixel.", metadata={"act": "reply"}), 0.5, 1.0)
+    reply = Candidate(record("Your dog is Pixel.", metadata={"act": "answer"}), 0.5, 1.0)
     fact = Candidate(record("Ada's dog is called Pixel.", kind="fact"), 0.5, 1.0)
     ranked = rank([reply, statement, fact], weights, k=3, now=NOW)
     assert [r.record.text for r in ranked] == [

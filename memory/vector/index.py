@@ -39,8 +39,8 @@ KEYWORDS = "keywords"
 KEYWORD_INDEXED = ("scope", "user_id", "session_id", "kind", "act")
 """Keyword payload indexes besides ``persona_id`` (the tenant index); ``created_at`` has a
 datetime index and ``pinned`` (0/1) an integer lookup index. ``scope`` is persona and
-user in one key (see :func:`scope_key`); ``act`` lets searches leave out questions and
-answers. A store opened without one of them gets it then."""
+user in one key (see :func:`scope_key`); ``act`` lets searches leave out questions. A
+store opened without one of them gets it then."""
 
 
 def scope_key(persona_id: str, user_id: str) -> str:
@@ -206,8 +206,8 @@ class Conditions:
     ids: frozenset[uuid.UUID] | None = None
     exclude_ids: frozenset[uuid.UUID] | None = None
     exclude_acts: tuple[str, ...] = ()
-    """Leave out memories whose ``act`` is one of these (searches leave out questions and
-    answers: :data:`memory.types.NOT_INDEXED_ACTS`)."""
+    """Leave out memories whose ``act`` is one of these (searches leave out questions:
+    :data:`memory.types.NOT_INDEXED_ACTS`)."""
 
     @classmethod
     def of(cls, where: MemoryFilter) -> Conditions:
@@ -258,7 +258,7 @@ def to_payload(record: MemoryRecord) -> dict[str, JSONValue]:
         "external_id": record.external_id,
         "metadata": dict(record.metadata),
         "context": list(record.context),
-        # top level, so that a search can leave out questions and answers by filter
+        # top level, so that a search can leave out questions by filter
         "act": record.metadata.get("act") if record.metadata else None,
     }
 

@@ -473,13 +473,16 @@ class Consolidator:
     async def unindex(self, facts: Sequence[Fact]) -> None:
         """Remove no-longer-current facts from the vector index (they stay as history),
         and set aside the statements they came from when those state nothing else
-        still true (their memories have the message's id)."""
+        still true, and the replies to them (their memories have the message's id)."""
         if not facts:
             return
         persona_id = facts[0].persona_id
         await self.memory.index.delete([f.id for f in facts], persona_id=str(persona_id))
         sources = {s for f in facts for s in f.source_ids}
-        for source in sources - await self.facts.still_true(persona_id, list(sources)):
+        stale = sources - await self.facts.still_true(persona_id, list(sources))
+        # the persona's replies to those statements said them back ("Lyon is lovely!")
+        stale |= set(await self.memory.transcripts.reply_ids(list(stale)))
+        for source in stale:
             try:
                 await self.memory.index.set_metadata(
                     source, {"superseded": True}, persona_id=str(persona_id)

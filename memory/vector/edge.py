@@ -36,7 +36,7 @@ import qdrant_edge as qe
 
 from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError
 from memory.types import (
-    NOT_INDEXED_ACTS,
+    UNSEARCHED_ACTS,
     Matrix,
     MemoryFilter,
     MemoryPage,
@@ -348,7 +348,7 @@ class EdgeMemoryIndex(PayloadSetters):
     async def first_pass(
         self, query: MemoryQuery, terms: SparseTerms, weights: ScoringWeights
     ) -> FirstPass:
-        scope = replace(Conditions.of(query.as_filter()), exclude_acts=NOT_INDEXED_ACTS)
+        scope = replace(Conditions.of(query.as_filter()), exclude_acts=UNSEARCHED_ACTS)
         dense = query.vector.tolist()
         requests = [_nearest(dense, DENSE, scope, weights.dense_candidates, False)]
         if terms:

@@ -207,7 +207,7 @@ class Conditions:
     exclude_ids: frozenset[uuid.UUID] | None = None
     exclude_acts: tuple[str, ...] = ()
     """Leave out memories whose ``act`` is one of these (searches leave out questions:
-    :data:`memory.types.NOT_INDEXED_ACTS`)."""
+    :data:`memory.types.UNSEARCHED_ACTS`)."""
 
     @classmethod
     def of(cls, where: MemoryFilter) -> Conditions:

@@ -21,7 +21,7 @@ from qdrant_client.http.exceptions import ApiException
 
 from memory.errors import IndexNotOpen, IndexUnavailable
 from memory.types import (
-    NOT_INDEXED_ACTS,
+    UNSEARCHED_ACTS,
     Matrix,
     MemoryFilter,
     MemoryPage,
@@ -213,7 +213,7 @@ class ServerMemoryIndex(PayloadSetters):
     async def first_pass(
         self, query: MemoryQuery, terms: SparseTerms, weights: ScoringWeights
     ) -> FirstPass:
-        scope = replace(Conditions.of(query.as_filter()), exclude_acts=NOT_INDEXED_ACTS)
+        scope = replace(Conditions.of(query.as_filter()), exclude_acts=UNSEARCHED_ACTS)
         dense = query.vector.tolist()
         requests = [_nearest(dense, DENSE, scope, weights.dense_candidates)]
         if terms:

@@ -51,7 +51,7 @@ class ScoringWeights:
     pinned_limit: int = 5
     """Pinned memories always come back: those outside the best ``k`` are appended
     until the result holds this many pinned ones."""
-    fact: float = 1.0
+    fact: float = 2.0
     """Added to a current ``fact`` memory: what is known about the user comes first."""
     reply: float = 4.0
     """Taken from a persona's reply stored by a turn (``act`` ``reply`` or ``answer``):

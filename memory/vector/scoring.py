@@ -17,6 +17,11 @@ each completed with the other channel's exact score)::
   are tie-breakers with small weights: a question about the past must be answered by
   what matches it, not by what was said last or rated highly.
 
+plus what the memory is (:meth:`_Context.standing`): a current fact is lifted, a
+persona's reply lowered; a user's question, a corrected reply and a superseded statement
+rank after every other candidate (:func:`set_aside`). Lines without an ``act`` (imports)
+are ranked by the formula alone.
+
 A memory's total depends on the other candidates of its search (that is what makes the
 fusion scale-free); both backends fetch the same candidates, so they rank alike. The
 vector stores only fetch candidates; the ranking is done here.

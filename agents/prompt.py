@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from agents.decoding import CAPABLE, ModelProfile
+from agents.facts_prompt import KnownFact, known_facts_text
 from agents.guards import Speakers, UserFacts
 from personas import Persona, Trait
 from personas.channels import channel_text
@@ -119,6 +120,8 @@ class PromptInput:
     replies: Sequence[Line] = ()
     """What the other personas already answered to ``user_text`` in this turn (a room):
     shown after it, as the others' lines."""
+    facts: Sequence[KnownFact] = ()
+    """What is known about the user, most relevant first (``agents.facts_prompt``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,9 @@ def compose(
     if profile.prompt_tokens is not None:
         budget_tokens = min(budget_tokens, profile.prompt_tokens)
     system = _short_card(data) if short else _system_text(data)
+    known = known_facts_text(data.user_name, data.facts, limit=profile.memories)
+    if known and not short:
+        system = f"{system}\n\n{known}"
     memories = sorted(_usable(data.memories, short), key=lambda m: m.score, reverse=True)
     if profile.memories is not None:
         memories = memories[: profile.memories]
@@ -176,6 +182,7 @@ def compose(
         estimate_tokens(system)
         + estimate_tokens(said)
         + 8
+        + (estimate_tokens(known) if short else 0)
         + sum(estimate_tokens(ln.text) + 6 for ln in data.replies)
     )
     dropped_lines = len(data.transcript) - len(lines)
@@ -196,7 +203,14 @@ def compose(
         dropped_memories += 1
 
     if short:
-        messages: list[BaseMessage] = [SystemMessage(content=system), *_told(memories, data)]
+        # what is known about the user follows the card in a message of its own, so the
+        # card stays the same prefix for every user and turn
+        about = [SystemMessage(content=known)] if known else []
+        messages: list[BaseMessage] = [
+            SystemMessage(content=system),
+            *about,
+            *_told(memories, data),
+        ]
         user = HumanMessage(content=said)
     else:
         messages = [SystemMessage(content=system + _memories_text(memories, data.now))]

@@ -13,6 +13,7 @@ from agents.decoding import CAPABLE, ModelProfile
 from agents.judges import LLMTraitJudge
 from agents.tracker import TraitTracker, TraitUpdate
 from agents.traits import PrototypeScorer, TraitObservation
+from memory.record.facts import FactStore
 from memory.record.transcripts import Message
 from memory.service import MemoryService
 from personas import Persona, PersonaStore
@@ -44,6 +45,8 @@ class AgentServices:
     judge: LLMTraitJudge | None = None
     config: TurnConfig = field(default_factory=TurnConfig)
     cards: CardStore | None = None
+    facts: FactStore | None = None
+    """What is known about each user (``user_facts``); the prompt shows it."""
 
 
 @dataclass(frozen=True, slots=True)

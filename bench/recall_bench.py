@@ -1,6 +1,7 @@
 """Retrieval recall on LoCoMo-format conversations, through the code users run.
 
     python bench/recall_bench.py PATH [--ks 5,10,25,50] [--no-ablation] [--pad-to N]
+        [--in-use N]
 
 PATH is a file in LoCoMo's format (Maharana et al., "Evaluating Very Long-Term
 Conversational Memory of LLM Agents", ACL 2024): a list of samples, each with a
@@ -22,6 +23,15 @@ off in turn, and dense-only / keywords-only), per-query latency (embedding inclu
 and import throughput. ``--pad-to N`` first fills the store with copies of the
 conversations under other users until it holds N memories, to time searches in a
 bigger store (recall is unaffected: searches are scoped to one user).
+
+``--in-use N`` then asks N of each conversation's questions (spread over them) through
+the chat service's turn path, each in a new session as the conversation's user, with
+background consolidation running, so that the store also holds the questions, the
+replies and the facts derived, as it does in use; then recall is measured again, for the
+asked questions and for all, beside the clean store's. The replies come from a fake
+model that takes up the question's words ("Let me think about that: <question>. I
+believe you told me, but I am not sure."): in production they come from the configured
+model, and a reply that repeats the question competes hardest with the evidence.
 
 PostgreSQL and Redis come from ``PERSONAE_DATABASE_URL`` / ``PERSONAE_REDIS_URL`` when
 set (the benchmark writes one persona), else embedded ones in the temporary folder.
@@ -48,13 +58,19 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from agents.fake_llm import FakeStreamingChatModel
 from memory import ScoringWeights
 from memory.service import MemoryService
 from personas import Actor
 from personas.definitions import load_path, shipped_library
 from runtime.cli.memory import CONTEXT_LINES, ImportLine, import_memories
-from runtime.services import Overrides, open_services
+from runtime.infra.auth import Principal
+from runtime.infra.metrics import Metrics
+from runtime.infra.ratelimit import Limits, RateLimiter
+from runtime.services import Overrides, Services, consolidating, open_services
 from runtime.settings import load_settings
+from runtime.usecases.chat import ChatService
+from runtime.usecases.replies import ask
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 PERSONA = "albert-einstein"  # any persona: each conversation is a user of it
@@ -187,6 +203,76 @@ async def measure(
     return run
 
 
+def asked_of(conversation: Conversation, n: int) -> list[Question]:
+    """``n`` of a conversation's questions, spread evenly over them."""
+    qs = conversation.questions
+    if n >= len(qs):
+        return list(qs)
+    return [qs[round(i * (len(qs) - 1) / max(n - 1, 1))] for i in range(n)]
+
+
+def _reply_to(messages: Sequence[Any]) -> str:
+    """The fake model's reply: it takes up the question's words, as a model's reply
+    does, so that it competes with the evidence for them."""
+    asked = str(messages[-1].content).strip().rstrip("?")
+    return f"Let me think about that: {asked}. I believe you told me, but I am not sure."
+
+
+async def in_use(
+    services: Services,
+    slug: str,
+    persona_id: str,
+    conversations: Sequence[Conversation],
+    n: int,
+    ks: tuple[int, ...],
+) -> str:
+    """Ask ``n`` of each conversation's questions through the chat service's turn path
+    (as its user, each in a new session; background consolidation running), so that
+    the store also holds the questions, the replies and what consolidation derives;
+    then measure recall again, for the asked questions and for all, against the clean
+    store's."""
+    clean = await measure(services.memory, persona_id, conversations, ks)
+    limiter = RateLimiter(
+        services.redis,
+        Limits(messages_per_minute=100_000, concurrent_turns=100, sessions_per_minute=100_000),
+        namespace=services.settings.redis_prefix,
+    )
+    chat = ChatService(services, limiter, Metrics.create())
+    asked: set[tuple[str, str]] = set()
+    async with consolidating(services):
+        for conversation in conversations:
+            who = Principal(conversation.sample_id, "admin")
+            for question in asked_of(conversation, n):
+                session, _ = await chat.start_session(who, [slug])
+                await ask(chat, who, session_id=session.id, text=question.text)
+                asked.add((conversation.sample_id, question.text))
+        while await services.facts.pending():
+            await asyncio.sleep(0.1)
+    used = await measure(services.memory, persona_id, conversations, ks)
+    order = [(c.sample_id, q.text) for c in conversations for q in c.questions]
+    picked = [i for i, key in enumerate(order) if key in asked]
+
+    def subset(run: Run, k: int) -> float:
+        return 100.0 * statistics.fmean(run.hits[k][i] for i in picked)
+
+    rows = [
+        ("asked questions, clean store", [subset(clean, k) for k in ks]),
+        ("asked questions, after asking them", [subset(used, k) for k in ks]),
+        ("all questions, clean store", [clean.recall(k) for k in ks]),
+        ("all questions, after asking", [used.recall(k) for k in ks]),
+    ]
+    out = [
+        (
+            f"in use: {len(picked)} questions asked through the turn path "
+            f"({n} per conversation; replies by the fake model, which repeats the question)"
+        ),
+        "| store | " + " | ".join(f"R@{k}" for k in ks) + " |",
+        "|---|" + "---:|" * len(ks),
+    ]
+    out += [f"| {name} | " + " | ".join(f"{v:.1f}" for v in vals) + " |" for name, vals in rows]
+    return "\n".join(out)
+
+
 def ablations(base: ScoringWeights) -> list[tuple[str, ScoringWeights]]:
     """The shipped ranking, each part turned off in turn, and each channel alone."""
     variants: list[tuple[str, ScoringWeights]] = [("shipped ranking", base)]
@@ -230,6 +316,14 @@ async def main() -> int:
     parser.add_argument("--pad-to", type=int, default=0, help="fill the store to N memories")
     parser.add_argument("--json", type=Path, help="also write the figures here as JSON")
     parser.add_argument(
+        "--in-use",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then ask N of each conversation's questions through the turn path and "
+        "measure again (replies by a fake model)",
+    )
+    parser.add_argument(
         "--no-context",
         action="store_true",
         help="import each line without its neighbours (to measure what context adds)",
@@ -267,7 +361,9 @@ async def main() -> int:
                 "embedding_cache_dir": configured.embedding_cache_dir or args.model_cache,
             }
         )
-        async with open_services(settings, overrides=Overrides(trait_scorer=False)) as services:
+        model = FakeStreamingChatModel(reply=_reply_to)
+        overrides = Overrides(trait_scorer=False, chat_model=lambda: model)
+        async with open_services(settings, overrides=overrides) as services:
             definition = next(d for d in load_path(shipped_library()) if d.slug == PERSONA)
             await services.personas.upsert(definition, Actor(name="bench", is_admin=True))
             persona = await services.personas.get(PERSONA)
@@ -312,6 +408,8 @@ async def main() -> int:
                 rows.append((name, await measure(memory, pid, conversations, ks)))
             memory.weights = base
             embedder_label = getattr(memory.embedder, "label", type(memory.embedder).__name__)
+            if args.in_use:
+                used = await in_use(services, persona.slug, pid, conversations, args.in_use, ks)
 
     shipped = rows[0][1]
     print(
@@ -336,6 +434,9 @@ async def main() -> int:
         f"p95 {percentile(lat, 95):.1f} ms"
     )
     print(f"import: {turns} memories in {import_s:.1f} s = {turns / import_s:.0f} memories/s")
+    if args.in_use:
+        print()
+        print(used)
     if args.json:
         args.json.write_text(
             json.dumps(

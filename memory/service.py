@@ -16,6 +16,7 @@ from datetime import datetime
 import numpy as np
 
 from memory.errors import MemoryNotFound
+from memory.record.facts import FactStore
 from memory.record.transcripts import Transcripts
 from memory.types import (
     Embedder,
@@ -82,7 +83,10 @@ class MemoryService:
         *,
         weights: ScoringWeights | None = None,
         importance: ImportanceRater | None = None,
+        facts: FactStore | None = None,
     ) -> None:
+        self.facts = facts
+        """What is known about users, forgotten with them (``user_facts``)."""
         self.index = index
         self.embedder = embedder
         self.transcripts = transcripts
@@ -220,13 +224,20 @@ class MemoryService:
         return await self.get(memory_id, persona_id=persona_id, user_id=user_id)
 
     async def forget_session(self, session_id: uuid.UUID) -> tuple[int, int]:
-        """Forget a session in both stores; returns (messages, memories) removed."""
+        """Forget a session in both stores, with the facts derived only from its
+        messages; returns (messages, memories) removed."""
+        if self.facts is not None:
+            for persona_id, fact_id in await self.facts.delete_from_session(session_id):
+                await self.index.delete([fact_id], persona_id=str(persona_id))
         memories = await self.index.forget_session(str(session_id))
         messages = await self.transcripts.delete_session(session_id)
         return messages, memories
 
     async def forget_user(self, user_id: str) -> tuple[int, int]:
-        """Forget everything of a user in both stores; returns (sessions, memories)."""
+        """Forget everything of a user in both stores, facts included; returns
+        (sessions, memories)."""
+        if self.facts is not None:
+            await self.facts.delete_user(user_id)
         memories = await self.index.forget_user(user_id)
         sessions = await self.transcripts.delete_user(user_id)
         return sessions, memories

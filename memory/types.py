@@ -146,8 +146,20 @@ class MemoryRecord:
 
     @property
     def keyword_document(self) -> str:
-        """What the keyword channel indexes: the line and the lines around it."""
+        """What the keyword channel indexes: the line and the lines around it. Nothing for
+        a user's question (not evidence: searches leave it out) nor for the answer to it
+        (found by meaning): their words, repeated with every asking, would lower those
+        words' weight (IDF) for every search and crowd the keyword candidates."""
+        if self.metadata and self.metadata.get("act") in NOT_INDEXED_ACTS:
+            return ""
         return "\n".join((self.spoken, *self.context))
+
+
+NOT_INDEXED_ACTS = ("question", "answer")
+"""Acts (``metadata["act"]``) whose lines get no keyword vector: a question, and the
+persona's answer to it, which takes up its words (found by meaning only)."""
+UNSEARCHED_ACTS = ("question",)
+"""Acts whose lines searches leave out (a listing still shows them)."""
 
 
 def spoken_line(speaker: str, text: str) -> str:

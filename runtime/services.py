@@ -4,6 +4,8 @@ Redis, the persona cache and store, the embedder, the vector index, the turn gra
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -17,6 +19,7 @@ from redis.asyncio import Redis
 
 from agents.decoding import CAPABLE
 from agents.director import Director
+from agents.fact_extractor import LlmExtractor
 from agents.judges import LLMImportance, LLMTraitJudge
 from agents.llm import LLMSpec, is_local, make_chat_model, profile_for
 from agents.tracker import TrackerSettings, TraitTracker
@@ -30,7 +33,9 @@ from memory import (
     ServerMemoryIndex,
     VectorIndex,
 )
+from memory.consolidation import Consolidator, Extractor, LocalExtractor
 from memory.record.analytics import Analytics
+from memory.record.facts import FactStore
 from memory.record.feedback import FeedbackStore
 from memory.record.transcripts import Transcripts
 from memory.service import MemoryService
@@ -78,6 +83,8 @@ class Services:
     catalog: PersonaCatalog
     feedback: FeedbackStore
     analytics: Analytics
+    facts: FactStore
+    consolidator: Consolidator
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +200,14 @@ async def open_services(
         chat_model = overrides.chat_model or _shared_model(settings)
         # the embedded 135M model is too weak to judge; a configured provider is asked
         capable = not is_local(settings.llm) and settings.llm_judges
+        facts = FactStore(core.pool)
         memory = MemoryService(
             index,
             embedder,
             Transcripts(core.pool),
             weights=scoring_weights(settings),
             importance=LLMImportance(chat_model) if capable else None,
+            facts=facts,
         )
         scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
         tracker = await stack.enter_async_context(
@@ -215,6 +224,7 @@ async def open_services(
             scorer=scorer,
             judge=LLMTraitJudge(chat_model) if capable else None,
             cards=CardStore(core.pool, ttl_s=settings.persona_l1_ttl_s),
+            facts=facts,
             config=TurnConfig(
                 memory_k=settings.memory_k,
                 transcript_lines=settings.transcript_lines,
@@ -244,7 +254,49 @@ async def open_services(
             catalog=PersonaCatalog(core.personas, index, embedder),
             feedback=FeedbackStore(core.pool),
             analytics=Analytics(core.pool),
+            facts=facts,
+            consolidator=Consolidator(facts, memory, fact_extractor(settings)),
         )
+
+
+def fact_extractor(settings: Settings) -> Extractor:
+    """The extractor that turns queued user messages into facts: a language model when
+    ``PERSONAE_MEMORY_LLM`` names one, else the rule-based local extractor (the embedded
+    135M model cannot extract reliably)."""
+    if not settings.memory_llm:
+        return LocalExtractor()
+    spec = LLMSpec(
+        model=settings.memory_llm,
+        base_url=settings.llm_base_url,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_max_retries,
+    )
+    model: BaseChatModel | None = None
+
+    def get() -> BaseChatModel:
+        nonlocal model
+        if model is None:
+            model = make_chat_model(spec)
+        return model
+
+    return LlmExtractor(get)
+
+
+@asynccontextmanager
+async def consolidating(services: Services) -> AsyncIterator[asyncio.Task[None]]:
+    """Consolidate queued user messages into facts in the background while open (the
+    server and the in-process chat); the queue is durable, so whatever is left when it
+    closes is done at the next start."""
+    task = asyncio.create_task(
+        services.consolidator.run_forever(idle_s=services.settings.memory_consolidation_idle_s),
+        name="personae-consolidation",
+    )
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _shared_model(settings: Settings) -> Callable[[], BaseChatModel]:

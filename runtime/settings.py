@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path | None = Field(
         default=None, description="where the ONNX export is kept; $PERSONAE_HOME/models if unset"
     )
+    memory_llm: str | None = Field(
+        default=None,
+        description=(
+            "the model that extracts facts about users in the background ('local', "
+            "'gguf:...' or an init_chat_model id); unset: the rule-based local extractor"
+        ),
+    )
+    memory_consolidation_idle_s: float = Field(
+        default=1.0, gt=0, le=3600, description="how often an idle consolidation worker looks"
+    )
     llm_judges: bool = Field(
         default=True,
         description="with a non-local model: rate memory importance and judge traits with it",

@@ -23,7 +23,7 @@ from runtime.infra.ratelimit import Limits, RateLimiter
 from runtime.infra.server_lock import check_exposure, check_port_free, holding_home, server_url
 from runtime.infra.store_share import lend_index
 from runtime.infra.turn_order import Interrupts, SessionOrder
-from runtime.services import Overrides, open_services, resolved_urls
+from runtime.services import Overrides, consolidating, open_services, resolved_urls
 from runtime.settings import Settings
 from runtime.usecases.chat import ChatService
 from runtime.views import ErrorBody, OpenAIErrorBody
@@ -122,6 +122,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
             open_pool(services.database_url, lock_pool) as locks,
             Interrupts(services.redis, f"{settings.redis_prefix}:interrupts") as interrupts,
             lend_index(settings, services.memory.index),  # CLI commands beside the server
+            consolidating(services),  # facts about users, off the reply's path
         ):
             app[SERVICES] = services
             limiter = RateLimiter(

@@ -39,6 +39,7 @@ STATUS = {
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
+    "fact_superseded": 409,
     "text_too_long": 413,
     "body_too_large": 413,
     "request_timeout": 408,

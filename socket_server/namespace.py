@@ -21,6 +21,9 @@ from personas import Persona
 from runtime.infra.auth import AuthError, Principal, verify_token
 from runtime.usecases.chat import ChatService
 from runtime.views import (
+    FactEnvelope,
+    FactList,
+    FactView,
     LegacyReply,
     MemoryEnvelope,
     MemoryPage,
@@ -67,6 +70,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "memory.search": (p.MemorySearch, self._memory_search),
             "memory.delete": (p.MemoryRef, self._memory_delete),
             "memory.pin": (p.MemoryPin, self._memory_pin),
+            "fact.list": (p.FactsOf, self._fact_list),
+            "fact.correct": (p.FactCorrection, self._fact_correct),
+            "fact.delete": (p.FactRef, self._fact_delete),
             "persona.traits": (p.PersonaTraits, self._persona_traits),
             "chat_message": (p.LegacyChat, self._legacy_chat),
         }
@@ -350,6 +356,25 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             principal, payload.persona, payload.memory_id, payload.pinned, user=payload.user
         )
         return MemoryEnvelope(memory=MemoryView.of(record)).wire()
+
+    async def _fact_list(self, sid: str, payload: p.FactsOf) -> dict[str, Any]:
+        principal, _, _ = await self._who(sid)
+        found = await self._chat().facts.list(principal, payload.persona, user=payload.user)
+        return FactList(facts=[FactView.of(f) for f in found]).wire()
+
+    async def _fact_correct(self, sid: str, payload: p.FactCorrection) -> dict[str, Any]:
+        principal, _, _ = await self._who(sid)
+        fact = await self._chat().facts.correct(
+            principal, payload.persona, payload.fact_id, payload.text, user=payload.user
+        )
+        return FactEnvelope(fact=FactView.of(fact)).wire()
+
+    async def _fact_delete(self, sid: str, payload: p.FactRef) -> dict[str, Any]:
+        principal, _, _ = await self._who(sid)
+        await self._chat().facts.delete(
+            principal, payload.persona, payload.fact_id, user=payload.user
+        )
+        return {}
 
     async def _persona_traits(self, sid: str, payload: p.PersonaTraits) -> dict[str, Any]:
         principal, _, _ = await self._who(sid)

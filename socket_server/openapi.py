@@ -209,6 +209,7 @@ PATH_PARAMS: dict[str, JSONSchema] = {
     "session_id": {"type": "string", "format": "uuid"},
     "message_id": {"type": "string", "format": "uuid"},
     "memory_id": {"type": "string", "format": "uuid"},
+    "fact_id": {"type": "string", "format": "uuid"},
     "channel": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,47}$"},
     "template": {"type": "string", "minLength": 1, "maxLength": 60},
     "model": {

@@ -114,6 +114,19 @@ class MemoryPin(MemoryRef):
     pinned: bool
 
 
+class FactsOf(Payload):
+    persona: Key
+    user: Key | None = None
+
+
+class FactRef(FactsOf):
+    fact_id: uuid.UUID
+
+
+class FactCorrection(FactRef):
+    text: str = Field(min_length=1, max_length=500)
+
+
 class PersonaTraits(Payload):
     persona: Key
     session_id: uuid.UUID | None = None

@@ -15,6 +15,9 @@ from personas import Persona, PersonaNotFound
 from runtime.services import Services
 from runtime.usecases.feedback import REASON_PATTERN
 from runtime.views import (
+    FactEnvelope,
+    FactList,
+    FactView,
     FeedbackResult,
     MemoryEnvelope,
     MemoryListing,
@@ -98,6 +101,16 @@ class MemoryScope(Query):
 
 class PinBody(Body):
     pinned: Annotated[bool, Field(strict=True)]
+
+
+class FactsQuery(Query):
+    user: Key | None = Field(default=None, description="another user's facts (admin)")
+
+
+class CorrectBody(Body):
+    text: str = Field(
+        min_length=1, max_length=500, description="what is true instead, in the third person"
+    )
 
 
 # ---- sessions and feedback -------------------------------------------------------------
@@ -197,7 +210,40 @@ async def pin_memory(request: web.Request) -> web.Response:
     return json_view(MemoryEnvelope(memory=MemoryView.of(record)))
 
 
+# ---- facts -----------------------------------------------------------------------------
+
+
+async def facts(request: web.Request) -> web.Response:
+    query = read_query(request, FactsQuery)
+    found = await request.config_dict[CHAT].facts.list(
+        principal(request), path_key(request), user=query.user
+    )
+    return json_view(FactList(facts=[FactView.of(f) for f in found]))
+
+
+async def correct_fact(request: web.Request) -> web.Response:
+    query = read_query(request, FactsQuery)
+    body = await read_json(request, CorrectBody)
+    fact = await request.config_dict[CHAT].facts.correct(
+        principal(request),
+        path_key(request),
+        path_uuid(request, "fact_id"),
+        body.text,
+        user=query.user,
+    )
+    return json_view(FactEnvelope(fact=FactView.of(fact)))
+
+
+async def delete_fact(request: web.Request) -> web.Response:
+    query = read_query(request, FactsQuery)
+    await request.config_dict[CHAT].facts.delete(
+        principal(request), path_key(request), path_uuid(request, "fact_id"), user=query.user
+    )
+    return web.Response(status=204)
+
+
 _M = "/personas/{key}/memories"
+_F = "/personas/{key}/facts"
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
@@ -259,6 +305,38 @@ ROUTES: tuple[Route, ...] = (
         response=MemoryEnvelope,
         query=MemoryScope,
         body=PinBody,
+        errors=(403, 404),
+    ),
+    Route(
+        "GET",
+        _F,
+        facts,
+        "What the persona knows about the caller: facts derived from what they said, "
+        "current and superseded, with their validity and source messages",
+        "memories",
+        response=FactList,
+        query=FactsQuery,
+        errors=(403, 404),
+    ),
+    Route(
+        "POST",
+        _F + "/{fact_id}/correct",
+        correct_fact,
+        "Correct a current fact: the new text supersedes it (kept as history)",
+        "memories",
+        response=FactEnvelope,
+        query=FactsQuery,
+        body=CorrectBody,
+        errors=(403, 404, 409),
+    ),
+    Route(
+        "DELETE",
+        _F + "/{fact_id}",
+        delete_fact,
+        "Forget a fact",
+        "memories",
+        status=204,
+        query=FactsQuery,
         errors=(403, 404),
     ),
 )

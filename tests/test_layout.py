@@ -22,6 +22,8 @@ SQL_STORES: dict[str, str] = {
     "memory/record/trait_records.py": "reply_observations, trait_profiles, persona_metrics, "
     "and a reply's trait summary (messages.extracted_traits) in the same statement",
     "memory/record/feedback.py": "feedback and feedback_actions",
+    "memory/record/facts.py": "user_facts and fact_queue (filled by transcripts' user-message "
+    "statement)",
     "memory/record/analytics.py": "read-only aggregates behind a persona's quality and analytics",
     "personas/repository.py": "personas, traits, beliefs, modes, style_config, "
     "persona_versions, persona_analyses",

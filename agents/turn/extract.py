@@ -6,7 +6,9 @@ are written and ``traits`` reported. What fails here fails on its own: the reply
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +16,9 @@ from langgraph.runtime import Runtime
 
 from agents.traits import TraitObservation, extract
 from agents.turn.state import TurnContext, TurnState, ms_since
-from memory.errors import IndexUnavailable
+from agents.types import AgentServices
+from memory.acts import act_of, is_correction
+from memory.errors import IndexUnavailable, MemoryNotFound
 from memory.service import NewMemory
 from personas.channels import channel_of
 
@@ -50,13 +54,19 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         speaker_role="user",
         text="",
     )
+    user_act = act_of(request.user_message.text, request.user_message.role)
     user_line = replace(
         base,
         speaker_name=request.user_message.speaker,
         speaker_role=request.user_message.role,
         text=request.user_message.text,
         created_at=request.user_message.created_at,
-        metadata={"message_id": str(request.user_message.id)},
+        metadata={"message_id": str(request.user_message.id), "act": user_act},
+        # the same question asked again is one memory, updated to its latest asking; a
+        # statement's memory has its message's id, so consolidation can find it
+        id=question_id(base.persona_id, base.user_id, request.user_message.text)
+        if user_act == "question"
+        else request.user_message.id,
     )
     reply_line = replace(
         base,
@@ -64,7 +74,13 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         speaker_role="persona",
         text=message.text,
         created_at=message.created_at,
-        metadata={"message_id": str(message.id)},
+        # a reply to a question is an answer (ranked as a reply; told apart for inspection)
+        metadata={
+            "message_id": str(message.id),
+            "act": "answer" if user_act == "question" else "reply",
+        },
+        # the reply's memory has its message's id, so a correction can find it
+        id=message.id,
     )
     before = state.get("said_before", ())
     # memories are embedded with their speaker; the trait prototypes read the reply
@@ -83,6 +99,9 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         # the transcript holds both lines; only their memories are lost
         lost = [str(request.user_message.id), str(message.id)]
         log.warning("memories of messages %s not stored: %s", ", ".join(lost), exc)
+    corrected = state.get("replied_before")
+    if corrected is not None and is_correction(request.user_message.text):
+        await _mark_contradicted(services, base, corrected)
     observations = extract(
         message.text, reply_vector, request.user_message.text, scorer=services.scorer
     )
@@ -109,6 +128,29 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
     }
 
 
+def question_id(persona_id: str, user_id: str, text: str) -> uuid.UUID:
+    """The memory id of a user's question: the same words asked again (case and
+    punctuation aside) overwrite the one memory instead of piling up copies."""
+    words = " ".join(re.findall(r"\w+", text.casefold()))
+    return uuid.uuid5(_QUESTIONS, f"{persona_id}\x1f{user_id}\x1f{words}")
+
+
+_QUESTIONS = uuid.UUID("6f1d2a8e-3c55-4b7e-9a41-5d0c7e2b9f13")
+
+
+async def _mark_contradicted(services: AgentServices, base: NewMemory, reply_id: uuid.UUID) -> None:
+    """The user said the reply before was wrong: it no longer comes back as if true."""
+    try:
+        await services.memory.index.set_metadata(
+            reply_id,
+            {"contradicted": True},
+            persona_id=base.persona_id,
+            user_id=base.user_id,
+        )
+    except MemoryNotFound:
+        pass  # its memory was never stored, or was forgotten
+
+
 def _observed_summary(observations: list[TraitObservation]) -> dict[str, Any]:
     return {
         o.trait: {
@@ -120,4 +162,4 @@ def _observed_summary(observations: list[TraitObservation]) -> dict[str, Any]:
     }
 
 
-__all__ = ["extract_traits", "remember_and_observe"]
+__all__ = ["extract_traits", "question_id", "remember_and_observe"]

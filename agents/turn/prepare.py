@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 
 from langgraph.runtime import Runtime
 
+from agents.facts_prompt import KnownFact, asks_about_past
 from agents.prompt import Line, Prompt, PromptInput, Recollection, compose
 from agents.turn.state import TurnContext, TurnState, ms_since
 from agents.types import AgentServices, TurnRequest
 from memory.errors import IndexUnavailable
+from memory.record.facts import Fact
 from memory.record.transcripts import SpokenLine
 from memory.service import Recall
 from memory.types import ScoredMemory, spoken_line
@@ -36,11 +39,14 @@ async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
     await context.events.started(request.persona, request.reply_id)
     t1 = time.perf_counter()
     # the memories (Qdrant) and the recent transcript (PostgreSQL) at once
-    (found, retrieve_ms), recent = await asyncio.gather(
-        _recall(services, request, t1), recent_lines(services, request)
+    (found, retrieve_ms), recent, known = await asyncio.gather(
+        _recall(services, request, t1),
+        recent_lines(services, request),
+        facts_for(services, request),
     )
     memories = found.memories if found is not None else []
-    prompt = await compose_from(services, request, memories, recent)
+    facts = relevant_first(known, memories)
+    prompt = await compose_from(services, request, memories, recent, facts)
     timings = {
         "load_persona_ms": context.persona_load_ms,
         "retrieve_ms": retrieve_ms,
@@ -53,6 +59,8 @@ async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
     return {
         "memories": memories,
         "said_before": said_before(request, recent),
+        "replied_before": replied_before(request, recent),
+        "facts": facts,
         "prompt": prompt,
         "timings": timings,
     }
@@ -89,8 +97,35 @@ async def prompt_for(
 ) -> Prompt:
     """The prompt a turn for ``request`` uses with ``memories``: also what
     ``personae prompt`` prints."""
-    recent = await recent_lines(services, request)
-    return await compose_from(services, request, memories, recent)
+    recent, known = await asyncio.gather(
+        recent_lines(services, request), facts_for(services, request)
+    )
+    facts = relevant_first(known, memories)
+    return await compose_from(services, request, memories, recent, facts)
+
+
+async def facts_for(services: AgentServices, request: TurnRequest) -> list[Fact]:
+    """The user's current facts; with the superseded ones too when the line asks about
+    the past."""
+    if services.facts is None:
+        return []
+    if asks_about_past(request.user_message.text):
+        return await services.facts.history(request.persona.id, request.user_id)
+    return await services.facts.current(request.persona.id, request.user_id)
+
+
+def relevant_first(facts: Sequence[Fact], memories: Sequence[ScoredMemory]) -> list[Fact]:
+    """Facts the search found (their memories carry their ids), in its order, then the
+    others (current before superseded, the most recently true first)."""
+    rank = {m.record.id: i for i, m in enumerate(memories) if m.record.kind == "fact"}
+    return sorted(
+        facts,
+        key=lambda f: (
+            rank.get(f.id, len(rank)),
+            f.valid_until is not None,
+            -f.valid_from.timestamp(),
+        ),
+    )
 
 
 async def recent_lines(services: AgentServices, request: TurnRequest) -> tuple[SpokenLine, ...]:
@@ -105,9 +140,13 @@ async def compose_from(
     request: TurnRequest,
     memories: Sequence[ScoredMemory],
     recent: Sequence[SpokenLine],
+    facts: Sequence[Fact] = (),
 ) -> Prompt:
-    """The prompt from what ``prepare`` gathered: the persona's card, its memories, the
-    transcript before the user's line, the drift reinforcement and the channel."""
+    """The prompt from what ``prepare`` gathered: the persona's card, what it knows about
+    the user, its memories, the transcript before the user's line, the drift
+    reinforcement and the channel. Fact memories are shown as facts, not twice."""
+    if facts:
+        memories = [m for m in memories if m.record.kind != "fact"]
     cfg, persona = services.config, request.persona
     keep = cfg.transcript_lines
     if cfg.model.transcript_lines is not None:
@@ -153,6 +192,7 @@ async def compose_from(
             card_sections=extras.sections,
             card_closing=extras.closing,
             replies=replies,
+            facts=[KnownFact(f.text, f.valid_from, f.valid_until) for f in facts],
         ),
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,
@@ -169,6 +209,15 @@ def said_before(request: TurnRequest, recent: Sequence[SpokenLine]) -> tuple[str
     return tuple(lines[-2:])
 
 
+def replied_before(request: TurnRequest, recent: Sequence[SpokenLine]) -> uuid.UUID | None:
+    """The id of this persona's reply just before the user's line, if that is what came
+    before it."""
+    lines = [m for m in recent if m.id != request.user_message.id and m.status != "failed"]
+    if lines and lines[-1].persona_id == request.persona.id:
+        return lines[-1].id
+    return None
+
+
 def _recollection(m: ScoredMemory) -> Recollection:
     r = m.record
     return Recollection(
@@ -179,6 +228,7 @@ def _recollection(m: ScoredMemory) -> Recollection:
 __all__ = [
     "MEMORY_UNAVAILABLE",
     "compose_from",
+    "facts_for",
     "prepare",
     "prompt_for",
     "recent_lines",

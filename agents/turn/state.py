@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
@@ -14,6 +15,7 @@ from agents.prompt import Prompt
 from agents.tracker import TraitUpdate
 from agents.traits import TraitObservation
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnStatus
+from memory.record.facts import Fact
 from memory.record.transcripts import Message
 from memory.types import ScoredMemory
 
@@ -22,6 +24,10 @@ class TurnState(TypedDict, total=False):
     request: TurnRequest
     memories: list[ScoredMemory]
     said_before: tuple[str, ...]
+    replied_before: uuid.UUID | None
+    """The id of this persona's reply just before the user's line (a correction's target)."""
+    facts: list[Fact]
+    """What is known about the user (current facts), the most relevant first."""
     prompt: Prompt
     reply: str
     status: TurnStatus

@@ -69,6 +69,9 @@ STORE_USER_MESSAGE_SQL = (
     " WHERE s.id = %s AND s.closed_at IS NULL"
     " ON CONFLICT (session_id, client_msg_id) WHERE client_msg_id IS NOT NULL"
     f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
+    # queued for consolidation into facts in the same statement: durable with the message
+    "), queued AS ("
+    " INSERT INTO fact_queue (message_id) SELECT id FROM added"
     "), touched AS ("
     f" SELECT {_SESSION_AS_NOW} FROM sessions"
     " WHERE id = %s AND EXISTS (SELECT 1 FROM added)"
@@ -85,6 +88,7 @@ APPEND_PERSONA_MESSAGE_SQL = (
     f" DO NOTHING RETURNING {_MESSAGE_COLUMNS}"
 )
 REPLY_TO_SQL = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE reply_to = %s AND persona_id = %s"
+REPLY_IDS_SQL = "SELECT id FROM messages WHERE reply_to = ANY(%s)"
 MESSAGE_SQL = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = %s AND session_id = %s"
 MESSAGE_EXISTS_SQL = "SELECT 1 FROM messages WHERE id = %s"
 HISTORY_SQL = (
@@ -275,6 +279,14 @@ class Transcripts:
             cur = await conn.execute(TOTALS_SQL)
             sessions, messages = await cur.fetchone() or (0, 0)
         return int(sessions), int(messages)
+
+    async def reply_ids(self, message_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """The ids of the replies to these messages."""
+        if not message_ids:
+            return []
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(REPLY_IDS_SQL, (list(message_ids),))
+            return [r[0] for r in await cur.fetchall()]
 
     async def delete_session(self, session_id: uuid.UUID) -> int:
         """Delete a session and its messages; returns the number of messages removed."""

@@ -37,6 +37,7 @@ import qdrant_edge as qe
 
 from memory.errors import IndexNotOpen, IndexUnavailable, MemoryLayerError
 from memory.types import (
+    UNSEARCHED_ACTS,
     Matrix,
     MemoryFilter,
     MemoryPage,
@@ -354,7 +355,7 @@ class EdgeMemoryIndex(PayloadSetters):
     async def first_pass(
         self, query: MemoryQuery, terms: SparseTerms, weights: ScoringWeights
     ) -> FirstPass:
-        scope = Conditions.of(query.as_filter())
+        scope = replace(Conditions.of(query.as_filter()), exclude_acts=UNSEARCHED_ACTS)
         dense = query.vector.tolist()
         requests = [_nearest(dense, DENSE, scope, weights.dense_candidates, False)]
         if terms:
@@ -505,6 +506,11 @@ def _filter(where: Conditions) -> qe.Filter:
         must.append(qe.FieldCondition(key="created_at", range=span))
     if where.ids is not None:
         must.append(qe.HasIdCondition(set(where.ids)))
+    must_not: list[Any] = []
     if where.exclude_ids:
-        return qe.Filter(must=must, must_not=[qe.HasIdCondition(set(where.exclude_ids))])
+        must_not.append(qe.HasIdCondition(set(where.exclude_ids)))
+    if where.exclude_acts:
+        must_not.append(qe.FieldCondition(key="act", match=qe.MatchAny(list(where.exclude_acts))))
+    if must_not:
+        return qe.Filter(must=must, must_not=must_not)
     return qe.Filter(must=must)

@@ -32,14 +32,15 @@ from memory.types import (
     utc_now,
 )
 from memory.vector.keywords import SparseTerms, query_terms
-from memory.vector.scoring import Candidate, ScoringWeights, rank
+from memory.vector.scoring import Candidate, ScoringWeights, rank, set_aside
 
 DENSE = "dense"
 KEYWORDS = "keywords"
-KEYWORD_INDEXED = ("scope", "user_id", "session_id", "kind")
+KEYWORD_INDEXED = ("scope", "user_id", "session_id", "kind", "act")
 """Keyword payload indexes besides ``persona_id`` (the tenant index); ``created_at`` has a
 datetime index and ``pinned`` (0/1) an integer lookup index. ``scope`` is persona and
-user in one key (see :func:`scope_key`)."""
+user in one key (see :func:`scope_key`); ``act`` lets searches leave out questions. A
+store opened without one of them gets it then."""
 
 
 def scope_key(persona_id: str, user_id: str) -> str:
@@ -106,6 +107,15 @@ class VectorIndex(Protocol):
         user_id: str | None = None,
     ) -> None: ...
 
+    async def set_metadata(
+        self,
+        memory_id: uuid.UUID,
+        values: dict[str, Any],
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None: ...
+
     async def count(self, persona_id: str, user_id: str | None = None) -> int: ...
 
     async def __aenter__(self) -> Self: ...
@@ -153,6 +163,20 @@ class PayloadSetters:
             memory_id, {"importance": check_importance(importance)}, persona_id, user_id
         )
 
+    async def set_metadata(
+        self,
+        memory_id: uuid.UUID,
+        values: dict[str, Any],
+        *,
+        persona_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Merge ``values`` into a memory's metadata; :class:`MemoryNotFound` if not in scope."""
+        record = await self.get(memory_id, persona_id=persona_id, user_id=user_id)
+        if record is None:
+            raise MemoryNotFound(memory_id)
+        await self._set_payload(memory_id, {"metadata": {**record.metadata, **values}})
+
     async def _set(
         self,
         memory_id: uuid.UUID,
@@ -181,6 +205,9 @@ class Conditions:
     pinned: bool | None = None
     ids: frozenset[uuid.UUID] | None = None
     exclude_ids: frozenset[uuid.UUID] | None = None
+    exclude_acts: tuple[str, ...] = ()
+    """Leave out memories whose ``act`` is one of these (searches leave out questions:
+    :data:`memory.types.UNSEARCHED_ACTS`)."""
 
     @classmethod
     def of(cls, where: MemoryFilter) -> Conditions:
@@ -231,6 +258,8 @@ def to_payload(record: MemoryRecord) -> dict[str, JSONValue]:
         "external_id": record.external_id,
         "metadata": dict(record.metadata),
         "context": list(record.context),
+        # top level, so that a search can leave out questions by filter
+        "act": record.metadata.get("act") if record.metadata else None,
     }
 
 
@@ -388,6 +417,10 @@ class CandidateSource(Protocol):
         ...
 
 
+_REFETCHES = 3
+"""At most this many more fetches when set-aside lines take candidate places."""
+
+
 async def hybrid_search(
     source: CandidateSource, query: MemoryQuery, weights: ScoringWeights
 ) -> list[ScoredMemory]:
@@ -400,6 +433,27 @@ async def hybrid_search(
     """
     terms = query_terms(query.text)
     first = await source.first_pass(query, terms, weights)
+    # questions, answers and other set-aside lines rank after everything: when they took
+    # places in a full candidate list, fetch that many more (again while more of them
+    # come in), so that the evidence found is what it would be without them
+    base = weights
+    for _ in range(_REFETCHES):
+        dense_aside = sum(set_aside(h.record) for h in first.dense)
+        keyword_aside = sum(set_aside(h.record) for h in first.keyword)
+        more_dense = len(first.dense) >= weights.dense_candidates and (
+            base.dense_candidates + dense_aside > weights.dense_candidates
+        )
+        more_keyword = len(first.keyword) >= weights.keyword_candidates and (
+            base.keyword_candidates + keyword_aside > weights.keyword_candidates
+        )
+        if not (more_dense or more_keyword):
+            break
+        weights = replace(
+            weights,
+            dense_candidates=base.dense_candidates + dense_aside,
+            keyword_candidates=base.keyword_candidates + keyword_aside,
+        )
+        first = await source.first_pass(query, terms, weights)
     # keyed by the id's integer: a UUID hashes and compares in Python, an int in C
     records: dict[int, MemoryRecord] = {}
     cosine: dict[int, float] = {}

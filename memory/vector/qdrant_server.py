@@ -21,6 +21,7 @@ from qdrant_client.http.exceptions import ApiException
 
 from memory.errors import IndexNotOpen, IndexUnavailable
 from memory.types import (
+    UNSEARCHED_ACTS,
     Matrix,
     MemoryFilter,
     MemoryPage,
@@ -212,7 +213,7 @@ class ServerMemoryIndex(PayloadSetters):
     async def first_pass(
         self, query: MemoryQuery, terms: SparseTerms, weights: ScoringWeights
     ) -> FirstPass:
-        scope = Conditions.of(query.as_filter())
+        scope = replace(Conditions.of(query.as_filter()), exclude_acts=UNSEARCHED_ACTS)
         dense = query.vector.tolist()
         requests = [_nearest(dense, DENSE, scope, weights.dense_candidates)]
         if terms:
@@ -332,7 +333,13 @@ def _filter(where: Conditions) -> qm.Filter:
         must.append(qm.FieldCondition(key="created_at", range=span))
     if where.ids is not None:
         must.append(qm.HasIdCondition(has_id=[str(i) for i in sorted(where.ids)]))
+    must_not: list[Any] = []
     if where.exclude_ids:
-        excluded = qm.HasIdCondition(has_id=[str(i) for i in sorted(where.exclude_ids)])
-        return qm.Filter(must=must, must_not=[excluded])
+        must_not.append(qm.HasIdCondition(has_id=[str(i) for i in sorted(where.exclude_ids)]))
+    if where.exclude_acts:
+        must_not.append(
+            qm.FieldCondition(key="act", match=qm.MatchAny(any=list(where.exclude_acts)))
+        )
+    if must_not:
+        return qm.Filter(must=must, must_not=must_not)
     return qm.Filter(must=must)

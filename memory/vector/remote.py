@@ -51,6 +51,7 @@ METHODS = frozenset(
         "forget_user",
         "set_pinned",
         "set_importance",
+        "set_metadata",
         "count",
     }
 )
@@ -401,6 +402,9 @@ class RemoteIndex:
 
     async def set_importance(self, *args: Any, **kwargs: Any) -> None:
         await self._call("set_importance", *args, **kwargs)
+
+    async def set_metadata(self, *args: Any, **kwargs: Any) -> None:
+        await self._call("set_metadata", *args, **kwargs)
 
     async def count(self, *args: Any, **kwargs: Any) -> int:
         return int(await self._call("count", *args, **kwargs))

@@ -17,6 +17,11 @@ each completed with the other channel's exact score)::
   are tie-breakers with small weights: a question about the past must be answered by
   what matches it, not by what was said last or rated highly.
 
+plus what the memory is (:meth:`_Context.standing`): a current fact is lifted, a
+persona's reply lowered; a user's question, a corrected reply and a superseded statement
+rank after every other candidate (:func:`set_aside`). Lines without an ``act`` (imports)
+are ranked by the formula alone.
+
 A memory's total depends on the other candidates of its search (that is what makes the
 fusion scale-free); both backends fetch the same candidates, so they rank alike. The
 vector stores only fetch candidates; the ranking is done here.
@@ -51,9 +56,24 @@ class ScoringWeights:
     pinned_limit: int = 5
     """Pinned memories always come back: those outside the best ``k`` are appended
     until the result holds this many pinned ones."""
+    fact: float = 2.0
+    """Added to a current ``fact`` memory: what is known about the user comes first."""
+    reply: float = 4.0
+    """Taken from a persona's reply stored by a turn (``act`` ``reply`` or ``answer``):
+    what the persona said ranks below what the user said. (A user's question, a reply the
+    user corrected and a statement whose facts were superseded rank after every other
+    candidate: :func:`set_aside`.)"""
 
     def __post_init__(self) -> None:
-        for name in ("relevance", "keyword", "speaker", "recency", "importance"):
+        for name in (
+            "relevance",
+            "keyword",
+            "speaker",
+            "recency",
+            "importance",
+            "fact",
+            "reply",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0.0):
                 raise InvalidMemory(f"weight {name}", f"{value!r} must be a finite number >= 0")
@@ -140,11 +160,14 @@ def rank(
     best first. Ties (to 1e-6, so float32 and float64 stores agree) go to the newer,
     then to the smaller id."""
     pool = list(candidates)
+    # the spread is taken over the evidence: questions, replies and what is set aside
+    # (often near-copies of the query) would stretch it and reweigh the channels
+    evidence = [c for c in pool if not _not_evidence(c.record)] or pool
     ctx = _Context(
         weights,
         now,
-        _Spread.of([max(c.cosine, 0.0) for c in pool]),
-        _Spread.of([max(c.bm25, 0.0) for c in pool]),
+        _Spread.of([max(c.cosine, 0.0) for c in evidence]),
+        _Spread.of([max(c.bm25, 0.0) for c in evidence]),
         named_speaker(query, (c.record.speaker_name for c in pool)) if query else None,
     )
     ordered = sorted(((ctx.total(c), c) for c in pool), key=_order)
@@ -190,7 +213,18 @@ class _Context:
             + w.speaker * named
             + w.recency * fresh
             + w.importance * c.record.importance
+            + self.standing(c)
         )
+
+    def standing(self, c: Candidate) -> float:
+        """What the memory is: a fact is lifted, a persona's reply lowered. Lines
+        without an ``act`` (imports) are neither."""
+        record, w = c.record, self.weights
+        if record.kind == "fact":
+            return w.fact
+        if record.metadata and record.metadata.get("act") in _REPLIES:
+            return -w.reply
+        return 0.0
 
     def breakdown(self, total: float, c: Candidate) -> ScoreBreakdown:
         relevance_z, keyword_z, named, fresh = self.parts(c)
@@ -207,7 +241,31 @@ class _Context:
         )
 
 
-def _order(scored: tuple[float, Candidate]) -> tuple[float, float, int]:
+_REPLIES = ("reply", "answer")
+"""A persona's lines stored by a turn (an ``answer`` replies to a question)."""
+
+
+def set_aside(record: MemoryRecord) -> bool:
+    """Memories that are not evidence of what is true, ranked after all others: a user's
+    question (it asks, it tells nothing; searches leave out those stored with their act
+    in the payload), a reply the user corrected, and a statement whose facts a later one
+    superseded."""
+    meta = record.metadata
+    if not meta:
+        return False
+    return bool(meta.get("act") == "question" or meta.get("contradicted") or meta.get("superseded"))
+
+
+def _not_evidence(record: MemoryRecord) -> bool:
+    return set_aside(record) or bool(record.metadata and record.metadata.get("act") in _REPLIES)
+
+
+def _order(scored: tuple[float, Candidate]) -> tuple[bool, float, float, int]:
     total, c = scored
     # a UUID's integer orders as its (fixed-width, lower-case hex) text does
-    return (-round(total, 6), -c.record.created_at.timestamp(), c.record.id.int)
+    return (
+        set_aside(c.record),
+        -round(total, 6),
+        -c.record.created_at.timestamp(),
+        c.record.id.int,
+    )

@@ -1,6 +1,7 @@
-"""``personae memory import|search|stats|list|delete|export|forget``: a persona's
-memories from the command line (importing chat history, searching with the score
-breakdown, forgetting a user or a session in both stores)."""
+"""``personae memory import|search|stats|list|delete|export|forget|facts|correct-fact|
+delete-fact``: a persona's memories from the command line (importing chat history,
+searching with the score breakdown, forgetting a user or a session in both stores with
+the facts derived from them, what a persona knows about a user)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pydantic import (
 from tqdm import tqdm
 
 from memory import MemoryFilter, MemoryRecord, ScoredMemory, check_name
+from memory.record.facts import Fact
 from memory.service import MemoryService, NewMemory
 from memory.types import SpeakerRole
 from runtime.cli.args import (
@@ -39,13 +41,17 @@ from runtime.cli.args import (
     writable_file,
     write_json_lines,
 )
+from runtime.infra.auth import Principal
 from runtime.services import Overrides, open_services
 from runtime.settings import Settings
+from runtime.usecases.facts import Facts
+from runtime.views import FactView
 
 # memory commands never extract traits: skip building the trait scorer
 _NO_SCORER = Overrides(trait_scorer=False)
 _IMPORT_NAMESPACE = uuid.UUID("6f1d1c52-3a0e-4c55-9a3c-7b4f0f6b2e10")
 _PAGE = 200
+_ADMIN = Principal("cli", "admin")  # the command line owns the data it opens
 
 
 class _Line(BaseModel):
@@ -192,6 +198,27 @@ def add_commands(sub: Any) -> None:
     which.add_argument("--user", help="every session and memory of this user")
     which.add_argument("--session", type=uuid_arg, help="this session and its memories")
     forget.set_defaults(run=_forget)
+    facts = memory.add_parser(
+        "facts", help="what a persona knows about a user: facts, current and superseded"
+    )
+    facts.add_argument("--persona", required=True, help="slug or id")
+    facts.add_argument("--user", required=True, help="the user")
+    facts.add_argument("--current", action="store_true", help="only the current facts")
+    facts.add_argument("--json", action="store_true", help="print JSON lines")
+    facts.set_defaults(run=_facts)
+    correct = memory.add_parser(
+        "correct-fact", help="correct a current fact (the new text supersedes it)"
+    )
+    correct.add_argument("--persona", required=True, help="slug or id")
+    correct.add_argument("--user", required=True, help="the user")
+    correct.add_argument("fact_id", type=uuid_arg, help="a fact id (see memory facts)")
+    correct.add_argument("text", type=bounded_text(500), help="what is true instead")
+    correct.set_defaults(run=_correct_fact)
+    delete_fact = memory.add_parser("delete-fact", help="forget a fact")
+    delete_fact.add_argument("--persona", required=True, help="slug or id")
+    delete_fact.add_argument("--user", required=True, help="the user")
+    delete_fact.add_argument("fact_id", type=uuid_arg, help="a fact id (see memory facts)")
+    delete_fact.set_defaults(run=_delete_fact)
 
 
 def _scope(parser: argparse.ArgumentParser) -> None:
@@ -502,10 +529,52 @@ async def _forget(settings: Settings, args: argparse.Namespace) -> int:
         if args.session is not None:
             await services.memory.transcripts.get_session(args.session)
             messages, memories = await services.memory.forget_session(args.session)
-            print(f"forgot session {args.session}: {messages} message(s), {memories} memories")
+            print(
+                f"forgot session {args.session}: {messages} message(s), {memories} memories "
+                "(with the facts derived from its messages)"
+            )
         else:
             if not args.user.strip():
                 raise UsageError("--user: must not be empty")
             sessions, memories = await services.memory.forget_user(args.user)
-            print(f"forgot user {args.user!r}: {sessions} session(s), {memories} memories")
+            print(
+                f"forgot user {args.user!r}: {sessions} session(s), {memories} memories "
+                "(with the facts derived from them)"
+            )
+    return 0
+
+
+def _fact_line(f: Fact) -> str:
+    state = "current" if f.current else f"until {f.valid_until:%Y-%m-%d}"
+    origin = "" if f.origin == "said" else f" [{f.origin}]"
+    return f"{f.id}  {f.subject:20} since {f.valid_from:%Y-%m-%d} ({state}){origin}: {f.text}"
+
+
+async def _facts(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        found = await Facts(services).list(_ADMIN, args.persona, user=args.user)
+    shown = [f for f in found if f.current or not args.current]
+    for f in shown:
+        if args.json:
+            print(FactView.of(f).model_dump_json())
+        else:
+            print(_fact_line(f))
+    if not shown:
+        print("no facts", file=sys.stderr)
+    return 0
+
+
+async def _correct_fact(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        fact = await Facts(services).correct(
+            _ADMIN, args.persona, args.fact_id, args.text, user=args.user
+        )
+    print(_fact_line(fact))
+    return 0
+
+
+async def _delete_fact(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_services(settings, overrides=_NO_SCORER) as services:
+        await Facts(services).delete(_ADMIN, args.persona, args.fact_id, user=args.user)
+    print(f"deleted fact {args.fact_id}")
     return 0

@@ -34,6 +34,7 @@ from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import RateLimited, RateLimiter
 from runtime.infra.turn_order import Interrupts, SessionOrder
 from runtime.services import Services
+from runtime.usecases.facts import Facts
 from runtime.usecases.feedback import GivenFeedback, give_feedback
 from runtime.usecases.greetings import greet
 from runtime.usecases.inspection import Inspection, TraitsView
@@ -69,6 +70,7 @@ class ChatService:
         self._running: dict[uuid.UUID, set[asyncio.Task[None]]] = {}  # by user message
         self._order = order or SessionOrder(None)
         self.inspection = Inspection(services, self.session_for, limiter)
+        self.facts = Facts(services)
         self._interrupts = interrupts or Interrupts(None)
         self._owners: OrderedDict[uuid.UUID, str] = OrderedDict()
 

@@ -21,6 +21,7 @@ from runtime.views.chat import (
     SessionView,
 )
 from runtime.views.errors import ErrorBody, ErrorDetail, OpenAIErrorBody, OpenAIErrorDetail
+from runtime.views.facts import FactEnvelope, FactList, FactView
 from runtime.views.memory import (
     MemoryEnvelope,
     MemoryListing,
@@ -76,6 +77,9 @@ __all__ = [
     "DriftView",
     "ErrorBody",
     "ErrorDetail",
+    "FactEnvelope",
+    "FactList",
+    "FactView",
     "FeedbackEntry",
     "FeedbackList",
     "FeedbackResult",

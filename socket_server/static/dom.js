@@ -43,6 +43,8 @@ export const ui = {
   memStatus: el("memory-status"),
   memList: el("memory-list"),
   memMore: el("memory-more"),
+  factsStatus: el("facts-status"),
+  factsList: el("facts-list"),
   toasts: el("toasts"),
 };
 

@@ -1,5 +1,6 @@
-// The inspector: the traits (configured against observed, and the drift score) and the
-// memories of one persona, which can be searched, pinned and deleted.
+// The inspector: the traits (configured against observed, and the drift score), what the
+// persona knows about the user (facts, current and superseded, which can be corrected and
+// deleted) and the memories of one persona, which can be searched, pinned and deleted.
 
 import { call, socket } from "./api.js";
 import { updateControls } from "./controls.js";
@@ -40,7 +41,75 @@ export function loadInspector() {
   state.memMode = "list";
   ui.memQuery.value = "";
   loadTraits();
+  loadFacts();
   loadMemories();
+}
+
+// facts --------------------------------------------------------------------------------------
+
+let factsGen = 0;
+
+async function loadFacts() {
+  const persona = inspected();
+  const gen = ++factsGen;
+  if (!persona) {
+    ui.factsList.replaceChildren();
+    ui.factsStatus.textContent = "";
+    return;
+  }
+  try {
+    const ack = await call("fact.list", { persona });
+    if (gen !== factsGen) return;
+    // current facts first, each subject's history after them, newest first
+    const facts = [...ack.facts].sort((a, b) => (b.current - a.current)
+      || (b.valid_from > a.valid_from ? 1 : b.valid_from < a.valid_from ? -1 : 0));
+    ui.factsList.replaceChildren(...facts.map((f) => factItem(persona, f)));
+    ui.factsStatus.textContent = facts.length ? "" : "Nothing known about you yet.";
+  } catch (err) {
+    if (gen === factsGen) ui.factsStatus.textContent = `Facts unavailable: ${errorText(err)}`;
+  }
+}
+
+function day(iso) {
+  return new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+}
+
+function factItem(persona, f) {
+  const when = f.current ? `since ${day(f.valid_from)}`
+    : `${day(f.valid_from)} – ${day(f.valid_until)}`;
+  const node = h("li", { class: `memory-item fact${f.current ? "" : " superseded"}`, testid: "fact-item",
+                         "data-id": f.id, "data-current": f.current ? "true" : "false" },
+    h("div", { class: "memory-meta" },
+      h("span", {}, f.subject),
+      h("span", { testid: "fact-when" }, when),
+      f.current ? null : h("span", { class: "badge" }, "no longer true"),
+      f.origin === "corrected" ? h("span", { class: "badge" }, "corrected") : null),
+    h("p", { class: "memory-text", testid: "fact-text" }, f.text));
+  if (!f.current) return node;
+  const fix = h("button", { type: "button", class: "icon", testid: "fact-correct" }, "Correct");
+  const del = h("button", { type: "button", class: "icon danger", testid: "fact-delete" }, "Delete");
+  node.append(h("div", { class: "memory-actions" }, fix, del));
+  fix.addEventListener("click", async () => {
+    const text = window.prompt("What is true instead?", f.text);
+    if (!text || !text.trim() || text.trim() === f.text) return;
+    try {
+      await call("fact.correct", { persona, fact_id: f.id, text: text.trim() });
+      loadFacts();
+    } catch (err) {
+      toast(`Could not correct: ${errorText(err)}`);
+    }
+  });
+  del.addEventListener("click", async () => {
+    del.disabled = true;
+    try {
+      await call("fact.delete", { persona, fact_id: f.id });
+      loadFacts();
+    } catch (err) {
+      del.disabled = false;
+      toast(`Could not delete: ${errorText(err)}`);
+    }
+  });
+  return node;
 }
 
 // traits -------------------------------------------------------------------------------------
@@ -265,6 +334,8 @@ export function setupInspector() {
       loadTraits();
       // its memories of the turn are written before this event
       if (state.memMode === "list") loadMemories();
+      // facts are consolidated in the background, a moment after the turn
+      setTimeout(loadFacts, 1500);
     }
   });
 
@@ -279,6 +350,7 @@ export function setupInspector() {
   });
   ui.memRefresh.addEventListener("click", () => {
     loadTraits();
+    loadFacts();
     if (state.memMode === "search" && ui.memQuery.value.trim()) searchMemories(ui.memQuery.value.trim());
     else loadMemories();
   });

@@ -249,3 +249,56 @@ async def _session_asking(db: AsyncConnectionPool[Any], text: str) -> Any:
         session.id, user_id="uma", speaker="Uma", text=text, client_msg_id="c1"
     )
     return session.id
+
+
+async def test_facts_are_listed_corrected_deleted_and_shown_in_the_prompt(
+    cli: Any, db: AsyncConnectionPool[Any]
+) -> None:
+    """`personae memory facts|correct-fact|delete-fact`, and `personae prompt` showing what
+    is known about the user, current first and dated."""
+    import datetime as dt
+
+    from memory.record.facts import FactStore
+
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")
+        row = await cur.fetchone()
+    assert row is not None
+    facts = FactStore(db)
+    lyon = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
+    await facts.record(
+        persona_id=row[0], user_id="uma", subject="home", text="Uma lives in Lyon.", valid_from=lyon
+    )
+    berlin = await facts.record(
+        persona_id=row[0],
+        user_id="uma",
+        subject="home",
+        text="Uma lives in Berlin.",
+        valid_from=dt.datetime(2026, 2, 1, tzinfo=dt.UTC),
+    )
+    assert berlin.fact is not None
+    listed = cli("memory", "facts", "--persona", "albert-einstein", "--user", "uma").stdout
+    assert "since 2026-02-01 (current): Uma lives in Berlin." in listed
+    assert "since 2025-04-01 (until 2026-02-01): Uma lives in Lyon." in listed
+
+    session_id = await _session_asking(db, "Where do I live?")
+    out = cli("prompt", "--persona", "albert-einstein", "--session", str(session_id)).stdout
+    assert "What you know about Uma (true now):" in out
+    assert "- Uma lives in Berlin (since 1 February 2026)." in out
+    assert "Lyon" not in out
+
+    fixed = cli(
+        "memory", "correct-fact", "--persona", "albert-einstein", "--user", "uma",
+        str(berlin.fact.id), "Uma lives in Munich.",
+    ).stdout  # fmt: skip
+    assert "[corrected]: Uma lives in Munich." in fixed
+    current = cli(
+        "memory", "facts", "--persona", "albert-einstein", "--user", "uma", "--current", "--json"
+    ).stdout.splitlines()
+    (only,) = [json.loads(line) for line in current]
+    assert only["text"] == "Uma lives in Munich." and only["origin"] == "corrected"
+    cli("memory", "delete-fact", "--persona", "albert-einstein", "--user", "uma", only["id"])
+    gone = cli("memory", "delete-fact", "--persona", "albert-einstein", "--user", "uma",
+               only["id"], ok=False)  # fmt: skip
+    assert gone.returncode == 1 and gone.stderr.count("\n") == 1
+    assert "no fact" in gone.stderr and "Traceback" not in gone.stderr

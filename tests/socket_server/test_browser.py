@@ -441,4 +441,30 @@ async def test_a_message_stored_before_a_crash_is_answered_when_the_page_resends
     stored = await _stored_replies(server, session_id)
     assert len(stored) == 1 and server.model.calls == 1
     await expect(tab.message("user")).to_have_count(1)
+
+
+async def test_the_inspector_shows_what_is_known_about_the_user_with_its_history(
+    start_server: Callable[..., Awaitable[Server]], tab: Tab
+) -> None:
+    """Facts consolidated in the background after the turns: the current one first, the
+    one it superseded marked as no longer true; a current fact can be deleted."""
+    expect, by = tab.expect, tab.by
+    server, persona = await _serve(start_server)
+    await _open_session(tab, server, persona)
+    facts = by("fact-item")
+    await _send(tab, "I live in Lyon.")
+    await expect(tab.message("persona")).to_have_attribute("data-status", "complete")
+    await expect(facts.filter(has_text="Lyon")).to_have_attribute("data-current", "true")
+
+    await _send(tab, "I moved to Berlin.")
+    await expect(tab.message("persona").nth(1)).to_have_attribute("data-status", "complete")
+    current = facts.filter(has_text="Berlin")
+    await expect(current).to_have_attribute("data-current", "true")
+    old = facts.filter(has_text="Lyon")
+    await expect(old).to_have_attribute("data-current", "false")
+    await expect(old).to_contain_text("no longer true")
+    await expect(facts.first).to_contain_text("Berlin")  # the current fact comes first
+
+    await current.get_by_test_id("fact-delete").click()
+    await expect(facts.filter(has_text="Berlin")).to_have_count(0)
     assert tab.problems == []

@@ -25,7 +25,7 @@ from socket_server.keys import CHAT
 from tests.personas.factory import definition
 from tests.socket_server.conftest import Server
 from tests.socket_server.openapi_check import check_answer
-from tests.socket_server.test_rest import Api, Reply, chat_turn
+from tests.socket_server.test_rest import Api, Reply, chat_turn, eventually
 from tests.socket_server.test_studio import ESSAY, LETTER
 
 ADMIN = Actor("admin", is_admin=True)
@@ -283,6 +283,31 @@ async def test_every_route_answers_as_documented(server: Server) -> None:
         await w.call("POST", pin, **memory, query="user=bob", body={"pinned": True}, expect=403)
         await w.call("DELETE", memories + "/{memory_id}", **memory, query="user=bob", expect=403)
         await w.call("DELETE", memories + "/{memory_id}", **memory)
+        facts = "/api/personas/{key}/facts"
+        tutor = await store.get("tutor")
+
+        async def consolidated() -> list[Any]:
+            return await server.services.facts.current(tutor.id, "alice")
+
+        (fact,) = await eventually(consolidated)  # "Alice loves astronomy."
+        await w.call("GET", facts, key="tutor")
+        await w.call("GET", facts, key="tutor", query="user=alice", expect=403, **bob)
+        ref = {"key": "tutor", "fact_id": str(fact.id)}
+        fix = {"text": "Alice loves birdwatching."}
+        await w.call(
+            "POST",
+            facts + "/{fact_id}/correct",
+            **ref,
+            query="user=alice",
+            body=fix,
+            expect=403,
+            **bob,
+        )
+        await w.call("POST", facts + "/{fact_id}/correct", **ref, body=fix)
+        await w.call("POST", facts + "/{fact_id}/correct", **ref, body=fix, expect=409)
+        await w.call("DELETE", facts + "/{fact_id}", **ref, query="user=alice", expect=403, **bob)
+        await w.call("DELETE", facts + "/{fact_id}", **ref)
+        await w.call("DELETE", facts + "/{fact_id}", **ref, expect=404)
 
         # the OpenAI-compatible API
         await w.call("GET", "/v1/models")

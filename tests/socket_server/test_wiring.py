@@ -26,6 +26,7 @@ _SAMPLES = {
     "session_id": str(uuid.UUID(int=1)),
     "message_id": str(uuid.UUID(int=2)),
     "memory_id": str(uuid.UUID(int=3)),
+    "fact_id": str(uuid.UUID(int=4)),
     "channel": "blog",
     "template": "gentle-tutor",
     "model": "persona/tutor",

@@ -1,0 +1,275 @@
+"""What a persona knows about a user, in PostgreSQL: facts with their validity
+(``user_facts``) and the user messages waiting to be consolidated into them
+(``fact_queue``, filled by the statement that stores a user message).
+
+A fact is current while ``valid_until`` is NULL. A new fact on the same subject
+supersedes the current one in the same transaction: the old one gets ``valid_until``
+(the new one's ``valid_from``) and ``superseded_by``; it stays as history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+FactOrigin = Literal["said", "corrected"]
+
+_FACT_COLUMNS = (
+    "id, persona_id, user_id, subject, text, source_ids, origin, valid_from, valid_until,"
+    " superseded_by, created_at"
+)
+CURRENT_FACTS_SQL = (
+    f"SELECT {_FACT_COLUMNS} FROM user_facts WHERE persona_id = %s AND user_id = %s"
+    " AND valid_until IS NULL ORDER BY valid_from DESC, created_at DESC LIMIT %s"
+)
+ALL_FACTS_SQL = (
+    f"SELECT {_FACT_COLUMNS} FROM user_facts WHERE persona_id = %s AND user_id = %s"
+    " ORDER BY subject, valid_from DESC, created_at DESC"
+)
+FACT_SQL = (
+    f"SELECT {_FACT_COLUMNS} FROM user_facts WHERE id = %s AND persona_id = %s AND user_id = %s"
+)
+LOCK_CURRENT_SQL = (
+    f"SELECT {_FACT_COLUMNS} FROM user_facts WHERE persona_id = %s AND user_id = %s"
+    " AND subject = %s AND valid_until IS NULL FOR UPDATE"
+)
+SAME_SOURCE_SQL = (
+    "SELECT 1 FROM user_facts WHERE persona_id = %s AND user_id = %s AND subject = %s"
+    " AND origin = 'said' AND source_ids[1] = %s"
+)
+INSERT_FACT_SQL = (
+    "INSERT INTO user_facts (id, persona_id, user_id, subject, text, source_ids, origin,"
+    " valid_from) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+    f" RETURNING {_FACT_COLUMNS}"
+)
+SUPERSEDE_SQL = (
+    "UPDATE user_facts SET valid_until = greatest(%s, valid_from), superseded_by = %s"
+    f" WHERE id = ANY(%s) RETURNING {_FACT_COLUMNS}"
+)
+DELETE_FACT_SQL = (
+    "DELETE FROM user_facts WHERE id = %s AND persona_id = %s AND user_id = %s RETURNING id"
+)
+DELETE_SESSION_FACTS_SQL = (
+    "DELETE FROM user_facts WHERE origin = 'said' AND source_ids <@"
+    " ARRAY(SELECT id FROM messages WHERE session_id = %s) RETURNING persona_id, id"
+)
+DELETE_USER_FACTS_SQL = "DELETE FROM user_facts WHERE user_id = %s RETURNING id"
+CLAIM_SQL = (
+    "WITH picked AS ("
+    " SELECT message_id FROM fact_queue"
+    " WHERE claimed_at IS NULL OR claimed_at < now() - make_interval(secs => %s)"
+    " ORDER BY enqueued_at LIMIT %s FOR UPDATE SKIP LOCKED"
+    "), claimed AS ("
+    " UPDATE fact_queue q SET claimed_at = now(), attempts = q.attempts + 1"
+    " FROM picked WHERE q.message_id = picked.message_id RETURNING q.message_id, q.attempts"
+    ") SELECT m.id, m.session_id, m.user_id, m.speaker, m.text, m.created_at,"
+    " s.persona_ids, c.attempts FROM claimed c JOIN messages m ON m.id = c.message_id"
+    " JOIN sessions s ON s.id = m.session_id ORDER BY m.created_at, m.seq"
+)
+STILL_TRUE_SQL = (
+    "SELECT DISTINCT src FROM user_facts, unnest(source_ids) AS src"
+    " WHERE persona_id = %s AND valid_until IS NULL AND src = ANY(%s)"
+)
+DONE_SQL = "DELETE FROM fact_queue WHERE message_id = ANY(%s)"
+PENDING_SQL = "SELECT count(*) FROM fact_queue"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A statement about a user, derived from what the user said (or a correction)."""
+
+    id: uuid.UUID
+    persona_id: uuid.UUID
+    user_id: str
+    subject: str
+    """What it is about ("dog", "home", "job", "likes:jazz"): a newer fact on the same
+    subject supersedes it."""
+    text: str
+    source_ids: tuple[uuid.UUID, ...]
+    origin: FactOrigin
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None
+    superseded_by: uuid.UUID | None
+    created_at: dt.datetime
+
+    @property
+    def current(self) -> bool:
+        return self.valid_until is None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A user message waiting to be consolidated, with the personas of its session."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    user_id: str
+    speaker: str
+    text: str
+    created_at: dt.datetime
+    persona_ids: tuple[uuid.UUID, ...]
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What recording a fact did: the fact stored (None when it was already known) and
+    the facts it superseded."""
+
+    fact: Fact | None
+    superseded: tuple[Fact, ...] = ()
+
+
+def _fact(row: dict[str, Any]) -> Fact:
+    return Fact(
+        id=row["id"],
+        persona_id=row["persona_id"],
+        user_id=row["user_id"],
+        subject=row["subject"],
+        text=row["text"],
+        source_ids=tuple(row["source_ids"] or ()),
+        origin=row["origin"],
+        valid_from=row["valid_from"],
+        valid_until=row["valid_until"],
+        superseded_by=row["superseded_by"],
+        created_at=row["created_at"],
+    )
+
+
+class FactStore:
+    """``user_facts`` and ``fact_queue``."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        self._pool = pool
+
+    async def record(
+        self,
+        *,
+        persona_id: uuid.UUID,
+        user_id: str,
+        subject: str,
+        text: str,
+        valid_from: dt.datetime,
+        source_ids: Sequence[uuid.UUID] = (),
+        origin: FactOrigin = "said",
+    ) -> Recorded:
+        """Store a fact and supersede the current one(s) on its subject, in one
+        transaction. A fact already current with the same text, or one from the same
+        source message on this subject (a message consolidated again), stores nothing."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(LOCK_CURRENT_SQL, (persona_id, user_id, subject))
+            current = [_fact(r) for r in await cur.fetchall()]
+            if any(f.text == text for f in current):
+                return Recorded(None)
+            if origin == "said" and source_ids:
+                await cur.execute(SAME_SOURCE_SQL, (persona_id, user_id, subject, source_ids[0]))
+                if await cur.fetchone() is not None:
+                    return Recorded(None)
+            fact_id = uuid.uuid4()
+            await cur.execute(
+                INSERT_FACT_SQL,
+                (fact_id, persona_id, user_id, subject, text, list(source_ids), origin, valid_from),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            new = _fact(row)
+            superseded: list[Fact] = []
+            if current:
+                await cur.execute(SUPERSEDE_SQL, (valid_from, fact_id, [f.id for f in current]))
+                superseded = [_fact(r) for r in await cur.fetchall()]
+            return Recorded(new, tuple(superseded))
+
+    async def current(self, persona_id: uuid.UUID, user_id: str, *, limit: int = 50) -> list[Fact]:
+        """The user's current facts, the most recently true first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                CURRENT_FACTS_SQL, (persona_id, user_id, limit)
+            )
+            return [_fact(r) for r in await cur.fetchall()]
+
+    async def history(self, persona_id: uuid.UUID, user_id: str) -> list[Fact]:
+        """Every fact of the user, current and superseded, by subject, newest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                ALL_FACTS_SQL, (persona_id, user_id)
+            )
+            return [_fact(r) for r in await cur.fetchall()]
+
+    async def get(self, fact_id: uuid.UUID, persona_id: uuid.UUID, user_id: str) -> Fact | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(
+                FACT_SQL, (fact_id, persona_id, user_id)
+            )
+            row = await cur.fetchone()
+        return None if row is None else _fact(row)
+
+    async def delete(self, fact_id: uuid.UUID, persona_id: uuid.UUID, user_id: str) -> bool:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(DELETE_FACT_SQL, (fact_id, persona_id, user_id))
+            return await cur.fetchone() is not None
+
+    async def delete_from_session(self, session_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """Delete the facts derived only from this session's messages (before the session
+        is deleted); returns their (persona id, fact id)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(DELETE_SESSION_FACTS_SQL, (session_id,))
+            return [(r[0], r[1]) for r in await cur.fetchall()]
+
+    async def delete_user(self, user_id: str) -> list[uuid.UUID]:
+        """Delete every fact of a user (all personas); returns their ids."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(DELETE_USER_FACTS_SQL, (user_id,))
+            return [r[0] for r in await cur.fetchall()]
+
+    async def still_true(
+        self, persona_id: uuid.UUID, message_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Those of ``message_ids`` that are the source of a current fact."""
+        if not message_ids:
+            return set()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(STILL_TRUE_SQL, (persona_id, list(message_ids)))
+            return {r[0] for r in await cur.fetchall()}
+
+    # the consolidation queue --------------------------------------------------------
+
+    async def claim(self, limit: int, *, lease_s: float = 300.0) -> list[PendingMessage]:
+        """Claim up to ``limit`` queued messages, oldest first, skipping those another
+        worker holds; a claim older than ``lease_s`` (a crashed worker's) is taken again."""
+        async with self._pool.connection() as conn:
+            cur = await conn.cursor(row_factory=dict_row).execute(CLAIM_SQL, (lease_s, limit))
+            rows = await cur.fetchall()
+        return [
+            PendingMessage(
+                id=r["id"],
+                session_id=r["session_id"],
+                user_id=r["user_id"],
+                speaker=r["speaker"],
+                text=r["text"],
+                created_at=r["created_at"],
+                persona_ids=tuple(r["persona_ids"] or ()),
+                attempts=r["attempts"],
+            )
+            for r in rows
+        ]
+
+    async def done(self, message_ids: Sequence[uuid.UUID]) -> None:
+        if not message_ids:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(DONE_SQL, (list(message_ids),))
+
+    async def pending(self) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(PENDING_SQL)
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+__all__ = ["Fact", "FactOrigin", "FactStore", "PendingMessage", "Recorded"]

@@ -1,0 +1,56 @@
+"""What the prompt says the persona knows about the user: current facts first and dated,
+the superseded ones only when the line asks about the past, and never as current."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agents.decoding import CAPABLE, SMALL_LOCAL
+from agents.facts_prompt import KnownFact, asks_about_past, known_facts_text
+from agents.prompt import PromptInput, compose
+from tests.agents.test_prompt_budget import NOW, persona
+
+BERLIN = KnownFact("Ada lives in Berlin.", dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
+DOG = KnownFact("Ada's dog is called Pixel.", dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
+LYON = KnownFact(
+    "Ada lives in Lyon.",
+    dt.datetime(2025, 1, 2, tzinfo=dt.UTC),
+    until=dt.datetime(2026, 11, 3, tzinfo=dt.UTC),
+)
+
+
+def test_current_facts_come_first_with_their_dates_and_history_is_marked() -> None:
+    text = known_facts_text("Ada", [BERLIN, DOG, LYON])
+    lines = text.splitlines()
+    assert lines[0] == "What you know about Ada (true now):"
+    assert lines[1] == "- Ada lives in Berlin (since 3 November 2026)."
+    assert lines[2] == "- Ada's dog is called Pixel (since 1 May 2026)."
+    assert lines[3].startswith("No longer true about Ada")
+    assert lines[4] == "- Ada lives in Lyon (from 2 January 2025 until 3 November 2026)."
+    assert known_facts_text("Ada", []) == ""
+    assert known_facts_text("Ada", [BERLIN, DOG, LYON], limit=1).count("\n- ") == 2
+
+
+def test_questions_about_the_past_are_told_apart() -> None:
+    assert asks_about_past("Where did I live before?")
+    assert asks_about_past("What was my old job?")
+    assert not asks_about_past("Where do I live?")
+    assert not asks_about_past("What is my dog's name?")
+
+
+def test_both_cards_carry_the_facts_in_the_system_message() -> None:
+    for profile in (CAPABLE, SMALL_LOCAL):
+        prompt = compose(
+            PromptInput(
+                persona=persona(),
+                user_name="Ada",
+                user_text="Where do I live?",
+                facts=[BERLIN, DOG],
+                now=NOW,
+            ),
+            profile=profile,
+        )
+        system = str(prompt.messages[0].content)
+        assert "What you know about Ada (true now):" in system, profile.name
+        assert "- Ada lives in Berlin (since 3 November 2026)." in system
+        assert "Lyon" not in system

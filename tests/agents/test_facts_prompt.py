@@ -38,7 +38,9 @@ def test_questions_about_the_past_are_told_apart() -> None:
     assert not asks_about_past("What is my dog's name?")
 
 
-def test_both_cards_carry_the_facts_in_the_system_message() -> None:
+def test_both_cards_carry_the_facts_in_a_system_message() -> None:
+    """The full card holds them; the short card is followed by them in a system message
+    of their own, so the card itself stays the same prefix for every user."""
     for profile in (CAPABLE, SMALL_LOCAL):
         prompt = compose(
             PromptInput(
@@ -50,7 +52,11 @@ def test_both_cards_carry_the_facts_in_the_system_message() -> None:
             ),
             profile=profile,
         )
-        system = str(prompt.messages[0].content)
+        card = str(prompt.messages[0].content)
+        if profile is SMALL_LOCAL:
+            assert "Ada lives in" not in card
+            assert prompt.messages[1].type == "system"
+        system = str(prompt.messages[0 if profile is CAPABLE else 1].content)
         assert "What you know about Ada (true now):" in system, profile.name
         assert "- Ada lives in Berlin (since 3 November 2026)." in system
         assert "Lyon" not in system

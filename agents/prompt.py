@@ -204,12 +204,19 @@ def compose(
 
     if short:
         # what is known about the user follows the card in a message of its own, so the
-        # card stays the same prefix for every user and turn
-        about = [SystemMessage(content=known)] if known else []
+        # card stays the same prefix for every user and turn. Current facts are said in
+        # the same plain sentences as what the user told (their dates and a list format
+        # draw a 135M model away from the answer); with history, the dated list is shown.
+        history = any(f.until is not None for f in data.facts)
+        current = [] if history else [f.text for f in data.facts if f.until is None]
+        if profile.memories is not None:
+            current = current[: profile.memories]
+            memories = memories[: max(profile.memories - len(current), 0)]
+        about = [SystemMessage(content=known)] if history and known else []
         messages: list[BaseMessage] = [
             SystemMessage(content=system),
             *about,
-            *_told(memories, data),
+            *_told(memories, data, current),
         ]
         user = HumanMessage(content=said)
     else:
@@ -273,25 +280,28 @@ def _usable(memories: Sequence[Recollection], short: bool) -> list[Recollection]
     return [m for m in memories if not short or (m.role == "user" and _about_themselves(m.text))]
 
 
-def _told(memories: Sequence[Recollection], data: PromptInput) -> list[BaseMessage]:
+def _told(
+    memories: Sequence[Recollection], data: PromptInput, facts: Sequence[str] = ()
+) -> list[BaseMessage]:
     """What the user told the persona before, as facts about the user in a system message
     of their own after the fixed card (so the card stays a reusable prefix), said in the
     third person ("Sam's cat is called Miso."): never as a turn the persona did not say,
-    and never in the first person a small model would take for its own. The most relevant
-    memory comes last, next to the question."""
-    if not memories:
-        return []
+    and never in the first person a small model would take for its own. ``facts`` (the
+    user's current facts, most relevant first) come last, the most relevant next to the
+    question, after the memories (least relevant first)."""
     user = data.user_name
-    facts = " ".join(
+    sentences = [
         _about(m.text.strip(), user)
         for m in sorted(memories, key=lambda m: m.score)
         if m.text.strip()
-    )
+    ]
+    sentences += [f"{fact.strip().rstrip('.')}." for fact in reversed(facts) if fact.strip()]
+    if not sentences:
+        return []
     # measured on the embedded model: an added rule ("answer with 'your'") made it
     # answer fewer of these questions, not more
-    return [
-        SystemMessage(content=f"What you know about {user}, from what {user} told you: {facts}")
-    ]
+    told = " ".join(sentences)
+    return [SystemMessage(content=f"What you know about {user}, from what {user} told you: {told}")]
 
 
 # the user's own words about themselves, told about them ("My cat" -> "Sam's cat")

@@ -38,25 +38,40 @@ def test_questions_about_the_past_are_told_apart() -> None:
     assert not asks_about_past("What is my dog's name?")
 
 
-def test_both_cards_carry_the_facts_in_a_system_message() -> None:
-    """The full card holds them; the short card is followed by them in a system message
-    of their own, so the card itself stays the same prefix for every user."""
-    for profile in (CAPABLE, SMALL_LOCAL):
-        prompt = compose(
-            PromptInput(
-                persona=persona(),
-                user_name="Ada",
-                user_text="Where do I live?",
-                facts=[BERLIN, DOG],
-                now=NOW,
-            ),
-            profile=profile,
-        )
-        card = str(prompt.messages[0].content)
-        if profile is SMALL_LOCAL:
-            assert "Ada lives in" not in card
-            assert prompt.messages[1].type == "system"
-        system = str(prompt.messages[0 if profile is CAPABLE else 1].content)
-        assert "What you know about Ada (true now):" in system, profile.name
-        assert "- Ada lives in Berlin (since 3 November 2026)." in system
-        assert "Lyon" not in system
+def test_both_cards_carry_the_current_facts_in_a_system_message() -> None:
+    """The full card holds them dated; the short card is followed by them in a system
+    message of their own (the card stays the same prefix for every user), in plain
+    sentences with the most relevant last, next to the question."""
+    data = PromptInput(
+        persona=persona(),
+        user_name="Ada",
+        user_text="Where do I live?",
+        facts=[BERLIN, DOG],
+        now=NOW,
+    )
+    system = str(compose(data, profile=CAPABLE).messages[0].content)
+    assert "What you know about Ada (true now):" in system
+    assert "- Ada lives in Berlin (since 3 November 2026)." in system
+    assert "Lyon" not in system
+
+    small = compose(data, profile=SMALL_LOCAL).messages
+    assert "Ada lives in" not in str(small[0].content)
+    assert small[1].type == "system"
+    assert small[1].content == (
+        "What you know about Ada, from what Ada told you: "
+        "Ada's dog is called Pixel. Ada lives in Berlin."
+    )
+    assert [m.type for m in small[2:]] == ["human"]
+
+
+def test_the_short_card_shows_history_dated_when_the_line_asks_about_the_past() -> None:
+    data = PromptInput(
+        persona=persona(),
+        user_name="Ada",
+        user_text="Where did I live before?",
+        facts=[BERLIN, LYON],
+        now=NOW,
+    )
+    about = str(compose(data, profile=SMALL_LOCAL).messages[1].content)
+    assert about.startswith("What you know about Ada (true now):")
+    assert "Ada lives in Lyon (from 2 January 2025 until 3 November 2026)." in about

@@ -278,7 +278,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # SIGTERM: the server finishes what is running (memories, traits) and closes Qdrant
         server.terminate()
         await asyncio.to_thread(server.wait, 120)
-        embedder = embedder_report(home / "embedder-stats", args.fake_embedder)
+        embedder = embedder_report(home / "embedder-stats", args.fake_embedder, turns_done)
         audit = await audit_store(database_url, stats, home, int(embedder.get("dim", 0)))
         # the server's connections have closed, so their statistics are flushed
         db_end = await database_activity(database_url)
@@ -316,6 +316,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 k: round((cpu_end[k] - cpu_start[k]) * 1000 / max(1, turns_done), 2)
                 for k in cpu_start
             },
+            "cpu_ms_per_turn_all": round(
+                sum(cpu_end[k] - cpu_start[k] for k in cpu_start) * 1000 / max(1, turns_done), 2
+            ),
             "errors": dict(stats.errors),
             "rss_mb": {
                 "before": rss_before // 1024,

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -199,7 +200,11 @@ async def open_services(
             weights=scoring_weights(settings),
             importance=LLMImportance(chat_model) if capable else None,
         )
-        scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
+        scorer = (
+            await PrototypeScorer.create(partial(embedder.embed, purpose="trait"))
+            if overrides.trait_scorer
+            else None
+        )
         tracker = await stack.enter_async_context(
             TraitTracker(
                 core.pool, core.personas, TrackerSettings(drift_threshold=settings.drift_threshold)

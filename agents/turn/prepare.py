@@ -53,6 +53,7 @@ async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
     return {
         "memories": memories,
         "said_before": said_before(request, recent),
+        "query_vector": found.vector if found is not None else None,
         "prompt": prompt,
         "timings": timings,
     }

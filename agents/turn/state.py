@@ -15,13 +15,15 @@ from agents.tracker import TraitUpdate
 from agents.traits import TraitObservation
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnStatus
 from memory.record.transcripts import Message
-from memory.types import ScoredMemory
+from memory.types import ScoredMemory, Vector
 
 
 class TurnState(TypedDict, total=False):
     request: TurnRequest
     memories: list[ScoredMemory]
     said_before: tuple[str, ...]
+    query_vector: Vector | None
+    """The user's line embedded for the search: its memory is stored from it."""
     prompt: Prompt
     reply: str
     status: TurnStatus

@@ -118,8 +118,9 @@ class MemoryRecord:
 
     @property
     def spoken(self) -> str:
-        """The memory as a line of its conversation, ``"Speaker: text"``: what is embedded
-        (questions about the past name who said it: "what did Caroline research?")."""
+        """The memory as a line of its conversation, ``"Speaker: text"``: what its stored
+        vector stands for (questions about the past name who said it: "what did Caroline
+        research?"; see :func:`memory.service.stored_vectors`)."""
         return spoken_line(self.speaker_name, self.text)
 
     @property

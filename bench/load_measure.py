@@ -128,10 +128,17 @@ async def database_activity(database_url: str) -> dict[str, float]:
     return {k: float(v) for k, v in zip(names, row, strict=True)}
 
 
-def embedder_report(folder: Path, fake: bool) -> dict[str, Any]:
+TURN_PURPOSES = ("query", "line")
+"""What a turn's own texts are embedded for (``memory.types.TURN_PURPOSES``): the user's
+line for the search and the reply; speakers' vectors, the trait prototypes and anything
+else are background."""
+
+
+def embedder_report(folder: Path, fake: bool, turns: int = 0) -> dict[str, Any]:
     """Which embedder the server ran, and what it did: encode calls, texts, cache hits
     and how many calls had each batch size, summed over the serving processes (the
-    trait scorer's prototypes, embedded once at start-up, are one call each)."""
+    trait scorer's prototypes, embedded once at start-up, are one call each), and the
+    texts sent to be encoded per turn: the turn's own, and the background apart."""
     parts = [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
     report: dict[str, Any] = {
         "kind": "fake (no trait scorer)" if fake else "real, with the trait scorer",
@@ -145,7 +152,14 @@ def embedder_report(folder: Path, fake: bool) -> dict[str, Any]:
             sizes.update({int(k): v for k, v in part.get("sizes", {}).items()})
         calls = sum(p["calls"] for p in parts)
         texts = sum(p["texts"] for p in parts)
+        purposes: Counter[str] = Counter()
+        for part in parts:
+            purposes.update(part.get("purposes", {}))
+        own = sum(purposes[p] for p in TURN_PURPOSES)
         report |= {
+            "texts_per_turn": round(own / max(1, turns), 2),
+            "background_texts_per_turn": round((purposes.total() - own) / max(1, turns), 2),
+            "texts_by_purpose": dict(sorted(purposes.items())),
             "calls": calls,
             "texts": texts,
             "cache_hits": sum(p["cache_hits"] for p in parts),

@@ -58,6 +58,7 @@ from runtime.infra.loop import run as run_on_loop
 from runtime.infra.loop import tune_collector
 
 SECRET = "bench-" + "x" * 40
+STATS_SETTLE_S = 11.0
 
 
 class Bot:
@@ -230,6 +231,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         held = sum(b.sio.connected for b in bots)
         rss_connected = rss_kb(server.pid)
         duration = args.soak or args.duration
+        # a server backend reports its counters when idle, at most every 10 s: let the
+        # set-up's (migrations, personas, the sessions just started) land before the
+        # first reading, or they would be counted as the turns'
+        await asyncio.sleep(STATS_SETTLE_S)
         cpu_start = cpu_by_part(server.pid)
         db_start = await database_activity(database_url)
         start = time.perf_counter()
@@ -278,10 +283,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # SIGTERM: the server finishes what is running (memories, traits) and closes Qdrant
         server.terminate()
         await asyncio.to_thread(server.wait, 120)
-        embedder = embedder_report(home / "embedder-stats", args.fake_embedder)
-        audit = await audit_store(database_url, stats, home, int(embedder.get("dim", 0)))
-        # the server's connections have closed, so their statistics are flushed
+        # the server's connections have closed, so their statistics are flushed; read
+        # before the audit, whose reads are not the turns'
         db_end = await database_activity(database_url)
+        embedder = embedder_report(home / "embedder-stats", args.fake_embedder, turns_done)
+        audit = await audit_store(database_url, stats, home, int(embedder.get("dim", 0)))
         per_turn_db = {
             k: round((db_end[k] - db_start[k]) / max(1, turns_done), 2) for k in db_start
         }
@@ -316,6 +322,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 k: round((cpu_end[k] - cpu_start[k]) * 1000 / max(1, turns_done), 2)
                 for k in cpu_start
             },
+            "cpu_ms_per_turn_all": round(
+                sum(cpu_end[k] - cpu_start[k] for k in cpu_start) * 1000 / max(1, turns_done), 2
+            ),
             "errors": dict(stats.errors),
             "rss_mb": {
                 "before": rss_before // 1024,
@@ -325,8 +334,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             },
             "audit": audit,
             # transactions (each statement outside a pipeline is one) and rows, from
-            # pg_stat_database for the benchmark's own database; includes the audit's
-            # few reads
+            # pg_stat_database for the benchmark's own database, from after the set-up
+            # to the server's exit
             "postgres_per_turn": per_turn_db,
             "slowest_1pct_server_ms": slowest(stats.traced),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -22,6 +23,7 @@ from memory.types import (
     Embedder,
     ImportanceRater,
     JSONValue,
+    Matrix,
     MemoryFilter,
     MemoryKind,
     MemoryPage,
@@ -36,11 +38,33 @@ from memory.vector.importance import HeuristicImportance
 from memory.vector.index import VectorIndex
 from memory.vector.scoring import ScoringWeights
 
+SPEAKER_WEIGHT = 0.4
+"""How much of the speaker's vector a stored memory's vector holds (see
+:func:`stored_vectors`)."""
+_SPEAKERS_KEPT = 10_000
+
+
+def stored_vectors(lines: Matrix, speakers: Matrix, weight: float = SPEAKER_WEIGHT) -> Matrix:
+    """What a memory is stored as: its line's vector (the text alone, as a query is
+    embedded) plus ``weight`` times its speaker's (``"Name:"``), normalised. It stands
+    for the line embedded with its speaker (``"Name: text"``, cosine about 0.94 to it on
+    LoCoMo) so that questions naming who said something find it, while each new line is
+    embedded once: a turn's query vector is also its memory's."""
+    mixed = np.asarray(lines, dtype=np.float32) + weight * np.asarray(speakers, dtype=np.float32)
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    out: Matrix = (mixed / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def speaker_text(name: str) -> str:
+    """What a speaker's vector embeds."""
+    return f"{name}:"
+
 
 @dataclass(frozen=True, slots=True)
 class Recall:
-    """A turn's retrieval: the query embedding and the memories found. (The user's line
-    is remembered embedded with its speaker, a different vector.)"""
+    """A turn's retrieval: the query embedding (the user's line alone, which its memory
+    is stored from, see :func:`stored_vectors`) and the memories found."""
 
     vector: Vector
     memories: list[ScoredMemory]
@@ -48,7 +72,8 @@ class Recall:
 
 @dataclass(frozen=True, slots=True)
 class NewMemory:
-    """A line to remember; ``vector`` when it was already embedded (the user's query)."""
+    """A line to remember; ``vector`` when its text was already embedded alone (the
+    user's query, the reply for its traits): the stored vector adds the speaker's."""
 
     persona_id: str
     user_id: str
@@ -70,7 +95,8 @@ class NewMemory:
 
     @property
     def spoken(self) -> str:
-        """What is embedded: the line with its speaker (:attr:`MemoryRecord.spoken`)."""
+        """The line with its speaker (:attr:`MemoryRecord.spoken`), as a neighbour's
+        context shows it."""
         return spoken_line(self.speaker_name, self.text)
 
 
@@ -92,6 +118,7 @@ class MemoryService:
         self.transcripts = transcripts
         self.weights = weights or ScoringWeights()
         self.importance = importance or HeuristicImportance()
+        self._speakers: OrderedDict[str, Vector] = OrderedDict()
 
     # the turn path ------------------------------------------------------------------
 
@@ -111,22 +138,26 @@ class MemoryService:
         return Recall(vector, await self.index.search(query, self.weights))
 
     async def remember(self, items: Sequence[NewMemory]) -> list[MemoryRecord]:
-        """Store lines as memories, embedding (in one batch) those without a vector.
+        """Store lines as memories, embedding (in one batch) the texts of those without a
+        vector; each is stored with its speaker's vector added (:func:`stored_vectors`).
 
-        A given ``vector`` must be the embedding of the item's :attr:`NewMemory.spoken`
-        text, as those made here are."""
+        A given ``vector`` must be the embedding of the item's text alone, as those made
+        here are."""
         if not items:
             return []
         missing = [i for i, m in enumerate(items) if m.vector is None]
         embedded = (
-            await self.embedder.embed([items[i].spoken for i in missing]) if missing else None
+            await self.embedder.embed([items[i].text for i in missing], purpose="line")
+            if missing
+            else None
         )
-        vectors = np.empty((len(items), self.embedder.dim), dtype=np.float32)
+        lines = np.empty((len(items), self.embedder.dim), dtype=np.float32)
         for row, item in enumerate(items):
             if item.vector is not None:
-                vectors[row] = item.vector
+                lines[row] = item.vector
         if embedded is not None:
-            vectors[missing] = embedded
+            lines[missing] = embedded
+        vectors = stored_vectors(lines, await self.speaker_vectors([m.speaker_name for m in items]))
         records = []
         for item in items:
             importance = item.importance
@@ -152,6 +183,26 @@ class MemoryService:
             records.append(record if item.id is None else replace(record, id=item.id))
         await self.index.upsert(records, vectors)
         return records
+
+    async def speaker_vectors(self, names: Sequence[str]) -> Matrix:
+        """Each speaker's vector (:func:`speaker_text`), embedded once per process and
+        kept; a line without a speaker adds nothing."""
+        new = sorted({n for n in names if n and n not in self._speakers})
+        if new:
+            for name, vector in zip(
+                new,
+                await self.embedder.embed([speaker_text(n) for n in new], purpose="speaker"),
+                strict=True,
+            ):
+                self._speakers[name] = vector
+        out = np.zeros((len(names), self.embedder.dim), dtype=np.float32)
+        for row, name in enumerate(names):
+            if name:
+                out[row] = self._speakers[name]
+                self._speakers.move_to_end(name)
+        while len(self._speakers) > _SPEAKERS_KEPT:
+            self._speakers.popitem(last=False)
+        return out
 
     # inspection -----------------------------------------------------------------------
 

@@ -140,8 +140,9 @@ class MemoryRecord:
 
     @property
     def spoken(self) -> str:
-        """The memory as a line of its conversation, ``"Speaker: text"``: what is embedded
-        (questions about the past name who said it: "what did Caroline research?")."""
+        """The memory as a line of its conversation, ``"Speaker: text"``: what its stored
+        vector stands for (questions about the past name who said it: "what did Caroline
+        research?"; see :func:`memory.service.stored_vectors`)."""
         return spoken_line(self.speaker_name, self.text)
 
     @property
@@ -291,17 +292,31 @@ class MemoryPage:
     next_cursor: str | None
 
 
+Purpose: TypeAlias = Literal["query", "line", "speaker", "trait", "other"]
+"""Why texts are embedded, for the embedder's counts: a search's ``query`` (a turn's is
+the user's line), a new ``line`` to remember (a turn's reply, an import), a
+``speaker``'s vector (once per name and process), the trait prototypes (``trait``, at
+start-up), and anything else."""
+TURN_PURPOSES: frozenset[Purpose] = frozenset({"query", "line"})
+"""The purposes a turn's own texts are embedded for; the rest is background."""
+
+
 class Embedder(Protocol):
     """Turns texts into normalised float32 vectors. Open it with ``async with``."""
 
     @property
     def dim(self) -> int: ...
 
-    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
-        """``urgent``: someone waits on these (a search): not queued behind the others."""
+    async def embed(
+        self, texts: Sequence[str], *, urgent: bool = False, purpose: Purpose = "other"
+    ) -> Matrix:
+        """``urgent``: someone waits on these (a search): not queued behind the others.
+        ``purpose``: what the texts are counted as (:data:`Purpose`)."""
         ...
 
-    async def embed_one(self, text: str, *, urgent: bool = True) -> Vector: ...
+    async def embed_one(
+        self, text: str, *, urgent: bool = True, purpose: Purpose = "query"
+    ) -> Vector: ...
 
     async def __aenter__(self) -> Self: ...
 

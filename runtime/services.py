@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -209,7 +210,11 @@ async def open_services(
             importance=LLMImportance(chat_model) if capable else None,
             facts=facts,
         )
-        scorer = await PrototypeScorer.create(embedder.embed) if overrides.trait_scorer else None
+        scorer = (
+            await PrototypeScorer.create(partial(embedder.embed, purpose="trait"))
+            if overrides.trait_scorer
+            else None
+        )
         tracker = await stack.enter_async_context(
             TraitTracker(
                 core.pool, core.personas, TrackerSettings(drift_threshold=settings.drift_threshold)

@@ -1,7 +1,10 @@
-"""The ``extract_traits`` node, after the reply was stored and delivered: one embedding
-call gives both lines' memories (as said, with their speaker) and the reply's vector for
-the trait prototypes; then the memories, the trait observations, the profiles and drift
-are written and ``traits`` reported. What fails here fails on its own: the reply stands."""
+"""The ``extract_traits`` node, after the reply was stored and delivered: each new text
+of the turn is embedded once. The user's line was embedded for the search in
+``prepare``; the reply is embedded here, once, for both its memory and the trait
+prototypes. Both memories are stored from those vectors with their speaker's added
+(:func:`memory.service.stored_vectors`); then the trait observations, the profiles and
+drift are written and ``traits`` reported. What fails here fails on its own: the reply
+stands."""
 
 from __future__ import annotations
 
@@ -83,15 +86,20 @@ async def remember_and_observe(context: TurnContext, state: TurnState) -> TurnSt
         id=message.id,
     )
     before = state.get("said_before", ())
-    # memories are embedded with their speaker; the trait prototypes read the reply
-    vectors = await services.memory.embedder.embed(
-        [user_line.spoken, reply_line.spoken, message.text]
-    )
-    reply_vector = vectors[2]
+    query_vector = state.get("query_vector")
+    if query_vector is None:  # the search did not run (the vector store was down)
+        vectors = await services.memory.embedder.embed(
+            [request.user_message.text, message.text], purpose="line"
+        )
+        query_vector, reply_vector = vectors[0], vectors[1]
+    else:
+        reply_vector = await services.memory.embedder.embed_one(
+            message.text, urgent=False, purpose="line"
+        )
     lost: list[str] = []
     lines = [
-        replace(user_line, vector=vectors[0], context=(*before, reply_line.spoken)),
-        replace(reply_line, vector=vectors[1], context=(*before[-1:], user_line.spoken)),
+        replace(user_line, vector=query_vector, context=(*before, reply_line.spoken)),
+        replace(reply_line, vector=reply_vector, context=(*before[-1:], user_line.spoken)),
     ]
     try:
         await services.memory.remember(lines)

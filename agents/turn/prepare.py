@@ -61,6 +61,7 @@ async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
         "said_before": said_before(request, recent),
         "replied_before": replied_before(request, recent),
         "facts": facts,
+        "query_vector": found.vector if found is not None else None,
         "prompt": prompt,
         "timings": timings,
     }

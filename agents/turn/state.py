@@ -17,7 +17,7 @@ from agents.traits import TraitObservation
 from agents.types import AgentServices, TurnEvents, TurnRequest, TurnStatus
 from memory.record.facts import Fact
 from memory.record.transcripts import Message
-from memory.types import ScoredMemory
+from memory.types import ScoredMemory, Vector
 
 
 class TurnState(TypedDict, total=False):
@@ -28,6 +28,8 @@ class TurnState(TypedDict, total=False):
     """The id of this persona's reply just before the user's line (a correction's target)."""
     facts: list[Fact]
     """What is known about the user (current facts), the most relevant first."""
+    query_vector: Vector | None
+    """The user's line embedded for the search: its memory is stored from it."""
     prompt: Prompt
     reply: str
     status: TurnStatus

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from memory.record.turn_transaction import read_connection
+
 FactOrigin = Literal["said", "corrected"]
 
 _FACT_COLUMNS = (
@@ -187,7 +189,7 @@ class FactStore:
 
     async def current(self, persona_id: uuid.UUID, user_id: str, *, limit: int = 50) -> list[Fact]:
         """The user's current facts, the most recently true first."""
-        async with self._pool.connection() as conn:
+        async with read_connection(self._pool) as conn:  # in a turn: its transaction
             cur = await conn.cursor(row_factory=dict_row).execute(
                 CURRENT_FACTS_SQL, (persona_id, user_id, limit)
             )
@@ -195,7 +197,7 @@ class FactStore:
 
     async def history(self, persona_id: uuid.UUID, user_id: str) -> list[Fact]:
         """Every fact of the user, current and superseded, by subject, newest first."""
-        async with self._pool.connection() as conn:
+        async with read_connection(self._pool) as conn:  # in a turn: its transaction
             cur = await conn.cursor(row_factory=dict_row).execute(
                 ALL_FACTS_SQL, (persona_id, user_id)
             )

@@ -25,6 +25,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from memory.record.turn_transaction import read_connection
+
 LOAD_PROFILE_SQL = (
     "SELECT stats, turns FROM trait_profiles WHERE persona_id = %s"
     " AND session_id IS NOT DISTINCT FROM %s"
@@ -145,8 +147,9 @@ class TraitRecords:
         self, persona_id: uuid.UUID, session_id: uuid.UUID | None = None
     ) -> StoredProfile | None:
         """A profile as stored, overall (no session) or for one session; None if there
-        is no row yet."""
-        async with self._pool.connection() as conn:
+        is no row yet. Inside a turn, in the transaction that holds the session's turn
+        lock (:mod:`memory.record.turn_transaction`)."""
+        async with read_connection(self._pool) as conn:
             cur = await conn.cursor(row_factory=dict_row).execute(
                 LOAD_PROFILE_SQL, (persona_id, session_id)
             )

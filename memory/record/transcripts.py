@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from memory.errors import SessionExists, SessionNotFound
+from memory.record.turn_transaction import read_connection
 
 Role = Literal["user", "persona", "system"]
 MessageStatus = Literal["complete", "incomplete", "failed"]
@@ -427,8 +428,9 @@ class Transcripts:
 
     async def recent_lines(self, session_id: uuid.UUID, limit: int) -> tuple[SpokenLine, ...]:
         """The last ``limit`` messages, oldest first, as prompt lines: only the columns
-        a prompt reads (this runs before every reply's first token)."""
-        async with self._pool.connection() as conn:
+        a prompt reads (this runs before every reply's first token). Inside a turn, in
+        the transaction that holds the session's turn lock."""
+        async with read_connection(self._pool) as conn:
             cur = await conn.execute(RECENT_LINES_SQL, (session_id, limit))
             rows = await cur.fetchall()
         return tuple(SpokenLine(*row) for row in reversed(rows))

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal, Self
 import numpy as np
 
 from memory.errors import EmbedderError, EmbedderNotOpen, EmbeddingTimeout
-from memory.types import Matrix, Vector
+from memory.types import Matrix, Purpose, Vector
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -52,14 +52,16 @@ def resolve_model(name: str) -> str:
 @dataclass(slots=True)
 class BatchStats:
     """Counters for tests, metrics and benchmarks: encode calls made, texts encoded
-    (after removing duplicates), texts answered from the cache, and how many encode
-    calls had each batch size."""
+    (after removing duplicates), texts answered from the cache, how many encode calls
+    had each batch size, and the texts sent to be encoded by purpose
+    (:data:`memory.types.Purpose`)."""
 
     calls: int = 0
     texts: int = 0
     largest: int = 0
     cache_hits: int = 0
     sizes: Counter[int] = field(default_factory=Counter)
+    purposes: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -69,6 +71,7 @@ class BatchStats:
             "cache_hits": self.cache_hits,
             "mean_batch": round(self.texts / self.calls, 2) if self.calls else 0.0,
             "sizes": {str(k): v for k, v in sorted(self.sizes.items())},
+            "purposes": dict(sorted(self.purposes.items())),
         }
 
 
@@ -346,9 +349,12 @@ class BatchedEmbedder:
             stats.largest,
         )
 
-    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
+    async def embed(
+        self, texts: Sequence[str], *, urgent: bool = False, purpose: Purpose = "other"
+    ) -> Matrix:
         """Normalised float32 embeddings, one row per text; ``urgent`` ones (a query
-        someone waits on) are encoded on their own thread, not behind the others."""
+        someone waits on) are encoded on their own thread, not behind the others. The
+        texts not answered from the cache are counted under ``purpose``."""
         batcher = self._batcher
         if batcher is None:
             raise EmbedderNotOpen(self._model_name)
@@ -360,6 +366,7 @@ class BatchedEmbedder:
         if hits == len(texts):
             return np.stack([r for r in rows if r is not None])
         missing = list(dict.fromkeys(t for t, row in zip(texts, rows, strict=True) if row is None))
+        self._stats.purposes[purpose] += len(missing)
         try:
             async with asyncio.timeout(self._timeout_s):
                 encoded = await batcher.submit(missing, urgent=urgent)
@@ -372,8 +379,10 @@ class BatchedEmbedder:
             return encoded
         return np.stack([fresh[t] if r is None else r for t, r in zip(texts, rows, strict=True)])
 
-    async def embed_one(self, text: str, *, urgent: bool = True) -> Vector:
-        vector: Vector = (await self.embed([text], urgent=urgent))[0]
+    async def embed_one(
+        self, text: str, *, urgent: bool = True, purpose: Purpose = "query"
+    ) -> Vector:
+        vector: Vector = (await self.embed([text], urgent=urgent, purpose=purpose))[0]
         return vector
 
 

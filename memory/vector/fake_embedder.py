@@ -15,7 +15,7 @@ from typing import Self
 
 import numpy as np
 
-from memory.types import Matrix, Vector
+from memory.types import Matrix, Purpose, Vector
 from memory.vector.keywords import tokenize
 
 
@@ -42,15 +42,19 @@ class FakeEmbedder:
     ) -> None:
         return None
 
-    async def embed(self, texts: Sequence[str], *, urgent: bool = False) -> Matrix:
+    async def embed(
+        self, texts: Sequence[str], *, urgent: bool = False, purpose: Purpose = "other"
+    ) -> Matrix:
         self.calls += 1
         matrix = np.zeros((len(texts), self._dim), dtype=np.float32)
         for row, text in enumerate(texts):
             matrix[row] = self.vector(text)
         return matrix
 
-    async def embed_one(self, text: str, *, urgent: bool = True) -> Vector:
-        vector: Vector = (await self.embed([text], urgent=urgent))[0]
+    async def embed_one(
+        self, text: str, *, urgent: bool = True, purpose: Purpose = "query"
+    ) -> Vector:
+        vector: Vector = (await self.embed([text], urgent=urgent, purpose=purpose))[0]
         return vector
 
     def vector(self, text: str) -> Vector:

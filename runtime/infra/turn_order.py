@@ -4,8 +4,13 @@ and a user message interrupts its session's autonomous round wherever it runs (R
 
 Inside a process an ``asyncio.Lock`` per session queues the turns first, so at most one
 turn per session and process waits on PostgreSQL, and a process's lock connections
-bound how many sessions run turns at once in it. The lock goes with its connection: a
-process that dies mid-turn lets the next turn run."""
+bound how many sessions run turns at once in it. The lock is transaction-level
+(``pg_advisory_xact_lock``), taken in a transaction that stays open for the turn and
+ends with it: one transaction, not a lock and an unlock of their own. The turn's
+transcript read runs inside it (``memory.record.turn_transaction``). The open
+transaction holds no snapshot between statements and writes nothing, so it holds back
+no vacuum. The lock goes with its connection: a process that dies mid-turn lets the
+next turn run."""
 
 from __future__ import annotations
 
@@ -19,13 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from memory.record.turn_transaction import holding
+
 log = logging.getLogger(__name__)
-LOCK_SQL = "SELECT pg_advisory_lock(%s)"
-UNLOCK_SQL = "SELECT pg_advisory_unlock(%s)"
+# one round trip: the transaction begins and takes the lock (a literal key: a simple
+# query may hold two statements, a query with parameters only one)
+LOCK_SQL = "BEGIN; SELECT pg_advisory_xact_lock({})"
+END_SQL = "COMMIT"
 
 
 def lock_key(session_id: uuid.UUID) -> int:
@@ -64,22 +75,36 @@ class SessionOrder:
                     yield
                     return
                 async with self._pool.connection(timeout=self._wait_s) as conn:
-                    key = lock_key(session_id)
-                    async with asyncio.timeout(self._wait_s):
-                        await conn.execute(LOCK_SQL, (key,))
+                    lock = sql.SQL(LOCK_SQL).format(sql.Literal(lock_key(session_id)))
                     try:
-                        yield
+                        async with asyncio.timeout(self._wait_s):
+                            await conn.execute(lock)
+                    except BaseException:
+                        await _end(conn, session_id)
+                        raise
+                    try:
+                        with holding(conn):
+                            yield
                     finally:
-                        try:
-                            await conn.execute(UNLOCK_SQL, (key,))
-                        except psycopg.Error as exc:
-                            # closing the connection releases the lock too
-                            log.warning("session %s: unlock failed (%s); closing", session_id, exc)
-                            await conn.close()
+                        await _end(conn, session_id)
         finally:
             entry.users -= 1
             if entry.users == 0:
                 del self._local[session_id]
+
+
+async def _end(conn: psycopg.AsyncConnection[Any], session_id: uuid.UUID) -> None:
+    """End the turn's transaction, which releases its lock; closing the connection
+    releases it too, when the end fails."""
+    if conn.closed or conn.info.transaction_status == TransactionStatus.IDLE:
+        return
+    try:
+        await conn.execute(END_SQL)
+    except (psycopg.Error, asyncio.CancelledError) as exc:
+        log.warning("session %s: turn lock not released (%s); closing", session_id, exc)
+        await conn.close()
+        if isinstance(exc, asyncio.CancelledError):
+            raise
 
 
 class Interrupts:

@@ -4,11 +4,13 @@ session on two processes sending at the same moment get one ordered conversation
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from typing import Any
 
 import socketio
 
+from memory.record.turn_transaction import read_connection
 from personas import Actor
 from runtime.infra.turn_order import SessionOrder, lock_key
 from tests.personas.factory import definition
@@ -125,3 +127,23 @@ async def test_a_message_on_another_process_stops_an_autonomous_round(
         and m["reply_to"] not in (first["message"]["id"], second["message"]["id"])
     ]
     assert 1 <= len(autonomous) <= 2, roles  # the round stopped after its turn in flight
+
+
+async def test_a_turns_reads_run_on_its_lock_connection_only_while_it_runs(db: Any) -> None:
+    order = SessionOrder(db)
+    held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+
+    async def locks_of_the_reading_connection() -> int:
+        async with read_connection(db) as conn:
+            cur = await conn.execute(held)
+            row = await cur.fetchone()
+            assert row is not None
+            return int(row[0])
+
+    async with order.turn(uuid.uuid4()):
+        assert await locks_of_the_reading_connection() == 1, "in the lock's transaction"
+        inside = contextvars.copy_context()
+    # a task started in the turn that outlives it reads on a connection of the pool
+    late = asyncio.create_task(locks_of_the_reading_connection(), context=inside)
+    assert await late == 0
+    assert await locks_of_the_reading_connection() == 0

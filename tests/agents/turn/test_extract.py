@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from agents.fake_llm import FakeStreamingChatModel
@@ -14,6 +15,8 @@ from agents.turn.extract import extract_traits
 from agents.turn.respond import respond
 from memory import MemoryFilter
 from memory.errors import IndexUnavailable
+from memory.service import stored_vectors
+from memory.types import TURN_PURPOSES
 from tests.agents.turn.helpers import QUESTION, OpenTurn, Turn
 
 REPLY = "What a wonderful question! Space is where things are, and I adore it!"
@@ -86,3 +89,37 @@ async def test_a_failure_after_the_reply_was_delivered_is_named_not_raised(
     assert update == {"late_errors": ["extract_traits"]}
     assert turn.events.events == [], "no traits to report"
     assert (stored[-1].text, stored[-1].status) == (REPLY, "complete"), "the reply stands"
+
+
+async def test_each_new_text_of_a_turn_is_embedded_once_and_the_memories_keep_their_speaker(
+    open_turn: OpenTurn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_turn(FakeStreamingChatModel(reply=REPLY)) as turn:
+        memory = turn.services.memory
+        embed = memory.embedder.embed
+        sent: list[tuple[str, str]] = []
+
+        async def counted(texts: Any, **kw: Any) -> Any:
+            sent.extend((kw.get("purpose", "other"), t) for t in texts)
+            return await embed(texts, **kw)
+
+        monkeypatch.setattr(memory.embedder, "embed", counted)
+        stored: list[Any] = []
+        upsert = memory.index.upsert
+
+        async def kept(records: Any, vectors: Any) -> None:
+            stored.append((list(records), vectors))
+            await upsert(records, vectors)
+
+        monkeypatch.setattr(memory.index, "upsert", kept)
+        state = await _delivered(turn)
+        await extract_traits(state, turn.runtime())
+
+    own = [(p, t) for p, t in sent if p in TURN_PURPOSES]
+    assert own == [("query", QUESTION), ("line", REPLY)], sent
+    assert {t for p, t in sent if p == "speaker"} == {"Sam:", "Albert Einstein:"}
+    ((records, vectors),) = stored
+    assert [r.text for r in records] == [QUESTION, REPLY]
+    lines = np.stack([state["query_vector"], (await embed([REPLY]))[0]])
+    speakers = await memory.speaker_vectors(["Sam", "Albert Einstein"])
+    assert np.allclose(vectors, stored_vectors(lines, speakers), atol=1e-6)

@@ -38,11 +38,10 @@ async def prepare(state: TurnState, runtime: Runtime[TurnContext]) -> TurnState:
     services = context.services
     await context.events.started(request.persona, request.reply_id)
     t1 = time.perf_counter()
-    # the memories (Qdrant) and the recent transcript (PostgreSQL) at once
-    (found, retrieve_ms), recent, known = await asyncio.gather(
-        _recall(services, request, t1),
-        recent_lines(services, request),
-        facts_for(services, request),
+    # the memories (Qdrant) and, meanwhile, the recent transcript and the user's facts
+    # (PostgreSQL, one after the other in the turn's own transaction)
+    (found, retrieve_ms), (recent, known) = await asyncio.gather(
+        _recall(services, request, t1), _record(services, request)
     )
     memories = found.memories if found is not None else []
     facts = relevant_first(known, memories)
@@ -98,11 +97,16 @@ async def prompt_for(
 ) -> Prompt:
     """The prompt a turn for ``request`` uses with ``memories``: also what
     ``personae prompt`` prints."""
-    recent, known = await asyncio.gather(
-        recent_lines(services, request), facts_for(services, request)
-    )
+    recent, known = await _record(services, request)
     facts = relevant_first(known, memories)
     return await compose_from(services, request, memories, recent, facts)
+
+
+async def _record(
+    services: AgentServices, request: TurnRequest
+) -> tuple[tuple[SpokenLine, ...], list[Fact]]:
+    recent = await recent_lines(services, request)
+    return recent, await facts_for(services, request)
 
 
 async def facts_for(services: AgentServices, request: TurnRequest) -> list[Fact]:

@@ -365,6 +365,7 @@ _SECOND = re.compile(r"\b(?:you|your|yours|you're|you've|yourself)\b", re.IGNORE
 _POSSESSION = re.compile(r"\b(?:my|our)\s+([a-z']+(?:\s+[a-z']+)?)", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
 # words that tell no fact apart: what a told line shares with any reply
+_CLAIM_REACH = 5  # words from "I"/"my" to the told word that makes it the speaker's
 _COMMON = frozenset(
     [
         "a",
@@ -568,13 +569,26 @@ class UserFacts:
         for sentence in _SENTENCES.split(text):
             if not _FIRST.search(sentence) or _SECOND.search(sentence):
                 continue
-            said = {w.strip("'").removesuffix("'s") for w in _WORD.findall(sentence.lower())}
-            if said & self.words:
+            if self._owned(sentence):
                 return sentence
             for m in _POSSESSION.finditer(sentence):
                 if m.group(1).lower().split()[0].removesuffix("'s") in self.asked:
                     return sentence
         return None
+
+    def _owned(self, sentence: str) -> bool:
+        """Whether one of the told words follows a first-person word closely ("I am a
+        nurse", "I call my beagle Pixel"), so the speaker says it of themselves; a told
+        word elsewhere in a sentence that also says "my" ("Light is a wave, my friend")
+        is not a claim."""
+        words = [w.strip("'").removesuffix("'s") for w in _WORD.findall(sentence.lower())]
+        last_first: int | None = None
+        for i, w in enumerate(words):
+            if _FIRST.fullmatch(w):
+                last_first = i
+            elif w in self.words and last_first is not None and i - last_first <= _CLAIM_REACH:
+                return True
+        return False
 
     def holds(self, sentence: str) -> bool:
         """Whether an unfinished sentence must be held back until it ends: it speaks in

@@ -265,3 +265,12 @@ async def test_a_reply_running_out_in_a_claim_is_stored_without_it_and_marked(
         "Konbanwa is a lovely word. It is used in the evening.",
         "length",
     )
+
+
+def test_a_told_word_away_from_the_first_person_is_no_claim() -> None:
+    """ "my friend" in a sentence about light claims nothing the user said about light."""
+    facts = UserFacts.of("Tell me about light.", ["I study light and waves at night."])
+    answer = "Light is a wave and a particle, my friend."
+    shown, reply = guarded(answer, ReplyGuard(SPEAKERS, facts))
+    assert shown == reply.text == answer and not reply.claimed
+    assert facts.claim("I study light too.") == "I study light too."

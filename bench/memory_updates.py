@@ -102,14 +102,27 @@ def _has(text: str, key: str) -> bool:
     return key.lower() in text.lower()
 
 
+_OWN = re.compile(r"\b(?:my|mine|me|i have|i've got|i am|i'm)\b", re.IGNORECASE)
+_SUGGESTS = re.compile(
+    r"\b(?:suggest|recommend|might|may enjoy|could try|perhaps)\b", re.IGNORECASE
+)
+
+
+def _word(text: str, key: str) -> bool:
+    """The value as a word (a plural allowed): "Kiwi" in "Kiwi.", not in "kiwisol"."""
+    return re.search(rf"\b{re.escape(key.lower())}(?:s|es)?\b", text.lower()) is not None
+
+
 def names_value(reply: str, key: str) -> bool:
-    """The reply tells the value: a sentence names it that is neither an
-    acknowledgement nor the persona speaking of its own ("my dog is ...")."""
+    """The reply tells the value as a reader would take it: a sentence names it that is
+    not an acknowledgement, not the persona speaking of its own ("my favourite book is
+    Middlemarch", "what makes me happy is a bowl of sushi": the speaker's "my", "me",
+    "I am" before the value) and not a suggestion ("you might enjoy autumn")."""
     for sentence in _SENTENCE.split(reply):
-        if not _has(sentence, key) or _ACK.search(sentence):
+        if not _word(sentence, key) or _ACK.search(sentence) or _SUGGESTS.search(sentence):
             continue
-        before = sentence.lower().split(key.lower())[0]
-        if re.search(r"\b(?:my|i have|i've got|mine)\b", before):
+        at = re.search(rf"\b{re.escape(key.lower())}", sentence.lower())
+        if at is not None and _OWN.search(sentence[: at.start()]):
             continue
         return True
     return False

@@ -285,8 +285,8 @@ async def test_facts_are_listed_corrected_deleted_and_shown_in_the_prompt(
 
     session_id = await _session_asking(db, "Where do I live?")
     out = cli("prompt", "--persona", "albert-einstein", "--session", str(session_id)).stdout
-    assert "What you know about Uma (true now):" in out
-    assert "- Uma lives in Berlin (since 1 February 2026)." in out
+    # the embedded model's short card: the current fact in a plain sentence
+    assert "What you know about Uma, from what Uma told you: Uma lives in Berlin." in out
     assert "Lyon" not in out
 
     fixed = cli(

@@ -21,6 +21,9 @@ class KnownFact:
     since: dt.datetime
     until: dt.datetime | None = None
     """When it stopped being true; ``None`` while it is current."""
+    found: bool = True
+    """Whether the search found it for the line being answered (a small model is shown
+    only those)."""
 
 
 _PAST = re.compile(

@@ -207,16 +207,19 @@ def compose(
         # card stays the same prefix for every user and turn. Current facts are said in
         # the same plain sentences as what the user told (their dates and a list format
         # draw a 135M model away from the answer); with history, the dated list is shown.
+        # Only facts the search found for this line are shown: the most recent ones
+        # otherwise would crowd out the memories that answer it.
         history = any(f.until is not None for f in data.facts)
-        current = [] if history else [f.text for f in data.facts if f.until is None]
+        current = [] if history else [f.text for f in data.facts if f.until is None and f.found]
+        told = memories
         if profile.memories is not None:
             current = current[: profile.memories]
-            memories = memories[: max(profile.memories - len(current), 0)]
+            told = memories[: max(profile.memories - len(current), 0)]
         about = [SystemMessage(content=known)] if history and known else []
         messages: list[BaseMessage] = [
             SystemMessage(content=system),
             *about,
-            *_told(memories, data, current),
+            *_told(told, data, current),
         ]
         user = HumanMessage(content=said)
     else:
@@ -261,6 +264,9 @@ def _facts(data: PromptInput, memories: Sequence[Recollection]) -> UserFacts:
     text = data.user_text.strip()
     lines = [m.text.strip() for m in memories if m.role == "user"] + [text]
     told = [line for line in lines if _about_themselves(line)]
+    # the user's current facts, without the user's name (which a reply may well say)
+    name = re.compile(rf"\b{re.escape(data.user_name)}(?:'s)?\b", re.IGNORECASE)
+    told += [name.sub("", f.text) for f in data.facts if f.until is None]
     return UserFacts.of(text, told)
 
 

@@ -150,6 +150,7 @@ async def compose_from(
     """The prompt from what ``prepare`` gathered: the persona's card, what it knows about
     the user, its memories, the transcript before the user's line, the drift
     reinforcement and the channel. Fact memories are shown as facts, not twice."""
+    found = {m.record.id for m in memories if m.record.kind == "fact"}
     if facts:
         memories = [m for m in memories if m.record.kind != "fact"]
     cfg, persona = services.config, request.persona
@@ -197,7 +198,7 @@ async def compose_from(
             card_sections=extras.sections,
             card_closing=extras.closing,
             replies=replies,
-            facts=[KnownFact(f.text, f.valid_from, f.valid_until) for f in facts],
+            facts=[KnownFact(f.text, f.valid_from, f.valid_until, f.id in found) for f in facts],
         ),
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,

@@ -75,3 +75,22 @@ def test_the_short_card_shows_history_dated_when_the_line_asks_about_the_past() 
     about = str(compose(data, profile=SMALL_LOCAL).messages[1].content)
     assert about.startswith("What you know about Ada (true now):")
     assert "Ada lives in Lyon (from 2 January 2025 until 3 November 2026)." in about
+
+
+def test_the_short_card_shows_only_the_facts_the_search_found_for_the_line() -> None:
+    """The most recent facts would otherwise crowd out the memories that answer it."""
+    unfound = KnownFact("Ada's cat is called Miso.", NOW, found=False)
+    data = PromptInput(
+        persona=persona(),
+        user_name="Ada",
+        user_text="Where do I live?",
+        facts=[BERLIN, unfound],
+        now=NOW,
+    )
+    prompt = compose(data, profile=SMALL_LOCAL)
+    about = str(prompt.messages[1].content)
+    assert about.endswith("Ada lives in Berlin.") and "Miso" not in about
+    # the guard knows every current fact: a reply claiming one as its own is caught
+    assert prompt.facts.claim("My cat is called Miso.") == "My cat is called Miso."
+    assert prompt.facts.claim("I live in Berlin.") == "I live in Berlin."
+    assert prompt.facts.claim("I am glad you asked, Ada.") is None

@@ -364,8 +364,8 @@ _FIRST = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|me|my|mine|myself|our|ours|we)\b"
 _SECOND = re.compile(r"\b(?:you|your|yours|you're|you've|yourself)\b", re.IGNORECASE)
 _POSSESSION = re.compile(r"\b(?:my|our)\s+([a-z']+(?:\s+[a-z']+)?)", re.IGNORECASE)
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
-# words that tell no fact apart: what a told line shares with any reply
 _CLAIM_REACH = 5  # words from "I"/"my" to the told word that makes it the speaker's
+# words that tell no fact apart: what a told line shares with any reply
 _COMMON = frozenset(
     [
         "a",

@@ -15,6 +15,17 @@ from runtime.services import Overrides
 from runtime.settings import Settings, load_settings
 
 REPLY = "Miso is a fine name for a cat, Uma."
+TOOLS = [
+    "list_personas",
+    "search_personas",
+    "search_memories",
+    "list_memories",
+    "remember",
+    "forget",
+    "start_session",
+    "chat",
+]
+"""The tools an MCP client is offered, in order, over either transport."""
 
 
 async def main(settings: Settings, user: str) -> None:

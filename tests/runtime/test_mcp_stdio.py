@@ -20,20 +20,10 @@ from psycopg_pool import AsyncConnectionPool
 from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
 from tests.personas.factory import definition
-from tests.runtime.mcp_fake import REPLY
+from tests.runtime.mcp_fake import REPLY, TOOLS
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN = Actor("admin", is_admin=True)
-TOOLS = [
-    "list_personas",
-    "search_personas",
-    "search_memories",
-    "list_memories",
-    "remember",
-    "forget",
-    "start_session",
-    "chat",
-]
 
 
 @asynccontextmanager

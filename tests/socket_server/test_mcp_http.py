@@ -29,20 +29,11 @@ from personas.card_store import CardStore
 from personas.cards import parse_card
 from tests.personas.factory import definition
 from tests.personas.test_cards import v2
+from tests.runtime.mcp_fake import TOOLS
 from tests.socket_server.conftest import Server
 
 ADMIN = Actor("admin", is_admin=True)
 REPLY = "Light is a wave and a particle, my friend."
-TOOLS = [
-    "list_personas",
-    "search_personas",
-    "search_memories",
-    "list_memories",
-    "remember",
-    "forget",
-    "start_session",
-    "chat",
-]
 
 
 @asynccontextmanager

@@ -28,10 +28,11 @@ bigger store (recall is unaffected: searches are scoped to one user).
 the chat service's turn path, each in a new session as the conversation's user, with
 background consolidation running, so that the store also holds the questions, the
 replies and the facts derived, as it does in use; then recall is measured again, for the
-asked questions and for all, beside the clean store's. The replies come from a fake
-model that takes up the question's words ("Let me think about that: <question>. I
-believe you told me, but I am not sure."): in production they come from the configured
-model, and a reply that repeats the question competes hardest with the evidence.
+asked questions and for all, beside the clean store's. By default the replies come from a
+fake model that takes up the question's words ("Let me think about that: <question>. I
+believe you told me, but I am not sure."), since a reply that repeats the question
+competes hardest with the evidence; ``--replies embedded`` has the embedded model (the
+default chat model, with the trait scorer) write them, as a new user's server does.
 
 PostgreSQL and Redis come from ``PERSONAE_DATABASE_URL`` / ``PERSONAE_REDIS_URL`` when
 set (the benchmark writes one persona), else embedded ones in the temporary folder.
@@ -225,6 +226,7 @@ async def in_use(
     conversations: Sequence[Conversation],
     n: int,
     ks: tuple[int, ...],
+    replies: str = "fake",
 ) -> str:
     """Ask ``n`` of each conversation's questions through the chat service's turn path
     (as its user, each in a new session; background consolidation running), so that
@@ -264,7 +266,12 @@ async def in_use(
     out = [
         (
             f"in use: {len(picked)} questions asked through the turn path "
-            f"({n} per conversation; replies by the fake model, which repeats the question)"
+            f"({n} per conversation; "
+            + (
+                "replies by the embedded model)"
+                if replies == "embedded"
+                else "replies by the fake model, which repeats the question)"
+            )
         ),
         "| store | " + " | ".join(f"R@{k}" for k in ks) + " |",
         "|---|" + "---:|" * len(ks),
@@ -320,8 +327,14 @@ async def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="then ask N of each conversation's questions through the turn path and "
-        "measure again (replies by a fake model)",
+        help="then ask N of each conversation's questions through the turn path and measure again",
+    )
+    parser.add_argument(
+        "--replies",
+        choices=("fake", "embedded"),
+        default="fake",
+        help="who answers the --in-use questions: a fake model that repeats the question "
+        "(default), or the embedded model with the trait scorer",
     )
     parser.add_argument(
         "--no-context",
@@ -362,7 +375,11 @@ async def main() -> int:
             }
         )
         model = FakeStreamingChatModel(reply=_reply_to)
-        overrides = Overrides(trait_scorer=False, chat_model=lambda: model)
+        overrides = (
+            Overrides()  # the configured (embedded) chat model and the trait scorer
+            if args.replies == "embedded"
+            else Overrides(trait_scorer=False, chat_model=lambda: model)
+        )
         async with open_services(settings, overrides=overrides) as services:
             definition = next(d for d in load_path(shipped_library()) if d.slug == PERSONA)
             await services.personas.upsert(definition, Actor(name="bench", is_admin=True))
@@ -409,7 +426,9 @@ async def main() -> int:
             memory.weights = base
             embedder_label = getattr(memory.embedder, "label", type(memory.embedder).__name__)
             if args.in_use:
-                used = await in_use(services, persona.slug, pid, conversations, args.in_use, ks)
+                used = await in_use(
+                    services, persona.slug, pid, conversations, args.in_use, ks, args.replies
+                )
 
     shipped = rows[0][1]
     print(

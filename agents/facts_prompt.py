@@ -23,7 +23,9 @@ class KnownFact:
     """When it stopped being true; ``None`` while it is current."""
     found: bool = True
     """Whether the search found it for the line being answered (a small model is shown
-    only those)."""
+    only those, and the one a question about the user asks for: ``agents.answers``)."""
+    subject: str = ""
+    """What it is about ("dog", "home", "likes:jazz"; ``memory.record.facts.Fact``)."""
 
 
 _PAST = re.compile(

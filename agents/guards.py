@@ -17,7 +17,7 @@ its last sentence boundary (kept whole when it has none)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -97,6 +97,9 @@ class GuardedReply:
     copied: bool = False
     """The reply shares more than half its word 5-grams with another persona's reply of
     the same turn (nothing of it was shown when it was found within its first words)."""
+    unanswered: bool = False
+    """The user asked for a fact the persona knows (``agents.answers``) and the reply
+    never named it: nothing of it was shown."""
 
 
 def ends_mid_sentence(text: str) -> bool:
@@ -127,11 +130,17 @@ class ReplyGuard:
         replies: Iterable[str] = (),
         *,
         again: bool = True,
+        answers: Callable[[str], bool] | None = None,
     ) -> None:
         """``replies``: the other personas' replies of the turn, which this one must not
         copy; ``again``: a reply copying one from its start may be asked for again (so
-        it is stopped before anything is shown), else it is kept whole."""
+        it is stopped before anything is shown), else it is kept whole; ``answers``:
+        whether a sentence names the fact the user asked for
+        (``agents.answers.Expected.named_in``), which the reply must do before any of it
+        is shown."""
         self._again = again
+        self._answers = answers
+        self._answered = answers is None
         self._speakers = speakers
         self._facts = facts
         self._claimed = False
@@ -178,6 +187,11 @@ class ReplyGuard:
         self._clean = clean
         if self._stop_at is not None:
             safe = min(safe, self._stop_at)
+        if not self._answered:
+            # nothing is shown until a finished sentence names the fact asked for
+            self._answered = self._names(clean[:safe], final=False)
+            if not self._answered:
+                safe = 0
         out = clean[self._released : safe] if safe > self._released else ""
         self._released = max(self._released, safe)
         self._shown += out
@@ -199,9 +213,19 @@ class ReplyGuard:
             text = trim_to_sentence(text)
         if not self._copied and copies_another(text, self._replies):
             self._copied = True
+        if not self._answered:
+            self._answered = self._names(text, final=True)
         shown = self._shown.lstrip()
         tail = text[len(shown) :] if text.startswith(shown) else ""
-        return GuardedReply(text, self._cut, tail, self._claimed, self._claim, self._copied)
+        return GuardedReply(
+            text,
+            self._cut,
+            tail,
+            self._claimed,
+            self._claim,
+            self._copied,
+            unanswered=not self._answered,
+        )
 
     # -- scanning ---------------------------------------------------------------------
 
@@ -257,6 +281,14 @@ class ReplyGuard:
                 self._stop(run, "repetition")
                 return text, min(safe, run)
         return text, safe
+
+    def _names(self, text: str, *, final: bool) -> bool:
+        """Whether a sentence of ``text`` (a finished one, unless ``final``) names the
+        fact the user asked for."""
+        assert self._answers is not None
+        ends = [m.end() for m in _BOUNDARY.finditer(text)]
+        upto = len(text) if final else (ends[-1] if ends else 0)
+        return any(self._answers(s) for s in _SENTENCES.split(text[:upto]))
 
     def _check_claims(self, text: str, safe: int, final: bool) -> int:
         """Stop before a sentence that claims the user's fact; hold back an unfinished

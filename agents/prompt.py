@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from agents.answers import Expected, expected_answer
 from agents.decoding import CAPABLE, ModelProfile
 from agents.facts_prompt import KnownFact, known_facts_text
 from agents.guards import Speakers, UserFacts
@@ -139,6 +140,9 @@ class Prompt:
     """What the user told about themselves, which the reply must not claim."""
     replies: tuple[str, ...] = ()
     """The others' replies of this turn, which the reply must not copy."""
+    expected: Expected | None = None
+    """On the small model: the user's fact that the user's question asks for, which the
+    reply must name (``agents.answers``)."""
 
     def render(self) -> str:
         """The prompt as a person reads it (``personae prompt``)."""
@@ -161,6 +165,7 @@ def compose(
     relevant memories; the persona itself always stays."""
     persona = data.persona
     short = profile.card == "short"
+    expected: Expected | None = None
     if profile.prompt_tokens is not None:
         budget_tokens = min(budget_tokens, profile.prompt_tokens)
     system = _short_card(data) if short else _system_text(data)
@@ -211,6 +216,12 @@ def compose(
         # otherwise would crowd out the memories that answer it.
         history = any(f.until is not None for f in data.facts)
         current = [] if history else [f.text for f in data.facts if f.until is None and f.found]
+        if data.speaker in (None, data.user_name):
+            expected = expected_answer(data.user_text, data.user_name, data.facts)
+        if expected is not None and not history:
+            # the fact asked for is shown, found by the search or not, as the most
+            # relevant (said last)
+            current = [expected.fact, *(f for f in current if f != expected.fact)]
         told = memories
         if profile.memories is not None:
             current = current[: profile.memories]
@@ -253,6 +264,7 @@ def compose(
         profile=profile.name,
         facts=_facts(data, memories),
         replies=tuple(ln.text for ln in data.replies),
+        expected=expected,
     )
 
 

@@ -96,6 +96,9 @@ class Asked:
     reply: str
     names_current: bool
     stale_as_current: bool
+    status: str = ""
+    """The stored reply's status (``complete``, or ``incomplete`` when the model's
+    stream broke or timed out) and cut, if any."""
 
 
 def _has(text: str, key: str) -> bool:
@@ -177,9 +180,15 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
     persona = await services.personas.get(slug)
     facts = script["facts"]
 
-    async def say(session: uuid.UUID, text: str) -> str:
+    async def said(session: uuid.UUID, text: str) -> tuple[str, str]:
         answer = await ask(chat, who, session_id=session, text=text)
-        return answer.replies[0].message.text if answer.replies else ""
+        if not answer.replies:
+            return "", "none"
+        message = answer.replies[0].message
+        return message.text, " ".join(filter(None, [message.status, message.cut]))
+
+    async def say(session: uuid.UUID, text: str) -> str:
+        return (await said(session, text))[0]
 
     async def new_session() -> uuid.UUID:
         session, _ = await chat.start_session(who, [slug])
@@ -211,7 +220,7 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
             persona_id=str(persona.id), user_id=user, text=fact["ask"], k=20
         )
         texts = [m.record.text for m in found]
-        reply = await say(await new_session(), fact["ask"])
+        reply, status = await said(await new_session(), fact["ask"])
         turns += 1
         asked.append(
             Asked(
@@ -224,6 +233,7 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
                 reply=reply,
                 names_current=names_value(reply, current),
                 stale_as_current=stale is not None and stale_as_current(reply, stale),
+                status=status,
             )
         )
     await chat.drain(settings.shutdown_grace_s)
@@ -361,7 +371,7 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     for a in report.get("asked", []):
         flag = "ok " if a["names_current"] else "-- "
-        print(f"{flag}{a['ask']!r} -> {a['reply'][:140]!r}")
+        print(f"{flag}{a['ask']!r} -> {a['reply'][:140]!r} ({a['status']})")
         print(f"     top3: {a['top3']}")
 
 

@@ -198,7 +198,10 @@ async def compose_from(
             card_sections=extras.sections,
             card_closing=extras.closing,
             replies=replies,
-            facts=[KnownFact(f.text, f.valid_from, f.valid_until, f.id in found) for f in facts],
+            facts=[
+                KnownFact(f.text, f.valid_from, f.valid_until, f.id in found, f.subject)
+                for f in facts
+            ],
         ),
         budget_tokens=cfg.budget_tokens,
         profile=cfg.model,

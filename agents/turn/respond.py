@@ -18,6 +18,7 @@ from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
+from agents.answers import said_back
 from agents.decoding import decoding_for
 from agents.errors import LLMStreamBroken, LLMUnavailable, ReplyStopped
 from agents.guards import (
@@ -81,13 +82,20 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
     stopped = False
     kept: GuardedReply | None = None
     guard = ReplyGuard(prompt.speakers)
+    expected = prompt.expected
     try:
         async with asyncio.timeout(cfg.llm_timeout_s):
             for attempt in range(_ATTEMPTS):
                 last = attempt == _ATTEMPTS - 1
                 # the last try is not stopped for copying from its start: it is kept whole
                 # and marked
-                guard = ReplyGuard(prompt.speakers, prompt.facts, prompt.replies, again=not last)
+                guard = ReplyGuard(
+                    prompt.speakers,
+                    prompt.facts,
+                    prompt.replies,
+                    again=not last,
+                    answers=expected.named_in if expected is not None else None,
+                )
                 finish: str | None = None
                 usage = None
                 shown_any = False
@@ -139,6 +147,20 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
                         finish,
                         guard.raw[:80],
                     )
+                if reply.unanswered and expected is not None and not shown_any:
+                    if last:
+                        # no try named the fact asked for: it is said back to the user
+                        back = said_back(expected.fact, request.user_name)
+                        reply = GuardedReply(back, None, back)
+                        break
+                    messages = _noted(
+                        list(prompt.messages),
+                        f"{request.user_name} asks about something {request.user_name} "
+                        f"told you: {expected.fact} Answer with it, saying "
+                        f'"you" and "your".',
+                    )
+                    options = _resampled(options, attempt)
+                    continue
                 if kept is None:
                     kept = _fallback(reply, finish)
                 if last and not reply.text and not shown_any and kept is not None:
@@ -190,7 +212,9 @@ async def stream_reply(services: AgentServices, state: TurnState, events: TurnEv
 _ATTEMPTS = 3
 """A reply is asked for at most this often: once, again when nothing of it could be
 shown (the guard cut it to nothing, it was empty, it began with the user's fact as the
-persona's own, or it copied another persona's reply of the turn)."""
+persona's own, it copied another persona's reply of the turn, or, on the small model, it
+did not name the user's fact that the user asked for: then the last time the fact is
+said back instead)."""
 
 
 def _resampled(options: dict[str, Any], attempt: int) -> dict[str, Any]:

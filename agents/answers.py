@@ -199,7 +199,12 @@ def said_back(fact: str, user_name: str) -> str:
             verb = verb[:-2]
         elif low.endswith("s") and not low.endswith("ss"):
             verb = verb[:-1]
-        text = f"you {verb}" + text[subject.end() :]
+        rest = re.sub(
+            r"\band (is|was|has)\b",
+            lambda m: "and " + _THIRD_TO_SECOND[m.group(1)],
+            text[subject.end() :],
+        )
+        text = f"you {verb}" + rest
     else:
         return f"You said this: {text}."
     return f"You said that {text}."

@@ -467,7 +467,8 @@ class Consolidator:
                     },
                     id=fact.id,
                 )
-            ]
+            ],
+            purpose="memory",  # background work: not one of the turn's own texts
         )
 
     async def unindex(self, facts: Sequence[Fact]) -> None:

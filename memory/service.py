@@ -29,6 +29,7 @@ from memory.types import (
     MemoryPage,
     MemoryQuery,
     MemoryRecord,
+    Purpose,
     ScoredMemory,
     SpeakerRole,
     Vector,
@@ -137,9 +138,13 @@ class MemoryService:
         )
         return Recall(vector, await self.index.search(query, self.weights))
 
-    async def remember(self, items: Sequence[NewMemory]) -> list[MemoryRecord]:
+    async def remember(
+        self, items: Sequence[NewMemory], *, purpose: Purpose = "line"
+    ) -> list[MemoryRecord]:
         """Store lines as memories, embedding (in one batch) the texts of those without a
         vector; each is stored with its speaker's vector added (:func:`stored_vectors`).
+        ``purpose``: what the embedder counts the texts as (``"memory"`` for what
+        background work derives, so that a turn's own texts stay apart).
 
         A given ``vector`` must be the embedding of the item's text alone, as those made
         here are."""
@@ -147,7 +152,7 @@ class MemoryService:
             return []
         missing = [i for i, m in enumerate(items) if m.vector is None]
         embedded = (
-            await self.embedder.embed([items[i].text for i in missing], purpose="line")
+            await self.embedder.embed([items[i].text for i in missing], purpose=purpose)
             if missing
             else None
         )

@@ -292,11 +292,12 @@ class MemoryPage:
     next_cursor: str | None
 
 
-Purpose: TypeAlias = Literal["query", "line", "speaker", "trait", "other"]
+Purpose: TypeAlias = Literal["query", "line", "speaker", "trait", "memory", "other"]
 """Why texts are embedded, for the embedder's counts: a search's ``query`` (a turn's is
 the user's line), a new ``line`` to remember (a turn's reply, an import), a
 ``speaker``'s vector (once per name and process), the trait prototypes (``trait``, at
-start-up), and anything else."""
+start-up), a ``memory`` background work derives (a fact, a session's summary), and
+anything else."""
 TURN_PURPOSES: frozenset[Purpose] = frozenset({"query", "line"})
 """The purposes a turn's own texts are embedded for; the rest is background."""
 

@@ -63,7 +63,8 @@ _ASKED_WITH: dict[str, frozenset[str]] = {
 }
 # words of a subject that do not say what it is about ("favourite food": "food")
 _LOOSE = frozenset({"favourite", "favorite", "best", "new", "current", "old", "first"})
-# of those, the ones that make it another subject: a question must say them too
+# of those, the ones that make it another subject: a question must say one of them too
+# ("Which fruit do I like best?" asks for the favourite fruit)
 _RANKING = frozenset({"favourite", "favorite", "best"})
 # words of a fact that belong to how it is said, not to its value
 _FRAME = frozenset(
@@ -141,8 +142,7 @@ def _match(subject: str, words: set[str], stems: set[str]) -> int:
     twice the subject's words when all of them are in it ("my dog's name", "dog"), else
     how many of the words such a question is asked with it has; 0: not about it."""
     head, _, _ = subject.partition(":")
-    ranked = _RANKING & set(_WORD.findall(head.lower()))
-    if ranked and not ranked & words:
+    if _RANKING & set(_WORD.findall(head.lower())) and not _RANKING & words:
         return 0  # "favourite city" does not answer where the user lives
     own = {_stem(w) for w in _WORD.findall(head.lower()) if w not in _LOOSE}
     if own and own <= stems:

@@ -290,6 +290,11 @@ def _possessive(m: re.Match[str], user: str) -> str:
 
 def _clean_value(text: str) -> str:
     text = _VALUE_END.sub("", text).strip().rstrip(".!;,")
+    head, comma, rest = text.partition(",")
+    if comma and len(rest.split()) >= 3:
+        # a clause of its own after the value ("Boulder, Atlas never suited him"), not a
+        # qualifier of it ("Porto, Portugal")
+        text = head
     return " ".join(text.split())
 
 

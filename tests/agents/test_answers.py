@@ -65,6 +65,7 @@ def test_no_fact_is_expected_when_none_answers_or_the_line_is_not_such_a_questio
     city = [fact("Ada's favourite city is Kyoto.", "favourite city"), *FACTS]
     assert asks("Which city do I live in?", city) == "Ada lives in Berlin."
     assert asks("Which city is my favourite?", city) == "Ada's favourite city is Kyoto."
+    assert asks("Which food do I like best?") == "Ada's favourite food is ramen."
     assert asks("Where did I live before?") is None, "the past: history answers it"
     assert asks("What is your dog called?") is None, "about the persona"
     assert asks("My dog is called Pixel.") is None, "a statement"

@@ -55,6 +55,11 @@ def test_the_local_extractor_turns_first_person_statements_into_third_person_fac
     assert facts_of("We changed his name, my rabbit is called Pepper now.") == {
         "rabbit": "Ada's rabbit is called Pepper."
     }
+    # a clause after the value is not part of it; a place's qualifier is
+    assert facts_of("We renamed my tortoise Boulder, Atlas never suited him.") == {
+        "tortoise": "Ada's tortoise is called Boulder."
+    }
+    assert facts_of("I live in Porto, Portugal.") == {"home": "Ada lives in Porto, Portugal."}
     # questions, chatter and pronouns are no facts
     for text in ("What is my dog's name?", "ok thanks", "I love it!", "Do I live in Lyon"):
         assert facts_of(text) == {}, text

@@ -509,8 +509,11 @@ class Consolidator:
         return total
 
     async def run_forever(self, *, idle_s: float = 1.0) -> None:
-        """The background task: drain, sleep while the queue is empty, repeat. A failed
-        batch is logged; its claim runs out and it is taken again."""
+        """The background task: drain, sleep once the queue is drained, repeat. A batch
+        short of ``batch`` took all there was, so the next waits ``idle_s``: under load,
+        messages gather into full batches (two statements for up to ``batch`` messages)
+        instead of a claim per turn. A failed batch is logged; its claim runs out and it
+        is taken again."""
         while True:
             try:
                 done = await self.run_once()
@@ -521,7 +524,7 @@ class Consolidator:
                     "consolidation batch failed: %s: %s", type(exc).__name__, exc, exc_info=exc
                 )
                 done = Consolidated(0, 0, 0, 0.0)
-            if done.messages == 0:
+            if done.messages < self.batch:
                 await asyncio.sleep(idle_s)
             else:
                 await asyncio.sleep(0)

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         ),
     )
     memory_consolidation_idle_s: float = Field(
-        default=1.0, gt=0, le=3600, description="how often an idle consolidation worker looks"
+        default=1.0, gt=0, le=3600, description="how long a consolidation worker waits once it drained the queue"
     )
     llm_judges: bool = Field(
         default=True,

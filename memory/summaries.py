@@ -272,8 +272,8 @@ class SessionSummarizer:
                 "origin": summary.origin,
                 "through": through,
                 "messages": transcript.messages,
-                "first_at": transcript.first_at.isoformat(),
-                "last_at": transcript.last_at.isoformat(),
+                "first_at": transcript.first_at.astimezone(dt.UTC).isoformat(),
+                "last_at": transcript.last_at.astimezone(dt.UTC).isoformat(),
             }
             await self.memory.remember(
                 [

@@ -109,3 +109,19 @@ def test_the_transcript_shown_is_bounded_newest_kept() -> None:
     numbers = [int(s.split(": ", 1)[1].split()[1]) for s in shown]
     assert numbers == sorted(numbers)  # oldest first
     assert len(transcript_text(SESSION).splitlines()) == 4
+
+
+def test_a_summary_shows_in_a_capable_models_prompt_without_a_speaker() -> None:
+    from agents.prompt import Recollection, _memories_text
+
+    summary = Recollection(
+        "Conversation with Ada on 7 December 2026 (4 messages). Ada said: I live in Lyon.",
+        "",
+        DAY,
+        kind="summary",
+        role="system",
+    )
+    line = Recollection("My dog is called Pixel.", "Ada", DAY)
+    text = _memories_text([summary, line], DAY + dt.timedelta(days=2))
+    assert "- (2 days ago, summary) Conversation with Ada on 7 December 2026" in text
+    assert "- (2 days ago, Ada) My dog is called Pixel." in text

@@ -185,7 +185,7 @@ async def summaries_of(w: dict[str, Any]) -> list[Any]:
     page = await w["memory"].list(
         MemoryFilter(str(w["persona"].id), kinds=frozenset({"summary"})), limit=50
     )
-    return list(page.items)
+    return list(page.records)
 
 
 async def test_a_quiet_session_is_summarised_a_busy_one_not_an_ended_one_at_once(

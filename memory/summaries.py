@@ -156,11 +156,13 @@ class LocalSummarizer:
 @dataclass(frozen=True, slots=True)
 class Summarized:
     """What one batch did: sessions summarised, summary memories written, sessions left
-    without one (nothing to say), CPU time."""
+    without one (nothing to say), sessions that failed (taken again after their lease),
+    CPU time."""
 
     sessions: int
     written: int
     empty: int
+    failed: int
     cpu_ms: float
 
     def __add__(self, other: Summarized) -> Summarized:
@@ -168,11 +170,12 @@ class Summarized:
             self.sessions + other.sessions,
             self.written + other.written,
             self.empty + other.empty,
+            self.failed + other.failed,
             self.cpu_ms + other.cpu_ms,
         )
 
 
-_NOTHING = Summarized(0, 0, 0, 0.0)
+_NOTHING = Summarized(0, 0, 0, 0, 0.0)
 
 
 class SessionSummarizer:
@@ -212,7 +215,7 @@ class SessionSummarizer:
         claimed = await self.store.claim(self.batch, quiet_s=self.quiet_s, lease_s=self.lease_s)
         if not claimed:
             return _NOTHING
-        written = empty = 0
+        written = empty = failed = 0
         for session in claimed:
             try:
                 memories = await self.summarize(session)
@@ -226,10 +229,13 @@ class SessionSummarizer:
                     exc,
                     exc_info=exc,
                 )
+                failed += 1
                 continue
             written += memories
             empty += memories == 0
-        done = Summarized(len(claimed), written, empty, (time.process_time() - cpu0) * 1000)
+        done = Summarized(
+            len(claimed) - failed, written, empty, failed, (time.process_time() - cpu0) * 1000
+        )
         self.totals = self.totals + done
         return done
 
@@ -323,7 +329,7 @@ class SessionSummarizer:
             return self.fallback.summarize_now(transcript)
 
     async def drain(self, *, max_batches: int | None = None) -> Summarized:
-        """Run batches until nothing is due (or ``max_batches``); the sums."""
+        """Run batches until nothing is due or summarised (or ``max_batches``); the sums."""
         total = _NOTHING
         runs = 0
         while max_batches is None or runs < max_batches:

@@ -343,3 +343,35 @@ async def test_a_superseded_statement_leaves_its_sessions_summary(
     assert "Lyon" not in after.text
     assert after.text.endswith("Ada said: My dog is called Pixel.")
     assert after.metadata["messages"] == 2  # the session still holds both lines
+
+
+class Unreachable:
+    """A writer whose model never answers."""
+
+    calls = 0
+
+    async def summarize(self, transcript: Transcript) -> Any:
+        self.calls += 1
+        raise TimeoutError("the model did not answer")
+
+
+async def test_a_writer_that_keeps_failing_gives_way_to_the_local_summary(
+    world: dict[str, Any], db: AsyncConnectionPool[Any]
+) -> None:
+    w, pid = world, world["persona"].id
+    session = await w["transcripts"].create_session("ada", [pid])
+    await tell(w, session, "My dog is called Pixel.")
+    await w["summaries"].end(session.id)
+    writer = Unreachable()
+    summarizer = SessionSummarizer(
+        w["summaries"], w["memory"], writer, facts=w["facts"], quiet_s=QUIET_S, lease_s=0.0
+    )
+    for attempt in (1, 2):
+        done = await summarizer.run_once()  # failed: logged, taken again after the lease
+        assert (done.sessions, done.failed) == (0, 1), attempt
+        row = await w["summaries"].get(session.id)
+        assert row is not None and row.summary == "" and row.attempts == attempt
+    done = await summarizer.run_once()
+    assert (done.sessions, done.written) == (1, 1) and writer.calls == 3
+    row = await w["summaries"].get(session.id)
+    assert row is not None and row.origin == "local" and "Pixel" in row.summary

@@ -238,7 +238,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if joined is not None and name in joined:
             del joined[name]
             self._left(name, ended=True)
-        await self.leave_room(sid, room(payload.session_id), namespace=NAMESPACE)
+        await self.leave_room(sid, name, namespace=NAMESPACE)
         principal, started = self._started.get(sid, (None, set()))
         if principal is not None and payload.session_id in started:
             started.discard(payload.session_id)
@@ -265,7 +265,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         limit = self._chat().services.settings.max_rooms_per_connection
         while len(joined) >= limit:
             oldest, _ = joined.popitem(last=False)
-            self._left(oldest, ended=False)  # still open in its other tab, maybe
+            self._left(oldest, ended=False)  # dropped past the limit: not ended
             await self.leave_room(sid, oldest, namespace=NAMESPACE)
         await self.enter_room(sid, name, namespace=NAMESPACE)
         joined[name] = None

@@ -8,7 +8,9 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
+import pytest
 from langchain_core.messages import BaseMessage
 
 from agents.fake_llm import FakeStreamingChatModel
@@ -125,3 +127,21 @@ def test_a_summary_shows_in_a_capable_models_prompt_without_a_speaker() -> None:
     text = _memories_text([summary, line], DAY + dt.timedelta(days=2))
     assert "- (2 days ago, summary) Conversation with Ada on 7 December 2026" in text
     assert "- (2 days ago, Ada) My dog is called Pixel." in text
+
+
+def test_the_model_writes_summaries_only_when_a_capable_one_is_named(
+    no_personae_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.services import session_summarizer
+    from runtime.settings import load_settings
+
+    def writer(**settings: object) -> object:
+        return session_summarizer(load_settings(home=tmp_path, **settings))
+
+    assert isinstance(writer(), LocalSummarizer)
+    # the embedded 135M model invents: the extractive summary even when it is named
+    assert isinstance(writer(memory_llm="local"), LocalSummarizer)
+    assert isinstance(writer(memory_llm="openai:gpt-4o-mini"), LlmSummarizer)
+    assert load_settings(home=tmp_path).summary_quiet_s == 900.0
+    monkeypatch.setenv("PERSONAE_SUMMARY_QUIET_S", "60")
+    assert load_settings(home=tmp_path).summary_quiet_s == 60.0

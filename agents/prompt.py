@@ -603,10 +603,19 @@ def _memories_text(memories: Sequence[Recollection], now: dt.datetime) -> str:
     if not memories:
         return ""
     lines = [
-        f"- ({_ago(m.created_at, now)}, {m.speaker}{'' if m.kind == 'turn' else ', ' + m.kind}) {m.text}"
+        f"- ({', '.join(_memory_label(m, now))}) {m.text}"
         for m in sorted(memories, key=lambda m: m.created_at)
     ]
     return "\n\nWhat you remember from earlier conversations:\n" + "\n".join(lines)
+
+
+def _memory_label(m: Recollection, now: dt.datetime) -> list[str]:
+    """When, who (a session summary has no speaker) and, unless a line, what it is."""
+    return [
+        part
+        for part in (_ago(m.created_at, now), m.speaker, "" if m.kind == "turn" else m.kind)
+        if part
+    ]
 
 
 def _ago(when: dt.datetime, now: dt.datetime) -> str:

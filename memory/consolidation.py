@@ -30,6 +30,7 @@ from typing import Protocol
 from memory.acts import is_question
 from memory.errors import MemoryNotFound
 from memory.record.facts import Fact, FactStore, PendingMessage
+from memory.record.summaries import SummaryStore
 from memory.service import MemoryService, NewMemory
 
 log = logging.getLogger(__name__)
@@ -404,8 +405,11 @@ class Consolidator:
         *,
         batch: int = 64,
         lease_s: float = 300.0,
+        summaries: SummaryStore | None = None,
     ) -> None:
         self.facts = facts
+        self.summaries = summaries
+        """Session summaries, asked again when a statement they quote is superseded."""
         self.memory = memory
         self.extractor = extractor
         self.batch = batch
@@ -479,13 +483,18 @@ class Consolidator:
     async def unindex(self, facts: Sequence[Fact]) -> None:
         """Remove no-longer-current facts from the vector index (they stay as history),
         and set aside the statements they came from when those state nothing else
-        still true, and the replies to them (their memories have the message's id)."""
+        still true, and the replies to them (their memories have the message's id); the
+        summaries of those statements' sessions are due again, to be written without
+        them."""
         if not facts:
             return
         persona_id = facts[0].persona_id
         await self.memory.index.delete([f.id for f in facts], persona_id=str(persona_id))
         sources = {s for f in facts for s in f.source_ids}
         stale = sources - await self.facts.still_true(persona_id, list(sources))
+        if self.summaries is not None:
+            # the summaries of their sessions are written again without them
+            await self.summaries.requeue(list(stale))
         # the persona's replies to those statements said them back ("Lyon is lovely!")
         stale |= set(await self.memory.transcripts.reply_ids(list(stale)))
         for source in stale:

@@ -22,7 +22,8 @@ from agents.decoding import CAPABLE
 from agents.director import Director
 from agents.fact_extractor import LlmExtractor
 from agents.judges import LLMImportance, LLMTraitJudge
-from agents.llm import LLMSpec, is_local, make_chat_model, profile_for
+from agents.llm import LOCAL, LLMSpec, is_local, make_chat_model, profile_for
+from agents.summarizer import LlmSummarizer
 from agents.tracker import TrackerSettings, TraitTracker
 from agents.traits import PrototypeScorer
 from agents.turn import build_graph
@@ -38,8 +39,10 @@ from memory.consolidation import Consolidator, Extractor, LocalExtractor
 from memory.record.analytics import Analytics
 from memory.record.facts import FactStore
 from memory.record.feedback import FeedbackStore
+from memory.record.summaries import SummaryStore
 from memory.record.transcripts import Transcripts
 from memory.service import MemoryService
+from memory.summaries import LocalSummarizer, SessionSummarizer, Summarizer
 from memory.vector.onnx_embedder import make_embedder
 from memory.vector.remote import RemoteIndex
 from personas import PersonaCache, PersonaRepository, PersonaStore
@@ -86,6 +89,8 @@ class Services:
     analytics: Analytics
     facts: FactStore
     consolidator: Consolidator
+    summaries: SummaryStore
+    summarizer: SessionSummarizer
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +250,8 @@ async def open_services(
             ),
         )
         graph = build_graph()
+        summaries = SummaryStore(core.pool)
+        memory_model = _memory_model(settings)
         yield Services(
             settings=settings,
             database_url=core.database_url,
@@ -260,18 +267,47 @@ async def open_services(
             feedback=FeedbackStore(core.pool),
             analytics=Analytics(core.pool),
             facts=facts,
-            consolidator=Consolidator(facts, memory, fact_extractor(settings)),
+            consolidator=Consolidator(
+                facts, memory, fact_extractor(settings, memory_model), summaries=summaries
+            ),
+            summaries=summaries,
+            summarizer=SessionSummarizer(
+                summaries,
+                memory,
+                session_summarizer(settings, memory_model),
+                facts=facts,
+                quiet_s=settings.summary_quiet_s,
+            ),
         )
 
 
-def fact_extractor(settings: Settings) -> Extractor:
+def fact_extractor(
+    settings: Settings, model: Callable[[], BaseChatModel] | None = None
+) -> Extractor:
     """The extractor that turns queued user messages into facts: a language model when
     ``PERSONAE_MEMORY_LLM`` names one, else the rule-based local extractor (the embedded
     135M model cannot extract reliably)."""
     if not settings.memory_llm:
         return LocalExtractor()
+    return LlmExtractor(model or _memory_model(settings))
+
+
+def session_summarizer(
+    settings: Settings, model: Callable[[], BaseChatModel] | None = None
+) -> Summarizer:
+    """Who writes session summaries: the model of ``PERSONAE_MEMORY_LLM`` when one is
+    named, else the extractive local summary (the embedded 135M model invents and
+    repeats what it is shown, so it writes none, even when named)."""
+    if not settings.memory_llm or settings.memory_llm == LOCAL:
+        return LocalSummarizer()
+    return LlmSummarizer(model or _memory_model(settings))
+
+
+def _memory_model(settings: Settings) -> Callable[[], BaseChatModel]:
+    """The model of ``PERSONAE_MEMORY_LLM``, built on first use (one for the extractor
+    and the summarizer)."""
     spec = LLMSpec(
-        model=settings.memory_llm,
+        model=settings.memory_llm or settings.llm,
         base_url=settings.llm_base_url,
         timeout_s=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
@@ -284,7 +320,7 @@ def fact_extractor(settings: Settings) -> Extractor:
             model = make_chat_model(spec)
         return model
 
-    return LlmExtractor(get)
+    return get
 
 
 @asynccontextmanager
@@ -302,6 +338,26 @@ async def consolidating(services: Services) -> AsyncIterator[asyncio.Task[None]]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+@asynccontextmanager
+async def summarizing(services: Services) -> AsyncIterator[asyncio.Task[None]]:
+    """Summarise sessions that went quiet or ended, in the background while open (beside
+    :func:`consolidating`); what is due is derived from the transcripts, so nothing is
+    lost when it closes."""
+    task = asyncio.create_task(
+        services.summarizer.run_forever(idle_s=SUMMARY_IDLE_S), name="personae-summaries"
+    )
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+SUMMARY_IDLE_S = 30.0
+"""How often an idle summary worker looks for sessions that went quiet or ended."""
 
 
 def _shared_model(settings: Settings) -> Callable[[], BaseChatModel]:

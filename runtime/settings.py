@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     memory_consolidation_idle_s: float = Field(
         default=1.0, gt=0, le=3600, description="how long a consolidation worker waits once it drained the queue"
     )
+    summary_quiet_s: float = Field(
+        default=900.0,
+        gt=0,
+        le=604_800,
+        description=(
+            "a session is summarised once its last message is this old (seconds), or at"
+            " once when it ends"
+        ),
+    )
     llm_judges: bool = Field(
         default=True,
         description="with a non-local model: rate memory importance and judge traits with it",

@@ -23,7 +23,13 @@ from runtime.infra.ratelimit import Limits, RateLimiter
 from runtime.infra.server_lock import check_exposure, check_port_free, holding_home, server_url
 from runtime.infra.store_share import lend_index
 from runtime.infra.turn_order import Interrupts, SessionOrder
-from runtime.services import Overrides, consolidating, open_services, resolved_urls
+from runtime.services import (
+    Overrides,
+    consolidating,
+    open_services,
+    resolved_urls,
+    summarizing,
+)
 from runtime.settings import Settings
 from runtime.usecases.chat import ChatService
 from runtime.views import ErrorBody, OpenAIErrorBody
@@ -123,6 +129,7 @@ def create_app(settings: Settings, *, overrides: Overrides | None = None) -> web
             Interrupts(services.redis, f"{settings.redis_prefix}:interrupts") as interrupts,
             lend_index(settings, services.memory.index),  # CLI commands beside the server
             consolidating(services),  # facts about users, off the reply's path
+            summarizing(services),  # summaries of sessions that went quiet or ended
         ):
             app[SERVICES] = services
             limiter = RateLimiter(

@@ -41,7 +41,7 @@ from runtime.views import (
 from socket_server import payloads as p
 from socket_server.auth import bearer_token
 from socket_server.errors import ClientError, error_payload
-from socket_server.room_events import NAMESPACE, RoomEvents, room
+from socket_server.room_events import NAMESPACE, RoomEvents, room, room_session
 
 log = logging.getLogger(__name__)
 _USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
@@ -78,6 +78,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         }
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._joined: dict[str, OrderedDict[str, None]] = {}  # sid -> rooms, oldest first
+        # room -> how many connections of this process follow it: when the last one
+        # leaves (or disconnects), the session ended, and its summary is written at once
+        self._members: dict[str, int] = {}
         # sid -> who, and the new sessions it started: each is deleted when the
         # connection leaves it with nothing said in it (at once for session.leave, after
         # unused_grace_s for a lost connection, unless a rejoin takes it over first)
@@ -123,7 +126,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         log.info("connected sid=%s user=%s", sid, principal.user_id)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        self._joined.pop(sid, None)
+        for name in self._joined.pop(sid, None) or ():
+            self._left(name, ended=True)
         started = self._started.pop(sid, None)
         if started is not None:
             loop = asyncio.get_running_loop()
@@ -230,9 +234,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _session_leave(self, sid: str, payload: p.SessionRef) -> dict[str, Any]:
         joined = self._joined.get(sid)
-        if joined is not None:
-            joined.pop(room(payload.session_id), None)
-        await self.leave_room(sid, room(payload.session_id), namespace=NAMESPACE)
+        name = room(payload.session_id)
+        if joined is not None and name in joined:
+            del joined[name]
+            self._left(name, ended=True)
+        await self.leave_room(sid, name, namespace=NAMESPACE)
         principal, started = self._started.get(sid, (None, set()))
         if principal is not None and payload.session_id in started:
             started.discard(payload.session_id)
@@ -259,9 +265,30 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         limit = self._chat().services.settings.max_rooms_per_connection
         while len(joined) >= limit:
             oldest, _ = joined.popitem(last=False)
+            self._left(oldest, ended=False)  # dropped past the limit: not ended
             await self.leave_room(sid, oldest, namespace=NAMESPACE)
         await self.enter_room(sid, name, namespace=NAMESPACE)
         joined[name] = None
+        self._members[name] = self._members.get(name, 0) + 1
+
+    def _left(self, name: str, *, ended: bool) -> None:
+        """A connection stopped following a session's room; when it was the last one
+        of this process and ``ended``, the session is marked ended in the background
+        (one statement; a session followed on another node is marked too, and only
+        summarised early: later messages are summarised again)."""
+        count = self._members.get(name, 0) - 1
+        if count > 0:
+            self._members[name] = count
+            return
+        self._members.pop(name, None)
+        if not ended:
+            return
+        session_id = room_session(name)
+        task = asyncio.create_task(
+            self._chat().end_session(session_id), name=f"session-ended-{session_id}"
+        )
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # messages -----------------------------------------------------------------------------
 

@@ -26,6 +26,11 @@ def room(session_id: uuid.UUID | str) -> str:
     return f"session:{session_id}"
 
 
+def room_session(name: str) -> uuid.UUID:
+    """The session a room (:func:`room`) is for."""
+    return uuid.UUID(name.removeprefix("session:"))
+
+
 class RoomEvents:
     """Turn events as Socket.IO emits to the session's room (on every node).
 

@@ -24,6 +24,8 @@ SQL_STORES: dict[str, str] = {
     "memory/record/feedback.py": "feedback and feedback_actions",
     "memory/record/facts.py": "user_facts and fact_queue (filled by transcripts' user-message "
     "statement)",
+    "memory/record/summaries.py": "session_summaries (which sessions are due is read from "
+    "sessions and messages)",
     "memory/record/analytics.py": "read-only aggregates behind a persona's quality and analytics",
     "personas/repository.py": "personas, traits, beliefs, modes, style_config, "
     "persona_versions, persona_analyses",

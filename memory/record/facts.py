@@ -77,6 +77,13 @@ STILL_TRUE_SQL = (
     "SELECT DISTINCT src FROM user_facts, unnest(source_ids) AS src"
     " WHERE persona_id = %s AND valid_until IS NULL AND src = ANY(%s)"
 )
+# a user's messages that stated facts since superseded and state no current one
+STALE_SOURCES_SQL = (
+    "SELECT src FROM user_facts, unnest(source_ids) AS src"
+    " WHERE user_id = %(user)s AND valid_until IS NOT NULL AND src = ANY(%(ids)s)"
+    " EXCEPT SELECT src FROM user_facts, unnest(source_ids) AS src"
+    " WHERE user_id = %(user)s AND valid_until IS NULL AND src = ANY(%(ids)s)"
+)
 DONE_SQL = "DELETE FROM fact_queue WHERE message_id = ANY(%s)"
 PENDING_SQL = "SELECT count(*) FROM fact_queue"
 
@@ -237,6 +244,15 @@ class FactStore:
             return set()
         async with self._pool.connection() as conn:
             cur = await conn.execute(STILL_TRUE_SQL, (persona_id, list(message_ids)))
+            return {r[0] for r in await cur.fetchall()}
+
+    async def stale_sources(self, user_id: str, message_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of ``message_ids`` whose facts were all superseded (the source of a
+        no longer current fact and of no current one, with any persona)."""
+        if not message_ids:
+            return set()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(STALE_SOURCES_SQL, {"user": user_id, "ids": list(message_ids)})
             return {r[0] for r in await cur.fetchall()}
 
     # the consolidation queue --------------------------------------------------------

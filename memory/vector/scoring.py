@@ -18,7 +18,7 @@ each completed with the other channel's exact score)::
   what matches it, not by what was said last or rated highly.
 
 plus what the memory is (:meth:`_Context.standing`): a current fact is lifted, a
-persona's reply lowered; a user's question, a corrected reply and a superseded statement
+persona's reply and a session summary lowered; a user's question, a corrected reply and a superseded statement
 rank after every other candidate (:func:`set_aside`). Lines without an ``act`` (imports)
 are ranked by the formula alone.
 
@@ -59,9 +59,10 @@ class ScoringWeights:
     fact: float = 2.0
     """Added to a current ``fact`` memory: what is known about the user comes first."""
     reply: float = 4.0
-    """Taken from a persona's reply stored by a turn (``act`` ``reply`` or ``answer``):
-    what the persona said ranks below what the user said. (A user's question, a reply the
-    user corrected and a statement whose facts were superseded rank after every other
+    """Taken from a persona's reply stored by a turn (``act`` ``reply`` or ``answer``)
+    and from a session summary (kind ``summary``): what the persona said, and what a
+    summary retells, rank below what the user said and the facts. (A user's question, a
+    reply the user corrected and a statement whose facts were superseded rank after every other
     candidate: :func:`set_aside`.)"""
 
     def __post_init__(self) -> None:
@@ -217,11 +218,13 @@ class _Context:
         )
 
     def standing(self, c: Candidate) -> float:
-        """What the memory is: a fact is lifted, a persona's reply lowered. Lines
-        without an ``act`` (imports) are neither."""
+        """What the memory is: a fact is lifted, a persona's reply and a session
+        summary lowered. Lines without an ``act`` (imports) are neither."""
         record, w = c.record, self.weights
         if record.kind == "fact":
             return w.fact
+        if record.kind == "summary":
+            return -w.reply
         if record.metadata and record.metadata.get("act") in _REPLIES:
             return -w.reply
         return 0.0
@@ -257,7 +260,13 @@ def set_aside(record: MemoryRecord) -> bool:
 
 
 def _not_evidence(record: MemoryRecord) -> bool:
-    return set_aside(record) or bool(record.metadata and record.metadata.get("act") in _REPLIES)
+    """Left out of the spread: what is set aside, the persona's replies and session
+    summaries (a summary retells the statements, which would count twice)."""
+    return (
+        set_aside(record)
+        or record.kind == "summary"
+        or bool(record.metadata and record.metadata.get("act") in _REPLIES)
+    )
 
 
 def _order(scored: tuple[float, Candidate]) -> tuple[bool, float, float, int]:

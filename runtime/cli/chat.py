@@ -397,6 +397,7 @@ async def chat_here(services: Services, args: argparse.Namespace) -> int:
         await chat.drain(settings.shutdown_grace_s)  # memories and traits of the last turn
         if args.session is None:  # a chat left without a word leaves no session behind
             await chat.discard_if_unused(principal, session.id)
+        await chat.end_session(session.id)  # summarised at once, not after the quiet time
 
 
 async def converse(backend: Backend, settings: Settings) -> int:

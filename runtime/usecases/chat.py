@@ -156,6 +156,15 @@ class ChatService:
             log.info("session %s left unused: deleted", session_id)
         return gone
 
+    async def end_session(self, session_id: uuid.UUID) -> None:
+        """The session ended (its terminal chat closed, its last connection left): its
+        summary is written at once instead of after the quiet time. One statement, off
+        any reply's path; a failure is logged (the quiet time still comes)."""
+        try:
+            await self.services.summaries.end(session_id)
+        except Exception as exc:  # noqa: BLE001 (a leave never fails for it)
+            log.warning("session %s not marked ended: %s: %s", session_id, type(exc).__name__, exc)
+
     async def session_for(self, principal: Principal, session_id: uuid.UUID) -> Session:
         """The session, if the caller may see it (its owner, or an admin)."""
         session = await self.services.memory.transcripts.get_session(session_id)

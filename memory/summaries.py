@@ -296,7 +296,8 @@ class SessionSummarizer:
                         id=memory_id,
                     )
                     for persona_id, memory_id in zip(session.persona_ids, ids, strict=True)
-                ]
+                ],
+                purpose="memory",  # background work: not one of a turn's own texts
             )
         await self.store.write(
             session.session_id,

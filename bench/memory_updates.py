@@ -3,17 +3,21 @@
     python bench/memory_updates.py [SCRIPT.yaml] [--fake-llm] [--out report.json]
 
 The script (``bench/memory_updates.yaml`` by default; ``bench/memory_updates_heldout.yaml``
-was written apart from it and not tuned on) names a user, a persona and facts, each with
+was written apart from it, ``bench/memory_updates_heldout2.yaml`` after the answer check
+was tuned on both) names a user, a persona and facts, each with
 what the user says (``tell``), a question (``ask``) and a word naming the value
 (``key``); some have an ``update`` (a later statement and its new key). It is played
 through :class:`runtime.usecases.chat.ChatService` (the turn path the server runs: the
 message stored and queued, the turn graph, memories written, background consolidation
-running as in the server) on the embedded model by default:
+running as in the server) on the embedded model by default. Each session ends when the
+next one starts (as a client leaving it does), and after each step the ended sessions are
+summarised as the server's summary worker does (``memory.summaries``):
 
 1. every fact is told, in one session;
 2. every question is asked once, each in a new session (so the store also holds the
    questions and the replies to them, right or wrong, as in use);
-3. every update is told, each in a new session;
+3. every update is told, each in a new session (superseding facts: the summaries of the
+   sessions they were told in are written again without them);
 4. every question is asked again in a new session, and measured.
 
 Before each question of step 4 the store is searched as the turn will search it:
@@ -62,6 +66,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from agents.fake_llm import FakeStreamingChatModel
+from memory.summaries import Summarized
 from personas import Actor
 from personas.definitions import load_path, shipped_library
 from runtime.infra.auth import Principal
@@ -190,9 +195,26 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
     async def say(session: uuid.UUID, text: str) -> str:
         return (await said(session, text))[0]
 
+    opened: list[uuid.UUID] = []
+
     async def new_session() -> uuid.UUID:
+        # the one before has ended (as a client leaving it does): its summary is due
+        if opened:
+            await chat.end_session(opened[-1])
         session, _ = await chat.start_session(who, [slug])
+        opened.append(session.id)
         return session.id
+
+    summaries = Summarized(0, 0, 0, 0, 0.0)
+
+    async def summarise() -> None:
+        """The ended sessions summarised, as the server's worker does once the facts
+        of their messages are in (a summary leaves out superseded statements; a
+        supersession makes its session's summary due again)."""
+        nonlocal summaries
+        await chat.end_session(opened[-1])
+        await quiet(services)
+        summaries = summaries + await services.summarizer.drain()
 
     turns = 0
     started = time.perf_counter()
@@ -200,9 +222,11 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
     for fact in facts:
         await say(told, fact["tell"])
         turns += 1
+    await summarise()
     for fact in facts:
         await say(await new_session(), fact["ask"])
         turns += 1
+    await summarise()
     for fact in facts:
         if "update" in fact:
             await say(await new_session(), fact["update"]["tell"])
@@ -210,6 +234,7 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
     t_quiet = time.perf_counter()  # each turn is over, its memories written
     await quiet(services)
     queue_s = time.perf_counter() - t_quiet
+    await summarise()
 
     asked: list[Asked] = []
     for fact in facts:
@@ -263,6 +288,7 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
             ),
             "queue_empty_after_turns_s": round(queue_s, 2),
         },
+        "summaries": {"sessions": summaries.sessions, "written": summaries.written},
         "asked": [asdict(a) for a in asked],
     }
 

@@ -60,8 +60,9 @@ SESSION_SUBJECTS_SQL = (
     # every fact on a subject that has one derived only from the session's messages,
     # locked, each marked whether it is one of those (forgotten with the session)
     "WITH said AS (SELECT coalesce(array_agg(id), '{}') AS ids FROM messages"
-    " WHERE session_id = %s), doomed AS (SELECT f.id FROM user_facts f, said"
-    " WHERE f.origin = 'said' AND cardinality(f.source_ids) > 0 AND f.source_ids <@ said.ids)"
+    " WHERE session_id = %(session)s), doomed AS (SELECT f.id FROM user_facts f, said"
+    " WHERE f.user_id = (SELECT user_id FROM sessions WHERE id = %(session)s)"
+    " AND f.origin = 'said' AND cardinality(f.source_ids) > 0 AND f.source_ids <@ said.ids)"
     f" SELECT {_FACT_COLUMNS}, id IN (SELECT id FROM doomed) AS doomed FROM user_facts"
     " WHERE (persona_id, user_id, subject) IN (SELECT persona_id, user_id, subject"
     " FROM user_facts WHERE id IN (SELECT id FROM doomed)) ORDER BY id FOR UPDATE"
@@ -303,7 +304,7 @@ class FactStore:
         fact on the subject is current again."""
         async with self._pool.connection() as conn, conn.transaction():
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(SESSION_SUBJECTS_SQL, (session_id,))
+            await cur.execute(SESSION_SUBJECTS_SQL, {"session": session_id})
             rows = await cur.fetchall()
             doomed = {r["id"]: _fact(r) for r in rows if r["doomed"]}
             if not doomed:

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memory.acts import is_question
-from memory.errors import MemoryNotFound
 from memory.record.facts import Fact, FactStore, PendingMessage
 from memory.record.summaries import SummaryStore
-from memory.service import MemoryService, NewMemory
+from memory.service import MemoryService
 
 log = logging.getLogger(__name__)
 
@@ -457,28 +456,7 @@ class Consolidator:
 
     async def index_fact(self, fact: Fact, user_name: str, *, session_id: str | None) -> None:
         """Write a current fact to the vector index as a ``fact`` memory (id = the fact's)."""
-        await self.memory.remember(
-            [
-                NewMemory(
-                    persona_id=str(fact.persona_id),
-                    user_id=fact.user_id,
-                    session_id=session_id,
-                    speaker_name=user_name,
-                    speaker_role="user",
-                    text=fact.text,
-                    kind="fact",
-                    created_at=fact.valid_from,
-                    metadata={
-                        "fact_id": str(fact.id),
-                        "subject": fact.subject,
-                        "valid_from": fact.valid_from.isoformat(),
-                        "act": "statement",
-                    },
-                    id=fact.id,
-                )
-            ],
-            purpose="memory",  # background work: not one of the turn's own texts
-        )
+        await self.memory.index_fact(fact, user_name, session_id=session_id)
 
     async def unindex(self, facts: Sequence[Fact]) -> None:
         """Remove no-longer-current facts from the vector index (they stay as history),
@@ -496,14 +474,7 @@ class Consolidator:
             # the summaries of their sessions are written again without them
             await self.summaries.requeue(list(stale))
         # the persona's replies to those statements said them back ("Lyon is lovely!")
-        stale |= set(await self.memory.transcripts.reply_ids(list(stale)))
-        for source in stale:
-            try:
-                await self.memory.index.set_metadata(
-                    source, {"superseded": True}, persona_id=str(persona_id)
-                )
-            except MemoryNotFound:
-                pass  # no memory of that line (not stored, forgotten)
+        await self.memory.mark_superseded(persona_id, list(stale), True)
 
     async def drain(self, *, max_batches: int | None = None) -> Consolidated:
         """Run batches until the queue is empty (or ``max_batches``); the sums."""

@@ -17,7 +17,7 @@ from datetime import datetime
 import numpy as np
 
 from memory.errors import MemoryNotFound
-from memory.record.facts import FactStore
+from memory.record.facts import Fact, FactStore
 from memory.record.transcripts import Transcripts
 from memory.types import (
     Embedder,
@@ -279,12 +279,62 @@ class MemoryService:
         )
         return await self.get(memory_id, persona_id=persona_id, user_id=user_id)
 
+    # facts ----------------------------------------------------------------------------
+
+    async def index_fact(self, fact: Fact, user_name: str, *, session_id: str | None) -> None:
+        """Write a current fact to the vector index as a ``fact`` memory (id = the fact's),
+        said by ``user_name``."""
+        await self.remember(
+            [
+                NewMemory(
+                    persona_id=str(fact.persona_id),
+                    user_id=fact.user_id,
+                    session_id=session_id,
+                    speaker_name=user_name,
+                    speaker_role="user",
+                    text=fact.text,
+                    kind="fact",
+                    created_at=fact.valid_from,
+                    metadata={
+                        "fact_id": str(fact.id),
+                        "subject": fact.subject,
+                        "valid_from": fact.valid_from.isoformat(),
+                        "act": "statement",
+                    },
+                    id=fact.id,
+                )
+            ],
+            purpose="memory",  # background work: not one of a turn's own texts
+        )
+
+    async def mark_superseded(
+        self, persona_id: uuid.UUID, message_ids: Sequence[uuid.UUID], superseded: bool
+    ) -> None:
+        """Set aside (or take back) the memories of these statements and of the persona's
+        replies to them (their memories have the message's id): ``superseded`` in their
+        metadata, which ranks them after every other candidate."""
+        ids = set(message_ids) | set(await self.transcripts.reply_ids(list(message_ids)))
+        for memory_id in ids:
+            try:
+                await self.index.set_metadata(
+                    memory_id, {"superseded": superseded}, persona_id=str(persona_id)
+                )
+            except MemoryNotFound:
+                pass  # no memory of that line (not stored, forgotten)
+
     async def forget_session(self, session_id: uuid.UUID) -> tuple[int, int]:
         """Forget a session in both stores, with the facts derived only from its
-        messages; returns (messages, memories) removed."""
+        messages, as if it had never been: a fact one of those had superseded is current
+        again (back in the index, its statements no longer set aside) when nothing kept
+        supersedes it. Returns (messages, memories) removed."""
         if self.facts is not None:
-            for persona_id, fact_id in await self.facts.delete_from_session(session_id):
-                await self.index.delete([fact_id], persona_id=str(persona_id))
+            forgotten = await self.facts.delete_from_session(session_id)
+            for fact in forgotten.deleted:
+                await self.index.delete([fact.id], persona_id=str(fact.persona_id))
+            for again in forgotten.restored:
+                where = str(again.session_id) if again.session_id is not None else None
+                await self.index_fact(again.fact, again.speaker, session_id=where)
+                await self.mark_superseded(again.fact.persona_id, again.fact.source_ids, False)
         memories = await self.index.forget_session(str(session_id))
         messages = await self.transcripts.delete_session(session_id)
         return messages, memories

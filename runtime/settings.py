@@ -103,7 +103,10 @@ class Settings(BaseSettings):
         ),
     )
     memory_consolidation_idle_s: float = Field(
-        default=1.0, gt=0, le=3600, description="how long a consolidation worker waits once it drained the queue"
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="how long a consolidation worker waits once it drained the queue",
     )
     summary_quiet_s: float = Field(
         default=900.0,

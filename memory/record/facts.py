@@ -56,9 +56,30 @@ SUPERSEDE_SQL = (
 DELETE_FACT_SQL = (
     "DELETE FROM user_facts WHERE id = %s AND persona_id = %s AND user_id = %s RETURNING id"
 )
-DELETE_SESSION_FACTS_SQL = (
-    "DELETE FROM user_facts WHERE origin = 'said' AND source_ids <@"
-    " ARRAY(SELECT id FROM messages WHERE session_id = %s) RETURNING persona_id, id"
+SESSION_SUBJECTS_SQL = (
+    # every fact on a subject that has one derived only from the session's messages,
+    # locked, each marked whether it is one of those (forgotten with the session)
+    "WITH said AS (SELECT coalesce(array_agg(id), '{}') AS ids FROM messages"
+    " WHERE session_id = %(session)s), doomed AS (SELECT f.id FROM user_facts f, said"
+    " WHERE f.user_id = (SELECT user_id FROM sessions WHERE id = %(session)s)"
+    " AND f.origin = 'said' AND cardinality(f.source_ids) > 0 AND f.source_ids <@ said.ids)"
+    f" SELECT {_FACT_COLUMNS}, id IN (SELECT id FROM doomed) AS doomed FROM user_facts"
+    " WHERE (persona_id, user_id, subject) IN (SELECT persona_id, user_id, subject"
+    " FROM user_facts WHERE id IN (SELECT id FROM doomed)) ORDER BY id FOR UPDATE"
+)
+DELETE_FACTS_SQL = "DELETE FROM user_facts WHERE id = ANY(%s)"
+RELINK_SQL = (
+    "UPDATE user_facts SET superseded_by = %s, valid_until = greatest(%s, valid_from) WHERE id = %s"
+)
+RESTORE_SQL = (
+    "UPDATE user_facts SET valid_until = NULL, superseded_by = NULL"
+    f" WHERE id = %s RETURNING {_FACT_COLUMNS}"
+)
+SOURCE_SPEAKER_SQL = (
+    # who said a fact's sources and where (the latest of them), else the session's user
+    "(SELECT session_id, speaker, 0 AS rank FROM messages WHERE id = ANY(%s)"
+    " AND role = 'user' ORDER BY created_at DESC LIMIT 1) UNION ALL (SELECT NULL, speaker, 1"
+    " FROM messages WHERE session_id = %s AND role = 'user' LIMIT 1) ORDER BY rank LIMIT 1"
 )
 DELETE_USER_FACTS_SQL = "DELETE FROM user_facts WHERE user_id = %s RETURNING id"
 CLAIM_SQL = (
@@ -134,6 +155,25 @@ class Recorded:
     superseded: tuple[Fact, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class RestoredFact:
+    """A fact made current again: who said its sources (the speaker its memory is
+    stored with) and the session of the latest of them (None for a correction)."""
+
+    fact: Fact
+    speaker: str
+    session_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """What forgetting a session did to the facts: those derived only from its messages
+    (deleted) and those they had superseded that are current again."""
+
+    deleted: tuple[Fact, ...] = ()
+    restored: tuple[RestoredFact, ...] = ()
+
+
 def _fact(row: dict[str, Any]) -> Fact:
     return Fact(
         id=row["id"],
@@ -148,6 +188,46 @@ def _fact(row: dict[str, Any]) -> Fact:
         superseded_by=row["superseded_by"],
         created_at=row["created_at"],
     )
+
+
+def _relinks(
+    doomed: dict[uuid.UUID, Fact], kept: Sequence[Fact]
+) -> list[tuple[uuid.UUID, Fact | None]]:
+    """What becomes of the kept facts a deleted one had superseded: each (id, the kept
+    fact that supersedes it now), or (id, None) for the one made current again (the most
+    recent of those whose successors were all deleted, on a subject left with no current
+    fact); the older ones of those are superseded by it."""
+    by_id = {f.id: f for f in kept}
+
+    def successor(fact_id: uuid.UUID | None) -> Fact | None:
+        seen: set[uuid.UUID] = set()
+        while fact_id is not None and fact_id in doomed and fact_id not in seen:
+            seen.add(fact_id)
+            fact_id = doomed[fact_id].superseded_by
+        return by_id.get(fact_id) if fact_id is not None else None
+
+    out: list[tuple[uuid.UUID, Fact | None]] = []
+    orphans: dict[tuple[uuid.UUID, str, str], list[Fact]] = {}
+    for fact in kept:
+        if fact.superseded_by is None or fact.superseded_by not in doomed:
+            continue
+        after = successor(fact.superseded_by)
+        if after is not None:
+            out.append((fact.id, after))
+        else:
+            orphans.setdefault(_key(fact), []).append(fact)
+    for key, left in orphans.items():
+        left.sort(key=lambda f: (f.valid_from, f.created_at), reverse=True)
+        current = next((f for f in kept if f.current and _key(f) == key), None)
+        if current is None:
+            current, left = left[0], left[1:]
+            out.append((current.id, None))
+        out.extend((f.id, current) for f in left)
+    return out
+
+
+def _key(fact: Fact) -> tuple[uuid.UUID, str, str]:
+    return fact.persona_id, fact.user_id, fact.subject
 
 
 class FactStore:
@@ -223,12 +303,36 @@ class FactStore:
             cur = await conn.execute(DELETE_FACT_SQL, (fact_id, persona_id, user_id))
             return await cur.fetchone() is not None
 
-    async def delete_from_session(self, session_id: uuid.UUID) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        """Delete the facts derived only from this session's messages (before the session
-        is deleted); returns their (persona id, fact id)."""
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(DELETE_SESSION_FACTS_SQL, (session_id,))
-            return [(r[0], r[1]) for r in await cur.fetchall()]
+    async def delete_from_session(self, session_id: uuid.UUID) -> SessionFacts:
+        """Delete the facts derived only from this session's messages (call it before the
+        session is deleted) and leave the rest as if the session had never been: in the
+        same transaction, a fact that one of them had superseded is superseded by the
+        next fact on its subject that is kept, or, when none is, the most recent such
+        fact on the subject is current again."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(SESSION_SUBJECTS_SQL, {"session": session_id})
+            rows = await cur.fetchall()
+            doomed = {r["id"]: _fact(r) for r in rows if r["doomed"]}
+            if not doomed:
+                return SessionFacts()
+            kept = [_fact(r) for r in rows if not r["doomed"]]
+            await cur.execute(DELETE_FACTS_SQL, (list(doomed),))
+            restored: list[RestoredFact] = []
+            for fact_id, successor in _relinks(doomed, kept):
+                if successor is not None:
+                    await cur.execute(RELINK_SQL, (successor.id, successor.valid_from, fact_id))
+                    continue
+                await cur.execute(RESTORE_SQL, (fact_id,))
+                row = await cur.fetchone()
+                assert row is not None
+                fact = _fact(row)
+                await cur.execute(SOURCE_SPEAKER_SQL, (list(fact.source_ids), session_id))
+                said = await cur.fetchone()
+                speaker = said["speaker"] if said is not None else fact.user_id
+                where = said["session_id"] if said is not None and fact.origin == "said" else None
+                restored.append(RestoredFact(fact, speaker, where))
+        return SessionFacts(tuple(doomed.values()), tuple(restored))
 
     async def delete_user(self, user_id: str) -> list[uuid.UUID]:
         """Delete every fact of a user (all personas); returns their ids."""
@@ -290,4 +394,12 @@ class FactStore:
         return int(row[0]) if row else 0
 
 
-__all__ = ["Fact", "FactOrigin", "FactStore", "PendingMessage", "Recorded"]
+__all__ = [
+    "Fact",
+    "FactOrigin",
+    "FactStore",
+    "PendingMessage",
+    "Recorded",
+    "RestoredFact",
+    "SessionFacts",
+]

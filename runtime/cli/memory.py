@@ -196,7 +196,12 @@ def add_commands(sub: Any) -> None:
     )
     which = forget.add_mutually_exclusive_group(required=True)
     which.add_argument("--user", help="every session and memory of this user")
-    which.add_argument("--session", type=uuid_arg, help="this session and its memories")
+    which.add_argument(
+        "--session",
+        type=uuid_arg,
+        help="this session, its memories and the facts derived from it (a fact those had "
+        "superseded is current again)",
+    )
     forget.set_defaults(run=_forget)
     facts = memory.add_parser(
         "facts", help="what a persona knows about a user: facts, current and superseded"
@@ -214,7 +219,9 @@ def add_commands(sub: Any) -> None:
     correct.add_argument("fact_id", type=uuid_arg, help="a fact id (see memory facts)")
     correct.add_argument("text", type=bounded_text(500), help="what is true instead")
     correct.set_defaults(run=_correct_fact)
-    delete_fact = memory.add_parser("delete-fact", help="forget a fact")
+    delete_fact = memory.add_parser(
+        "delete-fact", help="forget a fact (nothing it superseded becomes current again)"
+    )
     delete_fact.add_argument("--persona", required=True, help="slug or id")
     delete_fact.add_argument("--user", required=True, help="the user")
     delete_fact.add_argument("fact_id", type=uuid_arg, help="a fact id (see memory facts)")
@@ -531,7 +538,8 @@ async def _forget(settings: Settings, args: argparse.Namespace) -> int:
             messages, memories = await services.memory.forget_session(args.session)
             print(
                 f"forgot session {args.session}: {messages} message(s), {memories} memories "
-                "(with the facts derived from its messages)"
+                "(with the facts derived from its messages; a fact they had superseded is "
+                "current again)"
             )
         else:
             if not args.user.strip():

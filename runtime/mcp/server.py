@@ -39,8 +39,10 @@ INSTRUCTIONS = (
     "Personae runs personas: characters (real figures, tutors, companions) that remember "
     "what their user told them. Find one with list_personas or search_personas. To talk "
     "with it, start_session, then chat with the session_id. To read or change what it "
-    "remembers of the user: search_memories, list_memories, remember, forget. Each "
-    "persona's character card is a resource, personae://personas/{slug}/card."
+    "remembers of the user: search_memories, list_memories, remember, forget. To see or "
+    "correct what it knows about the user (facts derived from what they said): "
+    "list_facts, correct_fact, delete_fact. Each persona's character card is a resource, "
+    "personae://personas/{slug}/card."
 )
 Context = ServerRequestContext[Any, Any]
 

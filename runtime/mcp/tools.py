@@ -1,8 +1,8 @@
 """The MCP tools: what an assistant may do with the personas and what they remember of
 its user. Each is a :class:`~runtime.mcp.types.Tool` whose ``run`` calls the use case
-every other interface calls (the persona store, the chat service and its inspection),
-so a tool decides nothing of its own. To add a tool: an :class:`Arguments` model, a
-function, a view of its result, and an entry in :data:`TOOLS`."""
+every other interface calls (the persona store, the chat service, its inspection and its
+facts), so a tool decides nothing of its own. To add a tool: an :class:`Arguments`
+model, a function, a view of its result, and an entry in :data:`TOOLS`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from runtime.mcp.types import Arguments, Call, Tool
+from runtime.usecases.facts import MAX_FACT_CHARS
 from runtime.usecases.replies import ask
 from runtime.views.mcp import (
     ChatAnswer,
+    FactCorrected,
+    FactDeleted,
+    FactLine,
     Forgotten,
+    KnownFacts,
     MemoryList,
     PersonaBrief,
     PersonaList,
@@ -39,6 +44,15 @@ UserKey = Annotated[
     Field(
         default=None,
         description="another user's memories (admins only); by default the caller's own",
+    ),
+]
+
+FactUserKey = Annotated[
+    str | None,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    Field(
+        default=None,
+        description="another user's facts (admins only); by default the caller's own",
     ),
 ]
 
@@ -166,6 +180,65 @@ async def forget(call: Call, args: ForgetArguments) -> Forgotten:
     )
 
 
+# ---- facts ------------------------------------------------------------------------------
+
+
+class ListFactsArguments(Arguments):
+    persona: PersonaKey
+    history: bool = Field(
+        default=False,
+        description="also the facts no longer true (superseded), with when they stopped",
+    )
+    user: FactUserKey
+
+
+async def list_facts(call: Call, args: ListFactsArguments) -> KnownFacts:
+    chat, who = call.caller.chat, call.caller.principal
+    found = await chat.facts.list(who, args.persona, user=args.user)
+    return KnownFacts(
+        persona=(await chat.services.personas.get(args.persona)).slug,
+        user=args.user or who.user_id,
+        facts=[FactLine.of(f) for f in found if args.history or f.current],
+    )
+
+
+class CorrectFactArguments(Arguments):
+    persona: PersonaKey
+    fact_id: uuid.UUID = Field(description="the id of a current fact list_facts gave")
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_FACT_CHARS,
+        description="what is true instead, as a fact about the user: 'Uma lives in Porto.'",
+    )
+    user: FactUserKey
+
+
+async def correct_fact(call: Call, args: CorrectFactArguments) -> FactCorrected:
+    chat, who = call.caller.chat, call.caller.principal
+    fact = await chat.facts.correct(who, args.persona, args.fact_id, args.text, user=args.user)
+    return FactCorrected(
+        persona=(await chat.services.personas.get(args.persona)).slug,
+        user=fact.user_id,
+        fact=FactLine.of(fact),
+    )
+
+
+class DeleteFactArguments(Arguments):
+    persona: PersonaKey
+    fact_id: uuid.UUID = Field(description="the id of a fact list_facts gave")
+    user: FactUserKey
+
+
+async def delete_fact(call: Call, args: DeleteFactArguments) -> FactDeleted:
+    chat, who = call.caller.chat, call.caller.principal
+    await chat.facts.delete(who, args.persona, args.fact_id, user=args.user)
+    return FactDeleted(
+        persona=(await chat.services.personas.get(args.persona)).slug,
+        user=args.user or who.user_id,
+        fact_id=args.fact_id,
+    )
+
+
 # ---- conversations ----------------------------------------------------------------------
 
 
@@ -263,6 +336,42 @@ TOOLS: tuple[Tool[Any], ...] = (
         ForgetArguments,
         Forgotten,
         forget,
+        read_only=False,
+        destructive=True,
+        idempotent=False,
+    ),
+    Tool(
+        "list_facts",
+        "List facts about the user",
+        "What a persona knows about the user: short statements derived from what the user "
+        "said ('Uma lives in Porto.'), by subject, each with when it became true and the "
+        "messages it came from. Only the current ones unless history is asked for; a fact "
+        "no longer true says when it stopped and which fact superseded it.",
+        ListFactsArguments,
+        KnownFacts,
+        list_facts,
+    ),
+    Tool(
+        "correct_fact",
+        "Correct a fact",
+        "Replace a current fact about the user (its id from list_facts) by what is true: "
+        "the correction becomes the current fact on its subject and the one corrected "
+        "stays as history.",
+        CorrectFactArguments,
+        FactCorrected,
+        correct_fact,
+        read_only=False,
+        destructive=False,
+        idempotent=False,
+    ),
+    Tool(
+        "delete_fact",
+        "Delete a fact",
+        "Delete a fact about the user (its id from list_facts), current or past: the "
+        "persona no longer knows it. Nothing it had superseded becomes current again.",
+        DeleteFactArguments,
+        FactDeleted,
+        delete_fact,
         read_only=False,
         destructive=True,
         idempotent=False,

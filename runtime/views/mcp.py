@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 from memory import MemoryRecord, ScoredMemory
+from memory.record.facts import Fact, FactOrigin
 from memory.record.transcripts import Message, MessageCut, MessageStatus, Session
 from memory.types import SpeakerRole
 from personas import Persona
@@ -122,6 +123,61 @@ class Forgotten(View):
     persona: str
     user: str
     memory_id: uuid.UUID
+
+
+class FactLine(View):
+    """What the persona knows about the user: ``current`` while nothing superseded it
+    (then ``valid_until`` is null); pass ``id`` to ``correct_fact`` or ``delete_fact``.
+    ``origin`` is ``said`` (derived from the messages ``source_ids``) or ``corrected``
+    (set by the user)."""
+
+    id: uuid.UUID
+    subject: str
+    text: str
+    current: bool
+    valid_from: Timestamp
+    valid_until: Timestamp | None
+    superseded_by: uuid.UUID | None
+    source_ids: list[uuid.UUID]
+    origin: FactOrigin
+
+    @classmethod
+    def of(cls, f: Fact) -> FactLine:
+        return cls(
+            id=f.id,
+            subject=f.subject,
+            text=f.text,
+            current=f.current,
+            valid_from=f.valid_from,
+            valid_until=f.valid_until,
+            superseded_by=f.superseded_by,
+            source_ids=list(f.source_ids),
+            origin=f.origin,
+        )
+
+
+class KnownFacts(View):
+    """The user's facts by subject, the most recent first (with ``history``, the
+    superseded ones too)."""
+
+    persona: str
+    user: str
+    facts: list[FactLine]
+
+
+class FactCorrected(View):
+    """The correcting fact: current, on the corrected one's subject, which it
+    supersedes (that one stays as history)."""
+
+    persona: str
+    user: str
+    fact: FactLine
+
+
+class FactDeleted(View):
+    persona: str
+    user: str
+    fact_id: uuid.UUID
 
 
 class SessionOpened(View):

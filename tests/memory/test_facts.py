@@ -123,8 +123,8 @@ async def world(
     async with EdgeMemoryIndex(tmp_path / "qdrant", dim=DIM) as index:
         embedder = FakeEmbedder(DIM, seed=7)
         transcripts = Transcripts(db)
-        memory = MemoryService(index, embedder, transcripts)
         facts = FactStore(db)
+        memory = MemoryService(index, embedder, transcripts, facts=facts)
         yield {
             "persona": persona,
             "memory": memory,
@@ -256,3 +256,144 @@ async def test_set_aside_lines_do_not_crowd_the_evidence_out_of_the_candidates(
         assert found[0].record.text == statement.text
         # a search leaves questions out altogether (a listing still shows them)
         assert [m.record.text for m in found] == [statement.text]
+
+
+async def say(w: dict[str, Any], session: Any, text: str, reply: str | None = None) -> Any:
+    """A user message stored as a turn stores it (its memory has the message's id), with
+    the persona's reply when given."""
+    message = await tell(w, session, text)
+    pid = w["persona"].id
+    lines = [
+        NewMemory(
+            persona_id=str(pid),
+            user_id="ada",
+            session_id=str(session.id),
+            speaker_name="Ada",
+            speaker_role="user",
+            text=text,
+            metadata={"act": "statement"},
+            id=message.id,
+        )
+    ]
+    if reply is not None:
+        answer, _ = await w["transcripts"].append_persona_message(
+            session.id, persona_id=pid, speaker="Einstein", text=reply, reply_to=message.id
+        )
+        lines.append(
+            NewMemory(
+                persona_id=str(pid),
+                user_id="ada",
+                session_id=str(session.id),
+                speaker_name="Einstein",
+                speaker_role="persona",
+                text=reply,
+                metadata={"act": "reply"},
+                id=answer.id,
+            )
+        )
+    await w["memory"].remember(lines)
+    await w["consolidator"].drain()
+    return message
+
+
+async def homes(w: dict[str, Any]) -> list[tuple[str, bool]]:
+    return [
+        (f.text, f.current)
+        for f in await w["facts"].history(w["persona"].id, "ada")
+        if f.subject == "home"
+    ]
+
+
+async def fact_memories(w: dict[str, Any], text: str) -> list[Any]:
+    found = await w["memory"].search(
+        persona_id=str(w["persona"].id), user_id="ada", text=text, k=10
+    )
+    return [m.record for m in found if m.record.kind == "fact"]
+
+
+async def test_forgetting_the_session_of_a_change_makes_the_old_fact_current_again(
+    world: dict[str, Any],
+) -> None:
+    w, pid = world, world["persona"].id
+    first = await w["transcripts"].create_session("ada", [pid])
+    lyon = await say(w, first, "I live in Lyon.", reply="Lyon is lovely!")
+    await say(w, first, "My dog is called Pixel.")
+    second = await w["transcripts"].create_session("ada", [pid])
+    await say(w, second, "I moved to Berlin.")
+    (reply_id,) = await w["transcripts"].reply_ids([lyon.id])
+    for line in (lyon.id, reply_id):
+        assert (await w["memory"].get(line, persona_id=str(pid))).metadata["superseded"] is True
+    assert await homes(w) == [("Ada lives in Berlin.", True), ("Ada lives in Lyon.", False)]
+
+    await w["memory"].forget_session(second.id)
+    # as if the move had never been said: Lyon is current, with no end and no successor
+    assert await homes(w) == [("Ada lives in Lyon.", True)]
+    (home,) = [f for f in await w["facts"].current(pid, "ada") if f.subject == "home"]
+    assert home.valid_until is None and home.superseded_by is None
+    assert home.source_ids == (lyon.id,)
+    assert {f.text for f in await w["facts"].current(pid, "ada")} == {
+        "Ada lives in Lyon.",
+        "Ada's dog is called Pixel.",
+    }
+    # back in the index as a fact memory of its own session, found by a search
+    found = await fact_memories(w, "where does Ada live")
+    assert "Ada lives in Lyon." in [r.text for r in found]
+    assert "Ada lives in Berlin." not in [r.text for r in found]
+    memory = next(r for r in found if r.text == "Ada lives in Lyon.")
+    assert memory.id == home.id and memory.session_id == str(first.id)
+    assert memory.speaker_name == "Ada" and memory.metadata["subject"] == "home"
+    # the statement it came from, and the reply to it, are true again
+    for line in (lyon.id, reply_id):
+        assert not (await w["memory"].get(line, persona_id=str(pid))).metadata["superseded"]
+
+
+async def test_forgetting_the_session_of_the_old_fact_leaves_the_new_one_current(
+    world: dict[str, Any],
+) -> None:
+    w, pid = world, world["persona"].id
+    first = await w["transcripts"].create_session("ada", [pid])
+    await say(w, first, "I live in Lyon.")
+    second = await w["transcripts"].create_session("ada", [pid])
+    await say(w, second, "I moved to Berlin.")
+
+    await w["memory"].forget_session(first.id)
+    assert await homes(w) == [("Ada lives in Berlin.", True)]  # Lyon is not even history
+    found = [r.text for r in await fact_memories(w, "where does Ada live")]
+    assert "Ada lives in Berlin." in found and "Ada lives in Lyon." not in found
+
+
+async def test_a_fact_superseded_through_a_forgotten_one_is_superseded_by_the_next_kept(
+    world: dict[str, Any],
+) -> None:
+    """Lyon, then Berlin, then Paris, each in its own session: forgetting Berlin's leaves
+    Paris current and Lyon superseded by Paris, from when Paris became true."""
+    w, pid = world, world["persona"].id
+    sessions = [await w["transcripts"].create_session("ada", [pid]) for _ in range(3)]
+    for session, text in zip(
+        sessions, ("I live in Lyon.", "I moved to Berlin.", "I moved to Paris."), strict=True
+    ):
+        await say(w, session, text)
+
+    await w["memory"].forget_session(sessions[1].id)
+    history = {f.text: f for f in await w["facts"].history(pid, "ada")}
+    assert set(history) == {"Ada lives in Lyon.", "Ada lives in Paris."}
+    lyon, paris = history["Ada lives in Lyon."], history["Ada lives in Paris."]
+    assert paris.current and not lyon.current
+    assert lyon.superseded_by == paris.id and lyon.valid_until == paris.valid_from
+    found = [r.text for r in await fact_memories(w, "where does Ada live")]
+    assert "Ada lives in Paris." in found and "Ada lives in Lyon." not in found
+    # forgetting Paris's session too: Lyon is all that was said, and current
+    await w["memory"].forget_session(sessions[2].id)
+    assert await homes(w) == [("Ada lives in Lyon.", True)]
+
+
+async def test_deleting_a_fact_restores_nothing(world: dict[str, Any]) -> None:
+    """The user said the fact is wrong: what it superseded stays history."""
+    w, pid = world, world["persona"].id
+    first = await w["transcripts"].create_session("ada", [pid])
+    await say(w, first, "I live in Lyon.")
+    second = await w["transcripts"].create_session("ada", [pid])
+    await say(w, second, "I moved to Berlin.")
+    (berlin,) = [f for f in await w["facts"].current(pid, "ada") if f.subject == "home"]
+    assert await w["facts"].delete(berlin.id, pid, "ada")
+    assert await homes(w) == [("Ada lives in Lyon.", False)]

@@ -22,6 +22,9 @@ TOOLS = [
     "list_memories",
     "remember",
     "forget",
+    "list_facts",
+    "correct_fact",
+    "delete_fact",
     "start_session",
     "chat",
 ]

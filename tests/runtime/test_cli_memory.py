@@ -307,3 +307,46 @@ async def test_facts_are_listed_corrected_deleted_and_shown_in_the_prompt(
                only["id"], ok=False)  # fmt: skip
     assert gone.returncode == 1 and gone.stderr.count("\n") == 1
     assert "no fact" in gone.stderr and "Traceback" not in gone.stderr
+
+
+async def test_forgetting_a_session_makes_current_again_the_fact_it_superseded(
+    cli: Any, db: AsyncConnectionPool[Any]
+) -> None:
+    """`personae memory forget --session`: the move told in the forgotten session never
+    happened; the home told before is current again and recalled as a fact."""
+    from memory.record.facts import FactStore
+    from memory.record.transcripts import Transcripts
+
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT id FROM personas WHERE slug = 'albert-einstein'")
+        row = await cur.fetchone()
+    assert row is not None
+    transcripts, facts = Transcripts(db), FactStore(db)
+    for text, fact in (
+        ("I live in Lyon.", "Uma lives in Lyon."),
+        ("I moved to Berlin.", "Uma lives in Berlin."),
+    ):
+        session = await transcripts.create_session("uma", [row[0]])
+        said, _ = await transcripts.store_user_message(
+            session.id, user_id="uma", speaker="Uma", text=text, client_msg_id="c1"
+        )
+        await facts.record(
+            persona_id=row[0],
+            user_id="uma",
+            subject="home",
+            text=fact,
+            valid_from=said.created_at,
+            source_ids=(said.id,),
+        )
+    out = cli("memory", "forget", "--session", str(session.id)).stdout
+    assert f"forgot session {session.id}: 1 message(s)" in out
+
+    listed = cli("memory", "facts", "--persona", "albert-einstein", "--user", "uma", "--json")
+    (only,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert only["text"] == "Uma lives in Lyon." and only["current"]
+    assert only["valid_until"] is None and only["superseded_by"] is None
+    found = cli(
+        "memory", "search", "--persona", "albert-einstein", "--user", "uma",
+        "--query", "Where does Uma live?", "-k", "3",
+    ).stdout  # fmt: skip
+    assert "Uma lives in Lyon." in found

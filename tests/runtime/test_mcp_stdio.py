@@ -3,6 +3,7 @@ SDK's own client (as Claude Desktop or Cursor start it), on the test databases."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 from psycopg_pool import AsyncConnectionPool
 
+from memory.record.facts import FactStore
 from memory.record.transcripts import Transcripts
 from personas import Actor, PersonaStore
 from tests.personas.factory import definition
@@ -112,6 +114,55 @@ async def test_the_stdio_server_answers_the_sdk_client(
         assert unknown.value.message == "unknown tool 'teleport'; see tools/list"
     sessions = await Transcripts(db).list_sessions("uma")
     assert [str(s.id) for s in sessions] == [session_id]
+
+
+async def test_the_stdio_server_lists_corrects_and_deletes_facts(
+    cli_env: dict[str, str], store: PersonaStore, db: AsyncConnectionPool[Any]
+) -> None:
+    tutor = await store.create(definition("tutor"), ADMIN)
+    facts = FactStore(db)
+    for user, text, year in (
+        ("uma", "Uma lives in Lyon.", 2024),
+        ("bo", "Bo lives in Oslo.", 2025),
+    ):
+        await facts.record(
+            persona_id=tutor.id,
+            user_id=user,
+            subject="home",
+            text=text,
+            valid_from=dt.datetime(year, 1, 1, tzinfo=dt.UTC),
+        )
+    async with stdio(cli_env, "-m", "tests.runtime.mcp_fake", "uma") as client:
+        (lyon,) = ok(await client.call_tool("list_facts", {"persona": "tutor"}))["facts"]
+        assert lyon["text"] == "Uma lives in Lyon." and lyon["current"]
+        fixed = ok(
+            await client.call_tool(
+                "correct_fact",
+                {"persona": "tutor", "fact_id": lyon["id"], "text": "Uma lives in Porto."},
+            )
+        )["fact"]
+        assert fixed["origin"] == "corrected" and fixed["current"]
+        listed = ok(await client.call_tool("list_facts", {"persona": "tutor", "history": True}))
+        assert [(f["text"], f["current"]) for f in listed["facts"]] == [
+            ("Uma lives in Porto.", True),
+            ("Uma lives in Lyon.", False),
+        ]
+        assert listed["facts"][1]["superseded_by"] == fixed["id"]
+        found = ok(
+            await client.call_tool("search_memories", {"persona": "tutor", "query": "Porto"})
+        )
+        assert [m["text"] for m in found["memories"]] == ["Uma lives in Porto."]
+        ok(await client.call_tool("delete_fact", {"persona": "tutor", "fact_id": fixed["id"]}))
+        assert ok(await client.call_tool("list_facts", {"persona": "tutor"}))["facts"] == []
+        # the process's user is an admin: another user's facts are theirs to see
+        theirs = ok(await client.call_tool("list_facts", {"persona": "tutor", "user": "bo"}))
+        assert [f["text"] for f in theirs["facts"]] == ["Bo lives in Oslo."]
+        assert (
+            failure(
+                await client.call_tool("delete_fact", {"persona": "tutor", "fact_id": fixed["id"]})
+            )
+            == f"fact_not_found: no fact {fixed['id']} of this user and persona"
+        )
 
 
 @pytest.mark.slow  # the real embedder, in the real command

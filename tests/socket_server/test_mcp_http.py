@@ -6,6 +6,7 @@ arguments. Both protocol eras: the single-request protocol the SDK's client pref
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -250,6 +251,116 @@ async def test_a_user_sees_only_their_own_memories(mserver: Server) -> None:
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_facts_are_listed_corrected_and_deleted_through_the_use_case(
+    mserver: Server, mode: str
+) -> None:
+    tutor = await mserver.services.personas.get("tutor")
+    facts = mserver.services.facts
+
+    async def record(user: str, subject: str, text: str, year: int) -> str:
+        done = await facts.record(
+            persona_id=tutor.id,
+            user_id=user,
+            subject=subject,
+            text=text,
+            valid_from=dt.datetime(year, 3, 1, tzinfo=dt.UTC),
+        )
+        assert done.fact is not None
+        return str(done.fact.id)
+
+    lyon = await record("alice", "home", "Alice lives in Lyon.", 2024)
+    berlin = await record("alice", "home", "Alice lives in Berlin.", 2026)
+    rex = await record("bob", "dog", "Bob's dog is called Rex.", 2025)
+    async with mcp(mserver, mserver.token("alice"), mode) as client:
+        schemas = {t.name: t.output_schema for t in (await client.list_tools()).tools}
+
+        async def call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+            data = ok(await client.call_tool(name, args))
+            jsonschema.validate(data, schemas[name])
+            return data
+
+        def when(text: str | None) -> dt.datetime | None:
+            return dt.datetime.fromisoformat(text) if text is not None else None
+
+        now = await call("list_facts", {"persona": "tutor"})
+        assert now["persona"] == "tutor" and now["user"] == "alice"
+        (current,) = now["facts"]
+        assert when(current.pop("valid_from")) == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+        assert current == {
+            "id": berlin,
+            "subject": "home",
+            "text": "Alice lives in Berlin.",
+            "current": True,
+            "valid_until": None,
+            "superseded_by": None,
+            "source_ids": [],
+            "origin": "said",
+        }
+        history = (await call("list_facts", {"persona": "tutor", "history": True}))["facts"]
+        assert [f["id"] for f in history] == [berlin, lyon]
+        assert history[1]["superseded_by"] == berlin and not history[1]["current"]
+        assert when(history[1]["valid_until"]) == dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+        # a correction is the current fact now; the one corrected is history
+        fixed = await call(
+            "correct_fact",
+            {"persona": "tutor", "fact_id": berlin, "text": " Alice lives in  Munich. "},
+        )
+        munich = fixed["fact"]
+        assert fixed["persona"] == "tutor" and fixed["user"] == "alice"
+        assert munich["text"] == "Alice lives in Munich." and munich["origin"] == "corrected"
+        assert munich["current"] and munich["subject"] == "home"
+        history = (await call("list_facts", {"persona": "tutor", "history": True}))["facts"]
+        assert [(f["id"], f["current"]) for f in history] == [
+            (munich["id"], True),
+            (berlin, False),
+            (lyon, False),
+        ]
+        assert history[1]["superseded_by"] == munich["id"]
+        found = await call(
+            "search_memories", {"persona": "tutor", "query": "where does Alice live", "k": 5}
+        )
+        assert "Alice lives in Munich." in [m["text"] for m in found["memories"]]
+        again = failure(
+            await client.call_tool(
+                "correct_fact",
+                {"persona": "tutor", "fact_id": berlin, "text": "Alice lives in Rome."},
+            )
+        )
+        assert again == "fact_superseded: only a current fact can be corrected"
+
+        # deleted: gone with its history entry, and what it superseded stays history
+        gone = await call("delete_fact", {"persona": "tutor", "fact_id": munich["id"]})
+        assert gone == {"persona": "tutor", "user": "alice", "fact_id": munich["id"]}
+        assert (await call("list_facts", {"persona": "tutor"}))["facts"] == []
+        history = (await call("list_facts", {"persona": "tutor", "history": True}))["facts"]
+        assert [(f["id"], f["current"]) for f in history] == [(berlin, False), (lyon, False)]
+        found = await call(
+            "search_memories", {"persona": "tutor", "query": "where does Alice live", "k": 5}
+        )
+        assert "Alice lives in Munich." not in [m["text"] for m in found["memories"]]
+
+        # another user's facts: refused, or not found by id
+        for tool, args in (
+            ("list_facts", {"persona": "tutor", "user": "bob"}),
+            ("delete_fact", {"persona": "tutor", "fact_id": rex, "user": "bob"}),
+            ("correct_fact", {"persona": "tutor", "fact_id": rex, "text": "x", "user": "bob"}),
+        ):
+            refused = failure(await client.call_tool(tool, args))
+            assert refused == "forbidden: only an admin may see another user's facts"
+        for tool, args in (
+            ("delete_fact", {"persona": "tutor", "fact_id": rex}),
+            ("correct_fact", {"persona": "tutor", "fact_id": rex, "text": "Alice has a dog."}),
+        ):
+            missing = failure(await client.call_tool(tool, args))
+            assert missing == f"fact_not_found: no fact {rex} of this user and persona"
+    async with mcp(mserver, mserver.token("root", "admin"), mode) as admin:
+        theirs = ok(await admin.call_tool("list_facts", {"persona": "tutor", "user": "bob"}))
+        assert theirs["user"] == "bob"
+        assert [f["text"] for f in theirs["facts"]] == ["Bob's dog is called Rex."]
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_bad_arguments_are_tool_errors_that_name_them(mserver: Server, mode: str) -> None:
     nobody = str(uuid.uuid4())
     cases: list[tuple[str, dict[str, Any], str]] = [
@@ -292,6 +403,37 @@ async def test_bad_arguments_are_tool_errors_that_name_them(mserver: Server, mod
         ),
         ("chat", {"session_id": nobody, "message": "hi"}, f"session '{nobody}' not found"),
         ("forget", {"persona": "tutor", "memory_id": nobody}, f"memory '{nobody}' not found"),
+        ("list_facts", {"persona": "nobody"}, "persona 'nobody' not found"),
+        (
+            "list_facts",
+            {"persona": "tutor", "history": "sometimes"},
+            "invalid arguments: history: Input should be a valid boolean",
+        ),
+        (
+            "correct_fact",
+            {"persona": "tutor", "fact_id": "home", "text": "x"},
+            "invalid arguments: fact_id: Input should be a valid UUID",
+        ),
+        (
+            "correct_fact",
+            {"persona": "tutor", "fact_id": nobody},
+            "invalid arguments: text: Field required",
+        ),
+        (
+            "correct_fact",
+            {"persona": "tutor", "fact_id": nobody, "text": "x" * 501},
+            "invalid arguments: text: String should have at most 500 characters",
+        ),
+        (
+            "correct_fact",
+            {"persona": "tutor", "fact_id": nobody, "text": "   "},
+            "invalid_payload: text: must not be blank",
+        ),
+        (
+            "delete_fact",
+            {"persona": "tutor", "fact_id": nobody},
+            f"fact_not_found: no fact {nobody} of this user and persona",
+        ),
     ]
     async with mcp(mserver, mserver.token("alice"), mode) as client:
         for tool, args, said in cases:

@@ -67,6 +67,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from agents.fake_llm import FakeStreamingChatModel
 from memory.summaries import Summarized
+from memory.types import MemoryFilter
 from personas import Actor
 from personas.definitions import load_path, shipped_library
 from runtime.infra.auth import Principal
@@ -262,7 +263,12 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
             )
         )
     await chat.drain(settings.shutdown_grace_s)
+    kept = await services.memory.list(
+        MemoryFilter(persona_id=str(persona.id), user_id=user, kinds=frozenset({"summary"})),
+        limit=100,
+    )
     changed = [a for a in asked if a.stale is not None]
+    stale_keys = [a.stale for a in changed if a.stale is not None]
     totals = services.consolidator.totals
     return {
         "script": script.get("name", ""),
@@ -288,7 +294,15 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
             ),
             "queue_empty_after_turns_s": round(queue_s, 2),
         },
-        "summaries": {"sessions": summaries.sessions, "written": summaries.written},
+        "summaries": {
+            "sessions": summaries.sessions,
+            "written": summaries.written,
+            # the summary memories as they stand at the end, and those naming a stale value
+            "naming_a_stale_value": sum(
+                any(_word(r.text, key) for key in stale_keys) for r in kept.records
+            ),
+            "texts": [r.text for r in kept.records],
+        },
         "asked": [asdict(a) for a in asked],
     }
 

@@ -18,6 +18,7 @@ from agents.prompt import PromptInput, compose
 from agents.turn.graph import build_graph
 from agents.types import NullEvents
 from personas import Actor
+from tests.agents.test_guards_own_words import guarded
 from tests.agents.test_prompt_budget import NOW, persona
 from tests.personas.factory import definition
 
@@ -78,16 +79,6 @@ def test_a_fact_said_back_to_the_user() -> None:
     )
     assert said_back("Ada is from Nairobi.", "Ada") == "You said that you are from Nairobi."
     assert said_back("Ada studies chemistry.", "Ada") == "You said that you study chemistry."
-
-
-def guarded(text: str, guard: ReplyGuard) -> tuple[str, Any]:
-    shown = ""
-    for token in split_tokens(text):
-        shown += guard.feed(token)
-        if guard.stopped:
-            break
-    reply = guard.finish()
-    return shown + reply.tail, reply
 
 
 def test_a_reply_is_shown_once_a_finished_sentence_names_the_fact() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from memory.errors import MemoryNotFound
 from memory.record.facts import Fact, FactStore
+from memory.record.summaries import SummaryStore
 from memory.record.transcripts import Transcripts
 from memory.types import (
     Embedder,
@@ -111,9 +112,12 @@ class MemoryService:
         weights: ScoringWeights | None = None,
         importance: ImportanceRater | None = None,
         facts: FactStore | None = None,
+        summaries: SummaryStore | None = None,
     ) -> None:
         self.facts = facts
         """What is known about users, forgotten with them (``user_facts``)."""
+        self.summaries = summaries
+        """Session summaries: those that left out statements true again are rewritten."""
         self.index = index
         self.embedder = embedder
         self.transcripts = transcripts
@@ -335,6 +339,11 @@ class MemoryService:
                 where = str(again.session_id) if again.session_id is not None else None
                 await self.index_fact(again.fact, again.speaker, session_id=where)
                 await self.mark_superseded(again.fact.persona_id, again.fact.source_ids, False)
+            if self.summaries is not None and forgotten.restored:
+                # their sessions' summaries left those statements out: written again
+                await self.summaries.requeue(
+                    [s for again in forgotten.restored for s in again.fact.source_ids]
+                )
         memories = await self.index.forget_session(str(session_id))
         messages = await self.transcripts.delete_session(session_id)
         return messages, memories

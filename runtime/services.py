@@ -207,6 +207,7 @@ async def open_services(
         # the embedded 135M model is too weak to judge; a configured provider is asked
         capable = not is_local(settings.llm) and settings.llm_judges
         facts = FactStore(core.pool)
+        summaries = SummaryStore(core.pool)
         memory = MemoryService(
             index,
             embedder,
@@ -214,6 +215,7 @@ async def open_services(
             weights=scoring_weights(settings),
             importance=LLMImportance(chat_model) if capable else None,
             facts=facts,
+            summaries=summaries,
         )
         scorer = (
             await PrototypeScorer.create(partial(embedder.embed, purpose="trait"))
@@ -250,7 +252,6 @@ async def open_services(
             ),
         )
         graph = build_graph()
-        summaries = SummaryStore(core.pool)
         memory_model = _memory_model(settings)
         yield Services(
             settings=settings,

@@ -24,6 +24,7 @@ from memory import (
 from memory.acts import act_of, is_correction, is_question
 from memory.consolidation import Consolidator, LocalExtractor, Said
 from memory.record.facts import FactStore
+from memory.record.summaries import SummaryStore
 from memory.record.transcripts import Transcripts
 from memory.service import MemoryService, NewMemory
 from personas import Actor, PersonaStore
@@ -124,8 +125,10 @@ async def world(
         embedder = FakeEmbedder(DIM, seed=7)
         transcripts = Transcripts(db)
         facts = FactStore(db)
-        memory = MemoryService(index, embedder, transcripts, facts=facts)
+        summaries = SummaryStore(db)
+        memory = MemoryService(index, embedder, transcripts, facts=facts, summaries=summaries)
         yield {
+            "summaries": summaries,
             "persona": persona,
             "memory": memory,
             "facts": facts,
@@ -324,8 +327,23 @@ async def test_forgetting_the_session_of_a_change_makes_the_old_fact_current_aga
     for line in (lyon.id, reply_id):
         assert (await w["memory"].get(line, persona_id=str(pid))).metadata["superseded"] is True
     assert await homes(w) == [("Ada lives in Berlin.", True), ("Ada lives in Lyon.", False)]
+    # the first session was summarised without the statement the move superseded
+    await w["summaries"].end(first.id)
+    read = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    await w["summaries"].write(
+        first.id,
+        summary="x",
+        through_seq=99,
+        through_at=None,
+        messages=3,
+        origin="local",
+        read_at=read,
+    )
+    assert (await w["summaries"].get(first.id)).due_at is None
 
     await w["memory"].forget_session(second.id)
+    # its summary is written again, with the Lyon statement true again
+    assert (await w["summaries"].get(first.id)).due_at is not None
     # as if the move had never been said: Lyon is current, with no end and no successor
     assert await homes(w) == [("Ada lives in Lyon.", True)]
     (home,) = [f for f in await w["facts"].current(pid, "ada") if f.subject == "home"]

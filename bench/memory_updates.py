@@ -297,6 +297,7 @@ async def play(services: Services, script: dict[str, Any]) -> dict[str, Any]:
         "summaries": {
             "sessions": summaries.sessions,
             "written": summaries.written,
+            "process_cpu_ms_per_session": round(summaries.cpu_ms / max(summaries.sessions, 1), 2),
             # the summary memories as they stand at the end, and those naming a stale value
             "naming_a_stale_value": sum(
                 any(_word(r.text, key) for key in stale_keys) for r in kept.records

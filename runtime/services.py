@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -329,16 +329,9 @@ async def consolidating(services: Services) -> AsyncIterator[asyncio.Task[None]]
     """Consolidate queued user messages into facts in the background while open (the
     server and the in-process chat); the queue is durable, so whatever is left when it
     closes is done at the next start."""
-    task = asyncio.create_task(
-        services.consolidator.run_forever(idle_s=services.settings.memory_consolidation_idle_s),
-        name="personae-consolidation",
-    )
-    try:
+    work = services.consolidator.run_forever(idle_s=services.settings.memory_consolidation_idle_s)
+    async with _in_background(work, "personae-consolidation") as task:
         yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @asynccontextmanager
@@ -346,9 +339,17 @@ async def summarizing(services: Services) -> AsyncIterator[asyncio.Task[None]]:
     """Summarise sessions that went quiet or ended, in the background while open (beside
     :func:`consolidating`); what is due is derived from the transcripts, so nothing is
     lost when it closes."""
-    task = asyncio.create_task(
-        services.summarizer.run_forever(idle_s=SUMMARY_IDLE_S), name="personae-summaries"
-    )
+    work = services.summarizer.run_forever(idle_s=SUMMARY_IDLE_S)
+    async with _in_background(work, "personae-summaries") as task:
+        yield task
+
+
+@asynccontextmanager
+async def _in_background(
+    work: Coroutine[Any, Any, None], name: str
+) -> AsyncIterator[asyncio.Task[None]]:
+    """``work`` as a task while open, cancelled and awaited on leaving."""
+    task = asyncio.create_task(work, name=name)
     try:
         yield task
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from onnx import load as load_onnx
 
 from memory import (
     EmbedderError,
@@ -130,6 +131,12 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
     async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as q:
         assert q.precision == "int8" and q.export is not None
         assert (q.export.folder / onnx_export.INT8_FILE).is_file()
+        ops = {
+            n.op_type for n in load_onnx(str(q.export.folder / onnx_export.INT8_FILE)).graph.node
+        }
+        assert "MatMul" not in ops, "a matrix multiplication was left in float"
+        if q.export.fused:
+            assert "QAttention" in ops and "Attention" not in ops
         got = await q.embed(TEXTS)
         expected = await onnx.embed(TEXTS)
         cosines = np.sum(got * expected, axis=1)

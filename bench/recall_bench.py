@@ -64,7 +64,7 @@ from memory import ScoringWeights
 from memory.service import MemoryService
 from personas import Actor
 from personas.definitions import load_path, shipped_library
-from runtime.cli.memory import CONTEXT_LINES, ImportLine, import_memories
+from runtime.cli.memory import CONTEXT_LINES, ImportLine, import_memories, import_threads
 from runtime.infra.auth import Principal
 from runtime.infra.metrics import Metrics
 from runtime.infra.ratelimit import Limits, RateLimiter
@@ -372,6 +372,8 @@ async def main() -> int:
                 "llm_judges": False,
                 # the embedder's one-time export, kept between runs
                 "embedding_cache_dir": configured.embedding_cache_dir or args.model_cache,
+                # as `personae memory import` runs it
+                "embedding_threads": import_threads(configured),
             }
         )
         model = FakeStreamingChatModel(reply=_reply_to)

@@ -117,7 +117,9 @@ class OnnxEmbedder(BatchedEmbedder):
         return encoder, self.export.dim
 
     def _unload(self) -> None:
-        self._held = None
+        held, self._held = self._held, None
+        if isinstance(held, OnnxEncoder):
+            held.close()
 
 
 def make_embedder(

@@ -9,6 +9,7 @@ import argparse
 import datetime as dt
 import json
 import math
+import os
 import sys
 import uuid
 from collections import Counter
@@ -268,7 +269,9 @@ def _lines(path: Path, model: type[BaseModel]) -> Iterator[tuple[int, Any]]:
 async def _import(settings: Settings, args: argparse.Namespace) -> int:
     lines = [line for _, line in _lines(args.file, ImportLine)]  # all validated first
     # thousands of lines: rate importance with the heuristic, not one model call a line
-    settings = settings.model_copy(update={"llm_judges": False})
+    settings = settings.model_copy(
+        update={"llm_judges": False, "embedding_threads": import_threads(settings)}
+    )
     async with open_services(settings, overrides=_NO_SCORER) as services:
         persona = await services.personas.get(args.persona)
         with tqdm(
@@ -285,6 +288,17 @@ async def _import(settings: Settings, args: argparse.Namespace) -> int:
             )
     print(f"imported {stored} memories for {persona.slug} from {args.file}")
     return 0
+
+
+def import_threads(settings: Settings) -> int:
+    """The embedder's threads for an import: ``PERSONAE_EMBEDDING_THREADS`` when it is
+    set, else every core (an import is a bulk job, and each thread encodes its own
+    texts; ``docs/performance.md``)."""
+    if "embedding_threads" in settings.model_fields_set:
+        return settings.embedding_threads
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 async def import_memories(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,7 +19,8 @@ from memory import (
     make_embedder,
 )
 from memory.vector import onnx_embedder, onnx_export
-from memory.vector.onnx_encoder import Export
+from memory.vector.onnx_embedder import Precision
+from memory.vector.onnx_encoder import Export, OnnxEncoder
 
 pytestmark = pytest.mark.slow
 
@@ -176,3 +178,34 @@ async def test_an_int8_copy_that_moves_vectors_too_far_leaves_the_float_model(
             assert np.allclose(await e.embed(TEXTS[:4]), await onnx.embed(TEXTS[:4]), atol=1e-6)
     assert "running in float" in caplog.text and "cosine" in caplog.text
     assert not (folder / onnx_export.INT8_FILE).exists()
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+async def test_threads_run_a_calls_texts_side_by_side_with_the_same_vectors(
+    model_cache: Path, precision: Precision
+) -> None:
+    """With two threads the texts of one call are shared between them; every text gets
+    the vector it gets on one thread (and, in int8, alone)."""
+    texts = [f"Line {i} of an import about the garden and {'roses ' * (i % 9)}" for i in range(70)]
+    async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision=precision) as one:
+        expected = await one.embed(texts)
+        alone = np.stack([await one.embed_one(t) for t in texts[:5]])
+    async with OnnxEmbedder(
+        cache_dir=model_cache, fallback=False, precision=precision, threads=2
+    ) as two:
+        assert two.precision == precision
+        encoder = two._held
+        assert isinstance(encoder, OnnxEncoder) and encoder._helpers is not None
+        shared: list[Any] = []
+        submit = encoder._helpers.submit
+
+        def counted(fn: Any, *args: Any) -> Any:
+            shared.append(fn)
+            return submit(fn, *args)
+
+        encoder._helpers.submit = counted  # type: ignore[method-assign,assignment]
+        got = await two.embed(texts)
+        assert shared, "the second thread was not used"
+    assert np.allclose(got, expected, atol=1e-6)
+    if precision == "int8":
+        assert np.allclose(got[:5], alone, atol=1e-6)

@@ -3,11 +3,15 @@ lines around it as its context (the store itself is covered by the CLI tests).""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, cast
 
+import pytest
+
 from memory.service import MemoryService, NewMemory
-from runtime.cli.memory import ImportLine, import_memories
+from runtime.cli.memory import ImportLine, import_memories, import_threads
+from runtime.settings import load_settings
 
 
 class Capture:
@@ -72,3 +76,13 @@ async def test_ids_are_stable_and_repeats_stay_distinct() -> None:
 async def test_without_context_lines_stand_alone() -> None:
     items = await _import(CHAT, context_lines=0)
     assert all(i.context == () for i in items)
+
+
+def test_an_import_encodes_on_every_core_unless_the_threads_are_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PERSONAE_EMBEDDING_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert import_threads(load_settings()) == 3
+    monkeypatch.setenv("PERSONAE_EMBEDDING_THREADS", "1")
+    assert import_threads(load_settings()) == 1

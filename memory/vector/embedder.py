@@ -112,6 +112,7 @@ class _Request:
 class _Lane:
     name: str
     executor: ThreadPoolExecutor
+    max_wait_s: float
     queue: deque[_Request] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -131,6 +132,9 @@ class MicroBatcher:
 
     In each lane, after taking a request the worker yields once; if others are queued by
     then (a burst), it waits up to ``max_wait_s`` for more, up to ``max_batch`` texts.
+    The urgent lane waits ``urgent_wait_s`` instead (``max_wait_s`` when not given): an
+    encoder that runs each text alone gains nothing from a batch, so a search need not
+    wait for one.
     """
 
     def __init__(
@@ -141,16 +145,16 @@ class MicroBatcher:
         background_executor: ThreadPoolExecutor | None = None,
         max_batch: int = 64,
         max_wait_s: float = 0.003,
+        urgent_wait_s: float | None = None,
         name: str = "embedder",
         stats: BatchStats | None = None,
     ) -> None:
         self._encode = encode
         self._lanes = (
-            _Lane("urgent", executor),
-            _Lane("later", background_executor or executor),
+            _Lane("urgent", executor, max_wait_s if urgent_wait_s is None else urgent_wait_s),
+            _Lane("later", background_executor or executor, max_wait_s),
         )
         self._max_batch = max_batch
-        self._max_wait_s = max_wait_s
         self._name = name
         self._workers: list[asyncio.Task[None]] = []
         self.stats = stats or BatchStats()
@@ -192,8 +196,8 @@ class MicroBatcher:
             await asyncio.sleep(0)  # let callers scheduled in this same tick enqueue
             if lane.queue:
                 self._drain(lane.queue, batch)
-                if sum(len(r.texts) for r in batch) < self._max_batch:
-                    await asyncio.sleep(self._max_wait_s)
+                if lane.max_wait_s > 0 and sum(len(r.texts) for r in batch) < self._max_batch:
+                    await asyncio.sleep(lane.max_wait_s)
                     self._drain(lane.queue, batch)
             await self._encode_batch(loop, lane.executor, batch)
 
@@ -293,6 +297,10 @@ class BatchedEmbedder:
         """What this embedder has done since it was made (kept after it closes)."""
         return self._stats
 
+    runs_alone = False
+    """Whether the encode function runs each text alone (int8 on ONNX Runtime): set by
+    :meth:`_load`; a search then does not wait for others to batch with."""
+
     def _load(self) -> tuple[EncodeFn, int]:
         """Load the model (on the worker thread); the encode function and the dimension."""
         raise NotImplementedError
@@ -316,6 +324,7 @@ class BatchedEmbedder:
             background_executor=self._background,
             max_batch=self._max_batch,
             max_wait_s=self._max_wait_s,
+            urgent_wait_s=0.0 if self.runs_alone else None,
             name=self._model_name,
             stats=self._stats,
         )

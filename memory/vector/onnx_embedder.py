@@ -95,6 +95,7 @@ class OnnxEmbedder(BatchedEmbedder):
             # others would get a vector that depends on them (cosine ~0.99 to its own),
             # so each text runs alone, which costs less than batching does in float
             chunk = 1 if self.precision == "int8" else CHUNK
+            self.runs_alone = chunk == 1
             encoder = OnnxEncoder(self.export, path=path, threads=self._threads, chunk=chunk)
         except Exception as exc:  # any failure here has the same remedy
             reason = f"{type(exc).__name__}: {exc}"
@@ -108,6 +109,7 @@ class OnnxEmbedder(BatchedEmbedder):
                 reason,
             )
             self.backend = "torch"
+            self.runs_alone = False
             set_torch_threads(self._threads)
             st = load_sentence_transformer(self._model_name)
             self._held = st

@@ -288,3 +288,36 @@ def test_vector_cache_keeps_the_most_recent_texts_read_only() -> None:
     off = VectorCache(0)
     off.put("a", np.zeros(3, dtype=np.float32))
     assert off.get("a") is None
+
+
+async def test_with_an_encoder_that_runs_texts_alone_a_query_does_not_wait_for_a_batch(
+    executor: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries in a burst go to the encoder at once (an encoder running each text alone
+    gains nothing from waiting for more); background requests still wait to batch."""
+    from memory.vector import embedder as module
+
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded(delay: float) -> None:
+        waits.append(delay)
+        await sleep(delay)
+
+    monkeypatch.setattr(module.asyncio, "sleep", recorded)
+    encoder = CountingEncoder()
+    encoder.release.set()
+    batcher = MicroBatcher(encoder, executor=executor, max_wait_s=0.02, urgent_wait_s=0.0)
+    batcher.start()
+    try:
+        queries = [batcher.submit([f"query {i}"], urgent=True) for i in range(3)]
+        await asyncio.wait_for(asyncio.gather(*queries), timeout=5)
+        assert 0.02 not in waits
+        replies = [batcher.submit([f"reply {i}"]) for i in range(3)]
+        await asyncio.wait_for(asyncio.gather(*replies), timeout=5)
+        assert 0.02 in waits
+    finally:
+        await batcher.stop()
+    assert sorted(t for b in encoder.batches for t in b) == sorted(
+        [f"query {i}" for i in range(3)] + [f"reply {i}" for i in range(3)]
+    )

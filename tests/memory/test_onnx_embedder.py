@@ -132,6 +132,7 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
     near the float model's (recall at every k is measured by bench/recall_bench.py)."""
     async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as q:
         assert q.precision == "int8" and q.export is not None
+        assert q.runs_alone  # so a search does not wait for others to batch with
         assert (q.export.folder / onnx_export.INT8_FILE).is_file()
         ops = {
             n.op_type for n in load_onnx(str(q.export.folder / onnx_export.INT8_FILE)).graph.node

@@ -295,8 +295,6 @@ async def test_with_an_encoder_that_runs_texts_alone_a_query_does_not_wait_for_a
 ) -> None:
     """Queries in a burst go to the encoder at once (an encoder running each text alone
     gains nothing from waiting for more); background requests still wait to batch."""
-    from memory.vector import embedder as module
-
     waits: list[float] = []
     sleep = asyncio.sleep
 
@@ -304,7 +302,7 @@ async def test_with_an_encoder_that_runs_texts_alone_a_query_does_not_wait_for_a
         waits.append(delay)
         await sleep(delay)
 
-    monkeypatch.setattr(module.asyncio, "sleep", recorded)
+    monkeypatch.setattr(asyncio, "sleep", recorded)
     encoder = CountingEncoder()
     encoder.release.set()
     batcher = MicroBatcher(encoder, executor=executor, max_wait_s=0.02, urgent_wait_s=0.0)

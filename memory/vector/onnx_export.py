@@ -148,6 +148,9 @@ def ensure_int8(spec: Export) -> Path:
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
+        for stale in spec.folder.glob("model-int8*.onnx"):  # an earlier version's copy
+            if stale.name != INT8_FILE:
+                stale.unlink(missing_ok=True)
         log.info(
             "made the int8 copy of %s in %.1f s (cosine to float >= %.4f)",
             spec.folder.name,

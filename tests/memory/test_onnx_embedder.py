@@ -4,6 +4,7 @@ once and reused, batching, the text cache, and the fallback to PyTorch."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,31 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
     async with OnnxEmbedder(cache_dir=model_cache, fallback=False, precision="int8") as again:
         assert again.precision == "int8"
         assert np.allclose(await again.embed(TEXTS[:4]), got[:4], atol=1e-6)
+
+
+async def test_making_the_int8_copy_removes_an_earlier_versions_copy(
+    onnx: OnnxEmbedder, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert onnx.export is not None
+    made = onnx.export.folder / onnx_export.INT8_FILE
+    if not made.is_file():  # this module's int8 test makes it; alone, make it here
+        onnx_export.ensure_int8(onnx.export)
+    folder = tmp_path / onnx.export.folder.name
+    folder.mkdir()
+    for name in ("model.onnx", "meta.json", "tokenizer.json"):
+        (folder / name).symlink_to(onnx.export.folder / name)
+    (folder / "model-int8.onnx").write_bytes(b"an earlier quantisation")
+    monkeypatch.setattr(onnx_export, "export_folder", lambda model, cache_dir: folder)
+
+    def copied(spec: Export, target: Path) -> float:
+        shutil.copyfile(made, target)
+        return 0.99
+
+    monkeypatch.setattr(onnx_export, "quantize_int8", copied)
+    async with OnnxEmbedder(cache_dir=tmp_path, fallback=False, precision="int8") as e:
+        assert e.precision == "int8"
+    assert (folder / onnx_export.INT8_FILE).is_file()
+    assert not (folder / "model-int8.onnx").exists()
 
 
 async def test_an_int8_copy_that_moves_vectors_too_far_leaves_the_float_model(

@@ -97,7 +97,6 @@ class Overlapping(Capture):
         super().__init__()
         self.now = self.most = 0
         self.fail_on = fail_on
-        self.cancelled = 0
 
     async def remember(self, items: Sequence[NewMemory]) -> list[Any]:
         self.now += 1
@@ -107,9 +106,6 @@ class Overlapping(Capture):
             if any(i.text == self.fail_on for i in items):
                 raise RuntimeError("the store refused it")
             return await super().remember(items)
-        except asyncio.CancelledError:
-            self.cancelled += 1
-            raise
         finally:
             self.now -= 1
 
@@ -140,5 +136,5 @@ async def test_the_next_batch_is_embedded_while_one_is_stored_and_a_failure_stop
             lines=lines,
             batch=2,
         )
-    assert failing.now == 0 and failing.cancelled == 1, "a batch was left running"
+    assert failing.now == 0, "a batch was left running"
     assert [i.text for i in failing.items] == ["one", "two"]

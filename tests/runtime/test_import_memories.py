@@ -3,7 +3,6 @@ lines around it as its context (the store itself is covered by the CLI tests).""
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any, cast
@@ -87,54 +86,3 @@ def test_an_import_encodes_on_every_core_unless_the_threads_are_set(
     assert import_threads(load_settings()) == 3
     monkeypatch.setenv("PERSONAE_EMBEDDING_THREADS", "1")
     assert import_threads(load_settings()) == 1
-
-
-class Overlapping(Capture):
-    """Each batch takes a while to store; counts how many are stored at once, and fails
-    on the batch holding ``fail_on``."""
-
-    def __init__(self, fail_on: str | None = None) -> None:
-        super().__init__()
-        self.now = self.most = 0
-        self.fail_on = fail_on
-
-    async def remember(self, items: Sequence[NewMemory]) -> list[Any]:
-        self.now += 1
-        self.most = max(self.most, self.now)
-        try:
-            await asyncio.sleep(0.01)
-            if any(i.text == self.fail_on for i in items):
-                raise RuntimeError("the store refused it")
-            return await super().remember(items)
-        finally:
-            self.now -= 1
-
-
-async def test_the_next_batch_is_embedded_while_one_is_stored_and_a_failure_stops_both() -> None:
-    lines = [ImportLine.model_validate(line) for line in CHAT]
-    seen: list[int] = []
-    store = Overlapping()
-    stored = await import_memories(
-        cast(MemoryService, store),
-        persona_id="p1",
-        persona_name="Albert Einstein",
-        user="uma",
-        lines=lines,
-        batch=2,
-        progress=seen.append,
-    )
-    assert stored == 6 and seen == [2, 2, 2] and store.most == 2
-    assert [i.text for i in store.items] == [line["text"] for line in CHAT]
-
-    failing = Overlapping(fail_on="other session")  # the second of three batches
-    with pytest.raises(RuntimeError, match="refused"):
-        await import_memories(
-            cast(MemoryService, failing),
-            persona_id="p1",
-            persona_name="Albert Einstein",
-            user="uma",
-            lines=lines,
-            batch=2,
-        )
-    assert failing.now == 0, "a batch was left running"
-    assert [i.text for i in failing.items] == ["one", "two"]

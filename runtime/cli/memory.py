@@ -6,14 +6,13 @@ the facts derived from them, what a persona knows about a user)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import math
 import os
 import sys
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -341,28 +340,12 @@ async def import_memories(
         items.append(item)
     items = with_context(items, CONTEXT_LINES if context_lines is None else context_lines)
     stored = 0
-    # two batches in flight: one is stored while the next is embedded, so the cores the
-    # encoder leaves idle meanwhile are used (each batch's ids are its own)
-    in_flight: deque[asyncio.Task[list[MemoryRecord]]] = deque()
-    try:
-        for start in range(0, len(items), batch):
-            in_flight.append(asyncio.create_task(memory.remember(items[start : start + batch])))
-            if len(in_flight) > 1:
-                stored += _done(await in_flight.popleft(), progress)
-        while in_flight:
-            stored += _done(await in_flight.popleft(), progress)
-    finally:
-        for task in in_flight:
-            task.cancel()
-        if in_flight:
-            await asyncio.gather(*in_flight, return_exceptions=True)
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        stored += len(await memory.remember(chunk))
+        if progress is not None:
+            progress(len(chunk))
     return stored
-
-
-def _done(records: list[MemoryRecord], progress: Callable[[int], object] | None) -> int:
-    if progress is not None:
-        progress(len(records))
-    return len(records)
 
 
 CONTEXT_LINES = 2

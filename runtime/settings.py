@@ -84,7 +84,12 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "onnx", "torch"] = Field(
         default="auto", description="'auto': ONNX Runtime, or PyTorch where it is not usable"
     )
-    embedding_threads: int = Field(default=1, ge=1, le=64, description="threads per embedder")
+    embedding_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="texts of one encode call run side by side, each on one thread",
+    )
     embedding_precision: Literal["int8", "fp32"] = Field(
         default="int8",
         description="ONNX Runtime: int8 weights (faster, same recall) or float",

@@ -162,7 +162,7 @@ async def test_int8_stays_close_to_the_float_model_and_is_made_once(
 
 
 async def test_making_the_int8_copy_removes_an_earlier_versions_copy(
-    onnx: OnnxEmbedder, model_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    onnx: OnnxEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert onnx.export is not None
     made = onnx.export.folder / onnx_export.INT8_FILE
